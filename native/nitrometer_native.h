@@ -1,0 +1,101 @@
+/*
+ * nitrometer native core: Amazon NVMe log page 0xD0 decode, delta, quantiles,
+ * and the NVMe admin ioctls that fetch it.
+ *
+ * This file is both the C header and the cffi cdef, so it holds only
+ * declarations cffi can parse: no includes, no expressions in array sizes.
+ * Every exported name starts with nm_ / NM_.
+ */
+
+#define NM_MAX_BINS 64
+#define NM_DETAIL_BINS 32
+#define NM_MAX_BANDS 8
+#define NM_NUM_COUNTERS 11
+#define NM_MAX_QUANTILES 16
+#define NM_BASE_PAGE_LEN 4096
+#define NM_DETAIL_PAGE_LEN 8192
+#define NM_IDENTIFY_LEN 4096
+
+#define NM_MAGIC_EBS 0x3C23B510
+#define NM_MAGIC_INSTANCE_STORE 0xEC2C0D7E
+
+/* Kinds of device, from the magic. */
+#define NM_KIND_EBS 1
+#define NM_KIND_INSTANCE_STORE 2
+
+/* Counter indices, in page order (offset 8 + 8 * index). */
+#define NM_READ_OPS 0
+#define NM_WRITE_OPS 1
+#define NM_READ_BYTES 2
+#define NM_WRITE_BYTES 3
+#define NM_READ_TIME_US 4
+#define NM_WRITE_TIME_US 5
+#define NM_VOLUME_EXCEEDED_IOPS_US 6
+#define NM_VOLUME_EXCEEDED_TP_US 7
+#define NM_INSTANCE_EXCEEDED_IOPS_US 8
+#define NM_INSTANCE_EXCEEDED_TP_US 9
+#define NM_QUEUE_LENGTH 10
+
+/* Decode and delta errors (negative return values). */
+#define NM_ESHORT -1      /* buffer shorter than the page kind needs */
+#define NM_EMAGIC -2      /* not an EC2 NVMe statistics page */
+#define NM_EVERSION -3    /* page version this decoder does not know */
+#define NM_EBINS -4       /* base histogram num_bins > 64 */
+#define NM_EDETAILBINS -5 /* detail bands need num_bins <= 32 */
+#define NM_EHISTS -6      /* num_of_hists > 8 */
+#define NM_EBOUNDS -7     /* histogram bin bounds not increasing */
+#define NM_EBANDS -8      /* IO-size band bounds not increasing */
+#define NM_ELAYOUT -9     /* delta of pages with different kind or bins */
+#define NM_EARG -10       /* bad argument (NULL, q outside [0, 1], too many q) */
+
+/* Delta flags. */
+#define NM_DELTA_RESET 1  /* a cumulative counter went down: the device restarted */
+
+typedef struct {
+    uint32_t num_bins;
+    uint64_t lower[64];   /* microseconds */
+    uint64_t upper[64];
+    uint64_t count[64];
+} nm_hist;
+
+typedef struct {
+    uint32_t magic;
+    uint32_t version;
+    uint32_t kind;
+    uint64_t counters[11];
+    nm_hist read;
+    nm_hist write;
+    /* IO-size detail (version 1): bins share the write histogram's bounds. */
+    uint32_t num_bands;
+    uint32_t band_bins;
+    uint64_t band_low[8];   /* bytes, exclusive */
+    uint64_t band_high[8];  /* bytes, inclusive; UINT64_MAX = no bound */
+    uint64_t band_read[8][32];
+    uint64_t band_write[8][32];
+} nm_page;
+
+/* Everything one poll needs, computed in one call. */
+typedef struct {
+    nm_page delta;
+    uint32_t flags;
+    uint32_t num_q;
+    double read_q[16];   /* microseconds, NaN when no IO */
+    double write_q[16];
+    double band_read_q[8][16];
+    double band_write_q[8][16];
+} nm_summary;
+
+int nm_decode(const uint8_t *buf, size_t len, nm_page *out);
+int nm_delta(const nm_page *prev, const nm_page *cur, nm_page *out, uint32_t *flags);
+int nm_quantiles(const uint64_t *lower, const uint64_t *upper, const uint64_t *count,
+                 uint32_t num_bins, const double *qs, uint32_t num_q, double *out);
+int nm_merge_bins(const uint64_t *upper, const uint64_t *count, uint32_t num_bins,
+                  const uint64_t *edges, uint32_t num_edges, uint64_t *out);
+int nm_summarize(const nm_page *prev, const nm_page *cur, const double *qs, uint32_t num_q,
+                 nm_summary *out);
+const char *nm_strerror(int code);
+
+/* Admin ioctls: 0 on success, -errno on a failed ioctl, > 0 an NVMe status. */
+int nm_get_log_page(int fd, uint32_t nsid, uint8_t log_id, uint8_t *buf, uint32_t len,
+                    uint32_t timeout_ms);
+int nm_identify_controller(int fd, uint8_t *buf, uint32_t timeout_ms);

@@ -1,0 +1,5 @@
+import sys
+
+from nitrometer.cli import main
+
+sys.exit(main())

@@ -1,0 +1,64 @@
+"""Metric names: the public contract. The exporter, rules and dashboards all import them here.
+
+Names are the exposed series names (counters end in _total); histograms name the family
+(series add _bucket, _sum, _count). Base units throughout: seconds, bytes, USD.
+"""
+
+# Labels every per-device series carries; identity (model, bdev) lives only in DEVICE_INFO.
+DEVICE_LABELS = ("device", "serial", "kind")
+
+# Per-device counters, from the page's cumulative counters.
+READ_OPS = "ec2_nvme_read_ops_total"
+WRITE_OPS = "ec2_nvme_write_ops_total"
+READ_BYTES = "ec2_nvme_read_bytes_total"
+WRITE_BYTES = "ec2_nvme_write_bytes_total"
+READ_TIME = "ec2_nvme_read_time_seconds_total"
+WRITE_TIME = "ec2_nvme_write_time_seconds_total"
+EXCEEDED_SECONDS = "ec2_nvme_performance_exceeded_seconds_total"  # + scope, limit
+QUEUE_LENGTH = "ec2_nvme_queue_length"  # gauge
+
+# Histograms built from the page's bins; _sum is the device's total time.
+LATENCY = "ec2_nvme_latency_seconds"  # + op
+IO_SIZE_LATENCY = "ec2_nvme_io_size_latency_seconds"  # + op, io_size (instance store)
+
+# What 1 Hz polling sees and a 15-60 s scrape cannot.
+EXCEEDED_INTERVALS = "ec2_nvme_exceeded_intervals_total"  # seconds with any limit exceeded
+EXCEEDED_EPISODES = "ec2_nvme_exceeded_episodes_total"  # + scope, limit; ended episodes
+EXCEEDED_NOW = "ec2_nvme_performance_exceeded"  # gauge 0/1 + scope, limit; the last second
+PEAK_IOPS = "ec2_nvme_peak_iops"  # gauge + op; max 1 s IOPS over the peak window
+PEAK_THROUGHPUT = "ec2_nvme_peak_throughput_bytes_per_second"  # gauge + op
+PEAK_LATENCY = "ec2_nvme_peak_latency_seconds"  # gauge + op, quantile; max 1 s quantile
+DEVICE_INFO = "ec2_nvme_device_info"  # gauge 1 + model, bdev, firmware
+
+# Label values.
+SCOPES = ("volume", "instance")
+LIMITS = ("iops", "throughput")
+OPS = ("read", "write")
+
+# The instance, for fleet views and the live savings model.
+INSTANCE_INFO = "ec2_instance_info"  # instance_id, instance_type, family, size, arch, region, az
+NORMALIZATION_FACTOR = "ec2_instance_normalization_factor"
+PRICE = "ec2_instance_price_usd_per_hour"  # on-demand Linux rate of this instance type
+GRAVITON_PRICE = "ec2_instance_graviton_price_usd_per_hour"  # + graviton_instance_type
+INSTANCE_HOURS = "ec2_instance_hours_total"
+NORMALIZED_HOURS = "ec2_instance_normalized_hours_total"
+COST = "ec2_instance_cost_usd_total"
+GRAVITON_COST = "ec2_instance_graviton_cost_usd_total"  # what the same hours cost on Graviton
+
+# Host context beside the device numbers: a starved host is not a slow device.
+HOST_CPU_BUSY = "nitrometer_host_cpu_busy_ratio"  # gauge, last second
+HOST_CPU_IOWAIT = "nitrometer_host_cpu_iowait_ratio"  # gauge, last second
+
+# The agent itself.
+BUILD_INFO = "nitrometer_build_info"
+POLL_DURATION = "nitrometer_poll_duration_seconds"  # histogram
+POLL_OVERRUNS = "nitrometer_poll_overruns_total"
+DEVICE_ERRORS = "nitrometer_device_errors_total"  # + device, reason
+COUNTER_RESETS = "nitrometer_device_counter_resets_total"  # + device labels
+DEVICES = "nitrometer_devices"  # gauge + kind
+DEVICE_UP = "nitrometer_device_up"  # gauge + device labels
+
+
+def family(name: str) -> str:
+    """The name prometheus_client's *MetricFamily wants: counters without _total."""
+    return name[: -len("_total")] if name.endswith("_total") else name

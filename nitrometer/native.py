@@ -1,0 +1,272 @@
+"""The only importer of the compiled core: checks inputs, calls C, raises on errors."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from nitrometer.errors import NitrometerError
+from nitrometer.logpage import COUNTERS, NO_SIZE_BOUND
+
+try:
+    from nitrometer._native import ffi, lib
+except ImportError as exc:  # pragma: no cover - exercised only on a broken install
+    raise NitrometerError(
+        f"the native extension nitrometer._native is missing ({exc}); "
+        "build it with `make venv` or `pip install .`"
+    ) from None
+
+DEFAULT_QUANTILES = (0.5, 0.9, 0.99, 0.999)
+KIND_NAMES = {lib.NM_KIND_EBS: "ebs", lib.NM_KIND_INSTANCE_STORE: "instance_store"}
+
+
+class PageError(NitrometerError):
+    """A page the decoder refused, with the C error code."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
+
+
+class NvmeStatusError(NitrometerError):
+    """The controller completed the admin command with a non-zero NVMe status."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
+def strerror(code: int) -> str:
+    return ffi.string(lib.nm_strerror(code)).decode()
+
+
+def _check(rc: int, call: str) -> None:
+    if rc < 0:
+        raise PageError(f"{strerror(rc)} (originated from {call})", rc)
+
+
+class Histogram:
+    """A view of one histogram inside a decoded page; counts may be a band's."""
+
+    __slots__ = ("_owner", "_bounds", "_count", "num_bins")
+
+    def __init__(self, owner, bounds, count, num_bins: int):
+        self._owner = owner  # keeps the C memory alive
+        self._bounds = bounds
+        self._count = count
+        self.num_bins = num_bins
+
+    @property
+    def lower(self) -> list[int]:
+        return ffi.unpack(self._bounds.lower, self.num_bins)
+
+    @property
+    def upper(self) -> list[int]:
+        return ffi.unpack(self._bounds.upper, self.num_bins)
+
+    @property
+    def counts(self) -> list[int]:
+        return ffi.unpack(self._count, self.num_bins)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts)
+
+    def bins(self) -> list[tuple[int, int, int]]:
+        return list(zip(self.lower, self.upper, self.counts))
+
+    def quantiles(self, qs: Sequence[float] = DEFAULT_QUANTILES) -> list[float]:
+        """Quantiles in microseconds; NaN when the histogram is empty."""
+        return quantiles(self, qs)
+
+    def to_dict(self) -> dict:
+        return {
+            "num_bins": self.num_bins,
+            "bins": [{"lower": lo, "upper": up, "count": c} for lo, up, c in self.bins()],
+        }
+
+
+@dataclass(frozen=True)
+class Band:
+    low: int  # bytes, exclusive
+    high: int | None  # bytes, inclusive; None = no bound
+    read: Histogram
+    write: Histogram
+
+    @property
+    def label(self) -> str:
+        """A short label for the band's upper bound: 512, 4K, 1M, max."""
+        return format_size(self.high)
+
+
+def format_size(size: int | None) -> str:
+    if size is None:
+        return "max"
+    if size and size % (1 << 20) == 0:
+        return f"{size >> 20}M"
+    if size and size % 1024 == 0:
+        return f"{size >> 10}K"
+    return str(size)
+
+
+class Page:
+    """A decoded page (or the delta of two). Counter values are raw device units."""
+
+    __slots__ = ("_c", "_owner")
+
+    def __init__(self, cdata, owner=None):
+        self._c = cdata
+        self._owner = owner  # set when cdata points into another C object
+
+    @property
+    def kind(self) -> str:
+        return KIND_NAMES[self._c.kind]
+
+    @property
+    def magic(self) -> int:
+        return self._c.magic
+
+    @property
+    def version(self) -> int:
+        return self._c.version
+
+    @property
+    def counters(self) -> dict[str, int]:
+        return dict(zip(COUNTERS, ffi.unpack(self._c.counters, len(COUNTERS))))
+
+    def __getitem__(self, counter: str) -> int:
+        return self._c.counters[COUNTERS.index(counter)]
+
+    @property
+    def read(self) -> Histogram:
+        return Histogram(self, self._c.read, self._c.read.count, self._c.read.num_bins)
+
+    @property
+    def write(self) -> Histogram:
+        return Histogram(self, self._c.write, self._c.write.count, self._c.write.num_bins)
+
+    @property
+    def bands(self) -> list[Band]:
+        c = self._c
+        return [
+            Band(
+                low=c.band_low[i],
+                high=None if c.band_high[i] > NO_SIZE_BOUND else c.band_high[i],
+                read=Histogram(self, c.write, c.band_read[i], c.band_bins),
+                write=Histogram(self, c.write, c.band_write[i], c.band_bins),
+            )
+            for i in range(c.num_bands)
+        ]
+
+    def to_dict(self) -> dict:
+        """nvme-cli's JSON keys, plus kind, version and the IO-size bands."""
+        out: dict = {"kind": self.kind, "version": self.version}
+        out.update(self.counters)
+        out["read_io_latency_histogram"] = self.read.to_dict()
+        out["write_io_latency_histogram"] = self.write.to_dict()
+        if self.version == 1:
+            out["io_size_histograms"] = [
+                {
+                    "io_size_low": band.low,
+                    "io_size_high": band.high,
+                    "read_io_latency_histogram": band.read.to_dict(),
+                    "write_io_latency_histogram": band.write.to_dict(),
+                }
+                for band in self.bands
+            ]
+        return out
+
+
+def decode(buf: bytes) -> Page:
+    page = ffi.new("nm_page *")
+    _check(lib.nm_decode(ffi.from_buffer(buf), len(buf), page), "decode")
+    return Page(page)
+
+
+def delta(prev: Page, cur: Page) -> tuple[Page, bool]:
+    """The change from prev to cur, and whether the device reset its counters between."""
+    out = ffi.new("nm_page *")
+    flags = ffi.new("uint32_t *")
+    _check(lib.nm_delta(prev._c, cur._c, out, flags), "delta")
+    return Page(out), bool(flags[0] & lib.NM_DELTA_RESET)
+
+
+def _qs_array(qs: Sequence[float]):
+    for q in qs:
+        if not 0.0 <= q <= 1.0:
+            raise ValueError(f"quantile {q} is outside [0, 1]")
+    return ffi.new("double[]", list(qs))
+
+
+def quantiles(hist: Histogram, qs: Sequence[float] = DEFAULT_QUANTILES) -> list[float]:
+    out = ffi.new("double[]", max(len(qs), 1))
+    b = hist._bounds
+    _check(lib.nm_quantiles(b.lower, b.upper, hist._count, hist.num_bins, _qs_array(qs),
+                            len(qs), out), "quantiles")
+    return ffi.unpack(out, len(qs))
+
+
+def merge_bins(hist: Histogram, edges: Sequence[int]) -> list[int]:
+    """Counts in coarser buckets ending at edges (us), plus one bucket past the last."""
+    out = ffi.new("uint64_t[]", len(edges) + 1)
+    _check(lib.nm_merge_bins(hist._bounds.upper, hist._count, hist.num_bins,
+                             ffi.new("uint64_t[]", list(edges)), len(edges), out), "merge_bins")
+    return ffi.unpack(out, len(edges) + 1)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One poll's worth: the delta page, the reset flag and the latency quantiles (us)."""
+
+    delta: Page
+    reset: bool
+    qs: tuple[float, ...]
+    read_q: list[float]
+    write_q: list[float]
+    band_read_q: list[list[float]]
+    band_write_q: list[list[float]]
+
+
+def summarize(prev: Page, cur: Page, qs: Sequence[float] = DEFAULT_QUANTILES) -> Summary:
+    if len(qs) > lib.NM_MAX_QUANTILES:
+        raise ValueError(f"at most {lib.NM_MAX_QUANTILES} quantiles at once")
+    out = ffi.new("nm_summary *")
+    _check(lib.nm_summarize(prev._c, cur._c, _qs_array(qs), len(qs), out), "summarize")
+    n, bands = len(qs), out.delta.num_bands
+    delta_page = Page(ffi.addressof(out.delta), owner=out)
+    return Summary(
+        delta=delta_page,
+        reset=bool(out.flags & lib.NM_DELTA_RESET),
+        qs=tuple(qs),
+        read_q=ffi.unpack(out.read_q, n),
+        write_q=ffi.unpack(out.write_q, n),
+        band_read_q=[ffi.unpack(out.band_read_q[i], n) for i in range(bands)],
+        band_write_q=[ffi.unpack(out.band_write_q[i], n) for i in range(bands)],
+    )
+
+
+def _ioctl_error(rc: int, what: str) -> Exception:
+    if rc < 0:
+        return OSError(-rc, f"{what}: {os.strerror(-rc)} (originated from ioctl NVME_IOCTL_ADMIN_CMD)")
+    return NvmeStatusError(f"{what}: the controller answered NVMe status {rc:#x}", rc)
+
+
+def get_log_page(fd: int, length: int, *, nsid: int = 1, log_id: int = 0xD0,
+                 timeout_ms: int = 0) -> bytes:
+    """Get Log Page through the admin passthrough; OSError carries the errno."""
+    buf = ffi.new("uint8_t[]", length)
+    rc = lib.nm_get_log_page(fd, nsid, log_id, buf, length, timeout_ms)
+    if rc != 0:
+        raise _ioctl_error(rc, f"Get Log Page {log_id:#04x}")
+    return ffi.buffer(buf, length)[:]
+
+
+def identify_controller(fd: int, *, timeout_ms: int = 0) -> bytes:
+    buf = ffi.new("uint8_t[]", lib.NM_IDENTIFY_LEN)
+    rc = lib.nm_identify_controller(fd, buf, timeout_ms)
+    if rc != 0:
+        raise _ioctl_error(rc, "Identify Controller")
+    return ffi.buffer(buf, lib.NM_IDENTIFY_LEN)[:]
+
+
