@@ -1,0 +1,130 @@
+"""A fake NVMe device for the real ioctl path: an LD_PRELOAD shim plus fixture files.
+
+    shim = build_shim(tmp_dir)             # gcc once per session
+    fake = FakeNvme(tmp_path, shim)
+    fake.add("/dev/nvme1n1", identify=identify_bytes(...), page=encode_page(...))
+    subprocess.run(cmd, env=fake.env())
+    fake.fail("/dev/nvme1n1", "errno=EIO")   # takes effect on the next ioctl
+    fake.commands("/dev/nvme1n1")          # every admin command the process sent
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+SHIM_SOURCE = Path(__file__).with_name("fakenvme.c")
+AMAZON_VID = 0x1D0F
+MODEL_EBS = "Amazon Elastic Block Store"
+MODEL_INSTANCE_STORE = "Amazon EC2 NVMe Instance Storage"
+
+
+def build_shim(out_dir: Path) -> Path:
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        raise RuntimeError("gcc is needed to build the fake NVMe device shim")
+    out = Path(out_dir) / "fakenvme.so"
+    subprocess.run([gcc, "-shared", "-fPIC", "-O1", "-Wall", "-Werror", "-o", str(out),
+                    str(SHIM_SOURCE), "-ldl"], check=True)
+    return out
+
+
+def _padded(text: str, size: int) -> bytes:
+    return text.encode().ljust(size, b" ")[:size]
+
+
+def identify_bytes(serial: str, model: str, *, vid: int = AMAZON_VID, firmware: str = "1.0",
+                   bdev: str = "") -> bytes:
+    """An Identify Controller structure with the fields LOGPAGE.md lists."""
+    buf = bytearray(4096)
+    struct.pack_into("<HH", buf, 0, vid, vid)
+    buf[4:24] = _padded(serial, 20)
+    buf[24:64] = _padded(model, 40)
+    buf[64:72] = _padded(firmware, 8)
+    if bdev:
+        buf[3072:3104] = _padded(bdev, 32)
+    return bytes(buf)
+
+
+def parse_commands(text: str) -> list[dict[str, int]]:
+    return [{k: int(v, 0) for k, v in (f.split("=") for f in line.split())}
+            for line in text.splitlines() if line]
+
+
+class FakeNvme:
+    """Fixture files for the shim: one directory per fake device path."""
+
+    def __init__(self, root: Path, shim: Path):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.shim = Path(shim)
+        self._dirs: dict[str, Path] = {}
+
+    def add(self, path: str, *, identify: bytes, page: bytes | None = None,
+            log_pages: dict[int, bytes] | None = None) -> Path:
+        devdir = self.root / f"dev{len(self._dirs)}"
+        devdir.mkdir()
+        (devdir / "identify.bin").write_bytes(identify)
+        pages = dict(log_pages or {})
+        if page is not None:
+            pages[0xD0] = page
+        for log_id, data in pages.items():
+            (devdir / f"log-{log_id:02x}.bin").write_bytes(data)
+        self._dirs[path] = devdir
+        self._write_map()
+        return devdir
+
+    def remove(self, path: str) -> None:
+        del self._dirs[path]
+        self._write_map()
+
+    def _write_map(self) -> None:
+        lines = "".join(f"{path} {devdir}\n" for path, devdir in self._dirs.items())
+        tmp = self.root / "devices.tmp"
+        tmp.write_text(lines)
+        tmp.replace(self.root / "devices")
+
+    def set_page(self, path: str, page: bytes, log_id: int = 0xD0) -> None:
+        (self._dirs[path] / f"log-{log_id:02x}.bin").write_bytes(page)
+
+    def fail(self, path: str, control: str) -> None:
+        """gone | errno=EACCES|EIO|ENODEV|... | hang=MS | status=HEX; "" heals."""
+        tmp = self._dirs[path] / "control.tmp"
+        tmp.write_text(control + "\n")
+        tmp.replace(self._dirs[path] / "control")
+
+    def commands(self, path: str) -> list[dict[str, int]]:
+        log = self._dirs[path] / "commands"
+        return parse_commands(log.read_text()) if log.exists() else []
+
+    def open_flags(self, path: str) -> list[int]:
+        log = self._dirs[path] / "opens"
+        if not log.exists():
+            return []
+        return [int(line.split("=")[1], 0) for line in log.read_text().splitlines()]
+
+    def clear_log(self, path: str) -> None:
+        for name in ("commands", "opens"):
+            (self._dirs[path] / name).unlink(missing_ok=True)
+
+    def env(self, base: dict[str, str] | None = None) -> dict[str, str]:
+        env = dict(os.environ if base is None else base)
+        env["LD_PRELOAD"] = str(self.shim)
+        env["FAKENVME_DIR"] = str(self.root)
+        env.pop("PYTHONSTARTUP", None)
+        return env
+
+    def run(self, args: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
+        """Runs a command with the shim loaded, capturing text output."""
+        return subprocess.run(args, env=self.env(), capture_output=True, text=True,
+                              timeout=timeout)
+
+    def python(self, code: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        return self.run([sys.executable, "-c", code], timeout=timeout)
+
+    def nitrometer(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        return self.run([sys.executable, "-m", "nitrometer", *args], timeout=timeout)

@@ -1,0 +1,317 @@
+/*
+ * LD_PRELOAD shim: makes configured paths look like Amazon NVMe devices.
+ *
+ * $FAKENVME_DIR/devices holds lines "PATH DEVDIR". Opening PATH gives a real fd
+ * (on /dev/null) that this shim remembers; NVME_IOCTL_ADMIN_CMD on it is answered
+ * from DEVDIR/identify.bin (Identify Controller) and DEVDIR/log-XX.bin (Get Log
+ * Page XX, hex). DEVDIR/control is re-read on every open and ioctl, so a test can
+ * make a device fail and recover while the process runs:
+ *   gone          open fails ENOENT, ioctl fails ENODEV
+ *   errno=NAME    ioctl fails with EACCES, EPERM, EIO, ENODEV, ENXIO, EINTR, ENOTTY
+ *   hang=MS       ioctl waits MS ms; past the command's timeout_ms it fails ETIMEDOUT
+ *   status=HEX    ioctl completes with that NVMe status
+ * Every command is appended to DEVDIR/commands, every open's flags to DEVDIR/opens.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/nvme_ioctl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_FDS 4096
+
+static char *fd_devdir[MAX_FDS];
+
+struct control {
+    int gone, err, hang_ms, status;
+};
+
+static int (*real_openat)(int, const char *, int, ...);
+static int (*real_close)(int);
+static int (*real_ioctl)(int, unsigned long, ...);
+
+static void resolve(void)
+{
+    if (!real_openat) {
+        real_openat = dlsym(RTLD_NEXT, "openat");
+        real_close = dlsym(RTLD_NEXT, "close");
+        real_ioctl = dlsym(RTLD_NEXT, "ioctl");
+    }
+}
+
+/* The DEVDIR configured for path, malloc'd, or NULL. */
+static char *lookup(const char *path)
+{
+    const char *dir = getenv("FAKENVME_DIR");
+    char map[4096], line[8192], *found = NULL;
+    FILE *f;
+
+    if (!dir || !path)
+        return NULL;
+    snprintf(map, sizeof(map), "%s/devices", dir);
+    f = fopen(map, "re");
+    if (!f)
+        return NULL;
+    while (!found && fgets(line, sizeof(line), f)) {
+        char *sep = strchr(line, ' ');
+        if (!sep)
+            continue;
+        *sep = '\0';
+        sep[strcspn(sep + 1, "\n") + 1] = '\0';
+        if (strcmp(line, path) == 0)
+            found = strdup(sep + 1);
+    }
+    fclose(f);
+    return found;
+}
+
+static int errno_named(const char *name)
+{
+    static const struct { const char *n; int e; } names[] = {
+        {"EACCES", EACCES}, {"EPERM", EPERM}, {"EIO", EIO}, {"ENODEV", ENODEV},
+        {"ENXIO", ENXIO}, {"ENOENT", ENOENT}, {"EINTR", EINTR}, {"ETIMEDOUT", ETIMEDOUT},
+        {"ENOTTY", ENOTTY}, {"EINVAL", EINVAL},
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(names[i].n, name) == 0)
+            return names[i].e;
+    return EIO;
+}
+
+static struct control read_control(const char *devdir)
+{
+    struct control c = {0, 0, 0, 0};
+    char path[4096], line[256];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/control", devdir);
+    f = fopen(path, "re");
+    if (!f)
+        return c;
+    while (fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (strcmp(line, "gone") == 0)
+            c.gone = 1;
+        else if (strncmp(line, "errno=", 6) == 0)
+            c.err = errno_named(line + 6);
+        else if (strncmp(line, "hang=", 5) == 0)
+            c.hang_ms = atoi(line + 5);
+        else if (strncmp(line, "status=", 7) == 0)
+            c.status = (int)strtol(line + 7, NULL, 16);
+    }
+    fclose(f);
+    return c;
+}
+
+static void append(const char *devdir, const char *file, const char *text)
+{
+    char path[4096];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", devdir, file);
+    f = fopen(path, "ae");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+/* Every open variant ends here; dirfd is AT_FDCWD for the plain ones. */
+static int fake_openat(int dirfd, const char *path, int flags, mode_t mode)
+{
+    char *devdir;
+    char text[64];
+    int fd;
+
+    resolve();
+    devdir = lookup(path);
+    if (!devdir)
+        return real_openat(dirfd, path, flags, mode);
+    snprintf(text, sizeof(text), "flags=%#o\n", flags & O_ACCMODE);
+    append(devdir, "opens", text);
+    if (read_control(devdir).gone) {
+        free(devdir);
+        errno = ENOENT;
+        return -1;
+    }
+    fd = real_openat(AT_FDCWD, "/dev/null", O_RDONLY | (flags & O_CLOEXEC), 0);
+    if (fd < 0 || fd >= MAX_FDS) {
+        free(devdir);
+        return fd;
+    }
+    free(fd_devdir[fd]);
+    fd_devdir[fd] = devdir;
+    return fd;
+}
+
+static mode_t mode_arg(int flags, va_list ap)
+{
+    return (flags & (O_CREAT | O_TMPFILE)) ? (mode_t)va_arg(ap, int) : 0;
+}
+
+int open(const char *path, int flags, ...)
+{
+    va_list ap;
+    mode_t mode;
+
+    va_start(ap, flags);
+    mode = mode_arg(flags, ap);
+    va_end(ap);
+    return fake_openat(AT_FDCWD, path, flags, mode);
+}
+
+int open64(const char *path, int flags, ...)
+{
+    va_list ap;
+    mode_t mode;
+
+    va_start(ap, flags);
+    mode = mode_arg(flags, ap);
+    va_end(ap);
+    return fake_openat(AT_FDCWD, path, flags, mode);
+}
+
+int openat(int dirfd, const char *path, int flags, ...)
+{
+    va_list ap;
+    mode_t mode;
+
+    va_start(ap, flags);
+    mode = mode_arg(flags, ap);
+    va_end(ap);
+    return fake_openat(dirfd, path, flags, mode);
+}
+
+int openat64(int dirfd, const char *path, int flags, ...)
+{
+    va_list ap;
+    mode_t mode;
+
+    va_start(ap, flags);
+    mode = mode_arg(flags, ap);
+    va_end(ap);
+    return fake_openat(dirfd, path, flags, mode);
+}
+
+/* _FORTIFY_SOURCE builds call these when the flags are known not to need a mode. */
+int __open_2(const char *path, int flags) { return fake_openat(AT_FDCWD, path, flags, 0); }
+int __open64_2(const char *path, int flags) { return fake_openat(AT_FDCWD, path, flags, 0); }
+
+int close(int fd)
+{
+    resolve();
+    if (fd >= 0 && fd < MAX_FDS && fd_devdir[fd]) {
+        free(fd_devdir[fd]);
+        fd_devdir[fd] = NULL;
+    }
+    return real_close(fd);
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* Copies len bytes at offset of DEVDIR/name into addr; an NVMe status when it cannot. */
+static int copy_from(const char *devdir, const char *name, uint64_t offset, uint8_t *addr,
+                     uint32_t len)
+{
+    char path[4096];
+    struct stat st;
+    FILE *f;
+    size_t got;
+
+    snprintf(path, sizeof(path), "%s/%s", devdir, name);
+    f = fopen(path, "re");
+    if (!f)
+        return 0x109; /* Invalid Log Page */
+    if (fstat(fileno(f), &st) != 0 || offset >= (uint64_t)st.st_size) {
+        fclose(f);
+        return 0x2; /* Invalid Field in Command: offset past the page */
+    }
+    memset(addr, 0, len);
+    fseeko(f, (off_t)offset, SEEK_SET);
+    got = fread(addr, 1, len, f);
+    fclose(f);
+    (void)got;
+    return 0;
+}
+
+static int admin(const char *devdir, struct nvme_admin_cmd *cmd)
+{
+    struct control c = read_control(devdir);
+    uint8_t *addr = (uint8_t *)(uintptr_t)cmd->addr;
+    char text[256];
+
+    snprintf(text, sizeof(text),
+             "opcode=%u nsid=%#x cdw10=%#x cdw11=%#x cdw12=%#x cdw13=%#x data_len=%u "
+             "timeout_ms=%u\n",
+             cmd->opcode, cmd->nsid, cmd->cdw10, cmd->cdw11, cmd->cdw12, cmd->cdw13,
+             cmd->data_len, cmd->timeout_ms);
+    append(devdir, "commands", text);
+    if (c.gone) {
+        errno = ENODEV;
+        return -1;
+    }
+    if (c.hang_ms) {
+        if (cmd->timeout_ms && (uint32_t)c.hang_ms > cmd->timeout_ms) {
+            sleep_ms((int)cmd->timeout_ms);
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        sleep_ms(c.hang_ms);
+    }
+    if (c.err) {
+        errno = c.err;
+        return -1;
+    }
+    if (c.status)
+        return c.status;
+    if (cmd->opcode == 0x06) {
+        if ((cmd->cdw10 & 0xff) != 1 || cmd->data_len < 4096)
+            return 0x2;
+        return copy_from(devdir, "identify.bin", 0, addr, 4096);
+    }
+    if (cmd->opcode == 0x02) {
+        uint32_t numd = ((cmd->cdw11 & 0xffff) << 16 | cmd->cdw10 >> 16) + 1;
+        uint64_t offset = (uint64_t)cmd->cdw13 << 32 | cmd->cdw12;
+        char name[32];
+
+        /* The device writes exactly NUMD dwords: a buffer of another size is a bug. */
+        if ((uint64_t)numd * 4 != cmd->data_len)
+            return 0x2;
+        snprintf(name, sizeof(name), "log-%02x.bin", cmd->cdw10 & 0xff);
+        return copy_from(devdir, name, offset, addr, cmd->data_len);
+    }
+    return 0x1; /* Invalid Command Opcode */
+}
+
+int ioctl(int fd, unsigned long request, ...)
+{
+    va_list ap;
+    void *arg;
+
+    va_start(ap, request);
+    arg = va_arg(ap, void *);
+    va_end(ap);
+    resolve();
+    if (fd < 0 || fd >= MAX_FDS || !fd_devdir[fd])
+        return real_ioctl(fd, request, arg);
+    if (request != NVME_IOCTL_ADMIN_CMD) {
+        errno = ENOTTY;
+        return -1;
+    }
+    return admin(fd_devdir[fd], arg);
+}
