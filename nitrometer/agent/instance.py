@@ -1,0 +1,123 @@
+"""The instance: identity, on-demand and Graviton-equivalent prices, and accrued cost counters.
+
+Hours accrue from the agent's own uptime, so Prometheus can sum cost and normalized hours
+across a fleet and compute Graviton savings live.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+log = logging.getLogger("nitrometer.instance")
+
+ARCH_LABELS = {"aarch64": "arm64", "arm64": "arm64", "x86_64": "x86_64", "amd64": "x86_64"}
+
+
+@dataclass
+class InstanceContext:
+    instance_id: str
+    instance_type: str
+    family: str
+    size: str
+    arch: str
+    region: str
+    az: str
+    source: str  # imds | dmi | config | simulated
+    price: float | None = None
+    normalization_factor: float | None = None
+    graviton_type: str | None = None
+    graviton_price: float | None = None
+    hours: float = 0.0
+    normalized_hours: float = 0.0
+    cost: float = 0.0
+    graviton_cost: float = 0.0
+
+    @property
+    def info_labels(self) -> dict[str, str]:
+        return {"instance_id": self.instance_id, "instance_type": self.instance_type,
+                "family": self.family, "size": self.size, "arch": self.arch,
+                "region": self.region, "az": self.az}
+
+    def accrue(self, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        hours = seconds / 3600.0
+        self.hours += hours
+        if self.normalization_factor is not None:
+            self.normalized_hours += hours * self.normalization_factor
+        if self.price is not None:
+            self.cost += hours * self.price
+        if self.graviton_price is not None:
+            self.graviton_cost += hours * self.graviton_price
+
+
+def _split(instance_type: str) -> tuple[str, str]:
+    family, _, size = instance_type.partition(".")
+    return family, size
+
+
+def _fetch_identity(config):
+    """IMDSv2, then DMI, from the collectors' identity module; None off EC2."""
+    try:
+        from nitrometer.collectors import identity
+    except ImportError:
+        return None
+    fetch = getattr(identity, "fetch_identity", None) or getattr(identity, "get_identity", None)
+    if fetch is None:
+        return None
+    try:
+        return fetch(sysfs_root=config.sysfs_path)
+    except TypeError:
+        return fetch()
+    except Exception as exc:  # identity is context, never a reason to stop polling
+        log.warning("instance identity unavailable: %s", exc)
+        return None
+
+
+def build_instance(config, simulated_type: str | None = None) -> InstanceContext:
+    """From config overrides, the real identity, or the simulated type (demo)."""
+    ident = None if simulated_type else _fetch_identity(config)
+    instance_type = config.instance_type or getattr(ident, "instance_type", None) \
+        or simulated_type or "unknown"
+    region = getattr(ident, "region", None) or config.region
+    family, size = _split(instance_type)
+    if simulated_type and not config.instance_type:
+        source = "simulated"
+    elif config.instance_type:
+        source = "config"
+    else:
+        source = getattr(ident, "source", None) or "none"
+    ctx = InstanceContext(
+        instance_id=getattr(ident, "instance_id", None) or ("simulated" if simulated_type else ""),
+        instance_type=instance_type,
+        family=getattr(ident, "family", None) or family,
+        size=getattr(ident, "size", None) or size,
+        arch=ARCH_LABELS.get(getattr(ident, "arch", "") or "", ""),
+        region=region,
+        az=getattr(ident, "az", None) or "",
+        source=source,
+    )
+    _price(ctx)
+    return ctx
+
+
+def _price(ctx: InstanceContext) -> None:
+    try:
+        from nitrometer.savings import reference
+    except ImportError:
+        log.warning("price data unavailable: cost counters are not exported")
+        return
+    ref = reference.default_reference()
+    ctx.price = ref.price(ctx.instance_type, ctx.region)
+    ctx.normalization_factor = ref.normalization_factor(ctx.instance_type)
+    if not ctx.arch:
+        ctx.arch = ARCH_LABELS.get(ref.arch(ctx.instance_type) or "", "") if \
+            ref.known(ctx.instance_type) else ""
+    if reference.looks_graviton(ctx.family):
+        # Already on Graviton: its equivalent is itself.
+        ctx.graviton_type, ctx.graviton_price = ctx.instance_type, ctx.price
+        return
+    target = ref.graviton_target(ctx.instance_type, ctx.region)
+    if target is not None:
+        ctx.graviton_type, ctx.graviton_price = target.instance_type, target.price
