@@ -1,0 +1,149 @@
+"""Prometheus recording and alerting rules, written as YAML rule files.
+
+Recording rules pre-aggregate the per-device series into per-instance and per-instance-type
+series so fleet dashboards over thousands of hosts read a few series, not every device's
+histogram. Names follow level:metric:operations.
+"""
+
+from __future__ import annotations
+
+import yaml
+
+from nitrometer import metrics as m
+
+WINDOW = "5m"
+TARGET = "instance, job"
+INSTANCE_LABELS = "instance_type, family, arch, region"
+DEVICE_KEY = "instance, job, device, serial, kind"
+QUANTILES = (0.5, 0.99, 0.999)
+
+# Defaults for the alerts; `nitrometer dashboards` can override them.
+P99_THRESHOLD_SECONDS = 0.05
+EXCEEDED_SHARE = 0.5  # "most of 5 minutes" over a limit
+AGENT_LOOKBACK = "1h"  # how long a stopped agent is still remembered as one
+
+
+def _base(metric: str) -> str:
+    return m.family(metric)
+
+
+# Per device: the share of each second spent over a limit, and p99 latency.
+DEVICE_EXCEEDED_SHARE = f"instance_device:{_base(m.EXCEEDED_SECONDS)}:rate{WINDOW}"
+DEVICE_EXCEEDED_ANY = f"instance_device:{_base(m.EXCEEDED_INTERVALS)}:rate{WINDOW}"
+DEVICE_LATENCY_P99 = f"instance_device_op:{m.LATENCY}:p99_rate{WINDOW}"
+# Per instance (carrying instance_type, family, arch, region from the info gauge).
+INSTANCE_RATES = {metric: f"instance:{_base(metric)}:rate{WINDOW}"
+                  for metric in (m.READ_OPS, m.WRITE_OPS, m.READ_BYTES, m.WRITE_BYTES,
+                                 m.EXCEEDED_INTERVALS)}
+INSTANCE_LATENCY_BUCKETS = f"instance_op:{m.LATENCY}_bucket:rate{WINDOW}"
+INSTANCE_LATENCY_QUANTILE = f"instance_op:{m.LATENCY}:quantile_rate{WINDOW}"
+# Per instance type, pooling every device of every instance of that type.
+TYPE_LATENCY_BUCKETS = f"instance_type_op:{m.LATENCY}_bucket:rate{WINDOW}"
+TYPE_LATENCY_QUANTILE = f"instance_type_op:{m.LATENCY}:quantile_rate{WINDOW}"
+TYPE_EXCEEDED_ANY = f"instance_type:{_base(m.EXCEEDED_INTERVALS)}:rate{WINDOW}"
+
+
+def _with_instance_labels(expr: str) -> str:
+    info = f"topk by ({TARGET}) (1, {m.INSTANCE_INFO})"
+    return f"({expr}) * on ({TARGET}) group_left ({INSTANCE_LABELS}) {info}"
+
+
+def _quantile_rules(source: str, record: str, by: str) -> list[dict]:
+    return [{"record": record, "expr": f"histogram_quantile({q}, sum by ({by}, le) ({source}))",
+             "labels": {"quantile": str(q)}} for q in QUANTILES]
+
+
+def recording_rules() -> dict:
+    device = [
+        {"record": DEVICE_EXCEEDED_SHARE, "expr": f"rate({m.EXCEEDED_SECONDS}[{WINDOW}])"},
+        {"record": DEVICE_EXCEEDED_ANY,
+         "expr": _with_instance_labels(f"rate({m.EXCEEDED_INTERVALS}[{WINDOW}])")},
+        {"record": DEVICE_LATENCY_P99,
+         "expr": f"histogram_quantile(0.99, sum by ({DEVICE_KEY}, op, le) "
+                 f"(rate({m.LATENCY}_bucket[{WINDOW}])))"},
+    ]
+    instance = [
+        {"record": record,
+         "expr": _with_instance_labels(f"sum by ({TARGET}) (rate({metric}[{WINDOW}]))")}
+        for metric, record in INSTANCE_RATES.items()
+    ]
+    instance.append({
+        "record": INSTANCE_LATENCY_BUCKETS,
+        "expr": _with_instance_labels(
+            f"sum by ({TARGET}, op, le) (rate({m.LATENCY}_bucket[{WINDOW}]))"),
+    })
+    instance += _quantile_rules(INSTANCE_LATENCY_BUCKETS, INSTANCE_LATENCY_QUANTILE,
+                                f"{TARGET}, op, {INSTANCE_LABELS}")
+    by_type = "instance_type, family, arch"
+    fleet = [
+        {"record": TYPE_LATENCY_BUCKETS,
+         "expr": f"sum by ({by_type}, op, le) ({INSTANCE_LATENCY_BUCKETS})"},
+        {"record": TYPE_EXCEEDED_ANY,
+         "expr": f"sum by ({by_type}) ({INSTANCE_RATES[m.EXCEEDED_INTERVALS]})"},
+    ]
+    fleet += _quantile_rules(TYPE_LATENCY_BUCKETS, TYPE_LATENCY_QUANTILE, f"{by_type}, op")
+    # Rules in a group run in order, so the per-type rules read this round's per-instance ones.
+    return {"groups": [
+        {"name": "nitrometer-device", "rules": device},
+        {"name": "nitrometer-fleet", "rules": instance + fleet},
+    ]}
+
+
+def alerting_rules(p99_threshold: float = P99_THRESHOLD_SECONDS,
+                   exceeded_share: float = EXCEEDED_SHARE) -> dict:
+    # Targets that were nitrometer agents recently: up==0 alone cannot tell them from others.
+    agents = f"max by ({TARGET}) (max_over_time({m.BUILD_INFO}[{AGENT_LOOKBACK}]))"
+    rules = [
+        {
+            "alert": "NitrometerLimitExceeded",
+            "expr": f"{DEVICE_EXCEEDED_SHARE} > {exceeded_share:g}",
+            "for": "1m",
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": "{{ $labels.device }} on {{ $labels.instance }} over its "
+                           "{{ $labels.scope }} {{ $labels.limit }} limit most of 5 minutes",
+                "description": "EC2 throttled this device {{ $value | humanizePercentage }} "
+                               "of the time over the last 5 minutes: demand is above the "
+                               "provisioned {{ $labels.scope }} {{ $labels.limit }}.",
+            },
+        },
+        {
+            "alert": "NitrometerHighP99Latency",
+            "expr": f"{DEVICE_LATENCY_P99} > {p99_threshold:g}",
+            "for": "5m",
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": "{{ $labels.device }} on {{ $labels.instance }}: p99 "
+                           "{{ $labels.op }} latency {{ $value | humanizeDuration }}",
+                "description": f"p99 {{{{ $labels.op }}}} latency has been above "
+                               f"{p99_threshold:g}s for 5 minutes.",
+            },
+        },
+        {
+            "alert": "NitrometerAgentDown",
+            "expr": f"up == 0 and on ({TARGET}) {agents}",
+            "for": "2m",
+            "labels": {"severity": "critical"},
+            "annotations": {
+                "summary": "nitrometer on {{ $labels.instance }} stopped reporting",
+                "description": "Prometheus cannot scrape an agent that reported within the "
+                               "last hour; its devices are unwatched.",
+            },
+        },
+        {
+            "alert": "NitrometerAgentNotPolling",
+            "expr": f"rate({m.POLL_DURATION}_count[{WINDOW}]) == 0",
+            "for": "2m",
+            "labels": {"severity": "critical"},
+            "annotations": {
+                "summary": "nitrometer on {{ $labels.instance }} serves metrics but "
+                           "stopped polling its devices",
+                "description": "No poll completed in 5 minutes: the numbers are stale.",
+            },
+        },
+    ]
+    return {"groups": [{"name": "nitrometer-alerts", "rules": rules}]}
+
+
+def to_yaml(rules: dict) -> str:
+    return yaml.safe_dump(rules, sort_keys=False, width=120)
