@@ -1,0 +1,247 @@
+"""The workload model behind the simulator: limits, queueing and latency, one second at a time.
+
+Each second a device gets a demand (IOPS per op and IO-size band). Limits (IOPS per op, a
+throughput limit, instance-wide limits shared by every device of a kind) cap what completes.
+The application keeps a bounded number of IOs outstanding (closed loop), so demand above a
+limit turns into queueing: by Little's law the wait is outstanding work / capacity. Latency
+per op and band is lognormal around base + wait; bin counts are drawn with a multinomial
+over the page's power-of-two bins, so no per-IO work is done.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass, field
+from importlib import resources
+
+import numpy as np
+
+from nitrometer.errors import ConfigError
+from nitrometer.logpage import power_of_two_bounds
+
+NUM_BINS = 28  # [0,1] .. [2^25, 2^26], then open ended: within the 32 detail bins
+BOUNDS = power_of_two_bounds(NUM_BINS)
+_UPPER_EDGES = np.array([float(u) for _, u in BOUNDS[:-1]])  # last bin takes the rest
+OPS = ("read", "write")
+# Representative IO size (bytes) of each EC2-guide band: (0,512] (512,4K] (4K,8K] (8K,32K] (32K,max]
+BAND_BYTES = np.array([512, 4096, 8192, 16384, 131072], dtype=np.float64)
+# The guide's table gives no instance-store throughput; the model assumes the volume can
+# move its write IOPS limit at 16 KiB each.
+INSTANCE_STORE_TP_BYTES_PER_IOP = 16384
+BURST_SIGMA = 0.25  # spread of the instantaneous demand inside a second (lognormal)
+
+
+@dataclass(frozen=True)
+class Limits:
+    read_iops: float
+    write_iops: float
+    throughput: float  # bytes/s
+    source: str = ""
+
+
+def _load_table() -> dict[tuple[str, str], dict]:
+    text = resources.files("nitrometer.collectors").joinpath("storage_limits.csv").read_text()
+    return {(row["scope"], row["name"]): row for row in csv.DictReader(io.StringIO(text))}
+
+
+_TABLE: dict[tuple[str, str], dict] | None = None
+
+
+def limits_table() -> dict[tuple[str, str], dict]:
+    global _TABLE
+    if _TABLE is None:
+        _TABLE = _load_table()
+    return _TABLE
+
+
+def supported_instance_types() -> list[str]:
+    return [name for scope, name in limits_table() if scope == "instance_store"]
+
+
+def _limits(row: dict) -> Limits:
+    write = float(row["write_iops"])
+    tp = row["throughput_mb_s"]
+    throughput = float(tp) * 1e6 if tp else write * INSTANCE_STORE_TP_BYTES_PER_IOP
+    return Limits(float(row["read_iops"]), write, throughput, row["source"])
+
+
+def instance_store_limits(instance_type: str) -> tuple[int, Limits]:
+    """(number of instance-store volumes, the instance's aggregate limits)."""
+    row = limits_table().get(("instance_store", instance_type))
+    if row is None:
+        known = ", ".join(supported_instance_types())
+        raise ConfigError(f"simulate: unknown instance type {instance_type!r} (known: {known})")
+    return int(row["devices"]), _limits(row)
+
+
+def ebs_volume_limits(volume_type: str) -> Limits:
+    row = limits_table().get(("ebs_volume", volume_type))
+    if row is None:
+        known = ", ".join(n for s, n in limits_table() if s == "ebs_volume")
+        raise ConfigError(f"simulate: unknown EBS volume type {volume_type!r} (known: {known})")
+    return _limits(row)
+
+
+def ebs_instance_limits(instance_type: str) -> Limits | None:
+    row = limits_table().get(("ebs_instance", instance_type))
+    return _limits(row) if row else None
+
+
+@dataclass
+class Demand:
+    """What the application asks of one device this second."""
+
+    read_iops: np.ndarray  # per band
+    write_iops: np.ndarray
+    read_depth: float = 32.0  # IOs the application keeps outstanding when saturated
+    write_depth: float = 32.0
+
+
+@dataclass
+class LimitState:
+    """One limit over one or more devices: its utilization this second."""
+
+    counter: str  # the page counter advanced while it is exceeded
+    ops: tuple[str, ...]  # which ops count against it
+    unit: str  # "ops" or "bytes"
+    capacity: float  # per second, over all devices sharing it
+    devices: list = field(default_factory=list)
+    utilization: float = 0.0
+    wait: float = 0.0  # seconds of queueing it adds to its ops
+
+    def measure(self, demand: Demand) -> float:
+        total = 0.0
+        for op in self.ops:
+            iops = demand.read_iops if op == "read" else demand.write_iops
+            total += float(iops @ BAND_BYTES) if self.unit == "bytes" else float(iops.sum())
+        return total
+
+    def outstanding(self, demand: Demand) -> float:
+        total = 0.0
+        for op in self.ops:
+            iops = demand.read_iops if op == "read" else demand.write_iops
+            depth = demand.read_depth if op == "read" else demand.write_depth
+            if self.unit == "bytes":
+                n = iops.sum()
+                total += depth * (float(iops @ BAND_BYTES) / n if n else 0.0)
+            else:
+                total += depth
+        return total
+
+    def update(self, demands: dict) -> None:
+        load = sum(self.measure(demands[d]) for d in self.devices)
+        self.utilization = load / self.capacity
+        # A single server's wait below saturation (M/M/1), capped by what the application
+        # can have outstanding; at or above the limit the cap is the wait (Little's law).
+        outstanding = sum(self.outstanding(demands[d]) for d in self.devices)
+        per_unit = (load / max(sum(self.measure_count(demands[d]) for d in self.devices), 1.0)
+                    if self.unit == "bytes" else 1.0)
+        cap = outstanding / self.capacity
+        u = self.utilization
+        below = per_unit / self.capacity * u / (1.0 - u) if u < 1.0 else math.inf
+        self.wait = min(below, cap)
+
+    def measure_count(self, demand: Demand) -> float:
+        return sum(float((demand.read_iops if op == "read" else demand.write_iops).sum())
+                   for op in self.ops)
+
+    def exceeded_fraction(self) -> float:
+        """Share of the second the instantaneous demand was above the limit."""
+        u = self.utilization
+        if u <= 0.0:
+            return 0.0
+        z = (-math.log(u) + BURST_SIGMA ** 2 / 2) / BURST_SIGMA
+        return 0.5 * math.erfc(z / math.sqrt(2.0))
+
+
+def _normal_cdf(x: np.ndarray) -> np.ndarray:
+    return 0.5 * np.vectorize(math.erfc)(-x / math.sqrt(2.0))
+
+
+def bin_probabilities(median_us: float, sigma: float) -> np.ndarray:
+    """P(latency in each page bin) for a lognormal latency."""
+    cdf = _normal_cdf((np.log(_UPPER_EDGES) - math.log(max(median_us, 1e-3))) / sigma)
+    cdf = np.concatenate(([0.0], cdf, [1.0]))
+    probs = np.clip(np.diff(cdf), 0.0, None)
+    return probs / probs.sum()
+
+
+@dataclass
+class DeviceCounters:
+    """Everything cumulative on one device's page."""
+
+    counters: dict = field(default_factory=dict)
+    read_bins: np.ndarray = field(default_factory=lambda: np.zeros(NUM_BINS, dtype=np.uint64))
+    write_bins: np.ndarray = field(default_factory=lambda: np.zeros(NUM_BINS, dtype=np.uint64))
+    band_read: np.ndarray = field(
+        default_factory=lambda: np.zeros((len(BAND_BYTES), NUM_BINS), dtype=np.uint64))
+    band_write: np.ndarray = field(
+        default_factory=lambda: np.zeros((len(BAND_BYTES), NUM_BINS), dtype=np.uint64))
+
+    def add(self, name: str, value: float) -> None:
+        self.counters[name] = self.counters.get(name, 0) + int(round(value))
+
+    def bins(self, op: str) -> list[tuple[int, int, int]]:
+        counts = self.read_bins if op == "read" else self.write_bins
+        return [(lo, up, int(c)) for (lo, up), c in zip(BOUNDS, counts)]
+
+
+@dataclass(frozen=True)
+class LatencyProfile:
+    """Unloaded service time per band (median us) and its spread."""
+
+    read_us: tuple[float, ...]
+    write_us: tuple[float, ...]
+    sigma: float = 0.3
+
+
+INSTANCE_STORE_LATENCY = LatencyProfile((10, 13, 18, 34, 90), (10, 14, 20, 36, 95), 0.25)
+EBS_LATENCY = LatencyProfile((250, 300, 330, 420, 900), (380, 450, 500, 600, 1300))
+QUEUED_SIGMA = 0.15  # waiting in a full queue is steadier than service itself
+
+
+def step_device(rng: np.random.Generator, state: DeviceCounters, demand: Demand,
+                limits: list[LimitState], profile: LatencyProfile, seconds: float = 1.0,
+                detail: bool = True) -> None:
+    """Advance one device by `seconds` under this demand and these (updated) limits."""
+    queue = 0.0
+    for op in OPS:
+        mine = [lim for lim in limits if op in lim.ops]
+        u = max((lim.utilization for lim in mine), default=0.0)
+        wait_us = max((lim.wait for lim in mine), default=0.0) * 1e6
+        iops = demand.read_iops if op == "read" else demand.write_iops
+        served = iops / max(u, 1.0) * seconds
+        counts = rng.poisson(served) if seconds <= 1.0 else np.round(served)
+        base = np.array(profile.read_us if op == "read" else profile.write_us)
+        op_bins = np.zeros(NUM_BINS, dtype=np.uint64)
+        total_time = 0.0
+        for band, n in enumerate(counts.astype(np.int64)):
+            if n <= 0:
+                continue
+            median = base[band] + wait_us
+            sigma = (profile.sigma * base[band] + QUEUED_SIGMA * wait_us) / median
+            hist = rng.multinomial(n, bin_probabilities(median, sigma)).astype(np.uint64)
+            op_bins += hist
+            if detail:
+                target = state.band_read if op == "read" else state.band_write
+                target[band] += hist
+            total_time += n * median * math.exp(sigma ** 2 / 2)
+        if op == "read":
+            state.read_bins += op_bins
+        else:
+            state.write_bins += op_bins
+        n_ops = float(counts.sum())
+        state.add(f"total_{op}_ops", n_ops)
+        state.add(f"total_{op}_bytes", float(counts @ BAND_BYTES))
+        state.add(f"total_{op}_time", total_time)
+        if n_ops:
+            queue += n_ops / seconds * (total_time / n_ops) / 1e6  # Little: rate x latency
+    by_counter: dict[str, float] = {}
+    for lim in limits:
+        by_counter[lim.counter] = max(by_counter.get(lim.counter, 0.0), lim.exceeded_fraction())
+    for counter, fraction in by_counter.items():
+        state.add(counter, fraction * seconds * 1e6)
+    state.counters["volume_queue_length"] = int(round(queue))
+
