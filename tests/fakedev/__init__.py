@@ -63,11 +63,13 @@ class FakeNvme:
         self.root.mkdir(parents=True, exist_ok=True)
         self.shim = Path(shim)
         self._dirs: dict[str, Path] = {}
+        self._added = 0
 
     def add(self, path: str, *, identify: bytes, page: bytes | None = None,
             log_pages: dict[int, bytes] | None = None) -> Path:
-        devdir = self.root / f"dev{len(self._dirs)}"
+        devdir = self.root / f"dev{self._added}"
         devdir.mkdir()
+        self._added += 1
         (devdir / "identify.bin").write_bytes(identify)
         pages = dict(log_pages or {})
         if page is not None:

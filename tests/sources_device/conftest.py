@@ -1,0 +1,37 @@
+"""Fixtures for the device sources: the fake NVMe shim, sysfs trees, device directories."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.fakedev import FakeNvme, build_shim
+
+SYSFS_FIXTURES = Path(__file__).resolve().parent.parent / "sysfs"
+
+
+@pytest.fixture(scope="session")
+def shim(tmp_path_factory) -> Path:
+    return build_shim(tmp_path_factory.mktemp("fakenvme"))
+
+
+@pytest.fixture
+def fake(tmp_path, shim) -> FakeNvme:
+    return FakeNvme(tmp_path / "fake", shim)
+
+
+@pytest.fixture
+def sysfs(tmp_path) -> Path:
+    """A writable copy of the mixed EC2 tree, so tests can plug and unplug controllers."""
+    root = tmp_path / "sys"
+    shutil.copytree(SYSFS_FIXTURES / "ec2-mixed", root)
+    return root
+
+
+@pytest.fixture
+def dev_root(tmp_path) -> Path:
+    root = tmp_path / "dev"
+    root.mkdir()
+    return root
