@@ -1,0 +1,121 @@
+"""`nitrometer savings`: Graviton savings in normalized instance hours, from a bill or the fleet."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from nitrometer.errors import ConfigError, NitrometerError
+from nitrometer.savings.reference import GENERATIONS
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--cur", nargs="+", metavar="PATH",
+                        help="Cost and Usage Report files or directories of parts (CUR 2.0 / "
+                             "Data Exports or legacy; Parquet, CSV or CSV.gz)")
+    source.add_argument("--usage", metavar="CSV",
+                        help="a plain usage table: instance_type, hours[, region][, cost]")
+    parser.add_argument("--prometheus", metavar="URL",
+                        help="the fleet's Prometheus: its counters are the usage when no "
+                             "--cur/--usage is given, and the source of --measured")
+    nih = parser.add_mutually_exclusive_group()
+    nih.add_argument("--nih-reduction", type=float, default=10.0, metavar="PCT",
+                     help="assumed NIH reduction on Graviton, 0-40 %% (default 10)")
+    nih.add_argument("--measured", action="store_true",
+                     help="measure the NIH reduction from --prometheus and use it")
+    parser.add_argument("--generation", choices=GENERATIONS, default="latest",
+                        help="Graviton generation to move to (default: the dashboard's latest)")
+    parser.add_argument("--region", default="us-east-1",
+                        help="region of usage rows that name none (default us-east-1)")
+    parser.add_argument("--prices", metavar="CSV",
+                        help="your rates (instance_type, price[, region]) over the packaged ones")
+    parser.add_argument("-o", "--output", choices=("table", "json", "html"), default="table")
+    parser.add_argument("--out", metavar="FILE", help="write the report here (default stdout)")
+    window = parser.add_argument_group("Prometheus time range (default: the last 7 days)")
+    window.add_argument("--start", help="unix seconds or RFC 3339")
+    window.add_argument("--end", help="unix seconds or RFC 3339 (default now)")
+    window.add_argument("--range", dest="span", metavar="DURATION",
+                        help="length of the range ending at --end, e.g. 7d, 12h")
+    window.add_argument("--work-metric", action="append", metavar="NAME",
+                        help="counter of work done (repeatable; default: the NVMe read and "
+                             "write operation counters)")
+    window.add_argument("--label-filter", metavar="MATCHERS",
+                        help='label matchers for the work counter, e.g. service="db"')
+    window.add_argument("--min-hosts", type=int, default=1,
+                        help="hosts each side needs for a measurement (default 1)")
+    window.add_argument("--min-hours", type=float, default=1.0,
+                        help="instance hours each side needs for a measurement (default 1)")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bar while reading reports")
+
+
+def run(args: argparse.Namespace) -> int:
+    # pandas and pyarrow load here, only for this command.
+    from nitrometer.savings import prom
+    from nitrometer.savings.html import render_html
+    from nitrometer.savings.model import check_nih_reduction, run_model
+    from nitrometer.savings.reference import Reference
+    from nitrometer.savings.report import render_table, to_document
+
+    if not (args.cur or args.usage or args.prometheus):
+        raise ConfigError("give one input: --cur PATH..., --usage CSV or --prometheus URL")
+    if args.measured and not args.prometheus:
+        raise ConfigError("--measured needs --prometheus URL to measure from")
+    reference = Reference()
+    if args.prices:
+        reference.load_prices(args.prices)
+    nih_reduction = check_nih_reduction(args.nih_reduction / 100)
+
+    client = hosts = measured = None
+    if args.prometheus:
+        client = prom.Prometheus(args.prometheus)
+        start, end = prom.time_range(args.start, args.end, args.span)
+    if args.cur:
+        from nitrometer.savings.cur import read_usage
+        usage = read_usage(args.cur, progress=not args.no_progress and sys.stderr.isatty())
+        inputs = {"kind": "cur", "paths": list(args.cur)}
+    elif args.usage:
+        from nitrometer.savings.usage import read_usage_csv
+        usage = read_usage_csv(args.usage, args.region)
+        inputs = {"kind": "usage-csv", "paths": [args.usage]}
+    else:
+        hosts = prom.fleet_hosts(client, start, end)
+        usage = prom.fleet_usage(hosts)
+        inputs = {"kind": "prometheus", "paths": [args.prometheus],
+                  "start": prom.iso(start), "end": prom.iso(end)}
+    if args.measured:
+        if args.min_hosts < 1 or args.min_hours < 0:
+            raise ConfigError("--min-hosts must be at least 1 and --min-hours not negative")
+        measured = prom.measure_nih_reduction(
+            client, start, end, work_metrics=tuple(args.work_metric or prom.DEFAULT_WORK_METRICS),
+            label_filter=args.label_filter, min_hosts=args.min_hosts,
+            min_hours=args.min_hours, hosts=hosts)
+        nih_reduction = measured["nih_reduction_pct"] / 100
+    result = run_model(usage, reference, nih_reduction=nih_reduction,
+                       generation=args.generation)
+    result.measured = measured
+    document = to_document(result, inputs)
+    if args.output == "json":
+        text = json.dumps(document, indent=2) + "\n"
+    elif args.output == "html":
+        text = render_html(document)
+    else:
+        text = render_table(document)
+    _write(text, args.out)
+    if args.output != "table" or args.out:
+        for warning in result.warnings:
+            print(f"nitrometer: warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def _write(text: str, path: str | None) -> None:
+    if not path or path == "-":
+        sys.stdout.write(text)
+        return
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
+        raise NitrometerError(f"cannot write {path}: {exc.strerror}") from None

@@ -1,0 +1,260 @@
+"""Cost and Usage Report ingest: CUR 2.0, legacy CSV headers, Athena-style Parquet.
+
+Reads only the columns the model needs, a record batch at a time, and reduces each batch to
+one row per (month, region, instance type, category) before the next is read, so memory
+stays flat however long the report is.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from nitrometer.errors import NitrometerError
+from nitrometer.savings.usage import USAGE_COLUMNS
+
+# canonical name -> accepted spellings (CUR 2.0 / Athena snake_case, legacy CSV headers)
+COLUMNS = {
+    "usage_type": ("line_item_usage_type", "lineItem/UsageType"),
+    "usage_amount": ("line_item_usage_amount", "lineItem/UsageAmount"),
+    "line_type": ("line_item_line_item_type", "lineItem/LineItemType"),
+    "unblended_cost": ("line_item_unblended_cost", "lineItem/UnblendedCost"),
+    "operation": ("line_item_operation", "lineItem/Operation"),
+    "product_code": ("line_item_product_code", "lineItem/ProductCode"),
+    "start": ("line_item_usage_start_date", "lineItem/UsageStartDate"),
+    "normalization_factor": ("line_item_normalization_factor", "lineItem/NormalizationFactor"),
+    "normalized_usage": ("line_item_normalized_usage_amount",
+                         "lineItem/NormalizedUsageAmount"),
+    "ri_cost": ("reservation_effective_cost", "reservation/EffectiveCost"),
+    "sp_cost": ("savings_plan_savings_plan_effective_cost",
+                "savingsPlan/SavingsPlanEffectiveCost"),
+    "sp_type": ("savings_plan_offering_type", "savingsPlan/OfferingType"),
+    "instance_type": ("product_instance_type", "product/instanceType"),
+    "region": ("product_region", "product_region_code", "product/region",
+               "product/regionCode"),
+    "os": ("product_operating_system", "product/operatingSystem"),
+}
+REQUIRED = ("usage_type", "usage_amount", "line_type", "unblended_cost")
+NUMERIC = {"usage_amount", "unblended_cost", "normalization_factor", "normalized_usage",
+           "ri_cost", "sp_cost"}
+# CUR 2.0 keeps these in the `product` map (Parquet) or a JSON object (CSV).
+PRODUCT_KEYS = {"instance_type": ("instance_type",), "region": ("region", "region_code"),
+                "os": ("operating_system",)}
+USAGE_LINE_TYPES = ("Usage", "DiscountedUsage", "SavingsPlanCoveredUsage")
+WINDOWS_OPERATIONS = ("RunInstances:0002", "RunInstances:0006", "RunInstances:0102",
+                      "RunInstances:0202", "RunInstances:0800")
+GROUP_KEYS = ["month", "region", "instance_type", "category"]
+SUMS = ["hours", "nih", "hours_without_nf", "cost", "lines"]
+REPORT_SUFFIXES = (".parquet", ".csv", ".csv.gz", ".gz")
+BATCH_ROWS = 1 << 20
+
+
+def report_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Files named, and the report parts inside directories named (sorted)."""
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            parts = sorted(p for p in path.rglob("*")
+                           if p.is_file() and p.name.lower().endswith(REPORT_SUFFIXES))
+            if not parts:
+                raise NitrometerError(f"{path}: no .parquet or .csv(.gz) report files inside")
+            files.extend(parts)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise NitrometerError(f"{path}: no such file or directory")
+    return files
+
+
+def _is_parquet(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(4) == b"PAR1"
+
+
+def _resolve(path: Path, names: list[str], product_kind: str | None) -> dict[str, str]:
+    """canonical -> the file's column name; product-map fields as 'product:<key>'."""
+    present = set(names)
+    found = {canon: next((n for n in spellings if n in present), None)
+             for canon, spellings in COLUMNS.items()}
+    if found["usage_type"] is None:
+        raise NitrometerError(f"{path} is not a Cost and Usage Report "
+                              "(no line_item_usage_type or lineItem/UsageType column)")
+    missing = [COLUMNS[c][0 if found["usage_type"].islower() else 1]
+               for c in REQUIRED if found[c] is None]
+    if missing:
+        raise NitrometerError(f"{path}: missing required column {', '.join(missing)}")
+    for canon in PRODUCT_KEYS:
+        if found[canon] is None and product_kind:
+            found[canon] = f"product:{canon}"
+    return {canon: name for canon, name in found.items() if name}
+
+
+def _product_field(product: pa.Array, canon: str) -> pa.Array:
+    """One field of CUR 2.0's product column: a map in Parquet, a JSON object in CSV."""
+    result = None
+    for key in PRODUCT_KEYS[canon]:
+        if pa.types.is_map(product.type):
+            value = pc.map_lookup(product, pa.scalar(key), "first")
+        else:
+            pattern = f'"{key}"\\s*:\\s*"(?P<v>[^"]*)"'
+            value = pc.struct_field(pc.extract_regex(product, pattern), [0])
+        result = value if result is None else pc.coalesce(result, value)
+    return pc.cast(result, pa.string())
+
+
+def _blank_to_null(array: pa.Array) -> pa.Array:
+    array = pc.cast(array, pa.string())
+    return pc.if_else(pc.equal(pc.utf8_trim_whitespace(array), ""), pa.scalar(None, pa.string()),
+                      array)
+
+
+def _column(batch: pa.RecordBatch, found: dict[str, str], canon: str) -> pa.Array | None:
+    name = found.get(canon)
+    if name is None:
+        return None
+    if name.startswith("product:"):
+        return _product_field(batch.column("product"), canon)
+    column = batch.column(name)
+    if canon in NUMERIC:
+        return pc.cast(column, pa.float64())
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    return column
+
+
+def summarize_batch(batch: pa.RecordBatch, found: dict[str, str]) -> pa.Table | None:
+    """EC2 instance-hour lines of one batch, summed per month, region, type and category."""
+    usage_type = pc.cast(_column(batch, found, "usage_type"), pa.string())
+    line_type = pc.cast(_column(batch, found, "line_type"), pa.string())
+    keep = pc.and_(pc.or_(pc.match_substring(usage_type, "BoxUsage"),
+                          pc.match_substring(usage_type, "SpotUsage")),
+                   pc.is_in(line_type, pa.array(USAGE_LINE_TYPES)))
+    product_code = _column(batch, found, "product_code")
+    if product_code is not None:
+        keep = pc.and_(keep, pc.fill_null(pc.equal(pc.cast(product_code, pa.string()),
+                                                   "AmazonEC2"), True))
+    keep = pc.fill_null(keep, False)
+    if not pc.any(keep).as_py():
+        return None
+    batch = batch.filter(keep)
+    usage_type, line_type = usage_type.filter(keep), line_type.filter(keep)
+    n = len(batch)
+
+    def text(canon: str) -> pa.Array:
+        column = _column(batch, found, canon)
+        return _blank_to_null(column) if column is not None else pa.nulls(n, pa.string())
+
+    def number(canon: str) -> pa.Array:
+        column = _column(batch, found, canon)
+        return column if column is not None else pa.nulls(n, pa.float64())
+
+    parsed_type = pc.replace_substring_regex(usage_type, r"^.*:", "")
+    instance_type = pc.utf8_lower(pc.coalesce(text("instance_type"), parsed_type))
+    operation = pc.fill_null(text("operation"), "")
+    spot = pc.or_(pc.match_substring(usage_type, "SpotUsage"),
+                  pc.match_substring(operation, ":SV"))
+    windows = pc.or_(pc.fill_null(pc.match_substring(text("os"), "Windows"), False),
+                     pc.is_in(operation, pa.array(WINDOWS_OPERATIONS)))
+    ri_covered = pc.equal(line_type, "DiscountedUsage")
+    sp_covered = pc.equal(line_type, "SavingsPlanCoveredUsage")
+    instance_sp = pc.and_(sp_covered, pc.fill_null(
+        pc.match_substring(text("sp_type"), "EC2Instance"), False))
+    category = pc.if_else(windows, "windows", pc.if_else(spot, "spot", pc.if_else(
+        ri_covered, "ri", pc.if_else(instance_sp, "instance_sp", "usage"))))
+
+    unblended = pc.fill_null(number("unblended_cost"), 0.0)
+    cost = pc.if_else(sp_covered, pc.coalesce(number("sp_cost"), unblended),
+                      pc.if_else(ri_covered, pc.coalesce(number("ri_cost"), unblended),
+                                 unblended))
+    hours = pc.fill_null(number("usage_amount"), 0.0)
+    factor = number("normalization_factor")
+    factor = pc.if_else(pc.greater(factor, 0.0), factor, pa.scalar(None, pa.float64()))
+    nih = pc.coalesce(number("normalized_usage"), pc.multiply(hours, factor))
+    start = _column(batch, found, "start")
+    month = (pc.fill_null(pc.utf8_slice_codeunits(pc.cast(start, pa.string()), 0, 7), "")
+             if start is not None else pa.array([""] * n))
+    table = pa.table({
+        "month": month, "region": pc.fill_null(text("region"), ""),
+        "instance_type": instance_type, "category": category, "hours": hours,
+        "nih": pc.fill_null(nih, 0.0),
+        "hours_without_nf": pc.if_else(pc.is_null(nih), hours, 0.0),
+        "cost": cost, "lines": pa.array([1] * n, pa.int64()),
+    })
+    return _group(table)
+
+
+def _group(table: pa.Table) -> pa.Table:
+    grouped = table.group_by(GROUP_KEYS).aggregate([(c, "sum") for c in SUMS])
+    return grouped.rename_columns([c.removesuffix("_sum") for c in grouped.column_names])
+
+
+def _csv_header(path: Path) -> list[str]:
+    with pa.input_stream(str(path), compression="detect") as stream:
+        first = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace").readline()
+    return next(csv.reader([first]), [])
+
+
+def _batches(path: Path) -> tuple[dict[str, str], Iterator[pa.RecordBatch], int | None]:
+    """Column mapping, the batches holding only the needed columns, and the line count."""
+    try:
+        if _is_parquet(path):
+            parquet = pq.ParquetFile(path)
+            names = parquet.schema_arrow.names
+            found = _resolve(path, names, "map" if "product" in names else None)
+            columns = sorted({n if not n.startswith("product:") else "product"
+                              for n in found.values()})
+            return (found, parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns),
+                    parquet.metadata.num_rows)
+        names = _csv_header(path)
+        found = _resolve(path, names, "json" if "product" in names else None)
+        columns = sorted({n if not n.startswith("product:") else "product"
+                          for n in found.values()})
+        types = {name: (pa.float64() if canon in NUMERIC else pa.string())
+                 for canon, name in found.items() if not name.startswith("product:")}
+        types.setdefault("product", pa.string())
+        reader = pacsv.open_csv(
+            pa.input_stream(str(path), compression="detect"),
+            read_options=pacsv.ReadOptions(block_size=16 << 20),
+            convert_options=pacsv.ConvertOptions(include_columns=columns, column_types=types,
+                                                 strings_can_be_null=True))
+        return found, iter(reader), None
+    except (pa.ArrowInvalid, UnicodeDecodeError, OSError) as exc:
+        raise NitrometerError(f"{path} is not a readable usage report: "
+                              f"{str(exc).splitlines()[0]}") from None
+
+
+def read_usage(paths: Iterable[str | Path], progress: bool = False) -> pd.DataFrame:
+    """The normalised usage table (see usage.USAGE_COLUMNS) of one or more CUR files."""
+    from tqdm import tqdm  # only for the bar; the model itself does not need it
+
+    files = report_files(paths)
+    opened = [(path, *_batches(path)) for path in files]
+    known = [rows for *_, rows in opened]
+    total = sum(known) if all(r is not None for r in known) else None
+    parts: list[pa.Table] = []
+    with tqdm(total=total, unit=" lines", unit_scale=True, disable=not progress,
+              desc="reading usage", leave=False) as bar:
+        for path, found, batches, _ in opened:
+            try:
+                for batch in batches:
+                    summary = summarize_batch(batch, found)
+                    if summary is not None:
+                        parts.append(summary)
+                    bar.update(batch.num_rows)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+                raise NitrometerError(f"{path}: unreadable line(s): "
+                                      f"{str(exc).splitlines()[0]}") from None
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in USAGE_COLUMNS.items()})
+    table = _group(pa.concat_tables(parts))
+    frame = table.to_pandas()
+    frame["source"] = "cur"
+    return frame[list(USAGE_COLUMNS)]

@@ -1,0 +1,186 @@
+"""The fleet's own counters from Prometheus: usage for the model, and the measured NIH reduction.
+
+Series come from the agent (names in nitrometer.metrics); every series carries the scrape's
+`job` and `instance` labels, which is how hosts are joined to their ec2_instance_info.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import requests
+
+from nitrometer import metrics
+from nitrometer.errors import ConfigError, NitrometerError
+from nitrometer.savings.usage import usage_frame
+
+DEFAULT_WORK_METRICS = (metrics.READ_OPS, metrics.WRITE_OPS)
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+
+
+def parse_duration(text: str) -> float:
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise ConfigError(f"bad duration {text!r} (e.g. 90m, 12h, 7d)")
+    return float(match.group(1)) * _SECONDS[match.group(2)]
+
+
+def parse_time(text: str) -> float:
+    """Unix seconds or RFC 3339 / ISO 8601 (a date alone is midnight UTC)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"bad time {text!r} (unix seconds or e.g. 2026-07-01T00:00:00Z)"
+                          ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def time_range(start: str | None, end: str | None, span: str | None) -> tuple[float, float]:
+    """(start, end) in unix seconds from --start/--end or --range (default: the last 7 days)."""
+    end_ts = parse_time(end) if end else time.time()
+    if start and span:
+        raise ConfigError("give --start or --range, not both")
+    start_ts = parse_time(start) if start else end_ts - parse_duration(span or "7d")
+    if start_ts >= end_ts:
+        raise ConfigError("the time range is empty: --start must be before --end")
+    return start_ts, end_ts
+
+
+class Prometheus:
+    """Instant queries against the HTTP API, with errors as one line."""
+
+    def __init__(self, url: str, timeout: float = 30):
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.session = requests.Session()
+
+    def query(self, expr: str, at: float) -> list[dict]:
+        try:
+            response = self.session.get(f"{self.url}/api/v1/query",
+                                        params={"query": expr, "time": at}, timeout=self.timeout)
+            body = response.json()
+        except requests.RequestException as exc:
+            raise NitrometerError(f"cannot reach Prometheus at {self.url}: "
+                                  f"{type(exc).__name__}") from None
+        except ValueError:
+            raise NitrometerError(f"{self.url} did not answer like a Prometheus server "
+                                  f"(HTTP {response.status_code})") from None
+        if body.get("status") != "success":
+            raise NitrometerError(f"Prometheus refused {expr!r}: {body.get('error')}")
+        return body["data"]["result"]
+
+    def per_host(self, expr: str, at: float) -> dict[tuple[str, str], float]:
+        return {(r["metric"].get("job", ""), r["metric"].get("instance", "")):
+                float(r["value"][1]) for r in self.query(expr, at)}
+
+
+@dataclass
+class Host:
+    job: str
+    instance: str
+    instance_type: str
+    region: str
+    arch: str
+    hours: float = 0.0
+    nih: float = 0.0
+    cost: float = 0.0
+    work: float = 0.0
+
+
+def _window(start: float, end: float) -> str:
+    return f"{max(int(round(end - start)), 1)}s"
+
+
+def _selector(name: str, label_filter: str | None) -> str:
+    if not _METRIC_NAME.match(name):
+        raise ConfigError(f"not a metric name: {name!r}")
+    return f"{name}{{{label_filter}}}" if label_filter else name
+
+
+def fleet_hosts(prom: Prometheus, start: float, end: float) -> list[Host]:
+    """Every host with its identity and hours, normalized hours and cost over the range."""
+    window = _window(start, end)
+    info = prom.query(f"max by (job, instance, instance_type, region, arch) "
+                      f"(last_over_time({metrics.INSTANCE_INFO}[{window}]))", end)
+    hosts = {}
+    for series in info:
+        labels = series["metric"]
+        key = (labels.get("job", ""), labels.get("instance", ""))
+        hosts[key] = Host(*key, labels.get("instance_type", ""), labels.get("region", ""),
+                          labels.get("arch", ""))
+    for attr, name in (("hours", metrics.INSTANCE_HOURS), ("nih", metrics.NORMALIZED_HOURS),
+                       ("cost", metrics.COST)):
+        for key, value in prom.per_host(
+                f"sum by (job, instance) (increase({name}[{window}]))", end).items():
+            if key in hosts:
+                setattr(hosts[key], attr, value)
+    if not hosts:
+        raise NitrometerError(f"no {metrics.INSTANCE_INFO} series in Prometheus between "
+                              f"{iso(start)} and {iso(end)}: is the agent scraped?")
+    return list(hosts.values())
+
+
+def fleet_usage(hosts: list[Host]):
+    """The normalised usage table of the fleet: one row per host's type and region."""
+    rows = [{"month": "", "region": h.region, "instance_type": h.instance_type.lower(),
+             "category": "usage", "hours": h.hours, "nih": h.nih, "hours_without_nf": 0.0,
+             "cost": h.cost, "lines": 1, "source": "prometheus"}
+            for h in hosts if h.hours > 0]
+    if not rows:
+        raise NitrometerError("the fleet's hours counters did not increase over the range")
+    return usage_frame(rows)
+
+
+def measure_nih_reduction(prom: Prometheus, start: float, end: float, *,
+                          work_metrics=DEFAULT_WORK_METRICS, label_filter: str | None = None,
+                          min_hosts: int = 1, min_hours: float = 1.0,
+                          hosts: list[Host] | None = None) -> dict:
+    """Work per normalized instance hour on Graviton against x86: 1 - x86 rate / Graviton rate.
+
+    A Graviton fleet doing 25 % more work per normalized hour needs 20 % fewer of them.
+    """
+    hosts = hosts if hosts is not None else fleet_hosts(prom, start, end)
+    window = _window(start, end)
+    by_key = {(h.job, h.instance): h for h in hosts}
+    for name in work_metrics:
+        expr = f"sum by (job, instance) (increase({_selector(name, label_filter)}[{window}]))"
+        for key, value in prom.per_host(expr, end).items():
+            if key in by_key:
+                by_key[key].work += value
+    sides = {}
+    for side, arch in (("graviton", "arm64"), ("x86", "x86_64")):
+        chosen = [h for h in hosts if h.arch == arch and h.work > 0 and h.nih > 0]
+        nih = sum(h.nih for h in chosen)
+        work = sum(h.work for h in chosen)
+        sides[side] = {"hosts": len(chosen), "instance_hours": sum(h.hours for h in chosen),
+                       "normalized_hours": nih, "work": work,
+                       "work_per_normalized_hour": work / nih if nih else 0.0}
+    short = [f"{side} has {s['hosts']} hosts and {s['instance_hours']:.1f} instance hours"
+             for side, s in sides.items()
+             if s["hosts"] < min_hosts or s["instance_hours"] < min_hours]
+    if short:
+        raise NitrometerError(
+            f"too little data to measure the NIH reduction ({'; '.join(short)}; need "
+            f"{min_hosts} hosts and {min_hours:g} hours with work "
+            f"{', '.join(work_metrics)}{' {' + label_filter + '}' if label_filter else ''} "
+            f"on each side between {iso(start)} and {iso(end)})")
+    reduction = 1 - sides["x86"]["work_per_normalized_hour"] / \
+        sides["graviton"]["work_per_normalized_hour"]
+    return {"nih_reduction_pct": 100 * reduction, "work_metrics": list(work_metrics),
+            "label_filter": label_filter, "start": iso(start), "end": iso(end),
+            "prometheus": prom.url, **sides}
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
