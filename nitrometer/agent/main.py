@@ -1,0 +1,197 @@
+"""`nitrometer run`: the agent. Polls every device each interval and serves /metrics."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+
+from nitrometer.agent.config import DEMO_SOURCE, AgentConfig, build_config, configure_parser
+from nitrometer.collectors.base import Clock, SourceSpec, parse_source
+from nitrometer.errors import NitrometerError
+
+log = logging.getLogger("nitrometer")
+
+STOP_JOIN_TIMEOUT = 0.8  # SIGTERM to exit within a second
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    configure_parser(parser)
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(format="%(asctime)s level=%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("nitrometer").setLevel(level.upper())
+
+
+def _sources_module():
+    try:
+        from nitrometer.collectors import sources
+    except ImportError as exc:
+        raise NitrometerError(f"page sources are not available in this install: {exc}") from None
+    return sources
+
+
+def resolve_source(config: AgentConfig) -> SourceSpec:
+    """--demo: real Amazon NVMe devices when there are any, else the simulated fleet."""
+    if not config.demo or config.source.kind != "ioctl":
+        return config.source
+    sources = _sources_module()
+    found = sources.discover_devices(config.sysfs_path, config.dev_path)
+    if found:
+        log.info("demo: polling the %d Amazon NVMe devices found", len(found))
+        return config.source
+    log.info("demo: no Amazon NVMe devices here, polling the simulated fleet %s", DEMO_SOURCE)
+    return parse_source(DEMO_SOURCE)
+
+
+def source_opener(spec: SourceSpec, config: AgentConfig, clock: Clock):
+    sources = _sources_module()
+
+    def open_all():
+        return sources.open_sources(spec, sysfs_root=config.sysfs_path,
+                                    dev_root=config.dev_path, clock=clock)
+
+    # Real devices come and go (attach/detach); a simulation or recording does not.
+    rescan = config.rescan_interval if spec.kind in ("ioctl", "nvme-cli") else None
+    return open_all, rescan
+
+
+class Agent:
+    """The sampler thread, the web server and the signal handling around them."""
+
+    def __init__(self, config: AgentConfig, args: argparse.Namespace | None = None, *,
+                 clock: Clock | None = None, notifier=None):
+        from nitrometer.agent.events import EventSink
+        from nitrometer.agent.exporter import make_registry
+        from nitrometer.agent.notify import Notifier
+        from nitrometer.agent.sampler import Sampler
+        from nitrometer.agent.state import AgentState
+        from nitrometer.agent.web import MetricsServer, load_web_config
+
+        self.args = args
+        self.config = config
+        self.clock = clock or Clock()
+        self.spec = resolve_source(config)
+        self.state = AgentState(config.peaks_window)
+        self.notifier = notifier or Notifier()
+        self.events = EventSink(config.events_file)
+        open_all, rescan = source_opener(self.spec, config, self.clock)
+        self.sampler = Sampler(self.state, open_all, interval=config.poll_interval,
+                               clock=self.clock, events=self.events, notifier=self.notifier,
+                               rescan_interval=rescan)
+        self._apply(config)
+        self.registry = make_registry(self.state)
+        web_config = load_web_config(config.web_config_file)
+        try:
+            self.server = MetricsServer((config.listen_host, config.listen_port), self.registry,
+                                        web_config, status=self.status)
+        except OSError as exc:
+            raise NitrometerError(f"cannot listen on {config.listen_address}: "
+                                  f"{exc.strerror}") from None
+        self.wake = threading.Event()
+        self.stop_requested = False
+        self.reload_requested = False
+
+    def _apply(self, config: AgentConfig) -> None:
+        """The settings that can change at run time (SIGHUP)."""
+        with self.state.lock:
+            self.state.peak_window = config.peaks_window
+            for dev in self.state.devices.values():
+                dev.peaks.window = config.peaks_window
+            self.state.io_size = config.enabled("io_size")
+            self.state.peaks_enabled = config.enabled("peaks")
+            if config.enabled("identity") and self.state.instance is None:
+                from nitrometer.agent.instance import build_instance
+
+                simulated = self.spec.target if self.spec.kind == "simulate" else None
+                self.state.instance = build_instance(config, simulated)
+            elif not config.enabled("identity"):
+                self.state.instance = None
+        if config.enabled("host") and self.sampler.host is None:
+            from nitrometer.agent.host import HostSampler
+
+            self.sampler.host = HostSampler()
+        elif not config.enabled("host"):
+            self.sampler.host = None
+            with self.state.lock:
+                self.state.host = {}
+        self.sampler.interval = config.poll_interval
+        setup_logging(config.log_level)
+
+    def status(self) -> str:
+        with self.state.lock:
+            n, ticks = len(self.state.devices), self.state.ticks
+        return f"source {self.spec}; {n} devices; {ticks} polls"
+
+    def reload(self) -> None:
+        from nitrometer.agent.web import load_web_config
+
+        self.notifier.reloading()
+        try:
+            config = build_config(self.args)
+            web_config = load_web_config(config.web_config_file)
+        except NitrometerError as exc:
+            log.error("reload failed, keeping the running config: %s", exc)
+            self.notifier.ready()
+            return
+        for what in ("listen_address", "source", "sysfs_path", "dev_path"):
+            if getattr(config, what) != getattr(self.config, what):
+                log.warning("reload: %s changes need a restart", what.replace("_", " "))
+        self._apply(config)
+        self.events.reopen(config.events_file)
+        self.server.apply(web_config)
+        self.config = config
+        log.info("configuration reloaded")
+        self.notifier.ready()
+
+    def request_stop(self) -> None:
+        self.stop_requested = True
+        self.wake.set()
+
+    def install_signal_handlers(self) -> None:
+        def stop(_signum, _frame):
+            self.request_stop()
+
+        def hup(_signum, _frame):
+            self.reload_requested = True
+            self.wake.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, hup)
+
+    def serve(self) -> int:
+        self.server.serve_in_thread()
+        sampler_thread = self.sampler.start()
+        log.info("serving metrics at %s/metrics (listening on %s), source %s, poll every %gs",
+                 self.server.url, self.config.listen_address, self.spec,
+                 self.config.poll_interval)
+        self.notifier.ready()
+        self.notifier.status(f"polling, serving {self.config.listen_address}")
+        while not self.stop_requested:
+            self.wake.wait()
+            self.wake.clear()
+            if self.reload_requested and not self.stop_requested:
+                self.reload_requested = False
+                self.reload()
+        self.notifier.stopping()
+        log.info("stopping")
+        self.sampler.stop_event.set()
+        sampler_thread.join(STOP_JOIN_TIMEOUT)
+        self.server.shutdown()
+        self.server.server_close()
+        self.sampler.close()
+        self.events.close()
+        return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    config = build_config(args)
+    setup_logging(config.log_level)
+    from nitrometer import native  # noqa: F401 - says clearly if the C core is missing
+
+    agent = Agent(config, args)
+    agent.install_signal_handlers()
+    return agent.serve()
