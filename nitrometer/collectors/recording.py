@@ -1,0 +1,170 @@
+"""The recording file: raw pages with timestamps and device identity, append only.
+
+Layout (little-endian):
+    header   b"NMREC\\r\\n\\x1a" (8 bytes; the CR LF and ^Z catch text-mode mangling), u32 version
+    record   u8 type, u32 payload length, payload, u32 CRC32 of type + length + payload
+    type 1   device: u16 index, then the Device fields as UTF-8 JSON (once per device)
+    type 2   page: u16 device index, f64 wall time, f64 monotonic time, zlib-compressed page
+A crash mid-write leaves a partial last record: readers stop at the last whole one and say
+how many bytes they dropped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from nitrometer.collectors.base import Device
+from nitrometer.errors import NitrometerError
+
+MAGIC = b"NMREC\r\n\x1a"
+VERSION = 1
+HEADER = struct.Struct("<8sI")
+RECORD_HEAD = struct.Struct("<BI")
+CRC = struct.Struct("<I")
+PAGE_HEAD = struct.Struct("<Hdd")
+DEVICE_HEAD = struct.Struct("<H")
+TYPE_DEVICE = 1
+TYPE_PAGE = 2
+MAX_PAYLOAD = 1 << 20  # a page is 8 KiB; anything near this is corruption
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PageRecord:
+    device_index: int
+    wall: float
+    monotonic: float
+    page: bytes
+
+
+class RecordingWriter:
+    """Writes a new recording; each record goes out in one write and is flushed."""
+
+    def __init__(self, path: str):
+        self.path = path
+        try:
+            self._file = open(path, "wb")
+        except OSError as exc:
+            raise NitrometerError(f"cannot write {path}: {exc.strerror}") from None
+        self._devices: dict[Device, int] = {}
+        self._file.write(HEADER.pack(MAGIC, VERSION))
+        self._file.flush()
+
+    def _write(self, rtype: int, payload: bytes) -> None:
+        head = RECORD_HEAD.pack(rtype, len(payload))
+        self._file.write(head + payload + CRC.pack(zlib.crc32(head + payload)))
+
+    def device_index(self, device: Device) -> int:
+        index = self._devices.get(device)
+        if index is None:
+            index = len(self._devices)
+            self._devices[device] = index
+            fields = json.dumps(dataclasses.asdict(device), sort_keys=True).encode()
+            self._write(TYPE_DEVICE, DEVICE_HEAD.pack(index) + fields)
+        return index
+
+    def add_page(self, device: Device, page: bytes, monotonic: float, wall: float) -> None:
+        index = self.device_index(device)
+        self._write(TYPE_PAGE, PAGE_HEAD.pack(index, wall, monotonic) + zlib.compress(page, 6))
+
+    def flush(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.flush()
+            self._file.close()
+
+    def __enter__(self) -> RecordingWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class Recording:
+    """A recording opened for reading: its devices, its pages, and what was lost at its end."""
+
+    def __init__(self, path: str):
+        self.path = path
+        try:
+            self._file = open(path, "rb")
+        except OSError as exc:
+            raise NitrometerError(f"cannot read {path}: {exc.strerror}") from None
+        head = self._file.read(HEADER.size)
+        if len(head) < HEADER.size or not head.startswith(MAGIC):
+            self._file.close()
+            raise NitrometerError(f"{path} is not a nitrometer recording")
+        version = HEADER.unpack(head)[1]
+        if version != VERSION:
+            self._file.close()
+            raise NitrometerError(f"{path}: recording format version {version} is not "
+                                  f"supported (this nitrometer reads version {VERSION})")
+        self.size = os.fstat(self._file.fileno()).st_size
+        self.devices: list[Device] = []
+        self.pages = 0
+        self.end = self._scan()
+        self.lost_bytes = self.size - self.end
+        self.warning = ""
+        if self.lost_bytes:
+            self.warning = (f"{path}: the recording is cut short; the last {self.lost_bytes} "
+                            f"bytes after record {self.pages + len(self.devices)} were dropped")
+            log.warning(self.warning)
+
+    def _records(self, limit: int | None = None) -> Iterator[tuple[int, bytes, int]]:
+        """(type, payload, end offset) of each whole record with a good CRC."""
+        self._file.seek(HEADER.size)
+        offset = HEADER.size
+        while limit is None or offset < limit:
+            head = self._file.read(RECORD_HEAD.size)
+            if len(head) < RECORD_HEAD.size:
+                return
+            rtype, length = RECORD_HEAD.unpack(head)
+            if length > MAX_PAYLOAD or rtype not in (TYPE_DEVICE, TYPE_PAGE):
+                return
+            payload = self._file.read(length)
+            crc = self._file.read(CRC.size)
+            if len(payload) < length or len(crc) < CRC.size:
+                return
+            if CRC.unpack(crc)[0] != zlib.crc32(head + payload):
+                return
+            offset += RECORD_HEAD.size + length + CRC.size
+            yield rtype, payload, offset
+
+    def _scan(self) -> int:
+        end = HEADER.size
+        for rtype, payload, offset in self._records():
+            if rtype == TYPE_DEVICE:
+                index = DEVICE_HEAD.unpack_from(payload)[0]
+                try:
+                    fields = json.loads(payload[DEVICE_HEAD.size:])
+                    device = Device(**fields)
+                except (ValueError, TypeError):
+                    break
+                if index != len(self.devices):
+                    break
+                self.devices.append(device)
+            else:
+                if PAGE_HEAD.unpack_from(payload)[0] >= len(self.devices):
+                    break
+                self.pages += 1
+            end = offset
+        return end
+
+    def __iter__(self) -> Iterator[PageRecord]:
+        for rtype, payload, _ in self._records(self.end):
+            if rtype == TYPE_PAGE:
+                index, wall, mono = PAGE_HEAD.unpack_from(payload)
+                yield PageRecord(index, wall, mono, zlib.decompress(payload[PAGE_HEAD.size:]))
+
+    def close(self) -> None:
+        self._file.close()
