@@ -1,0 +1,216 @@
+"""`nitrometer snapshot [DEVICE...] [INTERVAL [COUNT]]`: iostat for EC2 NVMe statistics.
+
+Without INTERVAL: each device's cumulative counters and latency histograms. With INTERVAL:
+one row per device per interval, the first after INTERVAL seconds. --json writes JSON Lines
+in the schema of docs/snapshot-json.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import datetime, timezone
+
+from nitrometer import native
+from nitrometer.commands import sampling, view
+from nitrometer.commands.sampling import EXCEEDED, OPS, QUANTILES, Interval, nan_to_none
+from nitrometer.errors import ConfigError
+
+SCHEMA_ID = "nitrometer.snapshot/1"
+
+
+def add_view_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("operands", nargs="*", metavar="[DEVICE...] [INTERVAL [COUNT]]",
+                        help="devices (name, /dev path or serial; default: all), then "
+                        "seconds between rows and how many rows")
+    parser.add_argument("-d", "--details", action="store_true",
+                        help="add the IO-size bands (instance store): per-band p99 per row")
+    parser.add_argument("-j", "--json", action="store_true",
+                        help="JSON Lines: one object per device per interval")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_view_options(parser)
+    sampling.add_source_options(parser)
+
+
+def split_operands(operands: list[str]) -> tuple[list[str], float | None, int | None]:
+    """iostat style: trailing numbers are INTERVAL and COUNT, the rest name devices."""
+    numbers: list[str] = []
+    rest = list(operands)
+    while rest and len(numbers) < 2 and _is_number(rest[-1]):
+        numbers.insert(0, rest.pop())
+    if any(_is_number(x) for x in rest):
+        raise ConfigError(f"{' '.join(operands)}: devices first, then INTERVAL [COUNT]")
+    interval = count = None
+    if numbers:
+        interval = float(numbers[0])
+        if not interval > 0:
+            raise ConfigError(f"INTERVAL {numbers[0]}: must be more than 0 seconds")
+    if len(numbers) == 2:
+        if not numbers[1].isdigit() or int(numbers[1]) < 1:
+            raise ConfigError(f"COUNT {numbers[1]}: must be a whole number of at least 1")
+        count = int(numbers[1])
+    return rest, interval, count
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+# --- JSON records -----------------------------------------------------------------------
+
+def iso_time(wall: float) -> str:
+    return datetime.fromtimestamp(wall, timezone.utc).isoformat(timespec="milliseconds") \
+        .replace("+00:00", "Z")
+
+
+def _hist_record(hist: native.Histogram) -> list[dict]:
+    return [{"lower_us": lo, "upper_us": None if up >= view.OPEN_ENDED_FROM_US else up,
+             "count": c} for lo, up, c in hist.bins() if c]
+
+
+def _quantile_fields(q) -> dict:
+    return {"p50_us": q[0], "p99_us": q[1], "p999_us": q[2]}
+
+
+def _op_record(ops: int, nbytes: int, time_us: int, seconds: float | None, q,
+               hist: native.Histogram) -> dict:
+    rate = seconds is not None and seconds > 0
+    return {
+        "ops": ops, "bytes": nbytes, "time_us": time_us,
+        "iops": ops / seconds if rate else None,
+        "mb_per_s": nbytes / seconds / 1e6 if rate else None,
+        "mean_us": time_us / ops if ops else None,
+        **_quantile_fields(q),
+        "histogram": _hist_record(hist),
+    }
+
+
+def _quantiles(hist: native.Histogram) -> list[float | None]:
+    if not hist.total:
+        return [None] * len(QUANTILES)
+    return [nan_to_none(v) for v in hist.quantiles(QUANTILES)]
+
+
+def _device_record(device) -> dict:
+    return {"name": device.name, "path": device.path, "kind": device.kind,
+            "serial": device.serial, "model": device.model,
+            "bdev": getattr(device, "bdev", "") or None}
+
+
+def _record(view_name: str, device, page: native.Page, wall: float, elapsed: float,
+            seconds: float | None, reset: bool, op_q: dict, band_q: list[tuple]) -> dict:
+    c = page.counters
+    exceeded = {}
+    for scope, limit, counter in EXCEEDED:
+        us = c[counter]
+        pct = 100 * us / (seconds * 1e6) if seconds else None
+        exceeded[f"{scope}_{limit}"] = {"us": us, "percent": pct}
+    bands = []
+    for band, (rq, wq) in zip(page.bands if page.version == 1 else [], band_q):
+        bands.append({
+            "low_bytes": band.low, "high_bytes": band.high,
+            "label": (f">{native.format_size(band.low)}" if band.high is None
+                      else f"<={native.format_size(band.high)}"),
+            "read": {"ops": band.read.total, **_quantile_fields(rq)},
+            "write": {"ops": band.write.total, **_quantile_fields(wq)},
+        })
+    return {
+        "schema": SCHEMA_ID, "view": view_name, "time": iso_time(wall),
+        "elapsed_s": round(elapsed, 6), "interval_s": None if seconds is None else round(seconds, 6),
+        "device": _device_record(device), "reset": reset,
+        **{op: _op_record(c[f"total_{op}_ops"], c[f"total_{op}_bytes"], c[f"total_{op}_time"],
+                          seconds, op_q[op], page.read if op == "read" else page.write)
+           for op in OPS},
+        "exceeded": exceeded, "queue_length": c["volume_queue_length"],
+        "io_size_bands": bands,
+    }
+
+
+def cumulative_record(device, page: native.Page, wall: float, *, view_name: str = "cumulative",
+                      seconds: float | None = None) -> dict:
+    """A page as totals; `recording` views (replay) also carry the span they cover."""
+    op_q = {"read": _quantiles(page.read), "write": _quantiles(page.write)}
+    band_q = [(_quantiles(b.read), _quantiles(b.write)) for b in page.bands] \
+        if page.version == 1 else []
+    return _record(view_name, device, page, wall, seconds or 0.0, seconds, False, op_q, band_q)
+
+
+def interval_record(iv: Interval, wall0: float) -> dict:
+    s = iv.summary
+    op_q = {"read": [nan_to_none(v) for v in s.read_q],
+            "write": [nan_to_none(v) for v in s.write_q]}
+    band_q = [(b.read_q, b.write_q) for b in iv.bands]
+    record = _record("interval", iv.device, s.delta, wall0 + iv.end, iv.end, iv.seconds,
+                     iv.reset, op_q, band_q)
+    record["queue_length"] = iv.queue_length
+    return record
+
+
+def write_json(record: dict, out) -> None:
+    out.write(json.dumps(record, separators=(",", ":")) + "\n")
+
+
+# --- running ----------------------------------------------------------------------------
+
+def show_cumulative(pages, args, out, style, *, note: str = "") -> None:
+    wall = time.time()
+    for i, (device, page) in enumerate(pages):
+        if args.json:
+            write_json(cumulative_record(device, page, wall), out)
+        else:
+            if i:
+                out.write("\n")
+            out.write(view.render_cumulative(device, page, style, details=args.details,
+                                             note=note))
+
+
+def show_intervals(sampler: sampling.Sampler, count: int | None, args, out, style) -> int:
+    """Rows until COUNT, the end of a recording, or Ctrl+C; then the one-line summary."""
+    wall0 = time.time()
+    seen: list[Interval] = []
+    try:
+        while count is None or len({round(iv.end, 6) for iv in seen}) < count:
+            try:
+                ticks = sampler.step()
+            except sampling.SourceEnded:
+                break
+            seen.extend(ticks)
+            if args.json:
+                for iv in ticks:
+                    write_json(interval_record(iv, wall0), out)
+            else:
+                out.write(view.render_tick(ticks, wall0, style, details=args.details))
+            out.flush()
+    except KeyboardInterrupt:
+        pass
+    summary = view.render_summary(seen, wall0)
+    if args.json:
+        print(summary, file=sys.stderr)
+    else:
+        out.write(summary + "\n")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    args.devices, interval, count = split_operands(args.operands)
+    sampler = sampling.open_sampler(args, interval or 1.0)
+    out, style = sys.stdout, view.terminal_style(sys.stdout)
+    try:
+        try:
+            pages = sampler.first()
+        except sampling.SourceEnded as exc:
+            raise ConfigError(f"{exc}: the recording has no pages") from None
+        if interval is None:
+            show_cumulative(pages, args, out, style)
+            return 0
+        return show_intervals(sampler, count, args, out, style)
+    finally:
+        sampler.close()

@@ -1,0 +1,81 @@
+"""Fixture pages and an in-memory page source for the CLI tests."""
+
+from __future__ import annotations
+
+from nitrometer.collectors.base import Device, FastClock
+from nitrometer.logpage import DEFAULT_BAND_SIZES, encode_page, power_of_two_bounds
+
+NUM_BINS = 28
+BOUNDS = power_of_two_bounds(NUM_BINS)
+
+EBS = Device(name="nvme1n1", path="/dev/nvme1n1", kind="ebs", serial="vol-0123456789abcdef0",
+             model="Amazon Elastic Block Store", controller="nvme1", bdev="sdf")
+LOCAL = Device(name="nvme2n1", path="/dev/nvme2n1", kind="instance_store",
+               serial="AWS1A2B3C4D5E6F7A8B9", model="Amazon EC2 NVMe Instance Storage",
+               controller="nvme2")
+
+
+def bins(counts: dict[int, int]) -> list[tuple[int, int, int]]:
+    """Bins with counts at the given bin indexes (bin i covers [2^(i-1), 2^i] us)."""
+    return [(lo, up, counts.get(i, 0)) for i, (lo, up) in enumerate(BOUNDS)]
+
+
+def page(kind: str, *, read: dict[int, int], write: dict[int, int], read_size: int = 4096,
+         write_size: int = 16384, read_us: int = 100, write_us: int = 200,
+         exceeded: dict[str, int] | None = None, queue: int = 0,
+         band_read: list[dict[int, int]] | None = None,
+         band_write: list[dict[int, int]] | None = None) -> bytes:
+    """A page whose counters agree with its histograms."""
+    r, w = sum(read.values()), sum(write.values())
+    counters = {
+        "total_read_ops": r, "total_write_ops": w,
+        "total_read_bytes": r * read_size, "total_write_bytes": w * write_size,
+        "total_read_time": r * read_us, "total_write_time": w * write_us,
+        "volume_queue_length": queue, **(exceeded or {}),
+    }
+    if kind == "ebs":
+        return encode_page(kind, counters, bins(read), bins(write))
+    band_read = band_read or [{} for _ in DEFAULT_BAND_SIZES]
+    band_write = band_write or [{} for _ in DEFAULT_BAND_SIZES]
+    return encode_page(kind, counters, bins(read), bins(write), version=1,
+                       band_sizes=DEFAULT_BAND_SIZES,
+                       band_read=[[b.get(i, 0) for i in range(32)] for b in band_read],
+                       band_write=[[b.get(i, 0) for i in range(32)] for b in band_write])
+
+
+def add(a: dict[int, int], b: dict[int, int]) -> dict[int, int]:
+    return {k: a.get(k, 0) + b.get(k, 0) for k in set(a) | set(b)}
+
+
+class ListSource:
+    """Hands out fixed pages one per read, stamped on the clock."""
+
+    def __init__(self, device: Device, pages: list[bytes], clock: FastClock):
+        self.device = device
+        self.pages = list(pages)
+        self.clock = clock
+        self.closed = False
+
+    def read(self) -> tuple[bytes, float]:
+        if not self.pages:
+            raise EOFError("no more pages")
+        return self.pages.pop(0), self.clock.monotonic()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+# Cumulative pages: an EBS volume throttled on its IOPS limit, and a local disk.
+EBS_BASE = page("ebs", read={6: 1200, 7: 5400, 8: 2100, 9: 300, 12: 4},
+                write={8: 800, 9: 3100, 10: 900, 11: 40, 17: 2},
+                read_us=110, write_us=310, queue=4,
+                exceeded={"ebs_volume_performance_exceeded_iops": 2_500_000})
+LOCAL_READ = {5: 30000, 6: 90000, 7: 20000, 8: 400}
+LOCAL_WRITE = {4: 9000, 5: 40000, 6: 8000, 11: 600}
+LOCAL_BASE = page(
+    "instance_store", read=LOCAL_READ, write=LOCAL_WRITE, read_us=55, write_us=40,
+    read_size=4096, write_size=32768, queue=2,
+    exceeded={"ec2_instance_performance_exceeded_iops": 1_250_000},
+    band_read=[{5: 3000}, {5: 27000, 6: 90000, 7: 20000, 8: 400}, {}, {}, {}],
+    band_write=[{}, {4: 9000, 5: 40000}, {6: 8000}, {}, {11: 600}],
+)
