@@ -1,0 +1,154 @@
+"""Instance identity: IMDSv2 against a real HTTP server on 127.0.0.1, then DMI, then config."""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from nitrometer.collectors import identity
+from nitrometer.collectors.identity import (
+    InstanceIdentity,
+    as_labels,
+    from_dmi,
+    instance_identity,
+    region_of_az,
+)
+from nitrometer.errors import ConfigError
+from tests.sources_device.conftest import SYSFS_FIXTURES
+
+DOCUMENT = {
+    "accountId": "123456789012", "architecture": "arm64", "availabilityZone": "eu-west-1b",
+    "imageId": "ami-0abcdef1234567890", "instanceId": "i-0aa11bb22cc33dd44",
+    "instanceType": "im4gn.2xlarge", "pendingTime": "2026-01-01T00:00:00Z",
+    "privateIp": "10.0.0.5", "region": "eu-west-1", "version": "2017-09-30",
+}
+TOKEN = "AQAEAtokenvalue=="
+DMI_NITRO = str(SYSFS_FIXTURES / "dmi-nitro" / "devices/virtual/dmi/id")
+DMI_QEMU = str(SYSFS_FIXTURES / "dmi-qemu" / "devices/virtual/dmi/id")
+
+
+class FakeImds(BaseHTTPRequestHandler):
+    """IMDSv2: PUT /latest/api/token with a TTL header, then GETs carrying the token."""
+
+    mode = "ok"  # ok | reject (401 on every GET) | hang (the token PUT never answers in time)
+    seen: list[tuple[str, str, dict]] = []
+
+    def log_message(self, *args):
+        pass
+
+    def _send(self, status, body=b""):
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_PUT(self):
+        self.seen.append(("PUT", self.path, dict(self.headers)))
+        if self.mode == "hang":
+            time.sleep(3)
+        if self.path != "/latest/api/token" or \
+                "X-aws-ec2-metadata-token-ttl-seconds" not in self.headers:
+            return self._send(400)
+        self._send(200, TOKEN.encode())
+
+    def do_GET(self):
+        self.seen.append(("GET", self.path, dict(self.headers)))
+        if self.mode == "reject" or self.headers.get("X-aws-ec2-metadata-token") != TOKEN:
+            return self._send(401)
+        if self.path == "/latest/dynamic/instance-identity/document":
+            return self._send(200, json.dumps(DOCUMENT).encode())
+        self._send(404)
+
+
+@pytest.fixture
+def imds():
+    handler = type("Handler", (FakeImds,), {"seen": [], "mode": "ok"})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    handler.url = f"http://127.0.0.1:{server.server_address[1]}"
+    yield handler
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(autouse=True)
+def fresh_warning():
+    identity._warned_off_ec2 = False
+    yield
+
+
+def test_imdsv2_token_then_identity_document(imds):
+    ident = instance_identity(endpoint=imds.url, timeout=2.0, dmi_root=DMI_QEMU)
+    assert ident == InstanceIdentity(
+        instance_id="i-0aa11bb22cc33dd44", instance_type="im4gn.2xlarge", family="im4gn",
+        size="2xlarge", arch="arm64", region="eu-west-1", az="eu-west-1b", source="imds")
+    (put_method, put_path, put_headers), (get_method, get_path, get_headers) = imds.seen
+    assert (put_method, put_path) == ("PUT", "/latest/api/token")
+    assert int(put_headers["X-aws-ec2-metadata-token-ttl-seconds"]) > 0
+    assert (get_method, get_path) == ("GET", "/latest/dynamic/instance-identity/document")
+    assert get_headers["X-aws-ec2-metadata-token"] == TOKEN
+    assert as_labels(ident)["instance_type"] == "im4gn.2xlarge"
+    assert "source" not in as_labels(ident)
+
+
+def test_imds_401_falls_back_to_dmi(imds, caplog):
+    imds.mode = "reject"
+    with caplog.at_level(logging.INFO, logger="nitrometer.collectors.identity"):
+        ident = instance_identity(endpoint=imds.url, timeout=2.0, dmi_root=DMI_NITRO)
+    assert (ident.instance_id, ident.instance_type, ident.family, ident.size, ident.source) == (
+        "i-0123456789abcdef0", "i3en.xlarge", "i3en", "xlarge", "dmi")
+    assert ident.arch == identity.normalize_arch(platform.machine())
+    assert (ident.region, ident.az) == ("", "")  # DMI does not know where the instance is
+    assert [m for m, _, _ in imds.seen] == ["PUT", "GET"]
+    assert "HTTP 401" in caplog.text and "identity from DMI" in caplog.text
+
+
+def test_imds_timeout_off_ec2_says_not_on_ec2_once(imds, caplog):
+    imds.mode = "hang"
+    with caplog.at_level(logging.WARNING, logger="nitrometer.collectors.identity"):
+        first = instance_identity(endpoint=imds.url, timeout=0.2, dmi_root=DMI_QEMU)
+        second = instance_identity(endpoint=imds.url, timeout=0.2, dmi_root=DMI_QEMU)
+    assert first == second
+    assert (first.source, first.instance_id, first.instance_type) == ("none", "", "")
+    assert first.arch in ("x86_64", "arm64") or first.arch == platform.machine().lower()
+    warnings = [r for r in caplog.records if "not on EC2" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "timed out" in warnings[0].getMessage().lower()
+    assert [m for m, _, _ in imds.seen] == ["PUT", "PUT"]  # no retries behind our back
+
+
+def test_config_overrides_fill_in_off_ec2_and_win_over_dmi(tmp_path):
+    closed = "http://127.0.0.1:9"  # nothing listens on the discard port
+    ident = instance_identity(endpoint=closed, timeout=0.5, dmi_root=DMI_QEMU,
+                              overrides={"instance_type": "c7g.4xlarge", "region": "us-east-2",
+                                         "az": "us-east-2c"})
+    assert (ident.instance_type, ident.family, ident.size, ident.region, ident.az,
+            ident.source) == ("c7g.4xlarge", "c7g", "4xlarge", "us-east-2", "us-east-2c",
+                              "config")
+    on_dmi = instance_identity(use_imds=False, dmi_root=DMI_NITRO,
+                               overrides={"region": "ap-south-1"})
+    assert (on_dmi.instance_type, on_dmi.region, on_dmi.source) == (
+        "i3en.xlarge", "ap-south-1", "dmi")
+    with pytest.raises(ConfigError, match="unknown instance identity setting"):
+        instance_identity(use_imds=False, dmi_root=DMI_QEMU, overrides={"zone": "x"})
+
+
+def test_dmi_fixtures():
+    metal = from_dmi(str(SYSFS_FIXTURES / "dmi-metal" / "devices/virtual/dmi/id"))
+    assert (metal.instance_id, metal.instance_type) == ("i-0fedcba9876543210", "i3.metal")
+    assert from_dmi(DMI_QEMU) is None
+    assert from_dmi("/nonexistent/dmi") is None
+
+
+def test_region_from_az():
+    assert region_of_az("us-east-1a") == "us-east-1"
+    assert region_of_az("us-west-2-lax-1a") == "us-west-2"
+    assert region_of_az("") == ""
