@@ -1,0 +1,40 @@
+import shutil
+import subprocess
+
+import pytest
+
+from nitrometer.agent.exporter import make_registry
+from nitrometer.agent.sampler import Sampler
+from nitrometer.agent.state import AgentState
+from nitrometer.collectors.base import FastClock
+
+
+class Rig:
+    """A sampler on a FastClock(speed=0) over the given sources, and its registry."""
+
+    def __init__(self, sources, interval=1.0, events=None):
+        self.clock = FastClock(0)
+        for source in sources:
+            source.clock = self.clock
+        self.state = AgentState()
+        self.sampler = Sampler(self.state, lambda: list(sources), interval=interval,
+                               clock=self.clock, events=events)
+        self.registry = make_registry(self.state, process=False)
+
+    def value(self, name, **labels):
+        return self.registry.get_sample_value(name, labels)
+
+
+@pytest.fixture
+def rig():
+    return Rig
+
+
+def promtool_check(text: str) -> str:
+    """What promtool check metrics says about an exposition ('' when it is clean)."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool is not installed: run `make sysdeps`")
+    done = subprocess.run([promtool, "check", "metrics"], input=text.encode(),
+                          capture_output=True, timeout=30)
+    return (done.stdout + done.stderr).decode()
