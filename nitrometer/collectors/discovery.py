@@ -27,6 +27,9 @@ CONTROLLER_NSID = 0xFFFFFFFF  # what nvme-cli sends on the controller char devic
 
 _CONTROLLER_RE = re.compile(r"^nvme(\d+)$")
 _NAMESPACE_RE = re.compile(r"^nvme(\d+)n(\d+)$")
+# With native multipath the controller holds a hidden path (nvme0c0n1); the block device is
+# the subsystem's head (nvme0n1), listed under class/nvme-subsystem.
+_PATH_RE = re.compile(r"^nvme(\d+)c\d+n(\d+)$")
 _VOLUME_RE = re.compile(r"^vol(?!-)([0-9a-f]+)$")
 
 
@@ -118,7 +121,22 @@ def _read_attr(path: Path) -> str:
         return ""
 
 
-def _namespace(ctrl_dir: Path, controller: str) -> tuple[str, int] | None:
+def _multipath_head(sysfs_root: Path, controller: str, ns_number: str) -> str:
+    """The head block device of a hidden multipath namespace path."""
+    try:
+        for subsys in (sysfs_root / "class" / "nvme-subsystem").iterdir():
+            if (subsys / controller).exists():
+                for entry in subsys.iterdir():
+                    match = _NAMESPACE_RE.match(entry.name)
+                    if match and match.group(2) == ns_number:
+                        return entry.name
+    except OSError:
+        pass
+    # Each EC2 controller is its own subsystem, numbered like the controller as a rule.
+    return f"{controller}n{ns_number}"
+
+
+def _namespace(sysfs_root: Path, ctrl_dir: Path, controller: str) -> tuple[str, int] | None:
     """The controller's lowest-numbered namespace: (nvmeNnM, nsid)."""
     found = []
     number = controller[len("nvme"):]
@@ -127,12 +145,15 @@ def _namespace(ctrl_dir: Path, controller: str) -> tuple[str, int] | None:
     except OSError:
         return None
     for entry in entries:
-        match = _NAMESPACE_RE.match(entry.name)
+        match = _NAMESPACE_RE.match(entry.name) or _PATH_RE.match(entry.name)
         if not match or match.group(1) != number:
             continue
+        name = entry.name
+        if _PATH_RE.match(name):
+            name = _multipath_head(sysfs_root, controller, match.group(2))
         nsid_text = _read_attr(entry / "nsid")
         nsid = int(nsid_text) if nsid_text.isdigit() else int(match.group(2))
-        found.append((nsid, entry.name))
+        found.append((nsid, name))
     if not found:
         return None
     nsid, name = min(found)
@@ -191,7 +212,7 @@ class Discovery:
         if not model and not serial:
             return None  # vanished while we looked
         kind = kind_of_model(model)
-        namespace = _namespace(ctrl_dir, controller)
+        namespace = _namespace(self.sysfs_root, ctrl_dir, controller)
         if namespace is None:
             name, nsid = controller, CONTROLLER_NSID
         else:

@@ -19,7 +19,8 @@ def _spread(total: int, centre_bin: float, width: float, num_bins: int = NUM_BIN
 
 
 def _bins(counts: list[int]) -> list[tuple[int, int, int]]:
-    return [(lo, up, c) for (lo, up), c in zip(power_of_two_bounds(len(counts)), counts)]
+    bounds = power_of_two_bounds(len(counts))
+    return [(lo, up, c) for (lo, up), c in zip(bounds, counts, strict=True)]
 
 
 def ebs_page(read_ops: int = 1_234_567, write_ops: int = 2_345_678, *,

@@ -155,3 +155,15 @@ def test_select_named_devices_by_name_or_serial_and_reject_unknown():
                                           r"\(it has: nvme1n1, nvme2n1\)"):
         _select([_Recorded("nvme1n1", "a"), _Recorded("nvme2n1", "b")], ["nvme9n1"],
                 "recording r.bin")
+
+
+def test_multipath_path_resolves_to_the_subsystem_head(sysfs, tmp_path):
+    _write_controller(sysfs, "nvme5", MODEL_EBS, "vol05555555555555555", ("c5n1",))
+    subsys = sysfs / "class" / "nvme-subsystem" / "nvme-subsys6"
+    (subsys / "nvme6n1").mkdir(parents=True)
+    (subsys / "nvme5").symlink_to(sysfs / "class" / "nvme" / "nvme5")
+    _write_controller(sysfs, "nvme8", MODEL_EBS, "vol08888888888888888", ("c8n1",))
+    devices = {d.controller: d for d in Discovery(str(sysfs), str(tmp_path)).scan().devices}
+    assert (devices["nvme5"].name, devices["nvme5"].nsid) == ("nvme6n1", 1)
+    assert devices["nvme5"].path == str(tmp_path / "nvme6n1")
+    assert devices["nvme8"].name == "nvme8n1"  # no subsystem listed: numbered as the controller
