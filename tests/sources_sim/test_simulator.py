@@ -66,7 +66,8 @@ def test_steady_stays_under_every_limit():
     _, first, last, _ = run(ebs=("gp3",))
     for a, b in zip(first, last, strict=True):
         d = delta(a, b)
-        for name in ("ebs_volume_performance_exceeded_iops", "ec2_instance_performance_exceeded_iops",
+        for name in ("ebs_volume_performance_exceeded_iops",
+                     "ec2_instance_performance_exceeded_iops",
                      "ec2_instance_performance_exceeded_tp"):
             assert d[name] < 0.02 * SECONDS * 1e6, name
         assert d["total_read_ops"] > 0 and d["total_write_ops"] > 0
@@ -113,8 +114,8 @@ def test_mixed_changes_over_time_and_touches_limits():
     deltas = [delta(a, b) for a, b in zip(pages, pages[1:], strict=False)]
     ops = [d["total_read_ops"] for d in deltas]
     assert max(ops) > 1.5 * min(ops)
-    exceeded = [d["ec2_instance_performance_exceeded_iops"] + d["ec2_instance_performance_exceeded_tp"]
-                for d in deltas]
+    exceeded = [d["ec2_instance_performance_exceeded_iops"]
+                + d["ec2_instance_performance_exceeded_tp"] for d in deltas]
     assert sum(e > 1e6 for e in exceeded) >= 2
     assert sum(e < 1e5 for e in exceeded) >= 2
 
