@@ -114,7 +114,7 @@ def _record(view_name: str, device, page: native.Page, wall: float, elapsed: flo
         pct = 100 * us / (seconds * 1e6) if seconds else None
         exceeded[f"{scope}_{limit}"] = {"us": us, "percent": pct}
     bands = []
-    for band, (rq, wq) in zip(page.bands if page.version == 1 else [], band_q):
+    for band, (rq, wq) in zip(page.bands if page.version == 1 else [], band_q, strict=True):
         bands.append({
             "low_bytes": band.low, "high_bytes": band.high,
             "label": (f">{native.format_size(band.low)}" if band.high is None
@@ -124,7 +124,8 @@ def _record(view_name: str, device, page: native.Page, wall: float, elapsed: flo
         })
     return {
         "schema": SCHEMA_ID, "view": view_name, "time": iso_time(wall),
-        "elapsed_s": round(elapsed, 6), "interval_s": None if seconds is None else round(seconds, 6),
+        "elapsed_s": round(elapsed, 6),
+        "interval_s": None if seconds is None else round(seconds, 6),
         "device": _device_record(device), "reset": reset,
         **{op: _op_record(c[f"total_{op}_ops"], c[f"total_{op}_bytes"], c[f"total_{op}_time"],
                           seconds, op_q[op], page.read if op == "read" else page.write)

@@ -13,7 +13,14 @@ import time
 from dataclasses import dataclass
 
 from nitrometer import native
-from nitrometer.commands.sampling import EXCEEDED, OPS, QUANTILES, Interval, nan_to_none
+from nitrometer.commands.sampling import (
+    EXCEEDED,
+    EXCEEDED_MIN_SHARE,
+    OPS,
+    QUANTILES,
+    Interval,
+    nan_to_none,
+)
 
 LIMIT_NAMES = {"iops": "IOPS", "throughput": "throughput"}
 KIND_NAMES = {"ebs": "EBS volume", "instance_store": "instance store"}
@@ -51,19 +58,13 @@ def terminal_style(stream=None) -> Style:
 
 def _us_parts(us: float) -> tuple[str, str]:
     """A latency as (number, unit) with about three significant digits."""
-    for unit, scale in (("s", 1e6), ("ms", 1e3)):
-        if us >= scale:
-            value = us / scale
-            break
-    else:
-        unit, value = "us", us
-        return (f"{value:.1f}" if 0 < value < 10 and value != int(value) else f"{value:.0f}",
-                unit)
+    if us < 1000:
+        small = 0 < us < 10 and us != int(us)
+        return (f"{us:.1f}" if small else f"{us:.0f}"), "us"
+    unit, value = ("s", us / 1e6) if us >= 1e6 else ("ms", us / 1e3)
     if value >= 100:
         return f"{value:.0f}", unit
-    if value >= 10:
-        return f"{value:.1f}", unit
-    return f"{value:.2f}", unit
+    return (f"{value:.1f}" if value >= 10 else f"{value:.2f}"), unit
 
 
 def fmt_us(us: float | None) -> str:
@@ -247,11 +248,11 @@ def render_band_p99(iv: Interval, style: Style) -> list[str]:
     bands = iv.bands
     if not bands:
         return []
-    head = f"{'':10}{'p99 size':10}" + "".join(f"{b.label:>7}" for b in bands)
+    head = f"{'':10}{'IO size':10}" + "".join(f"{b.label:>7}" for b in bands)
     lines = [style.dim(head)]
     for op in OPS:
         values = [b.read_q[1] if op == "read" else b.write_q[1] for b in bands]
-        lines.append(f"{'':10}{op:10}" + "".join(f"{fmt_us(v):>7}" for v in values))
+        lines.append(f"{'':10}{op + ' p99':10}" + "".join(f"{fmt_us(v):>7}" for v in values))
     return lines
 
 
@@ -282,20 +283,18 @@ def render_summary(intervals: list[Interval], wall0: float) -> str:
     """The one line printed when the interval view ends (COUNT reached or Ctrl+C)."""
     if not intervals:
         return "no complete interval"
-    ticks = len({round(iv.end, 6) for iv in intervals})
     bad = worst(intervals)
-    parts = [f"{ticks} interval{'s' if ticks != 1 else ''}"]
     over = [(k, bad.exceeded_us[k]) for k in bad.throttled()]
     if over:
         (scope, limit), us = max(over, key=lambda kv: kv[1])
-        why = f"{limit_name(scope, limit)} exceeded {100 * us / (bad.seconds * 1e6):.0f}%"
+        why = f"{limit_name(scope, limit)}, {100 * us / (bad.seconds * 1e6):.0f}%"
     else:
         op = max(OPS, key=lambda o: bad.op(o).p99_us or 0.0)
         why = f"{op} p99 {fmt_us(bad.op(op).p99_us)}"
-    parts.append(f"worst: {bad.device.name} at {clock_stamp(wall0, bad.end)} ({why})")
     totals: dict[str, int] = {}
     for iv in intervals:
         totals[iv.device.name] = totals.get(iv.device.name, 0) + sum(iv.exceeded_us.values())
-    over_devices = [f"{name} {fmt_seconds(us)}" for name, us in totals.items() if us]
-    parts.append("exceeded: " + (", ".join(over_devices) if over_devices else "none"))
-    return "; ".join(parts)
+    over_devices = [f"{name} {fmt_seconds(us)}" for name, us in totals.items()
+                    if us >= EXCEEDED_MIN_SHARE * 1e6]
+    return (f"worst {clock_stamp(wall0, bad.end)} {bad.device.name} ({why}); total exceeded: "
+            + (", ".join(over_devices) if over_devices else "none"))

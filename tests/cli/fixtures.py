@@ -66,8 +66,9 @@ class ListSource:
 
 
 # Cumulative pages: an EBS volume throttled on its IOPS limit, and a local disk.
-EBS_BASE = page("ebs", read={6: 1200, 7: 5400, 8: 2100, 9: 300, 12: 4},
-                write={8: 800, 9: 3100, 10: 900, 11: 40, 17: 2},
+EBS_READ = {6: 1200, 7: 5400, 8: 2100, 9: 300, 12: 4}
+EBS_WRITE = {8: 800, 9: 3100, 10: 900, 11: 40, 17: 2}
+EBS_BASE = page("ebs", read=EBS_READ, write=EBS_WRITE,
                 read_us=110, write_us=310, queue=4,
                 exceeded={"ebs_volume_performance_exceeded_iops": 2_500_000})
 LOCAL_READ = {5: 30000, 6: 90000, 7: 20000, 8: 400}
@@ -79,3 +80,24 @@ LOCAL_BASE = page(
     band_read=[{5: 3000}, {5: 27000, 6: 90000, 7: 20000, 8: 400}, {}, {}, {}],
     band_write=[{}, {4: 9000, 5: 40000}, {6: 8000}, {}, {11: 600}],
 )
+
+# One second later: the volume ran 0.85 s over its IOPS limit and its queue grew; the local
+# disk's large writes slowed.
+EBS_NEXT = page("ebs", read=add(EBS_READ, {6: 300, 7: 900, 8: 50}),
+                write=add(EBS_WRITE, {9: 400, 10: 120, 13: 6}), read_us=110, write_us=310,
+                queue=17, exceeded={"ebs_volume_performance_exceeded_iops": 3_350_000})
+LOCAL_NEXT = page(
+    "instance_store", read=add(LOCAL_READ, {5: 1000, 6: 3000}),
+    write=add(LOCAL_WRITE, {5: 2000, 11: 300}), read_us=55, write_us=40, read_size=4096,
+    write_size=32768, queue=9, exceeded={"ec2_instance_performance_exceeded_iops": 1_250_000},
+    band_read=[{5: 3000}, {5: 28000, 6: 93000, 7: 20000, 8: 400}, {}, {}, {}],
+    band_write=[{}, {4: 9000, 5: 42000}, {6: 8000}, {}, {11: 900}],
+)
+
+
+def sampler_over(pairs: list[tuple[Device, list[bytes]]], interval: float = 1.0):
+    """A Sampler over in-memory sources on a clock that never waits."""
+    from nitrometer.commands.sampling import Sampler
+
+    clock = FastClock(0)
+    return Sampler([ListSource(d, p, clock) for d, p in pairs], clock, interval)

@@ -1,0 +1,82 @@
+"""Each way a device can be unusable is one line on stderr and exit status 2."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from tests.cli.fixtures import EBS_BASE
+from tests.fakedev import MODEL_EBS, identify_bytes
+
+EBS_ID = identify_bytes("vol0123456789abcdef0", MODEL_EBS, bdev="sdf")
+
+
+def one_line_error(proc) -> str:
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", [["snapshot"], ["diagnose", "--duration", "2s"]])
+def test_missing_device(fake, tmp_path, command):
+    proc = fake.nitrometer(*command, f"{tmp_path}/nvme9n1")
+    assert one_line_error(proc) == (f"nitrometer: unknown device '{tmp_path}/nvme9n1': "
+                                    f"{tmp_path}/nvme9n1 does not exist")
+
+
+def test_path_that_is_not_nvme(fake):
+    line = one_line_error(fake.nitrometer("snapshot", "/dev/null"))
+    assert line.startswith("nitrometer: ")
+    assert "/dev/null" in line and "NVMe" in line
+
+
+def test_nvme_device_that_is_not_amazons(fake):
+    fake.add("/dev/nvme5n1", identify=identify_bytes("S5GX", "Samsung SSD 980", vid=0x144D))
+    line = one_line_error(fake.nitrometer("snapshot", "/dev/nvme5n1"))
+    assert line.startswith("nitrometer: /dev/nvme5n1: not an EC2 NVMe device")
+
+
+def test_no_permission(fake):
+    fake.add("/dev/nvme1n1", identify=EBS_ID, page=EBS_BASE)
+    fake.fail("/dev/nvme1n1", "errno=EACCES")
+    line = one_line_error(fake.nitrometer("snapshot", "/dev/nvme1n1"))
+    assert line == ("nitrometer: /dev/nvme1n1: permission denied: needs root or "
+                    "CAP_SYS_ADMIN to read NVMe log pages")
+
+
+@pytest.mark.parametrize("command", [["snapshot", "/dev/nvme1n1"],
+                                     ["snapshot", "/dev/nvme1n1", "1", "1"],
+                                     ["diagnose", "/dev/nvme1n1", "--duration", "2s"]])
+def test_unsupported_page_version(fake, command):
+    page = bytearray(EBS_BASE)
+    struct.pack_into("<I", page, 4, 7)
+    fake.add("/dev/nvme1n1", identify=EBS_ID, page=bytes(page))
+    line = one_line_error(fake.nitrometer(*command))
+    assert line == "nitrometer: nvme1n1: unsupported statistics page version 7"
+
+
+def test_device_io_error(fake):
+    fake.add("/dev/nvme1n1", identify=EBS_ID, page=EBS_BASE)
+    fake.fail("/dev/nvme1n1", "errno=EIO")
+    line = one_line_error(fake.nitrometer("snapshot", "/dev/nvme1n1"))
+    assert line == "nitrometer: /dev/nvme1n1: I/O error during Identify Controller"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["snapshot", "0"], "INTERVAL 0: must be more than 0 seconds"),
+    (["snapshot", "1", "x2"], "1 x2: devices first, then INTERVAL [COUNT]"),
+    (["snapshot", "1", "1.5"], "COUNT 1.5: must be a whole number of at least 1"),
+    (["diagnose", "--duration", "soon"], "--duration 'soon': expected seconds, e.g. 40s, "
+                                         "2m or 90"),
+    (["snapshot", "--source", "ioctl", "--speed", "0"],
+     "--speed applies to simulate and replay sources only"),
+])
+def test_usage_errors(fake, args, message):
+    proc = fake.nitrometer(*args)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
