@@ -12,6 +12,7 @@ import io
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -54,7 +55,7 @@ WINDOWS_OPERATIONS = ("RunInstances:0002", "RunInstances:0006", "RunInstances:01
 GROUP_KEYS = ["month", "region", "instance_type", "category"]
 SUMS = ["hours", "nih", "hours_without_nf", "cost", "lines"]
 REPORT_SUFFIXES = (".parquet", ".csv", ".csv.gz", ".gz")
-BATCH_ROWS = 1 << 20
+BATCH_ROWS = 1 << 19
 
 
 def report_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -97,50 +98,71 @@ def _resolve(path: Path, names: list[str], product_kind: str | None) -> dict[str
     return {canon: name for canon, name in found.items() if name}
 
 
+def _map_lookup(product: pa.MapArray, keys: tuple[str, ...]) -> pa.Array:
+    """The first value under any of keys in each map: vectorised (pc.map_lookup is slow)."""
+    offsets = product.offsets.to_numpy()
+    positions = np.flatnonzero(pc.is_in(product.keys, pa.array(keys)).to_numpy(
+        zero_copy_only=False))
+    rows = np.searchsorted(offsets, positions, side="right") - 1
+    index = np.full(len(product), -1, dtype=np.int64)
+    index[rows[::-1]] = positions[::-1]  # reversed so the first match wins
+    return product.items.take(pa.array(index, mask=index < 0))
+
+
 def _product_field(product: pa.Array, canon: str) -> pa.Array:
     """One field of CUR 2.0's product column: a map in Parquet, a JSON object in CSV."""
+    if pa.types.is_map(product.type):
+        return pc.cast(_map_lookup(product, PRODUCT_KEYS[canon]), pa.string())
     result = None
     for key in PRODUCT_KEYS[canon]:
-        if pa.types.is_map(product.type):
-            value = pc.map_lookup(product, pa.scalar(key), "first")
-        else:
-            pattern = f'"{key}"\\s*:\\s*"(?P<v>[^"]*)"'
-            value = pc.struct_field(pc.extract_regex(product, pattern), [0])
+        pattern = f'"{key}"\\s*:\\s*"(?P<v>[^"]*)"'
+        value = pc.struct_field(pc.extract_regex(product, pattern), [0])
         result = value if result is None else pc.coalesce(result, value)
-    return pc.cast(result, pa.string())
+    return result
 
 
-def _blank_to_null(array: pa.Array) -> pa.Array:
-    array = pc.cast(array, pa.string())
-    return pc.if_else(pc.equal(pc.utf8_trim_whitespace(array), ""), pa.scalar(None, pa.string()),
-                      array)
+def _encoded(array: pa.Array) -> pa.DictionaryArray:
+    if not pa.types.is_dictionary(array.type):
+        array = pc.dictionary_encode(pc.cast(array, pa.string()))
+    return array
+
+
+def _per_value(array: pa.DictionaryArray, function) -> pa.Array:
+    """function applied to the few distinct values, then spread to the rows."""
+    return function(pc.cast(array.dictionary, pa.string())).take(array.indices)
+
+
+def _blank_to_null(values: pa.Array) -> pa.Array:
+    return pc.if_else(pc.equal(pc.utf8_trim_whitespace(values), ""),
+                      pa.scalar(None, pa.string()), values)
 
 
 def _column(batch: pa.RecordBatch, found: dict[str, str], canon: str) -> pa.Array | None:
+    """Numbers as float64, text as a dictionary array (CUR text repeats a lot)."""
     name = found.get(canon)
     if name is None:
         return None
     if name.startswith("product:"):
-        return _product_field(batch.column("product"), canon)
+        return _encoded(_product_field(batch.column("product"), canon))
     column = batch.column(name)
     if canon in NUMERIC:
         return pc.cast(column, pa.float64())
-    if pa.types.is_dictionary(column.type):
-        column = column.dictionary_decode()
-    return column
+    if canon == "start" and pa.types.is_timestamp(column.type):
+        return pc.dictionary_encode(pc.floor_temporal(column, unit="month"))
+    return _encoded(column)
 
 
 def summarize_batch(batch: pa.RecordBatch, found: dict[str, str]) -> pa.Table | None:
     """EC2 instance-hour lines of one batch, summed per month, region, type and category."""
-    usage_type = pc.cast(_column(batch, found, "usage_type"), pa.string())
-    line_type = pc.cast(_column(batch, found, "line_type"), pa.string())
-    keep = pc.and_(pc.or_(pc.match_substring(usage_type, "BoxUsage"),
-                          pc.match_substring(usage_type, "SpotUsage")),
-                   pc.is_in(line_type, pa.array(USAGE_LINE_TYPES)))
+    usage_type = _column(batch, found, "usage_type")
+    line_type = _column(batch, found, "line_type")
+    keep = pc.and_(_per_value(usage_type, lambda v: pc.or_(
+        pc.match_substring(v, "BoxUsage"), pc.match_substring(v, "SpotUsage"))),
+        _per_value(line_type, lambda v: pc.is_in(v, pa.array(USAGE_LINE_TYPES))))
     product_code = _column(batch, found, "product_code")
     if product_code is not None:
-        keep = pc.and_(keep, pc.fill_null(pc.equal(pc.cast(product_code, pa.string()),
-                                                   "AmazonEC2"), True))
+        keep = pc.and_(keep, _per_value(product_code, lambda v: pc.fill_null(
+            pc.equal(v, "AmazonEC2"), True)))
     keep = pc.fill_null(keep, False)
     if not pc.any(keep).as_py():
         return None
@@ -148,25 +170,30 @@ def summarize_batch(batch: pa.RecordBatch, found: dict[str, str]) -> pa.Table | 
     usage_type, line_type = usage_type.filter(keep), line_type.filter(keep)
     n = len(batch)
 
-    def text(canon: str) -> pa.Array:
+    def text(canon: str, function=_blank_to_null) -> pa.Array:
         column = _column(batch, found, canon)
-        return _blank_to_null(column) if column is not None else pa.nulls(n, pa.string())
+        if column is None:
+            return function(pa.nulls(n, pa.string()))
+        return _per_value(column, function)
 
     def number(canon: str) -> pa.Array:
         column = _column(batch, found, canon)
         return column if column is not None else pa.nulls(n, pa.float64())
 
-    parsed_type = pc.replace_substring_regex(usage_type, r"^.*:", "")
-    instance_type = pc.utf8_lower(pc.coalesce(text("instance_type"), parsed_type))
-    operation = pc.fill_null(text("operation"), "")
-    spot = pc.or_(pc.match_substring(usage_type, "SpotUsage"),
-                  pc.match_substring(operation, ":SV"))
-    windows = pc.or_(pc.fill_null(pc.match_substring(text("os"), "Windows"), False),
-                     pc.is_in(operation, pa.array(WINDOWS_OPERATIONS)))
-    ri_covered = pc.equal(line_type, "DiscountedUsage")
-    sp_covered = pc.equal(line_type, "SavingsPlanCoveredUsage")
-    instance_sp = pc.and_(sp_covered, pc.fill_null(
-        pc.match_substring(text("sp_type"), "EC2Instance"), False))
+    parsed_type = _per_value(usage_type, lambda v: pc.utf8_lower(
+        pc.replace_substring_regex(v, r"^.*:", "")))
+    instance_type = pc.coalesce(text("instance_type", lambda v: pc.utf8_lower(
+        _blank_to_null(v))), parsed_type)
+    spot = pc.or_(_per_value(usage_type, lambda v: pc.match_substring(v, "SpotUsage")),
+                  text("operation", lambda v: pc.fill_null(pc.match_substring(v, ":SV"),
+                                                           False)))
+    windows = pc.or_(text("os", lambda v: pc.fill_null(pc.match_substring(v, "Windows"),
+                                                        False)),
+                     text("operation", lambda v: pc.is_in(v, pa.array(WINDOWS_OPERATIONS))))
+    ri_covered = _per_value(line_type, lambda v: pc.equal(v, "DiscountedUsage"))
+    sp_covered = _per_value(line_type, lambda v: pc.equal(v, "SavingsPlanCoveredUsage"))
+    instance_sp = pc.and_(sp_covered, text("sp_type", lambda v: pc.fill_null(
+        pc.match_substring(v, "EC2Instance"), False)))
     category = pc.if_else(windows, "windows", pc.if_else(spot, "spot", pc.if_else(
         ri_covered, "ri", pc.if_else(instance_sp, "instance_sp", "usage"))))
 
@@ -175,18 +202,19 @@ def summarize_batch(batch: pa.RecordBatch, found: dict[str, str]) -> pa.Table | 
                       pc.if_else(ri_covered, pc.coalesce(number("ri_cost"), unblended),
                                  unblended))
     hours = pc.fill_null(number("usage_amount"), 0.0)
+    no_number = pa.scalar(None, pa.float64())
     factor = number("normalization_factor")
-    factor = pc.if_else(pc.greater(factor, 0.0), factor, pa.scalar(None, pa.float64()))
-    nih = pc.coalesce(number("normalized_usage"), pc.multiply(hours, factor))
-    start = _column(batch, found, "start")
-    month = (pc.fill_null(pc.utf8_slice_codeunits(pc.cast(start, pa.string()), 0, 7), "")
-             if start is not None else pa.array([""] * n))
+    factor = pc.if_else(pc.greater(factor, 0.0), factor, no_number)
+    normalized = number("normalized_usage")
+    normalized = pc.if_else(pc.greater(normalized, 0.0), normalized, no_number)
+    nih = pc.coalesce(normalized, pc.multiply(hours, factor))
     table = pa.table({
-        "month": month, "region": pc.fill_null(text("region"), ""),
+        "month": text("start", lambda v: pc.fill_null(pc.utf8_slice_codeunits(v, 0, 7), "")),
+        "region": text("region", lambda v: pc.fill_null(_blank_to_null(v), "")),
         "instance_type": instance_type, "category": category, "hours": hours,
         "nih": pc.fill_null(nih, 0.0),
         "hours_without_nf": pc.if_else(pc.is_null(nih), hours, 0.0),
-        "cost": cost, "lines": pa.array([1] * n, pa.int64()),
+        "cost": cost, "lines": pa.array(np.ones(n, dtype=np.int64)),
     })
     return _group(table)
 
@@ -206,8 +234,10 @@ def _batches(path: Path) -> tuple[dict[str, str], Iterator[pa.RecordBatch], int 
     """Column mapping, the batches holding only the needed columns, and the line count."""
     try:
         if _is_parquet(path):
-            parquet = pq.ParquetFile(path)
-            names = parquet.schema_arrow.names
+            names = pq.ParquetFile(path).schema_arrow.names
+            text = [c for canon, c in _resolve(path, names, None).items()
+                    if canon not in NUMERIC and canon != "start"]
+            parquet = pq.ParquetFile(path, read_dictionary=text)
             found = _resolve(path, names, "map" if "product" in names else None)
             columns = sorted({n if not n.startswith("product:") else "product"
                               for n in found.values()})

@@ -124,7 +124,7 @@ def _reason(row) -> str:
         return _CATEGORY_REASON[row.category]
     if not row.known:
         return "unknown instance type"
-    if row.target_type is None:
+    if not isinstance(row.target_type, str):
         return "no Graviton equivalent"
     if np.isnan(row.target_price) or np.isnan(row.cost):
         return "no price"

@@ -1,0 +1,128 @@
+"""Synthetic CUR 2.0 Parquet (static columns plus the `product` map) for tests and benchmarks.
+
+Each line is drawn from a template; a template says what the line is (type, region, line
+item type, operating system, purchase option) and which exclusion reason the model should
+give it, so tests can count expected reasons without running the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+@dataclass(frozen=True)
+class Template:
+    instance_type: str
+    expected_reason: str  # what the model must call it ("eligible" or a REASONS entry)
+    line_type: str = "Usage"
+    region: str = "us-east-1"
+    operating_system: str = "Linux"
+    operation: str = "RunInstances"
+    usage_kind: str = "BoxUsage"
+    offering_type: str = ""  # savings_plan_offering_type of SP-covered lines
+    product_code: str = "AmazonEC2"
+    rate: float = 0.1  # unblended USD per hour
+    normalization_factor: float = 4.0
+    weight: float = 1.0
+
+
+DEFAULT_TEMPLATES = (
+    Template("m5.large", "eligible", rate=0.096, weight=20),
+    Template("c5.xlarge", "eligible", rate=0.17, normalization_factor=8, weight=15),
+    Template("r5.2xlarge", "eligible", rate=0.504, normalization_factor=16, weight=10),
+    Template("m6i.large", "eligible", line_type="SavingsPlanCoveredUsage",
+             offering_type="ComputeSavingsPlans", rate=0.096, weight=5),
+    Template("t3.medium", "eligible", rate=0.0416, normalization_factor=2, weight=10),
+    Template("m6g.large", "already Graviton", rate=0.077, weight=10),
+    Template("m5.large", "Windows", operating_system="Windows", operation="RunInstances:0002",
+             rate=0.188, weight=5),
+    Template("c5.large", "Spot", usage_kind="SpotUsage", operation="RunInstances:SV001",
+             rate=0.035, weight=5),
+    Template("r5.large", "RI-covered", line_type="DiscountedUsage", rate=0.0, weight=5),
+    Template("c6i.large", "instance-SP-covered", line_type="SavingsPlanCoveredUsage",
+             offering_type="EC2InstanceSavingsPlans", rate=0.085, weight=5),
+    Template("x9q.large", "unknown instance type", weight=1),
+    Template("d3.xlarge", "no Graviton equivalent", rate=0.499, normalization_factor=8,
+             weight=2),
+    Template("m5.large", "no price", region="eu-central-1", rate=0.115, weight=2),
+    Template("", "", product_code="AmazonS3", usage_kind="TimedStorage-ByteHrs", weight=5),
+)
+REGION_PREFIX = {"us-east-1": "", "eu-central-1": "EUC1-", "us-west-2": "USW2-"}
+
+
+def _usage_type(t: Template) -> str:
+    if t.product_code != "AmazonEC2":
+        return t.usage_kind
+    return f"{REGION_PREFIX.get(t.region, 'XX-')}{t.usage_kind}:{t.instance_type}"
+
+
+def synthetic_batch(templates, picks: np.ndarray, rng: np.random.Generator,
+                    first_id: int, start: np.datetime64) -> pa.RecordBatch:
+    """One batch of lines; picks[i] is the template of line i."""
+    n = len(picks)
+    take = lambda values, kind=None: pa.array(values, kind).take(pa.array(picks))  # noqa: E731
+    hours = rng.uniform(0.25, 1.0, n).round(6)
+    rate = np.array([t.rate for t in templates])[picks]
+    factor = np.array([t.normalization_factor for t in templates])[picks]
+    ec2 = np.array([t.product_code == "AmazonEC2" for t in templates])[picks]
+    line_type = np.array([t.line_type for t in templates])[picks]
+    cost = (hours * rate).round(8)
+    ri_cost = np.where(line_type == "DiscountedUsage", (hours * 0.06).round(8), 0.0)
+    sp_cost = np.where(line_type == "SavingsPlanCoveredUsage", (cost * 0.7).round(8), 0.0)
+    # CUR 2.0 keeps region and OS only in the product map.
+    keys = pa.array(["region", "operating_system", "instance_type_family"] * n)
+    items = pa.array([v for i in picks for v in
+                      (templates[i].region, templates[i].operating_system,
+                       templates[i].instance_type.split(".")[0])])
+    product = pa.MapArray.from_arrays(pa.array(np.arange(0, 3 * n + 1, 3, dtype=np.int32)),
+                                      keys, items)
+    day = rng.integers(0, 90, n).astype("timedelta64[D]")
+    return pa.RecordBatch.from_pydict({
+        "identity_line_item_id": pa.array([f"line-{first_id + i}" for i in range(n)]),
+        "line_item_line_item_type": take([t.line_type for t in templates]),
+        "line_item_product_code": take([t.product_code for t in templates]),
+        "line_item_usage_type": take([_usage_type(t) for t in templates]),
+        "line_item_operation": take([t.operation for t in templates]),
+        "line_item_usage_start_date": pa.array((start + day).astype("datetime64[ms]")),
+        "line_item_usage_amount": pa.array(hours),
+        "line_item_normalization_factor": pa.array(np.where(ec2, factor, 0.0)),
+        "line_item_normalized_usage_amount": pa.array(np.where(ec2, hours * factor, 0.0)),
+        "line_item_unblended_rate": pa.array(rate),
+        "line_item_unblended_cost": pa.array(cost),
+        "reservation_effective_cost": pa.array(ri_cost),
+        "savings_plan_savings_plan_effective_cost": pa.array(sp_cost),
+        "savings_plan_offering_type": take([t.offering_type or None for t in templates],
+                                           pa.string()),
+        "product_instance_type": take([t.instance_type or None for t in templates],
+                                      pa.string()),
+        "product": product,
+    })
+
+
+def write_synthetic_cur(path: str | Path, lines: int, templates=DEFAULT_TEMPLATES,
+                        seed: int = 0, batch_lines: int = 500_000) -> dict[int, int]:
+    """Write `lines` lines to a CUR 2.0 Parquet file; returns the line count per template."""
+    rng = np.random.default_rng(seed)
+    weights = np.array([t.weight for t in templates], dtype=float)
+    weights /= weights.sum()
+    counts = np.zeros(len(templates), dtype=np.int64)
+    start = np.datetime64("2026-01-01")
+    writer = None
+    try:
+        for first in range(0, lines, batch_lines):
+            n = min(batch_lines, lines - first)
+            picks = rng.choice(len(templates), size=n, p=weights)
+            counts += np.bincount(picks, minlength=len(templates))
+            batch = synthetic_batch(templates, picks, rng, first, start)
+            if writer is None:
+                writer = pq.ParquetWriter(str(path), batch.schema, compression="snappy")
+            writer.write_batch(batch, row_group_size=batch_lines)
+    finally:
+        if writer is not None:
+            writer.close()
+    return {i: int(c) for i, c in enumerate(counts)}
