@@ -39,10 +39,11 @@ def _series(title: str, description: str, specs, unit: str, **kw) -> g.TimeSerie
 
 
 def _heatmap(op: str) -> g.Heatmap:
-    expr = (f"sum by (le) (increase({m.LATENCY}_bucket{{{SEL}, op=\"{op}\"}}[$__interval]))")
+    # A rate, not increase over $__interval: that window can hold a single scrape and be empty.
+    expr = f"sum by (le) (rate({m.LATENCY}_bucket{{{SEL}, op=\"{op}\"}}{RATE}))"
     panel = g.Heatmap(
         title=f"{op.capitalize()} latency distribution",
-        description=f"How many {op}s completed in each latency bucket per interval; a band "
+        description=f"{op.capitalize()}s per second completing in each latency bucket; a band "
                     "creeping upward or a second band appearing means queueing or throttling.",
         targets=[g.Target(expr=expr, legendFormat="{{le}}", refId="A", format="heatmap",
                           datasource=DATASOURCE, intervalFactor=1)],
@@ -153,7 +154,7 @@ def build() -> g.Dashboard:
     episodes = (
         f"sum by (instance, device, scope, limit) (max_over_time({m.EXCEEDED_NOW}{{{SEL}}}"
         f"[$__interval])) > 0 or sum by (instance, device, scope, limit) "
-        f"(increase({m.EXCEEDED_EPISODES}{{{SEL}}}[$__interval])) > 0"
+        f"(increase({m.EXCEEDED_EPISODES}{{{SEL}}}{RATE})) > 0"
     )
     annotation = {
         "datasource": DATASOURCE, "enable": True, "iconColor": "red",

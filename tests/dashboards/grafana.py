@@ -74,3 +74,9 @@ def substitute(text: str, values: dict[str, str]) -> str:
         name = next(g for g in match.groups() if g)
         return values[name]
     return VARIABLE.sub(replace, text)
+
+
+def regex_value(value: str) -> str:
+    """A selected value in a =~ matcher, escaped as Grafana does (once for the regex, once
+    for the PromQL string)."""
+    return re.escape(value).replace("\\", "\\\\")

@@ -1,0 +1,53 @@
+"""The savings dashboard's three stats equal `nitrometer savings --prometheus` on the same
+Prometheus, time range and NIH reduction."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.dashboards import grafana
+
+pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
+
+STATS = {
+    "Potential Graviton Base Savings": "base_savings",
+    "Estimated Additional Savings Due to Performance": "additional_savings",
+    "Total Potential Graviton Savings": "total_savings",
+}
+NIH_PCT = "25"  # not the default, so a dashboard ignoring $nih would disagree
+# The model's JSON rounds money to 6 decimals.
+ABS_TOLERANCE = 2e-6
+
+
+def test_stats_equal_the_savings_model(fleet):
+    dash = grafana.dashboards()["dashboards/nitrometer-graviton-savings.json"]
+    start = fleet.started
+    end = start + math.floor(time.time() - start)
+    values = grafana.default_values(dash) | {"nih": NIH_PCT}
+    values |= grafana.grafana_intervals(end - start, 1, 100)
+
+    model = subprocess.run(
+        [sys.executable, "-m", "nitrometer", "savings", "--prometheus", fleet.prom.url,
+         "--start", str(start), "--end", str(end), "--nih-reduction", NIH_PCT,
+         "-o", "json", "--no-progress"], capture_output=True, text=True)
+    assert model.returncode == 0, model.stderr
+    totals = json.loads(model.stdout)["totals"]
+    assert totals["eligible_lines"] == 1 and totals["base_savings"] > 0
+
+    panels = {p["title"]: p for p in grafana.data_panels(dash)}
+    for title, key in STATS.items():
+        expr = grafana.substitute(panels[title]["targets"][0]["expr"], values)
+        result = fleet.prom.query(expr, at=end)
+        assert len(result) == 1, f"{title}: {result}"
+        shown = float(result[0]["value"][1])
+        assert shown == pytest.approx(totals[key], rel=1e-3, abs=ABS_TOLERANCE), title
+    # The additional savings scale with the slider: at 0 % they vanish.
+    zero = grafana.substitute(panels["Estimated Additional Savings Due to Performance"]
+                              ["targets"][0]["expr"], values | {"nih": "0"})
+    assert float(fleet.prom.query(zero, at=end)[0]["value"][1]) == 0
