@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 NATIVE := native/nitrometer_native.h native/logpage.c native/nvme_ioctl.c native/build.py
-LISTEN ?= 127.0.0.1:9720
+LISTEN ?= :9720
 
 .DEFAULT_GOAL := help
 .PHONY: help venv sysdeps run test unit sanitize bench lint dashboards install clean
