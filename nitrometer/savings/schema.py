@@ -1,0 +1,77 @@
+"""JSON Schema of `nitrometer savings -o json` (documented in docs/savings.md)."""
+
+_NUMBER = {"type": "number"}
+_GROUP = {
+    "hours": _NUMBER, "nih": _NUMBER, "projected_nih": _NUMBER, "cost": _NUMBER,
+    "graviton_cost": _NUMBER, "base_savings": _NUMBER, "additional_savings": _NUMBER,
+    "total_savings": _NUMBER, "savings_pct": _NUMBER,
+}
+_SIDE = {
+    "type": "object",
+    "required": ["hosts", "instance_hours", "normalized_hours", "work",
+                 "work_per_normalized_hour"],
+    "properties": {"hosts": {"type": "integer"}, "instance_hours": _NUMBER,
+                   "normalized_hours": _NUMBER, "work": _NUMBER,
+                   "work_per_normalized_hour": _NUMBER},
+}
+
+
+def _rows(keys: dict) -> dict:
+    return {"type": "array", "items": {"type": "object", "required": [*keys, *_GROUP],
+                                       "properties": {**keys, **_GROUP}}}
+
+
+JSON_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "nitrometer savings report",
+    "type": "object",
+    "required": ["schema_version", "generated_at", "inputs", "sources", "generation",
+                 "nih_reduction_pct", "nih_reduction_source", "measured", "totals",
+                 "exclusions", "by_family", "by_instance_type", "by_month", "sweep",
+                 "warnings"],
+    "properties": {
+        "schema_version": {"const": 1},
+        "generated_at": {"type": "string"},
+        "inputs": {"type": "object", "required": ["kind", "paths"], "properties": {
+            "kind": {"enum": ["cur", "usage-csv", "prometheus"]},
+            "paths": {"type": "array", "items": {"type": "string"}},
+            "start": {"type": "string"}, "end": {"type": "string"}}},
+        "sources": {"type": "object", "required": ["prices", "normalization_factors",
+                                                   "mapping"]},
+        "generation": {"enum": ["latest", "graviton2", "graviton3", "graviton4"]},
+        "nih_reduction_pct": _NUMBER,
+        "nih_reduction_source": {"enum": ["assumed", "measured"]},
+        "measured": {"oneOf": [{"type": "null"}, {
+            "type": "object",
+            "required": ["nih_reduction_pct", "work_metrics", "label_filter", "start", "end",
+                         "prometheus", "graviton", "x86"],
+            "properties": {"nih_reduction_pct": _NUMBER,
+                           "work_metrics": {"type": "array", "items": {"type": "string"}},
+                           "label_filter": {"type": ["string", "null"]},
+                           "start": {"type": "string"}, "end": {"type": "string"},
+                           "prometheus": {"type": "string"},
+                           "graviton": _SIDE, "x86": _SIDE}}]},
+        "totals": {"type": "object",
+                   "required": [*_GROUP, "all_lines", "all_cost", "eligible_lines"],
+                   "properties": {**_GROUP, "all_lines": {"type": "integer"},
+                                  "all_cost": _NUMBER, "eligible_lines": {"type": "integer"}}},
+        "exclusions": {"type": "array", "items": {
+            "type": "object", "required": ["reason", "lines", "hours", "cost"],
+            "properties": {"reason": {"type": "string"}, "lines": {"type": "integer"},
+                           "hours": _NUMBER, "cost": _NUMBER}}},
+        "by_family": _rows({"family": {"type": "string"},
+                            "target_family": {"type": "string"}}),
+        "by_instance_type": _rows({"instance_type": {"type": "string"},
+                                   "family": {"type": "string"},
+                                   "target_type": {"type": "string"}}),
+        "by_month": _rows({"month": {"type": "string"}}),
+        "sweep": {"type": "array", "items": {
+            "type": "object",
+            "required": ["nih_reduction_pct", "base_savings", "additional_savings",
+                         "total_savings", "savings_pct"],
+            "properties": {"nih_reduction_pct": _NUMBER, "base_savings": _NUMBER,
+                           "additional_savings": _NUMBER, "total_savings": _NUMBER,
+                           "savings_pct": _NUMBER}}},
+        "warnings": {"type": "array", "items": {"type": "string"}},
+    },
+}
