@@ -16,15 +16,15 @@ from datetime import datetime, timezone
 from nitrometer import native
 from nitrometer.commands import sampling, view
 from nitrometer.commands.sampling import EXCEEDED, OPS, QUANTILES, Interval, nan_to_none
-from nitrometer.errors import ConfigError
+from nitrometer.errors import ConfigError, DeviceError
 
 SCHEMA_ID = "nitrometer.snapshot/1"
 
 
 def add_view_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("operands", nargs="*", metavar="[DEVICE...] [INTERVAL [COUNT]]",
-                        help="devices (name, /dev path or serial; default: all), then "
-                        "seconds between rows and how many rows")
+    parser.add_argument("operands", nargs="*", metavar="DEVICE|INTERVAL|COUNT",
+                        help="[DEVICE...] [INTERVAL [COUNT]]: devices (name, /dev path or "
+                        "serial; default: all), then seconds between rows and how many rows")
     parser.add_argument("-d", "--details", action="store_true",
                         help="add the IO-size bands (instance store): per-band p99 per row")
     parser.add_argument("-j", "--json", action="store_true",
@@ -192,12 +192,20 @@ def show_intervals(sampler: sampling.Sampler, count: int | None, args, out, styl
             out.flush()
     except KeyboardInterrupt:
         pass
+    except DeviceError:
+        _summarize(seen, wall0, args, out)  # what was seen still counts; then the error
+        raise
+    _summarize(seen, wall0, args, out)
+    return 0
+
+
+def _summarize(seen: list[Interval], wall0: float, args, out) -> None:
     summary = view.render_summary(seen, wall0)
     if args.json:
         print(summary, file=sys.stderr)
     else:
         out.write(summary + "\n")
-    return 0
+    out.flush()
 
 
 def run(args: argparse.Namespace) -> int:

@@ -30,8 +30,20 @@ def test_missing_device(fake, tmp_path, command):
 
 def test_path_that_is_not_nvme(fake):
     line = one_line_error(fake.nitrometer("snapshot", "/dev/null"))
-    assert line.startswith("nitrometer: ")
-    assert "/dev/null" in line and "NVMe" in line
+    assert line == ("nitrometer: '/dev/null' is not an NVMe device name "
+                    "(expected nvme1n1 or /dev/nvme1n1)")
+
+
+def test_nvme_node_that_refuses_the_admin_ioctl(fake):
+    fake.add("/dev/nvme4n1", identify=EBS_ID, page=EBS_BASE)
+    fake.fail("/dev/nvme4n1", "errno=ENOTTY")
+    line = one_line_error(fake.nitrometer("snapshot", "/dev/nvme4n1"))
+    assert line.startswith("nitrometer: /dev/nvme4n1: not an NVMe device")
+
+
+def test_no_devices_found(fake, tmp_path):
+    line = one_line_error(fake.nitrometer("snapshot", "--path.sysfs", str(tmp_path)))
+    assert line == f"nitrometer: no EC2 NVMe devices found (looked in {tmp_path}/class/nvme)"
 
 
 def test_nvme_device_that_is_not_amazons(fake):

@@ -158,3 +158,25 @@ def test_snapshot_of_a_fake_device_through_the_ioctl_path(fake):
     proc = fake.nitrometer("snapshot", "/dev/nvme1n1", "--json")
     (row,) = records(proc.stdout)
     assert (row["read"]["ops"], row["exceeded"]["volume_iops"]["us"]) == (9004, 2_500_000)
+
+
+def test_device_failing_mid_run_still_prints_the_summary():
+    from nitrometer.errors import DeviceError
+
+    class Failing:
+        def __init__(self, inner):
+            self.inner, self.calls = inner, 0
+
+        def step(self):
+            self.calls += 1
+            if self.calls == 2:
+                raise DeviceError("/dev/nvme1n1: I/O error during Get Log Page 0xD0")
+            return self.inner.step()
+
+    sampler = sampler_over([(EBS, [EBS_BASE, EBS_NEXT])])
+    sampler.first()
+    out = io.StringIO()
+    args = argparse.Namespace(json=False, details=False)
+    with pytest.raises(DeviceError):
+        snapshot.show_intervals(Failing(sampler), 5, args, out, view.Style())
+    assert out.getvalue().splitlines()[-1].startswith("worst ")
