@@ -123,8 +123,8 @@ class AgentCollector(Collector):
                 elif key[0] == "throughput":
                     tput.add_metric(_values(d) + [key[1]], value)
                 else:
-                    lat.add_metric(_values(d) + [key[1], m.PERCENTILES.get(key[2], f"{key[2] * 100:g}")],
-                               value)
+                    percentile = m.PERCENTILES.get(key[2], f"{key[2] * 100:g}")
+                    lat.add_metric(_values(d) + [key[1], percentile], value)
         yield from (iops, tput, lat)
 
     def _agent_families(self):
@@ -133,7 +133,7 @@ class AgentCollector(Collector):
         build.add_metric([__version__, platform.python_version()], 1)
         yield build
         buckets, running = [], 0
-        for bound, count in zip(POLL_BUCKETS, s.poll_buckets):
+        for bound, count in zip(POLL_BUCKETS, s.poll_buckets, strict=False):
             running += count
             buckets.append((repr(bound), running))
         buckets.append(("+Inf", running + s.poll_buckets[-1]))

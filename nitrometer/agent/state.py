@@ -173,13 +173,13 @@ def per_second(delta, summary, dt: float, *, bands: bool) -> dict:
             "iops": ops / dt,
             "throughput": delta[f"total_{op}_bytes"] / dt,
             "mean": delta[f"total_{op}_time"] * US / ops if ops else math.nan,
-            "quantiles": {q: v * US for q, v in zip(summary.qs, quantiles[op])},
+            "quantiles": {q: v * US for q, v in zip(summary.qs, quantiles[op], strict=False)},
         }
     if bands:
         for i, band in enumerate(delta.bands):
             out["bands"][band.label] = {
                 op: {"iops": hist.total / dt,
-                     "quantiles": {q: v * US for q, v in zip(summary.qs, qs[i])}}
+                     "quantiles": {q: v * US for q, v in zip(summary.qs, qs[i], strict=False)}}
                 for op, hist, qs in (("read", band.read, summary.band_read_q),
                                      ("write", band.write, summary.band_write_q))
             }
