@@ -128,8 +128,10 @@ def _encoded(array: pa.Array) -> pa.DictionaryArray:
 
 
 def _per_value(array: pa.DictionaryArray, function) -> pa.Array:
-    """function applied to the few distinct values, then spread to the rows."""
-    return function(pc.cast(array.dictionary, pa.string())).take(array.indices)
+    """function applied to the few distinct values (and null), then spread to the rows."""
+    values = pa.concat_arrays([pc.cast(array.dictionary, pa.string()),
+                               pa.nulls(1, pa.string())])
+    return function(values).take(pc.fill_null(array.indices, len(array.dictionary)))
 
 
 def _blank_to_null(values: pa.Array) -> pa.Array:
