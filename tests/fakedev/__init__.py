@@ -91,7 +91,10 @@ class FakeNvme:
         tmp.replace(self.root / "devices")
 
     def set_page(self, path: str, page: bytes, log_id: int = 0xD0) -> None:
-        (self._dirs[path] / f"log-{log_id:02x}.bin").write_bytes(page)
+        """Atomic, so a device read while the page changes sees the old or the new one."""
+        tmp = self._dirs[path] / f"log-{log_id:02x}.tmp"
+        tmp.write_bytes(page)
+        tmp.replace(self._dirs[path] / f"log-{log_id:02x}.bin")
 
     def fail(self, path: str, control: str) -> None:
         """gone | errno=EACCES|EIO|ENODEV|... | hang=MS | status=HEX; "" heals."""
