@@ -141,7 +141,11 @@ def cumulative_record(device, page: native.Page, wall: float, *, view_name: str 
     op_q = {"read": _quantiles(page.read), "write": _quantiles(page.write)}
     band_q = [(_quantiles(b.read), _quantiles(b.write)) for b in page.bands] \
         if page.version == 1 else []
-    return _record(view_name, device, page, wall, seconds or 0.0, seconds, False, op_q, band_q)
+    record = _record(view_name, device, page, wall, seconds or 0.0, seconds, False, op_q, band_q)
+    if view_name == "cumulative":
+        # The page itself too, under `nitrometer decode --json`'s (nvme-cli's) keys.
+        record.update(page.to_dict(), serial=device.serial, model=device.model)
+    return record
 
 
 def interval_record(iv: Interval, wall0: float) -> dict:
