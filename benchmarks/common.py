@@ -1,0 +1,146 @@
+"""What every measurement shares: the machine, interleaved timing, report sections."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+
+@dataclass
+class Target:
+    what: str
+    goal: str
+    measured: str
+    met: bool
+
+
+@dataclass
+class Section:
+    title: str
+    body: list[str] = field(default_factory=list)
+    targets: list[Target] = field(default_factory=list)
+
+    def add(self, *lines: str) -> None:
+        self.body.extend(lines)
+
+    def table(self, header: list[str], rows: list[list]) -> None:
+        self.body.append("| " + " | ".join(header) + " |")
+        self.body.append("|" + "|".join("---" for _ in header) + "|")
+        for row in rows:
+            self.body.append("| " + " | ".join(str(c) for c in row) + " |")
+        self.body.append("")
+
+    def target(self, what: str, goal: str, measured: str, met: bool) -> None:
+        self.targets.append(Target(what, goal, measured, met))
+
+    def markdown(self) -> str:
+        return "\n".join([f"## {self.title}", "", *self.body]).rstrip() + "\n"
+
+
+@dataclass
+class Context:
+    quick: bool
+    workdir: Path  # scratch space for fleets, stand-in executables, Parquet files
+    cache: Path  # generated inputs kept between runs (the CUR files)
+    log: Callable[[str], None]
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine() -> list[tuple[str, str]]:
+    mem = psutil.virtual_memory().total / 2**30
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return [
+        ("CPU", cpu_model()),
+        ("Cores", f"{psutil.cpu_count(logical=False) or '?'} physical, "
+                  f"{psutil.cpu_count()} logical"),
+        ("Memory", f"{mem:.1f} GiB"),
+        ("Python", f"{platform.python_implementation()} {platform.python_version()}"),
+        ("Kernel", f"{platform.system()} {platform.release()} ({platform.machine()})"),
+        ("Load average at start", load),
+    ]
+
+
+def git_revision() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def median(values) -> float:
+    return statistics.median(values)
+
+
+def percentile(values, q: float) -> float:
+    """Nearest-rank percentile (q in 0..1) of a non-empty sequence."""
+    ordered = sorted(values)
+    rank = max(int(-(-q * len(ordered) // 1)) - 1, 0)
+    return ordered[min(rank, len(ordered) - 1)]
+
+
+def interleaved(candidates: dict[str, tuple[Callable[[int], None], int]],
+                rounds: int) -> dict[str, list[float]]:
+    """Seconds per call of each candidate, one list entry per round.
+
+    candidates: name -> (fn(loops), loops). Each round runs every candidate once, back to
+    back, in a rotating order, so a burst of noise from the other users of the machine
+    lands on all of them alike.
+    """
+    names = list(candidates)
+    per_call: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(rounds):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for name in order:
+            fn, loops = candidates[name]
+            start = time.perf_counter()
+            fn(loops)
+            per_call[name].append((time.perf_counter() - start) / loops)
+    return per_call
+
+
+def fmt_ns(seconds: float) -> str:
+    ns = seconds * 1e9
+    if ns >= 1e6:
+        return f"{ns / 1e6:,.2f} ms"
+    if ns >= 1e4:
+        return f"{ns / 1e3:,.1f} us"
+    return f"{ns:,.0f} ns"
+
+
+def fmt_ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.2f} ms"
+
+
+def fmt_mb(nbytes: float) -> str:
+    return f"{nbytes / 2**20:.1f} MiB"
+
+
+def peak_rss(pid: int) -> int:
+    """The process's high-water resident set (VmHWM), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmHWM for pid {pid}")

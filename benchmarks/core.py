@@ -1,0 +1,209 @@
+"""1. One device sample: the C core against the pure-Python reference and the nvme-cli way.
+
+A sample is two pages (the previous and the current one) turned into the delta and the
+p50/p90/p99/p99.9 of reads and writes, overall and in every IO-size band. Every path must
+give the same numbers, checked before anything is timed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+from benchmarks.common import ROOT, Context, Section, fmt_ns, interleaved, median
+from nitrometer import native
+from nitrometer.agent.state import QUANTILES
+from nitrometer.collectors.nvme_cli_format import parse_stats
+from nitrometer.logpage import COUNTERS
+from nitrometer.native import ffi, lib
+from tests.native import reference as ref
+
+NAME = "core"
+TITLE = "1. One device sample: C core, pure Python, nvme-cli JSON"
+FIXTURES = ROOT / "tests" / "fixtures" / "nvme-cli"
+QUEUE = "volume_queue_length"
+U32 = 2**32
+
+
+def _earlier(obj):
+    """The same page some seconds before: every count and counter a little lower."""
+    if isinstance(obj, dict):
+        return {k: (v if k in ("lower", "upper", "num_bins", "num_of_hists", QUEUE)
+                    or not isinstance(v, int) else v - v // 997)
+                if not isinstance(v, (dict, list)) else _earlier(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_earlier(v) for v in obj]
+    return obj
+
+
+def inputs(kind: str) -> tuple[str, str, bytes, bytes]:
+    """(previous JSON, current JSON, previous page, current page) for one kind."""
+    cur_text = (FIXTURES / f"{kind}-2.17.json").read_text()
+    prev_text = json.dumps(_earlier(json.loads(cur_text)), indent=2) + "\n"
+    return (prev_text, cur_text, parse_stats(prev_text).page(kind),
+            parse_stats(cur_text).page(kind))
+
+
+def c_sample(prev: bytes, cur: bytes):
+    s = native.summarize(native.decode(prev), native.decode(cur), QUANTILES)
+    return [s.read_q, s.write_q, *[q for pair in zip(s.band_read_q, s.band_write_q)
+                                   for q in pair]]
+
+
+def _qs(lower, upper, counts):
+    return [ref.quantile(lower, upper, counts, q) for q in QUANTILES]
+
+
+def python_sample(prev: bytes, cur: bytes):
+    d, _reset = ref.delta(ref.decode(prev), ref.decode(cur))
+    out = [_qs(d[op]["lower"], d[op]["upper"], d[op]["count"]) for op in ("read", "write")]
+    lower, upper = d["write"]["lower"], d["write"]["upper"]
+    for band in d["bands"]:
+        n = len(band["read"])
+        out += [_qs(lower[:n], upper[:n], band["read"]), _qs(lower[:n], upper[:n], band["write"])]
+    return out
+
+
+def _json_hist(prev, cur):
+    bins = cur["bins"]
+    counts = [(c["count"] - p["count"]) % U32 for p, c in zip(prev["bins"], bins)]
+    return _qs([b["lower"] for b in bins], [b["upper"] for b in bins], counts)
+
+
+def json_sample(prev_text: str, cur_text: str):
+    """What a script does with `nvme amzn stats -d -o json`: parse, subtract, interpolate."""
+    prev, cur = json.loads(prev_text), json.loads(cur_text)
+    _counters = {k: cur[k] if k == QUEUE else cur[k] - prev[k] for k in COUNTERS}
+    out = [_json_hist(prev[f"{op}_io_latency_histogram"], cur[f"{op}_io_latency_histogram"])
+           for op in ("read", "write")]
+    if "latency_histograms" in cur:
+        for pb, cb in zip(prev["latency_histograms"]["io_histograms"],
+                          cur["latency_histograms"]["io_histograms"]):
+            out += [_json_hist(pb[f"{op}_io_latency_histogram"],
+                               cb[f"{op}_io_latency_histogram"]) for op in ("read", "write")]
+    return out
+
+
+def json_c_sample(prev_text: str, cur_text: str, kind: str):
+    """nitrometer's nvme-cli source after the spawn: parse, rebuild the page, C core."""
+    return c_sample(parse_stats(prev_text).page(kind), parse_stats(cur_text).page(kind))
+
+
+class RawCalls:
+    """The C work alone: nm_decode twice and nm_summarize into preallocated structs, no
+    Python objects built. The floor any wrapper of the same core can approach."""
+
+    def __init__(self, prev: bytes, cur: bytes):
+        self.prev, self.cur = ffi.from_buffer(prev), ffi.from_buffer(cur)
+        self.lengths = len(prev), len(cur)
+        self.pages = ffi.new("nm_page[2]")
+        self.out = ffi.new("nm_summary *")
+        self.qs = ffi.new("double[]", list(QUANTILES))
+
+    def __call__(self) -> None:
+        pages = self.pages
+        lib.nm_decode(self.prev, self.lengths[0], ffi.addressof(pages, 0))
+        lib.nm_decode(self.cur, self.lengths[1], ffi.addressof(pages, 1))
+        lib.nm_summarize(ffi.addressof(pages, 0), ffi.addressof(pages, 1), self.qs,
+                         len(QUANTILES), self.out)
+
+    def quantiles(self):
+        n, out = len(QUANTILES), self.out
+        return [ffi.unpack(out.read_q, n), ffi.unpack(out.write_q, n),
+                *[ffi.unpack(rows[i], n) for i in range(out.delta.num_bands)
+                  for rows in (out.band_read_q, out.band_write_q)]]
+
+
+def _same(a, b) -> bool:
+    return len(a) == len(b) and all(
+        len(x) == len(y) and all((math.isnan(p) and math.isnan(q)) or abs(p - q) <= 1e-6 * max(
+            1.0, abs(q)) for p, q in zip(x, y)) for x, y in zip(a, b))
+
+
+def _loop(fn, *args):
+    def run(n: int) -> None:
+        for _ in range(n):
+            fn(*args)
+    return run
+
+
+def _wrapper_costs(prev: bytes, cur: bytes, rounds: int) -> list[list[str]]:
+    """Where the wrapped path's time goes: each native.py call against its bare C call."""
+    p, c = native.decode(prev), native.decode(cur)
+    page, out = ffi.new("nm_page *"), ffi.new("nm_summary *")
+    qs, buf = ffi.new("double[]", list(QUANTILES)), ffi.from_buffer(cur)
+    times = interleaved({
+        "native.decode": (_loop(native.decode, cur), 2000),
+        "nm_decode": (_loop(lib.nm_decode, buf, len(cur), page), 2000),
+        "native.summarize": (_loop(native.summarize, p, c, QUANTILES), 2000),
+        "nm_summarize": (_loop(lib.nm_summarize, p._c, c._c, qs, len(QUANTILES), out), 2000),
+    }, rounds)
+    rows = []
+    for wrapped, bare in (("native.decode", "nm_decode"), ("native.summarize", "nm_summarize")):
+        w, b = median(times[wrapped]), median(times[bare])
+        rows.append([f"`{wrapped}`", fmt_ns(w), fmt_ns(b), f"{(w - b) / w:.0%}"])
+    return rows
+
+
+def run(ctx: Context) -> Section:
+    section = Section(TITLE)
+    rounds = 3 if ctx.quick else 15
+    scale = 1 if ctx.quick else 4
+    rows, ratios = [], {}
+    for kind in ("instance_store", "ebs"):
+        prev_text, cur_text, prev, cur = inputs(kind)
+        expected = c_sample(prev, cur)
+        raw = RawCalls(prev, cur)
+        raw()
+        for name, got in (("pure Python", python_sample(prev, cur)),
+                          ("nvme-cli JSON", json_sample(prev_text, cur_text)),
+                          ("nvme-cli JSON", json_c_sample(prev_text, cur_text, kind)),
+                          ("raw C", raw.quantiles())):
+            if not _same(got, expected):
+                raise RuntimeError(f"{kind}: the {name} path disagrees with the C core")
+        times = interleaved({
+            "C core (native.py)": (_loop(c_sample, prev, cur), 500 * scale),
+            "C core, bare calls": (lambda n: [raw() for _ in range(n)], 2000 * scale),
+            "pure Python": (_loop(python_sample, prev, cur), 10 * scale),
+            "nvme-cli JSON + Python": (_loop(json_sample, prev_text, cur_text), 10 * scale),
+            "nvme-cli JSON + C core": (_loop(json_c_sample, prev_text, cur_text, kind),
+                                       10 * scale),
+        }, rounds)
+        base = times["C core (native.py)"]
+        for path, per_call in times.items():
+            ratio = median([t / c for t, c in zip(per_call, base)])
+            ratios[(kind, path)] = ratio
+            rows.append([kind, path, fmt_ns(median(per_call)), fmt_ns(min(per_call)),
+                         f"{ratio:,.2f}x" if ratio < 10 else f"{ratio:,.0f}x"])
+        ctx.log(f"core {kind}: C {fmt_ns(median(base))}, "
+                f"Python x{ratios[(kind, 'pure Python')]:.0f}")
+    section.add(
+        "A sample: decode the previous and the current page, the delta, and p50/p90/p99/"
+        "p99.9 of reads and writes, overall and per IO-size band (instance store: 5 bands, "
+        "so 12 histograms; EBS: 2). Inputs: the recorded `nvme amzn stats -d -o json` "
+        "fixtures (tests/fixtures/nvme-cli) and the pages they describe. All paths give "
+        "the same quantiles (checked before timing). Times are medians over "
+        f"{rounds} interleaved rounds; \"vs native.py\" is the median of the per-round ratios "
+        "to the C core as the agent calls it (nitrometer.native), so machine noise cancels.",
+        "",
+    )
+    section.table(["page", "path", "per sample (median)", "best round", "vs native.py"], rows)
+    section.add(
+        "\"C core, bare calls\" is `nm_decode` twice and `nm_summarize` into preallocated "
+        "structs, building no Python objects: the floor. \"nvme-cli JSON + Python\" is what "
+        "a script around `nvme amzn stats -o json` does once it has the output: json.loads, "
+        "subtract, interpolate. \"nvme-cli JSON + C core\" is nitrometer's nvme-cli source "
+        "after the spawn: parse, rebuild the page, C core. Neither includes spawning nvme "
+        "(see 2.).",
+        "",
+        "Where the time of the wrapped C path goes (instance-store page, same run):",
+        "",
+    )
+    section.table(["call", "wrapped", "bare C call", "spent in Python"],
+                  _wrapper_costs(*inputs("instance_store")[2:], rounds))
+    for kind in ("instance_store", "ebs"):
+        wrapped = ratios[(kind, "pure Python")]
+        bare = wrapped / ratios[(kind, "C core, bare calls")]
+        section.target(f"C core vs pure Python ({kind})", ">= 50x cheaper",
+                       f"{wrapped:,.0f}x through native.py, {bare:,.0f}x bare", wrapped >= 50)
+    return section
