@@ -17,7 +17,8 @@ ffibuilder.set_source(
     # setuptools wants source paths relative to the project root.
     sources=[os.path.relpath(HERE / s) for s in SOURCES],
     include_dirs=[str(HERE)],
-    extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra", "-Werror=implicit-function-declaration"],
+    extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra",
+                        "-Werror=implicit-function-declaration"],
 )
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from nitrometer.errors import NitrometerError
 
 # name -> (module with configure(parser) and run(args) -> int, one-line help)
 COMMANDS = {
-    "run": ("nitrometer.agent.main", "run the agent: poll every device each second, serve /metrics"),
+    "run": ("nitrometer.agent.main", "run the agent: poll devices every second, serve /metrics"),
     "snapshot": ("nitrometer.commands.snapshot", "show devices once, or every INTERVAL seconds"),
     "diagnose": ("nitrometer.commands.diagnose", "sample for a while and explain what is wrong"),
     "list": ("nitrometer.commands.listing", "list NVMe devices and whether their page is readable"),

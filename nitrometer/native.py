@@ -248,7 +248,8 @@ def summarize(prev: Page, cur: Page, qs: Sequence[float] = DEFAULT_QUANTILES) ->
 
 def _ioctl_error(rc: int, what: str) -> Exception:
     if rc < 0:
-        return OSError(-rc, f"{what}: {os.strerror(-rc)} (originated from ioctl NVME_IOCTL_ADMIN_CMD)")
+        return OSError(-rc, f"{what}: {os.strerror(-rc)} "
+                            "(originated from ioctl NVME_IOCTL_ADMIN_CMD)")
     return NvmeStatusError(f"{what}: the controller answered NVMe status {rc:#x}", rc)
 
 

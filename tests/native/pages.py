@@ -33,7 +33,8 @@ def realistic_page(kind: str = "instance_store", seed: int = 1, scale: int = 1) 
     }
     if kind == "ebs":
         counters["ebs_volume_performance_exceeded_tp"] = 250 * scale
-        return logpage.encode_page(kind, counters, bins_from(bounds, read), bins_from(bounds, write))
+        return logpage.encode_page(kind, counters, bins_from(bounds, read),
+                                   bins_from(bounds, write))
     band_read = [[c // 5 for c in read] for _ in range(5)]
     band_write = [[c // 5 for c in write] for _ in range(5)]
     return logpage.encode_page(kind, counters, bins_from(bounds, read), bins_from(bounds, write),

@@ -136,4 +136,5 @@ def test_malformed_files_get_one_line_and_status_2(tmp_path, content, message):
 def test_missing_file_is_one_line(tmp_path):
     result = nitrometer("decode", str(tmp_path / "nope.bin"))
     assert result.returncode == 2
-    assert result.stderr.decode() == f"nitrometer: cannot read {tmp_path / 'nope.bin'}: No such file or directory\n"
+    expected = f"nitrometer: cannot read {tmp_path / 'nope.bin'}: No such file or directory\n"
+    assert result.stderr.decode() == expected

@@ -11,8 +11,9 @@ from tests.native.test_oracle import check_decode_agrees
 HOT_FIELDS = [(0, "<I"), (4, "<I"), (512, "<Q"), (2056, "<Q"), (3600, "<I")] + [
     (3604 + 4 * i, "<I") for i in range(8)]
 HOT_VALUES = [0, 1, 2, 7, 8, 9, 31, 32, 33, 63, 64, 65, 2**31, 2**32 - 1, 2**63, 2**64 - 1]
-WIDE_EBS = logpage.encode_page(  # 40 bins: valid until its version says detail follows
-    "ebs", {"total_read_ops": 7}, *[[(lo, up, 3) for lo, up in logpage.power_of_two_bounds(40)]] * 2)
+WIDE_BINS = [(lo, up, 3) for lo, up in logpage.power_of_two_bounds(40)]
+# 40 bins: valid until its version says IO-size detail (at most 32 bins) follows.
+WIDE_EBS = logpage.encode_page("ebs", {"total_read_ops": 7}, WIDE_BINS, WIDE_BINS)
 SEEDS = [realistic_page("instance_store", seed=1), realistic_page("ebs", seed=2), WIDE_EBS]
 
 

@@ -24,7 +24,7 @@ def free_port() -> int:
 def require(binary: str) -> str:
     path = shutil.which(binary)
     if path is None:
-        pytest.fail(f"{binary} is not installed: run `make sysdeps` (tests/tools/install-system-deps)")
+        pytest.fail(f"{binary} is not installed: run `make sysdeps`")
     return path
 
 
@@ -87,7 +87,9 @@ class PrometheusServer:
 
     def log_tail(self, lines: int = 20) -> str:
         path = self.dir / "prometheus.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
     def _get(self, endpoint: str, params: dict) -> dict:
         url = f"{self.url}/api/v1/{endpoint}?{urllib.parse.urlencode(params)}"
