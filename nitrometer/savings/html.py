@@ -97,6 +97,8 @@ def render_html(doc: dict) -> str:
            f"{escape(doc['inputs'].get('kind', ''))}: "
            f"{escape(', '.join(map(str, doc['inputs'].get('paths', []))))}</p>",
            f"<p><strong>{escape(nih_line(doc))}</strong></p>",
+           "<ul class=\"note\">", *(f"<li>{escape(line)}</li>" for line in provenance_lines(doc)),
+           "</ul>",
            _table(["", ""], [
                ["eligible lines", f"{t['eligible_lines']:,} of {t['all_lines']:,}"],
                ["current cost (eligible)", money(t["cost"])],
@@ -143,9 +145,7 @@ def render_html(doc: dict) -> str:
             "<h2>By instance type</h2>",
             _table(["instance type", "Graviton type", *GROUP_HEADERS],
                    _group_rows(doc["by_instance_type"], ["instance_type", "target_type"])),
-            "<h2>Sources</h2><ul>"]
-    out += [f"<li>{escape(line)}</li>" for line in provenance_lines(doc)]
-    out.append("</ul>")
+            ]
     out += [f'<p class="warn">warning: {escape(w)}</p>' for w in doc["warnings"]]
     out.append('<p class="note">Base savings = current cost − Graviton on-demand rate × hours; '
                "additional savings = Graviton cost × NIH reduction (AWS Graviton Savings "
