@@ -1,0 +1,47 @@
+"""Scrape load: `python -m benchmarks.load PORT CLIENTS SECONDS` prints what it did as JSON.
+
+Each client opens a connection to 127.0.0.1:PORT, GETs /metrics, reads to the end and
+starts again at once, until the time is up. Loopback only; every request has a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+
+REQUEST_TIMEOUT = 10.0
+
+
+async def client(port: int, until: float, latencies: list[float], errors: list[str]) -> None:
+    request = f"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    while time.monotonic() < until:
+        start = time.monotonic()
+        try:
+            async with asyncio.timeout(REQUEST_TIMEOUT):
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(request.encode())
+                await writer.drain()
+                body = await reader.read()
+                writer.close()
+            if not body.startswith(b"HTTP/1.") or b" 200 " not in body[:20]:
+                errors.append("bad response")
+            else:
+                latencies.append(time.monotonic() - start)
+        except (OSError, TimeoutError) as exc:
+            errors.append(type(exc).__name__)
+            await asyncio.sleep(0.05)
+
+
+async def main(port: int, clients: int, seconds: float) -> dict:
+    latencies: list[float] = []
+    errors: list[str] = []
+    until = time.monotonic() + seconds
+    await asyncio.gather(*(client(port, until, latencies, errors) for _ in range(clients)))
+    return {"requests": len(latencies), "errors": len(errors), "latencies": latencies}
+
+
+if __name__ == "__main__":
+    port, clients, seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+    print(json.dumps(asyncio.run(main(port, clients, seconds))))

@@ -1,0 +1,55 @@
+"""4. A scrape of /metrics at 8 and 32 devices, IO-size-band histograms included."""
+
+from __future__ import annotations
+
+import time
+
+from benchmarks.agent import start_agents
+from benchmarks.common import Context, Section, fmt_ms, median, percentile
+
+NAME = "scrape"
+TITLE = "4. Scrape latency and size of /metrics"
+SIZES = (8, 32)
+TARGET = 0.025  # seconds at 32 devices
+
+
+def run(ctx: Context) -> Section:
+    section = Section(TITLE)
+    rounds = 10 if ctx.quick else 60
+    agents = start_agents(ctx, SIZES, kinds=("fake ioctl", "simulated"))
+    try:
+        times = {id(a): [] for _, _, a in agents}
+        sizes = {}
+        for r in range(rounds):
+            order = agents[r % len(agents):] + agents[:r % len(agents)]
+            for _, _, a in order:
+                body, seconds = a.scrape()
+                times[id(a)].append(seconds)
+                sizes[id(a)] = body
+            time.sleep(0.05)
+        for _, _, a in agents:
+            a.stop()
+    finally:
+        for _, _, a in agents:
+            a.kill()
+    rows = []
+    for n, kind, a in agents:
+        t, body = times[id(a)], sizes[id(a)]
+        series = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
+        rows.append([n, kind, fmt_ms(median(t)), fmt_ms(percentile(t, 0.9)), fmt_ms(max(t)),
+                     f"{len(body) / 1024:,.0f} KiB", f"{series:,}"])
+        ctx.log(f"scrape {kind} x{n}: {fmt_ms(median(t))}, {len(body) / 1024:.0f} KiB")
+        if n == 32:
+            p90 = percentile(t, 0.9)
+            section.target(f"scrape at 32 devices ({kind})", "< 25 ms",
+                           f"{fmt_ms(median(t))} median, {fmt_ms(p90)} p90", median(t) < TARGET)
+    section.add(
+        f"{rounds} scrapes of each agent, interleaved, each on a new connection as "
+        "Prometheus's first scrape would be; the time is from connecting to the last byte, "
+        "measured by the client on the same host. Fake ioctl fleets are all instance-store "
+        "devices with five IO-size bands each (12 latency histograms per device); the "
+        "simulated fleets have two instance-store devices and the rest EBS.",
+        "",
+    )
+    section.table(["devices", "source", "median", "p90", "max", "body", "samples"], rows)
+    return section
