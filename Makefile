@@ -6,7 +6,7 @@ NATIVE := native/nitrometer_native.h native/logpage.c native/nvme_ioctl.c native
 LISTEN ?= :9720
 
 .DEFAULT_GOAL := help
-.PHONY: help venv sysdeps run test unit sanitize bench lint dashboards install clean
+.PHONY: help venv sysdeps run test unit sanitize portability bench lint dashboards install clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -28,12 +28,15 @@ run: venv ## run the agent (simulated devices where there is no EC2 NVMe hardwar
 unit: venv ## the test suite only, without system packages
 	$(PY) -m pytest -q
 
-test: venv sysdeps ## set up and run the whole test suite, then the sanitizer build
+test: venv sysdeps ## set up and run the whole test suite, the sanitizer and aarch64 builds
 	$(PY) -m pytest -q
-	$(MAKE) --no-print-directory sanitize
+	$(MAKE) --no-print-directory sanitize portability
 
-sanitize: venv ## build the C core with ASan+UBSan and run the native tests under it
+sanitize: venv ## drive the C core built with ASan+UBSan over 300,000 mutated pages
 	./tests/tools/run-sanitized
+
+portability: venv ## build the C core for aarch64 (Graviton), require x86_64's results under qemu
+	./tests/tools/run-portability
 
 bench: venv sysdeps ## run the benchmarks and rewrite BENCHMARKS.md
 	$(PY) -m benchmarks
