@@ -15,6 +15,7 @@ from benchmarks.common import ROOT, Context, Section, git_revision, machine
 
 # Run order: the cheap in-process ones first, the agent runs, the savings model last.
 MODULES = ("core", "poll", "accuracy", "agent", "scrape", "jitter", "savings")
+FINDINGS = Path(__file__).with_name("findings.md")  # profiles behind the missed targets
 DEFAULT_CACHE = Path(tempfile.gettempdir()) / "nitrometer-bench-cache"
 
 
@@ -68,6 +69,8 @@ def render(sections: list[Section], command: str, quick: bool, started: str,
     lines.append("")
     for section in sections:
         lines.append(section.markdown())
+    if FINDINGS.exists():  # read at the end so it is the version beside these figures
+        lines.append(FINDINGS.read_text())
     return "\n".join(lines).rstrip() + "\n"
 
 

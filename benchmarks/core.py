@@ -163,7 +163,7 @@ def run(ctx: Context) -> Section:
                 raise RuntimeError(f"{kind}: the {name} path disagrees with the C core")
         times = interleaved({
             "C core (native.py)": (_loop(c_sample, prev, cur), 500 * scale),
-            "C core, bare calls": (lambda n: [raw() for _ in range(n)], 2000 * scale),
+            "C core, bare calls": (_loop(raw), 2000 * scale),
             "pure Python": (_loop(python_sample, prev, cur), 10 * scale),
             "nvme-cli JSON + Python": (_loop(json_sample, prev_text, cur_text), 10 * scale),
             "nvme-cli JSON + C core": (_loop(json_c_sample, prev_text, cur_text, kind),
