@@ -18,18 +18,13 @@ from nitrometer import native
 from nitrometer.collectors.base import KIND_EBS, Device, FastClock, parse_source
 from nitrometer.collectors.nvme_cli import NvmeCliSource
 from nitrometer.collectors.sources import open_sources
-from tests.fakedev import MODEL_EBS, MODEL_INSTANCE_STORE, FakeNvme, build_shim, identify_bytes
+from tests.fakedev import MODEL_EBS, MODEL_INSTANCE_STORE, FakeNvme, identify_bytes
 
 FIXTURES = Path(__file__).parent / "fixtures" / "nvme-cli"
 IDENTITY = {
     "ebs": ("vol0123456789abcdef0", MODEL_EBS),
     "instance_store": ("AWS1234567890ABCDEF0", MODEL_INSTANCE_STORE),
 }
-
-
-@pytest.fixture(scope="module")
-def shim(tmp_path_factory):
-    return build_shim(tmp_path_factory.mktemp("shim"))
 
 
 def through_ioctl_and_replay(tmp_path, shim, raw: bytes, kind: str) -> tuple[dict, dict]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from nitrometer import metrics as m
-from tests.fakedev import MODEL_EBS, MODEL_INSTANCE_STORE, FakeNvme, build_shim, identify_bytes
+from tests.fakedev import MODEL_EBS, MODEL_INSTANCE_STORE, FakeNvme, identify_bytes
 from tests.fakedev.pages import ebs_page, instance_store_page
 from tests.support.prometheus import PrometheusServer, free_port
 
@@ -50,9 +50,7 @@ def value(result) -> float:
     return float(result[0]["value"][1]) if result else float("nan")
 
 
-def test_failing_device_drops_out_and_returns_while_others_keep_cadence(tmp_path):
-    shim = build_shim(tmp_path)
-    fake = FakeNvme(tmp_path / "fake", shim)
+def test_failing_device_drops_out_and_returns_while_others_keep_cadence(tmp_path, fake):
     sysfs, dev = tmp_path / "sys", tmp_path / "dev"
     shutil.copytree(SYSFS, sysfs)
     dev.mkdir()

@@ -1,4 +1,4 @@
-"""Fixtures for the device sources: the fake NVMe shim, sysfs trees, device directories."""
+"""Fixtures for the device sources: sysfs trees and device directories."""
 
 from __future__ import annotations
 
@@ -7,19 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakedev import FakeNvme, build_shim
-
 SYSFS_FIXTURES = Path(__file__).resolve().parent.parent / "sysfs"
-
-
-@pytest.fixture(scope="session")
-def shim(tmp_path_factory) -> Path:
-    return build_shim(tmp_path_factory.mktemp("fakenvme"))
-
-
-@pytest.fixture
-def fake(tmp_path, shim) -> FakeNvme:
-    return FakeNvme(tmp_path / "fake", shim)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The fake NVMe shim for the CLI's error cases through the real ioctl path."""
+"""Fixtures shared across the suite: the fake NVMe device for the real ioctl path."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from tests.fakedev import FakeNvme, build_shim
 
 @pytest.fixture(scope="session")
 def shim(tmp_path_factory) -> Path:
+    """The LD_PRELOAD shim, built once per test session."""
     return build_shim(tmp_path_factory.mktemp("fakenvme"))
 
 
