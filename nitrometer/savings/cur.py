@@ -38,6 +38,14 @@ COLUMNS = {
     "sp_cost": ("savings_plan_savings_plan_effective_cost",
                 "savingsPlan/SavingsPlanEffectiveCost"),
     "sp_type": ("savings_plan_offering_type", "savingsPlan/OfferingType"),
+    # amortized fees: optional, legacy and older reports lack them
+    "ri_unused_upfront": ("reservation_unused_amortized_upfront_fee_for_billing_period",
+                          "reservation/UnusedAmortizedUpfrontFeeForBillingPeriod"),
+    "ri_unused_recurring": ("reservation_unused_recurring_fee",
+                            "reservation/UnusedRecurringFee"),
+    "sp_commitment": ("savings_plan_total_commitment_to_date",
+                      "savingsPlan/TotalCommitmentToDate"),
+    "sp_used_commitment": ("savings_plan_used_commitment", "savingsPlan/UsedCommitment"),
     "instance_type": ("product_instance_type", "product/instanceType"),
     "region": ("product_region", "product_region_code", "product/region",
                "product/regionCode"),
@@ -45,15 +53,21 @@ COLUMNS = {
 }
 REQUIRED = ("usage_type", "usage_amount", "line_type", "unblended_cost")
 NUMERIC = {"usage_amount", "unblended_cost", "normalization_factor", "normalized_usage",
-           "ri_cost", "sp_cost"}
+           "ri_cost", "sp_cost", "ri_unused_upfront", "ri_unused_recurring", "sp_commitment",
+           "sp_used_commitment"}
 # CUR 2.0 keeps these in the `product` map (Parquet) or a JSON object (CSV).
 PRODUCT_KEYS = {"instance_type": ("instance_type",), "region": ("region", "region_code"),
                 "os": ("operating_system",)}
 USAGE_LINE_TYPES = ("Usage", "DiscountedUsage", "SavingsPlanCoveredUsage")
+# Fee lines whose unused part is amortized cost, and the columns that hold it. The other fee
+# types (SavingsPlanNegation, SavingsPlanUpfrontFee, Fee of a reservation) amortize to 0.
+RI_FEE, SP_FEE = "RIFee", "SavingsPlanRecurringFee"
+RI_FEE_COLUMNS = ("ri_unused_upfront", "ri_unused_recurring")
+SP_FEE_COLUMNS = ("sp_commitment", "sp_used_commitment")
 WINDOWS_OPERATIONS = ("RunInstances:0002", "RunInstances:0006", "RunInstances:0102",
                       "RunInstances:0202", "RunInstances:0800")
 GROUP_KEYS = ["month", "region", "instance_type", "category"]
-SUMS = ["hours", "nih", "hours_without_nf", "cost", "lines"]
+SUMS = ["hours", "nih", "hours_without_nf", "cost", "unused_fees", "lines"]
 REPORT_SUFFIXES = (".parquet", ".csv", ".csv.gz", ".gz")
 BATCH_ROWS = 1 << 19
 
@@ -154,23 +168,45 @@ def _column(batch: pa.RecordBatch, found: dict[str, str], canon: str) -> pa.Arra
     return _encoded(column)
 
 
+def _fee_types(found: dict[str, str]) -> tuple[str, ...]:
+    """Fee line types this report can amortize: those whose unused-amount columns it has."""
+    fees = []
+    if any(c in found for c in RI_FEE_COLUMNS):
+        fees.append(RI_FEE)
+    if all(c in found for c in SP_FEE_COLUMNS):
+        fees.append(SP_FEE)
+    return tuple(fees)
+
+
+def _is(line_type: pa.DictionaryArray, value: str) -> pa.Array:
+    return _per_value(line_type, lambda v: pc.fill_null(pc.equal(v, value), False))
+
+
 def summarize_batch(batch: pa.RecordBatch, found: dict[str, str]) -> pa.Table | None:
-    """EC2 instance-hour lines of one batch, summed per month, region, type and category."""
+    """EC2 instance-hour and fee lines of one batch, summed per month, region, type, category."""
     usage_type = _column(batch, found, "usage_type")
     line_type = _column(batch, found, "line_type")
+    fees = _fee_types(found)
     keep = pc.and_(_per_value(usage_type, lambda v: pc.or_(
         pc.match_substring(v, "BoxUsage"), pc.match_substring(v, "SpotUsage"))),
         _per_value(line_type, lambda v: pc.is_in(v, pa.array(USAGE_LINE_TYPES))))
+    if RI_FEE in fees:  # EC2 RI fee lines: HeavyUsage:<type>
+        keep = pc.or_(keep, pc.and_(_is(line_type, RI_FEE), _per_value(
+            usage_type, lambda v: pc.match_substring(v, "HeavyUsage"))))
     product_code = _column(batch, found, "product_code")
     if product_code is not None:
         keep = pc.and_(keep, _per_value(product_code, lambda v: pc.fill_null(
             pc.equal(v, "AmazonEC2"), True)))
+    if SP_FEE in fees:  # the commitment is not per product: kept whatever the product code
+        keep = pc.or_(keep, _is(line_type, SP_FEE))
     keep = pc.fill_null(keep, False)
     if not pc.any(keep).as_py():
         return None
     batch = batch.filter(keep)
     usage_type, line_type = usage_type.filter(keep), line_type.filter(keep)
     n = len(batch)
+    ri_fee, sp_fee = _is(line_type, RI_FEE), _is(line_type, SP_FEE)
+    fee = pc.or_(ri_fee, sp_fee)
 
     def text(canon: str, function=_blank_to_null) -> pa.Array:
         column = _column(batch, found, canon)
@@ -186,37 +222,47 @@ def summarize_batch(batch: pa.RecordBatch, found: dict[str, str]) -> pa.Table | 
         pc.replace_substring_regex(v, r"^.*:", "")))
     instance_type = pc.coalesce(text("instance_type", lambda v: pc.utf8_lower(
         _blank_to_null(v))), parsed_type)
+    instance_type = pc.if_else(sp_fee, "", instance_type)  # a commitment has no type
     spot = pc.or_(_per_value(usage_type, lambda v: pc.match_substring(v, "SpotUsage")),
                   text("operation", lambda v: pc.fill_null(pc.match_substring(v, ":SV"),
                                                            False)))
     windows = pc.or_(text("os", lambda v: pc.fill_null(pc.match_substring(v, "Windows"),
                                                         False)),
                      text("operation", lambda v: pc.is_in(v, pa.array(WINDOWS_OPERATIONS))))
-    ri_covered = _per_value(line_type, lambda v: pc.equal(v, "DiscountedUsage"))
+    ri_covered = pc.or_(_is(line_type, "DiscountedUsage"), ri_fee)
     sp_covered = _per_value(line_type, lambda v: pc.equal(v, "SavingsPlanCoveredUsage"))
     instance_sp = pc.and_(sp_covered, text("sp_type", lambda v: pc.fill_null(
         pc.match_substring(v, "EC2Instance"), False)))
-    category = pc.if_else(windows, "windows", pc.if_else(spot, "spot", pc.if_else(
-        ri_covered, "ri", pc.if_else(instance_sp, "instance_sp", "usage"))))
+    category = pc.if_else(sp_fee, "unused_sp", pc.if_else(windows, "windows", pc.if_else(
+        spot, "spot", pc.if_else(ri_covered, "ri", pc.if_else(instance_sp, "instance_sp",
+                                                              "usage")))))
 
-    unblended = pc.fill_null(number("unblended_cost"), 0.0)
-    cost = pc.if_else(sp_covered, pc.coalesce(number("sp_cost"), unblended),
-                      pc.if_else(ri_covered, pc.coalesce(number("ri_cost"), unblended),
-                                 unblended))
-    hours = pc.fill_null(number("usage_amount"), 0.0)
+    def amount(canon: str) -> pa.Array:
+        return pc.fill_null(number(canon), 0.0)
+
+    unblended = amount("unblended_cost")
+    unused = pc.if_else(ri_fee, pc.add(amount("ri_unused_upfront"),
+                                       amount("ri_unused_recurring")),
+                        pc.if_else(sp_fee, pc.subtract(amount("sp_commitment"),
+                                                       amount("sp_used_commitment")), 0.0))
+    cost = pc.if_else(fee, unused, pc.if_else(
+        sp_covered, pc.coalesce(number("sp_cost"), unblended),
+        pc.if_else(ri_covered, pc.coalesce(number("ri_cost"), unblended), unblended)))
+    # fee lines carry no usage: their hours are the reservation's, not instances'
+    hours = pc.if_else(fee, 0.0, amount("usage_amount"))
     no_number = pa.scalar(None, pa.float64())
     factor = number("normalization_factor")
     factor = pc.if_else(pc.greater(factor, 0.0), factor, no_number)
     normalized = number("normalized_usage")
     normalized = pc.if_else(pc.greater(normalized, 0.0), normalized, no_number)
-    nih = pc.coalesce(normalized, pc.multiply(hours, factor))
+    nih = pc.if_else(fee, 0.0, pc.coalesce(normalized, pc.multiply(hours, factor)))
     table = pa.table({
         "month": text("start", lambda v: pc.fill_null(pc.utf8_slice_codeunits(v, 0, 7), "")),
         "region": text("region", lambda v: pc.fill_null(_blank_to_null(v), "")),
         "instance_type": instance_type, "category": category, "hours": hours,
         "nih": pc.fill_null(nih, 0.0),
         "hours_without_nf": pc.if_else(pc.is_null(nih), hours, 0.0),
-        "cost": cost, "lines": pa.array(np.ones(n, dtype=np.int64)),
+        "cost": cost, "unused_fees": unused, "lines": pa.array(np.ones(n, dtype=np.int64)),
     })
     return _group(table)
 

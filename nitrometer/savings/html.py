@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from html import escape
 
-from nitrometer.savings.report import money, nih_line, provenance_lines
+from nitrometer.savings.report import EXCLUSION_HEADERS, money, nih_line, provenance_lines
 
 COLORS = ("#2f6fb0", "#e58a2b", "#6a9e3f", "#8e5ea2")
 CSS = """
@@ -136,9 +136,11 @@ def render_html(doc: dict) -> str:
                    ("additional savings", [s["additional_savings"] for s in doc["sweep"]])],
                   stacked=True, height_per_label=22),
             "<h2>Eligibility</h2>",
-            _table(["reason", "lines", "hours", "cost"],
-                   [[e["reason"], f"{e['lines']:,}", _hours(e["hours"]), money(e["cost"])]
-                    for e in doc["exclusions"]]),
+            _table(EXCLUSION_HEADERS,
+                   [[e["reason"], f"{e['lines']:,}", _hours(e["hours"]), money(e["cost"]),
+                     money(e["unused_fees"])] for e in doc["exclusions"]]),
+            f"<p class=\"note\">Cost of every line: {money(t['all_cost'])}, of which unused "
+            f"RI fees and Savings Plan commitment {money(t['all_unused_fees'])}.</p>",
             "<h2>By family</h2>",
             _table(["family", "Graviton family", *GROUP_HEADERS],
                    _group_rows(doc["by_family"], ["family", "target_family"])),

@@ -18,6 +18,9 @@ ELIGIBLE = "eligible"
 # In the order the dashboard applies them: the first that matches names the line.
 REASONS = ("already Graviton", "Windows", "Spot", "RI-covered", "instance-SP-covered",
            "unknown instance type", "no Graviton equivalent", "no price")
+# Not a reason a line of usage is left out but a cost with no instance type: its own row.
+UNUSED_SP = "unused Savings Plan commitment"
+EXCLUSION_ROWS = (ELIGIBLE, *REASONS, UNUSED_SP)
 _CATEGORY_REASON = {"windows": "Windows", "spot": "Spot", "ri": "RI-covered",
                     "instance_sp": "instance-SP-covered"}
 SWEEP = tuple(range(0, 45, 5))
@@ -55,8 +58,8 @@ class Result:
         return self._grouped(["month"]).sort_values("month")
 
     def exclusions(self) -> pd.DataFrame:
-        table = (self.lines.groupby("reason")[["lines", "hours", "cost"]].sum()
-                 .reindex([ELIGIBLE, *REASONS], fill_value=0).reset_index())
+        table = (self.lines.groupby("reason")[["lines", "hours", "cost", "unused_fees"]].sum()
+                 .reindex(EXCLUSION_ROWS, fill_value=0).reset_index())
         table["lines"] = table["lines"].astype("int64")
         return table
 
@@ -67,6 +70,7 @@ class Result:
         sums["savings_pct"] = _scalar_pct(sums["total_savings"], sums["cost"])
         sums["all_lines"] = int(self.lines["lines"].sum())
         sums["all_cost"] = float(self.lines["cost"].fillna(0).sum())
+        sums["all_unused_fees"] = float(self.lines["unused_fees"].sum())
         sums["eligible_lines"] = int(eligible["lines"].sum())
         return sums
 
@@ -118,6 +122,8 @@ def _type_facts(ref: Reference, instance_type: str, region: str, generation: str
 
 
 def _reason(row) -> str:
+    if row.category == "unused_sp":
+        return UNUSED_SP
     if row.arch == "arm64":
         return "already Graviton"
     if row.category in _CATEGORY_REASON:

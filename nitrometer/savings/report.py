@@ -10,6 +10,7 @@ from tabulate import tabulate
 from nitrometer.savings.model import Result
 
 SCHEMA_VERSION = 1
+EXCLUSION_HEADERS = ["reason", "lines", "hours", "cost", "of which unused fees"]
 _GROUP_FIELDS = ["hours", "nih", "projected_nih", "cost", "graviton_cost", "base_savings",
                  "additional_savings", "total_savings", "savings_pct"]
 
@@ -40,7 +41,8 @@ def to_document(result: Result, inputs: dict) -> dict:
         "nih_reduction_source": "measured" if result.measured else "assumed",
         "measured": result.measured,
         "totals": totals,
-        "exclusions": _records(result.exclusions(), ["reason", "lines", "hours", "cost"]),
+        "exclusions": _records(result.exclusions(),
+                               ["reason", "lines", "hours", "cost", "unused_fees"]),
         "by_family": _records(result.by_family(), ["family", "target_family", *_GROUP_FIELDS]),
         "by_instance_type": _records(result.by_type(),
                                      ["instance_type", "family", "target_type", *_GROUP_FIELDS]),
@@ -106,10 +108,12 @@ def render_table(doc: dict) -> str:
          f"{_hours(t['nih'])} -> {_hours(t['projected_nih'])}"],
     ]
     out += [tabulate(summary, tablefmt="plain"), "", "Eligibility"]
-    out.append(tabulate([[e["reason"], f"{e['lines']:,}", _hours(e["hours"]), money(e["cost"])]
-                         for e in doc["exclusions"]],
-                        headers=["reason", "lines", "hours", "cost"], disable_numparse=True,
-                        colalign=("left", "right", "right", "right")))
+    out.append(tabulate([[e["reason"], f"{e['lines']:,}", _hours(e["hours"]), money(e["cost"]),
+                          money(e["unused_fees"])] for e in doc["exclusions"]],
+                        headers=EXCLUSION_HEADERS, disable_numparse=True,
+                        colalign=("left", "right", "right", "right", "right")))
+    out.append(f"  cost of every line: {money(t['all_cost'])}, of which unused RI fees and "
+               f"Savings Plan commitment {money(t['all_unused_fees'])}")
     out += ["", "By family"]
     out.append(_group_table(doc["by_family"], ["family", "target_family"]))
     out += ["", "By instance type"]

@@ -1,8 +1,9 @@
 """Synthetic CUR 2.0 Parquet (static columns plus the `product` map) for tests and benchmarks.
 
 Each line is drawn from a template; a template says what the line is (type, region, line
-item type, operating system, purchase option) and which exclusion reason the model should
-give it, so tests can count expected reasons without running the model.
+item type, operating system, purchase option, the unused part of a fee) and which exclusion
+reason the model should give it, so tests can count expected reasons and unused fees without
+running the model.
 """
 
 from __future__ import annotations
@@ -29,6 +30,18 @@ class Template:
     rate: float = 0.1  # unblended USD per hour
     normalization_factor: float = 4.0
     weight: float = 1.0
+    # RIFee lines: the reservation's unused amortized upfront and recurring fee, per line
+    ri_unused_upfront: float = 0.0
+    ri_unused_recurring: float = 0.0
+    # SavingsPlanRecurringFee lines: commitment to date and the part used, per line
+    sp_commitment: float = 0.0
+    sp_used_commitment: float = 0.0
+
+    @property
+    def unused_fee(self) -> float:
+        """What the line adds to amortized cost."""
+        return (self.ri_unused_upfront + self.ri_unused_recurring
+                + self.sp_commitment - self.sp_used_commitment)
 
 
 DEFAULT_TEMPLATES = (
@@ -44,6 +57,13 @@ DEFAULT_TEMPLATES = (
     Template("c5.large", "Spot", usage_kind="SpotUsage", operation="RunInstances:SV001",
              rate=0.035, weight=5),
     Template("r5.large", "RI-covered", line_type="DiscountedUsage", rate=0.0, weight=5),
+    # unblended cost is the whole fee; amortized cost counts only the unused part
+    Template("r5.large", "RI-covered", line_type="RIFee", usage_kind="HeavyUsage", rate=0.05,
+             ri_unused_upfront=0.5, ri_unused_recurring=0.25, weight=0.5),
+    Template("", "unused Savings Plan commitment", line_type="SavingsPlanRecurringFee",
+             product_code="ComputeSavingsPlans", usage_kind="ComputeSP:1yrNoUpfront",
+             operation="", rate=10.0, sp_commitment=10.0, sp_used_commitment=7.5,
+             weight=0.5),
     Template("c6i.large", "instance-SP-covered", line_type="SavingsPlanCoveredUsage",
              offering_type="EC2InstanceSavingsPlans", rate=0.085, weight=5),
     Template("x9q.large", "unknown instance type", weight=1),
@@ -74,6 +94,7 @@ def synthetic_batch(templates, picks: np.ndarray, rng: np.random.Generator,
     cost = (hours * rate).round(8)
     ri_cost = np.where(line_type == "DiscountedUsage", (hours * 0.06).round(8), 0.0)
     sp_cost = np.where(line_type == "SavingsPlanCoveredUsage", (cost * 0.7).round(8), 0.0)
+    per_line = lambda name: np.array([getattr(t, name) for t in templates])[picks]  # noqa: E731
     # CUR 2.0 keeps region and OS only in the product map.
     keys = pa.array(["region", "operating_system", "instance_type_family"] * n)
     items = pa.array([v for i in picks for v in
@@ -96,6 +117,11 @@ def synthetic_batch(templates, picks: np.ndarray, rng: np.random.Generator,
         "line_item_unblended_cost": pa.array(cost),
         "reservation_effective_cost": pa.array(ri_cost),
         "savings_plan_savings_plan_effective_cost": pa.array(sp_cost),
+        "reservation_unused_amortized_upfront_fee_for_billing_period": pa.array(
+            per_line("ri_unused_upfront")),
+        "reservation_unused_recurring_fee": pa.array(per_line("ri_unused_recurring")),
+        "savings_plan_total_commitment_to_date": pa.array(per_line("sp_commitment")),
+        "savings_plan_used_commitment": pa.array(per_line("sp_used_commitment")),
         "savings_plan_offering_type": take([t.offering_type or None for t in templates],
                                            pa.string()),
         "product_instance_type": take([t.instance_type or None for t in templates],

@@ -2,8 +2,10 @@
 
 One row per (month, region, instance type, category). category is what the bill says about
 how the hours were bought: usage (on-demand or Compute Savings Plan), windows, spot, ri
-(Reserved Instance covered) or instance_sp (EC2 Instance Savings Plan covered). cost is NaN
-when the input has no cost (the model then prices the hours at the on-demand rate).
+(Reserved Instance covered) or instance_sp (EC2 Instance Savings Plan covered); unused_sp is
+the Savings Plan commitment left unused (no instance type, no hours). cost is NaN when the
+input has no cost (the model then prices the hours at the on-demand rate); unused_fees is
+the part of cost that is unused RI fees or Savings Plan commitment.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from nitrometer.savings.reference import split_type
 USAGE_COLUMNS = {
     "month": "object", "region": "object", "instance_type": "object", "category": "object",
     "hours": "float64", "nih": "float64", "hours_without_nf": "float64", "cost": "float64",
-    "lines": "int64", "source": "object",
+    "unused_fees": "float64", "lines": "int64", "source": "object",
 }
-CATEGORIES = ("usage", "windows", "spot", "ri", "instance_sp")
+CATEGORIES = ("usage", "windows", "spot", "ri", "instance_sp", "unused_sp")
 
 
 def usage_frame(rows: list[dict]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=list(USAGE_COLUMNS))
+    frame["unused_fees"] = frame["unused_fees"].fillna(0.0)  # only bills have fees
     return frame.astype(USAGE_COLUMNS)
 
 

@@ -133,3 +133,26 @@ def test_missing_required_column_is_named(tmp_path):
                                                                                  index=False)
     with pytest.raises(NitrometerError, match="lineItem/UsageAmount"):
         read_usage([legacy])
+
+
+def test_legacy_csv_fee_columns(tmp_path):
+    """RIFee and SP fee lines count their unused part once the report has the columns."""
+    frame = _frame().rename(columns=LEGACY)
+    fee_row = frame["lineItem/LineItemType"].eq("RIFee")
+    frame["reservation/UnusedAmortizedUpfrontFeeForBillingPeriod"] = fee_row * 1.5
+    frame["reservation/UnusedRecurringFee"] = fee_row * 0.5
+    sp_fee = {"lineItem/LineItemType": "SavingsPlanRecurringFee",
+              "lineItem/UsageType": "ComputeSP:1yrNoUpfront",
+              "lineItem/UsageStartDate": "2026-03-01T00:00:00Z", "lineItem/UsageAmount": 744.0,
+              "lineItem/UnblendedCost": 5.0, "savingsPlan/TotalCommitmentToDate": 5.0,
+              "savingsPlan/UsedCommitment": 3.25}
+    frame = pd.concat([frame, pd.DataFrame([sp_fee])], ignore_index=True)
+    path = tmp_path / "legacy-fees.csv"
+    frame.to_csv(path, index=False)
+    usage = read_usage([path])
+    expected = dict(EXPECTED)
+    expected[("2026-03", "c5.large", "ri")] = (7.0, 0.4 + 2.0, 2)  # RI hours: usage only
+    expected[("2026-03", "", "unused_sp")] = (0.0, 1.75, 1)
+    assert _summary(usage) == expected
+    assert usage.unused_fees.sum() == pytest.approx(2.0 + 1.75)
+    assert usage[usage.category == "ri"].nih.sum() == pytest.approx(4 * 7)

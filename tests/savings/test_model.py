@@ -8,7 +8,7 @@ import pytest
 
 from nitrometer.errors import ConfigError
 from nitrometer.savings.cur import read_usage
-from nitrometer.savings.model import ELIGIBLE, REASONS, run_model
+from nitrometer.savings.model import ELIGIBLE, EXCLUSION_ROWS, UNUSED_SP, run_model
 from nitrometer.savings.synth import DEFAULT_TEMPLATES, Template, write_synthetic_cur
 from nitrometer.savings.usage import read_usage_csv
 
@@ -36,16 +36,32 @@ def test_blog_worked_example(tmp_path, reference):
 def test_sample_2018_matches_plain_pandas(sample_2018, reference):
     result = run_model(read_usage(sample_2018), reference, nih_reduction=0.10)
     cols = ["line_item_usage_type", "line_item_line_item_type", "line_item_operation",
-            "product_instance_type", "product_region", "product_operating_system",
-            "line_item_usage_amount", "line_item_unblended_cost", "reservation_effective_cost",
-            "line_item_normalized_usage_amount"]
+            "line_item_product_code", "product_instance_type", "product_region",
+            "product_operating_system", "line_item_usage_amount", "line_item_unblended_cost",
+            "reservation_effective_cost", "line_item_normalized_usage_amount",
+            "reservation_unused_amortized_upfront_fee_for_billing_period",
+            "reservation_unused_recurring_fee"]
     df = pd.concat(pd.read_parquet(p, columns=cols) for p in sample_2018)
-    df = df[df.line_item_usage_type.str.contains("BoxUsage|SpotUsage")
-            & df.line_item_line_item_type.isin(["Usage", "DiscountedUsage"])].copy()
+    kind = df.line_item_line_item_type
+    ri_fee = kind.eq("RIFee") & df.line_item_usage_type.str.contains("HeavyUsage")
+    df = df[(df.line_item_usage_type.str.contains("BoxUsage|SpotUsage")
+             & kind.isin(["Usage", "DiscountedUsage"])) | ri_fee].copy()
+    assert df.line_item_product_code.eq("AmazonEC2").all()
+    fee = df.line_item_line_item_type.eq("RIFee")
+    assert fee.sum() == 27  # the sample's reservations, one fee line a month each
+    # amortized: a fee line costs its reservation's unused part and has no hours
+    df["cost"] = df.line_item_unblended_cost.where(
+        ~fee, df.reservation_unused_amortized_upfront_fee_for_billing_period
+        + df.reservation_unused_recurring_fee)
+    df["cost"] = df.cost.where(df.line_item_line_item_type.ne("DiscountedUsage"),
+                               df.reservation_effective_cost)
+    df.loc[fee, ["line_item_usage_amount", "line_item_normalized_usage_amount"]] = 0.0
     df["itype"] = df.line_item_usage_type.str.split(":").str[1]
     spot = df.line_item_usage_type.str.contains("SpotUsage")
-    windows = df.product_operating_system.eq("Windows")
-    ri = df.line_item_line_item_type.eq("DiscountedUsage")
+    # fee lines name no operating system: a Windows reservation shows in the operation
+    windows = (df.product_operating_system.eq("Windows")
+               | df.line_item_operation.eq("RunInstances:0002"))
+    ri = df.line_item_line_item_type.isin(["DiscountedUsage", "RIFee"])
     unpriced_region = ~df.product_region.isin(reference.regions)
     expected_lines = {
         "Windows": int(windows.sum()),
@@ -63,6 +79,9 @@ def test_sample_2018_matches_plain_pandas(sample_2018, reference):
     assert exclusions.loc[["already Graviton", "instance-SP-covered"], "lines"].sum() == 0
     totals = result.totals()
     assert totals["cost"] == pytest.approx(eligible.line_item_unblended_cost.sum())
+    assert totals["all_cost"] == pytest.approx(df.cost.sum())
+    unused = df[fee].cost.sum()
+    assert unused > 0 and totals["all_unused_fees"] == pytest.approx(unused)
     assert totals["hours"] == pytest.approx(eligible.line_item_usage_amount.sum())
     assert totals["nih"] == pytest.approx(eligible.line_item_normalized_usage_amount.sum())
     graviton_cost = sum(reference.graviton_target(t, "us-east-1").price * h for t, h in
@@ -70,9 +89,15 @@ def test_sample_2018_matches_plain_pandas(sample_2018, reference):
     assert totals["graviton_cost"] == pytest.approx(graviton_cost)
     assert totals["base_savings"] == pytest.approx(totals["cost"] - graviton_cost)
     assert totals["additional_savings"] == pytest.approx(0.10 * graviton_cost)
-    # RI lines are priced at their effective (amortized) cost, not the zero unblended cost
-    ri_cost = df[ri & ~spot & ~windows].reservation_effective_cost.sum()
-    assert exclusions.loc["RI-covered", "cost"] == pytest.approx(ri_cost)
+    # RI lines are priced at their effective (amortized) cost, not the zero unblended cost,
+    # plus the unused fees of the reservations of their types
+    for reason, rows in (("RI-covered", ri & ~spot & ~windows), ("Windows", windows)):
+        assert exclusions.loc[reason, "cost"] == pytest.approx(df[rows].cost.sum()), reason
+        assert exclusions.loc[reason, "unused_fees"] == pytest.approx(
+            df[rows & fee].cost.sum()), reason
+        assert exclusions.loc[reason, "hours"] == pytest.approx(
+            df[rows].line_item_usage_amount.sum()), reason
+    assert exclusions.loc[UNUSED_SP, "lines"] == 0
     assert any("eu-west-2" in w for w in result.warnings)
 
 
@@ -84,7 +109,7 @@ def test_generated_cur2_counts_every_reason(tmp_path, reference):
         if template.expected_reason:
             expected[template.expected_reason] = (expected.get(template.expected_reason, 0)
                                                   + counts[index])
-    assert set(expected) == {ELIGIBLE, *REASONS}  # every reason is exercised
+    assert set(expected) == set(EXCLUSION_ROWS)  # every reason is exercised
     result = run_model(read_usage([path]), reference)
     got = result.exclusions().set_index("reason")["lines"].to_dict()
     assert got == expected
