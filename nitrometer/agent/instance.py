@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 log = logging.getLogger("nitrometer.instance")
 
+UNKNOWN_TYPE = "unknown"
 ARCH_LABELS = {"aarch64": "arm64", "arm64": "arm64", "x86_64": "x86_64", "amd64": "x86_64"}
 
 
@@ -75,7 +76,7 @@ def build_instance(config, simulated_type: str | None = None) -> InstanceContext
     """From config overrides, the real identity, or the simulated type (demo)."""
     ident = None if simulated_type else _fetch_identity(config)
     instance_type = config.instance_type or getattr(ident, "instance_type", None) \
-        or simulated_type or "unknown"
+        or simulated_type or UNKNOWN_TYPE
     region = getattr(ident, "region", None) or config.region
     family, size = _split(instance_type)
     if simulated_type and not config.instance_type:
@@ -99,6 +100,8 @@ def build_instance(config, simulated_type: str | None = None) -> InstanceContext
 
 
 def _price(ctx: InstanceContext) -> None:
+    if ctx.instance_type == UNKNOWN_TYPE:
+        return  # off EC2 without --instance.type: no price, no cost counters
     try:
         from nitrometer.savings import reference
     except ImportError:

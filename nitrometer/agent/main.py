@@ -80,7 +80,8 @@ class Agent:
         open_all, rescan = source_opener(self.spec, config, self.clock)
         self.sampler = Sampler(self.state, open_all, interval=config.poll_interval,
                                clock=self.clock, events=self.events, notifier=self.notifier,
-                               rescan_interval=rescan)
+                               rescan_interval=rescan,
+                               parallel_reads=self.spec.kind in ("ioctl", "nvme-cli"))
         self._apply(config)
         self.registry = make_registry(self.state)
         web_config = load_web_config(config.web_config_file)

@@ -11,6 +11,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import TimeoutError as FuturesTimeout
 
 from nitrometer import native
 from nitrometer.agent.events import EventSink
@@ -20,6 +22,14 @@ from nitrometer.collectors.base import Clock, PageSource
 log = logging.getLogger("nitrometer.sampler")
 
 MAX_BACKOFF = 30.0  # seconds between retries of a device that keeps failing
+READ_BUDGET = 0.8  # share of the interval a device read may take before it counts as slow
+READ_WORKERS = 16
+
+
+class SlowRead(Exception):
+    """A read still blocked (in the ioctl, or nvme-cli) when the tick's budget ran out."""
+
+    reason = "timeout"
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -40,7 +50,7 @@ class Sampler:
     def __init__(self, state: AgentState, open_sources: Callable[[], list[PageSource]], *,
                  interval: float = 1.0, clock: Clock | None = None,
                  events: EventSink | None = None, host=None, notifier=None,
-                 rescan_interval: float | None = None):
+                 rescan_interval: float | None = None, parallel_reads: bool = False):
         self.state = state
         self.open_sources = open_sources
         self.interval = interval
@@ -49,6 +59,10 @@ class Sampler:
         self.host = host
         self.notifier = notifier
         self.rescan_interval = rescan_interval  # None: the source set never changes
+        # Real devices are read concurrently, so one hung device cannot stall the others.
+        self.parallel_reads = parallel_reads
+        self._pool: ThreadPoolExecutor | None = None
+        self._in_flight: dict[tuple[str, str], Future] = {}
         self.sources: dict[tuple[str, str], PageSource] = {}
         self._next_rescan = None
         self._last_tick = None
@@ -95,6 +109,8 @@ class Sampler:
 
     def close(self) -> None:
         """Close every source and write the episodes still open."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
         for key in list(self.sources):
             source = self.sources.pop(key)
             source.close()
@@ -111,12 +127,14 @@ class Sampler:
             self.rescan()
             self._next_rescan = started + (self.rescan_interval or 0)
         io_size = self.state.io_size
-        for source in list(self.sources.values()):
+        due = []
+        for key, source in list(self.sources.items()):
             with self.state.lock:
                 dev = self.state.device_state(source.device)
-            if dev.retry_at > started:
-                continue
-            self._poll(source, dev, started, io_size)
+            if dev.retry_at <= started and key not in self._in_flight:
+                due.append((key, source, dev))
+        for (_, source, dev), outcome in self._read_all(due):
+            self._poll(source, dev, outcome, started, io_size)
         host = self.host.sample() if self.host is not None else {}
         elapsed = 0.0 if self._last_tick is None else started - self._last_tick
         self._last_tick = started
@@ -130,9 +148,45 @@ class Sampler:
         if self.notifier is not None:
             self.notifier.watchdog(self.last_tick_completed)
 
-    def _poll(self, source: PageSource, dev: DeviceState, now: float, io_size: bool) -> None:
+    @staticmethod
+    def _read(source: PageSource):
+        """(raw, t) or the exception the read raised."""
         try:
-            raw, t = source.read()
+            return source.read()
+        except Exception as exc:
+            return exc
+
+    def _read_all(self, due: list):
+        """(entry, outcome) for each due device, each as soon as its read is back."""
+        if not self.parallel_reads:
+            for entry in due:
+                yield entry, self._read(entry[1])
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(READ_WORKERS, thread_name_prefix="nitrometer-read")
+        pending = {self._pool.submit(self._read, entry[1]): entry for entry in due}
+        budget = self.interval * READ_BUDGET
+        try:
+            for future in as_completed(list(pending), timeout=budget):
+                yield pending.pop(future), future.result()
+        except FuturesTimeout:
+            pass
+        for future, entry in pending.items():
+            if future.done():
+                yield entry, future.result()
+                continue
+            # Skipped until it returns; what it returns then is stale and dropped.
+            key = entry[0]
+            self._in_flight[key] = future
+            future.add_done_callback(lambda _f, key=key: self._in_flight.pop(key, None))
+            yield entry, SlowRead(f"read still blocked after {budget:.1f}s")
+
+    def _poll(self, source: PageSource, dev: DeviceState, outcome, now: float,
+              io_size: bool) -> None:
+        try:
+            if isinstance(outcome, Exception):
+                raise outcome
+            raw, t = outcome
             page = native.decode(raw)
             summary, relayout = None, False
             if dev.last_page is not None:
