@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import re
 from collections.abc import Mapping
@@ -149,6 +150,10 @@ def instance_identity(*, endpoint: str = IMDS_ENDPOINT, timeout: float = DEFAULT
     global _warned_off_ec2
     ident = None
     imds_problem = "not asked"
+    # The AWS SDKs' switch: set where the metadata service must not be asked.
+    disabled = os.environ.get("AWS_EC2_METADATA_DISABLED", "").lower() == "true"
+    if endpoint == IMDS_ENDPOINT and disabled:
+        use_imds, imds_problem = False, "AWS_EC2_METADATA_DISABLED is set"
     if use_imds:
         try:
             ident = from_imds(endpoint, timeout)

@@ -152,3 +152,15 @@ def test_region_from_az():
     assert region_of_az("us-east-1a") == "us-east-1"
     assert region_of_az("us-west-2-lax-1a") == "us-west-2"
     assert region_of_az("") == ""
+
+
+def test_metadata_disabled_by_the_aws_switch_asks_no_network(monkeypatch, tmp_path):
+    import nitrometer.collectors.identity as identity
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the metadata service was asked")
+
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setattr(identity, "from_imds", refuse)
+    ident = identity.instance_identity(dmi_root=str(tmp_path / "no-dmi"))
+    assert ident.instance_id == "" and ident.source == "none"
