@@ -54,7 +54,8 @@ def run(ctx: Context) -> Section:
         if done.returncode:
             raise RuntimeError(f"load generator failed: {done.stderr.strip()[-1500:]}")
         load = json.loads(done.stdout)
-        body = agent.scrape()[0].decode()
+        time.sleep(2.0)  # the scrapes still queued drain first
+        body = agent.scrape(timeout=120)[0].decode()
         overruns = metric(body, "nitrometer_poll_overruns_total") - before
         polls = metric(body, "nitrometer_poll_duration_seconds_count")
         poll_mean = metric(body, "nitrometer_poll_duration_seconds_sum") / max(polls, 1)
