@@ -274,6 +274,11 @@ int nm_summarize(const nm_page *prev, const nm_page *cur, const double *qs, uint
         rc = nm_quantiles(d->write.lower, d->write.upper, d->write.count, d->write.num_bins,
                           qs, num_q, out->write_q);
     for (uint32_t i = 0; rc == 0 && i < d->num_bands; i++) {
+        out->band_read_ops[i] = out->band_write_ops[i] = 0;
+        for (uint32_t b = 0; b < d->band_bins; b++) {
+            out->band_read_ops[i] += d->band_read[i][b];
+            out->band_write_ops[i] += d->band_write[i][b];
+        }
         rc = nm_quantiles(d->write.lower, d->write.upper, d->band_read[i], d->band_bins, qs,
                           num_q, out->band_read_q[i]);
         if (rc == 0)
@@ -281,6 +286,49 @@ int nm_summarize(const nm_page *prev, const nm_page *cur, const double *qs, uint
                               qs, num_q, out->band_write_q[i]);
     }
     return rc;
+}
+
+/* Where an IO in bin b counts when only its bin is known; the open last bin: its lower bound. */
+static double bin_midpoint_us(const nm_hist *bounds, uint32_t b, uint32_t num_bins)
+{
+    if (b == num_bins - 1)
+        return (double)bounds->lower[b];
+    return ((double)bounds->lower[b] + (double)bounds->upper[b]) / 2.0;
+}
+
+int nm_accumulate(nm_page *totals, double *band_sum_us, const nm_page *delta)
+{
+    if (totals == NULL || band_sum_us == NULL || delta == NULL)
+        return NM_EARG;
+    if (totals->kind == 0) {
+        *totals = *delta;
+        memset(totals->counters, 0, sizeof(totals->counters));
+        memset(totals->read.count, 0, sizeof(totals->read.count));
+        memset(totals->write.count, 0, sizeof(totals->write.count));
+        memset(totals->band_read, 0, sizeof(totals->band_read));
+        memset(totals->band_write, 0, sizeof(totals->band_write));
+        memset(band_sum_us, 0, 2 * NM_MAX_BANDS * sizeof(double));
+    } else if (!same_layout(totals, delta)) {
+        return NM_ELAYOUT;
+    }
+    for (int i = 0; i < NM_NUM_COUNTERS; i++)
+        totals->counters[i] = i == NM_QUEUE_LENGTH ? delta->counters[i]
+                                                   : totals->counters[i] + delta->counters[i];
+    for (uint32_t b = 0; b < delta->read.num_bins; b++)
+        totals->read.count[b] += delta->read.count[b];
+    for (uint32_t b = 0; b < delta->write.num_bins; b++)
+        totals->write.count[b] += delta->write.count[b];
+    for (uint32_t i = 0; i < delta->num_bands; i++) {
+        for (uint32_t b = 0; b < delta->band_bins; b++) {
+            double mid = bin_midpoint_us(&delta->write, b, delta->band_bins);
+
+            totals->band_read[i][b] += delta->band_read[i][b];
+            totals->band_write[i][b] += delta->band_write[i][b];
+            band_sum_us[2 * i] += (double)delta->band_read[i][b] * mid;
+            band_sum_us[2 * i + 1] += (double)delta->band_write[i][b] * mid;
+        }
+    }
+    return 0;
 }
 
 const char *nm_strerror(int code)

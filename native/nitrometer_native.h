@@ -83,6 +83,8 @@ typedef struct {
     double write_q[16];
     double band_read_q[8][16];
     double band_write_q[8][16];
+    uint64_t band_read_ops[8];   /* IOs in each band during the delta */
+    uint64_t band_write_ops[8];
 } nm_summary;
 
 int nm_decode(const uint8_t *buf, size_t len, nm_page *out);
@@ -93,6 +95,13 @@ int nm_merge_bins(const uint64_t *upper, const uint64_t *count, uint32_t num_bin
                   const uint64_t *edges, uint32_t num_edges, uint64_t *out);
 int nm_summarize(const nm_page *prev, const nm_page *cur, const double *qs, uint32_t num_q,
                  nm_summary *out);
+/*
+ * Running totals: adds a delta page into totals (every counter and bin; the queue length
+ * is taken as is). A zeroed totals takes the delta's layout; a different layout is
+ * NM_ELAYOUT. band_sum_us[2 * i] and [2 * i + 1] accumulate the estimated read and write
+ * time of band i (the page has no per-band time: each IO counts at its bin's midpoint).
+ */
+int nm_accumulate(nm_page *totals, double *band_sum_us, const nm_page *delta);
 const char *nm_strerror(int code);
 
 /* Admin ioctls: 0 on success, -errno on a failed ioctl, > 0 an NVMe status. */

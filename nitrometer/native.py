@@ -192,11 +192,20 @@ def delta(prev: Page, cur: Page) -> tuple[Page, bool]:
     return Page(out), bool(flags[0] & lib.NM_DELTA_RESET)
 
 
+_QS_ARRAYS: dict[tuple[float, ...], object] = {}  # the few quantile sets in use, built once
+
+
 def _qs_array(qs: Sequence[float]):
-    for q in qs:
-        if not 0.0 <= q <= 1.0:
-            raise ValueError(f"quantile {q} is outside [0, 1]")
-    return ffi.new("double[]", list(qs))
+    key = tuple(qs)
+    array = _QS_ARRAYS.get(key)
+    if array is None:
+        for q in key:
+            if not 0.0 <= q <= 1.0:
+                raise ValueError(f"quantile {q} is outside [0, 1]")
+        array = ffi.new("double[]", list(key) or [0.0])
+        if len(_QS_ARRAYS) < 64:
+            _QS_ARRAYS[key] = array
+    return array
 
 
 def quantiles(hist: Histogram, qs: Sequence[float] = DEFAULT_QUANTILES) -> list[float]:
@@ -215,35 +224,78 @@ def merge_bins(hist: Histogram, edges: Sequence[int]) -> list[int]:
     return ffi.unpack(out, len(edges) + 1)
 
 
-@dataclass(frozen=True)
 class Summary:
-    """One poll's worth: the delta page, the reset flag and the latency quantiles (us)."""
+    """One poll's worth: the delta page, the reset flag, latency quantiles (us) per op and
+    per IO-size band, and IOs per band. Values are read from C memory when asked for."""
 
-    delta: Page
-    reset: bool
-    qs: tuple[float, ...]
-    read_q: list[float]
-    write_q: list[float]
-    band_read_q: list[list[float]]
-    band_write_q: list[list[float]]
+    __slots__ = ("_c", "delta", "reset", "qs")
+
+    def __init__(self, cdata, qs: tuple[float, ...]):
+        self._c = cdata
+        self.delta = Page(ffi.addressof(cdata.delta), owner=cdata)
+        self.reset = bool(cdata.flags & lib.NM_DELTA_RESET)
+        self.qs = qs
+
+    @property
+    def read_q(self) -> list[float]:
+        return ffi.unpack(self._c.read_q, len(self.qs))
+
+    @property
+    def write_q(self) -> list[float]:
+        return ffi.unpack(self._c.write_q, len(self.qs))
+
+    def _per_band(self, rows) -> list[list[float]]:
+        n = len(self.qs)
+        return [ffi.unpack(rows[i], n) for i in range(self._c.delta.num_bands)]
+
+    @property
+    def band_read_q(self) -> list[list[float]]:
+        return self._per_band(self._c.band_read_q)
+
+    @property
+    def band_write_q(self) -> list[list[float]]:
+        return self._per_band(self._c.band_write_q)
+
+    @property
+    def band_read_ops(self) -> list[int]:
+        return ffi.unpack(self._c.band_read_ops, self._c.delta.num_bands)
+
+    @property
+    def band_write_ops(self) -> list[int]:
+        return ffi.unpack(self._c.band_write_ops, self._c.delta.num_bands)
 
 
 def summarize(prev: Page, cur: Page, qs: Sequence[float] = DEFAULT_QUANTILES) -> Summary:
+    """Delta and quantiles of both ops and every band, in one C call."""
     if len(qs) > lib.NM_MAX_QUANTILES:
         raise ValueError(f"at most {lib.NM_MAX_QUANTILES} quantiles at once")
     out = ffi.new("nm_summary *")
     _check(lib.nm_summarize(prev._c, cur._c, _qs_array(qs), len(qs), out), "summarize")
-    n, bands = len(qs), out.delta.num_bands
-    delta_page = Page(ffi.addressof(out.delta), owner=out)
-    return Summary(
-        delta=delta_page,
-        reset=bool(out.flags & lib.NM_DELTA_RESET),
-        qs=tuple(qs),
-        read_q=ffi.unpack(out.read_q, n),
-        write_q=ffi.unpack(out.write_q, n),
-        band_read_q=[ffi.unpack(out.band_read_q[i], n) for i in range(bands)],
-        band_write_q=[ffi.unpack(out.band_write_q[i], n) for i in range(bands)],
-    )
+    return Summary(out, tuple(qs))
+
+
+class Totals:
+    """A device's running totals: deltas added up in C, so they never go down."""
+
+    __slots__ = ("_c", "_band_sums", "page")
+
+    def __init__(self):
+        self._c = ffi.new("nm_page *")
+        self._band_sums = ffi.new("double[]", 2 * lib.NM_MAX_BANDS)
+        self.page = Page(self._c)  # counters, histograms and bands, as totals
+
+    def add(self, delta: Page) -> None:
+        """Raises PageError (NM_ELAYOUT) when the delta's bins differ from the totals'."""
+        _check(lib.nm_accumulate(self._c, self._band_sums, delta._c), "accumulate")
+
+    @property
+    def empty(self) -> bool:
+        return self._c.kind == 0
+
+    def band_sums_us(self) -> list[tuple[float, float]]:
+        """Estimated read and write time per band (bin midpoints), microseconds."""
+        sums = ffi.unpack(self._band_sums, 2 * self._c.num_bands)
+        return list(zip(sums[0::2], sums[1::2]))
 
 
 def _ioctl_error(rc: int, what: str) -> Exception:

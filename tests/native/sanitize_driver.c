@@ -103,7 +103,16 @@ static void exercise(const nm_page *prev, const nm_page *cur)
         for (uint32_t i = 0; i < summary->delta.num_bands; i++) {
             fold(summary->band_read_q[i], sizeof(summary->band_read_q[i][0]) * 6);
             fold(summary->band_write_q[i], sizeof(summary->band_write_q[i][0]) * 6);
+            fold_int((int64_t)summary->band_read_ops[i]);
         }
+        nm_page *totals = calloc(1, sizeof(*totals));
+        double band_sums[2 * NM_MAX_BANDS];
+
+        fold_int(nm_accumulate(totals, band_sums, &summary->delta));
+        fold_int(nm_accumulate(totals, band_sums, &summary->delta));
+        fold(totals->counters, sizeof(totals->counters));
+        fold(band_sums, sizeof(band_sums[0]) * 2 * totals->num_bands);
+        free(totals);
     }
     rc = nm_merge_bins(cur->read.upper, cur->read.count, cur->read.num_bins, edges, 4, merged);
     fold_int(rc);

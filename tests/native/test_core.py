@@ -128,3 +128,42 @@ def test_summarize_matches_separate_calls():
     assert s.read_q == d.read.quantiles() and s.write_q == d.write.quantiles()
     assert s.band_read_q == [b.read.quantiles() for b in d.bands]
     assert s.band_write_q == [b.write.quantiles() for b in d.bands]
+
+
+def test_summary_counts_ios_per_band():
+    prev = native.decode(realistic_page("instance_store", scale=1))
+    cur = native.decode(realistic_page("instance_store", scale=4))
+    s = native.summarize(prev, cur)
+    assert s.band_read_ops == [b.read.total for b in s.delta.bands]
+    assert s.band_write_ops == [b.write.total for b in s.delta.bands]
+    assert sum(s.band_read_ops) > 0
+
+
+def test_totals_add_deltas_and_never_go_down():
+    pages = [native.decode(realistic_page("instance_store", scale=k)) for k in (1, 3, 2, 5)]
+    totals = native.Totals()
+    assert totals.empty
+    for prev, cur in zip(pages, pages[1:]):
+        d, _ = native.delta(prev, cur)  # 1 -> 3, then a reset (3 -> 2), then 2 -> 5
+        totals.add(d)
+    assert not totals.empty
+    expected_ops = (3 - 1) + 2 + (5 - 2)
+    assert totals.page["total_read_ops"] == expected_ops * pages[0]["total_read_ops"]
+    assert totals.page["volume_queue_length"] == 3  # point in time, not summed
+    assert totals.page.read.counts == [c * expected_ops for c in pages[0].read.counts]
+    band = totals.page.bands[1]
+    p0, p1, p2, p3 = (p.bands[1].read.counts for p in pages)
+    assert band.read.counts == [(b - a) + c + (d - c) for a, b, c, d in zip(p0, p1, p2, p3)]
+    # Band time is estimated at each bin's midpoint; the open last bin at its lower bound.
+    lower, upper = band.read.lower, band.read.upper
+    mids = [(lo + up) / 2 for lo, up in zip(lower[:-1], upper[:-1])] + [lower[-1]]
+    read_us, write_us = totals.band_sums_us()[1]
+    assert read_us == pytest.approx(sum(m * c for m, c in zip(mids, band.read.counts)))
+    assert write_us == pytest.approx(sum(m * c for m, c in zip(mids, band.write.counts)))
+
+
+def test_totals_refuse_a_delta_of_another_layout():
+    totals = native.Totals()
+    totals.add(native.decode(realistic_page("instance_store")))
+    with pytest.raises(native.PageError, match="layout"):
+        totals.add(native.decode(realistic_page("ebs")))
