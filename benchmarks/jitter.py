@@ -74,6 +74,7 @@ def run(ctx: Context) -> Section:
         rows.append([label, len(late), fmt_ms(median(late)), fmt_ms(percentile(late, 0.99)),
                      fmt_ms(max(late)), missed, f"{max(gaps):.2f} s"])
     lat = load["latencies"] or [float("nan")]
+    busy = load.get("busy_latencies") or [float("nan")]
     loaded_late, loaded_missed = results[f"{CLIENTS} clients scraping"]
     p99 = percentile(loaded_late, 0.99)
     ctx.log(f"jitter: p99 {fmt_ms(p99)} under load, {loaded_missed} missed, "
@@ -90,7 +91,9 @@ def run(ctx: Context) -> Section:
     section.add(
         f"Under load: {load['requests']:,} scrapes served ({load['requests'] / loaded:,.1f}/s), "
         f"{load['errors']} failed; scrape latency p50 {fmt_ms(median(lat))}, p99 "
-        f"{fmt_ms(percentile(lat, 0.99))}. The agent's overrun counter rose by "
+        f"{fmt_ms(percentile(lat, 0.99))}. {load.get('busy', 0):,} scrapes were turned away "
+        f"with 503 because enough were in flight (answered in {fmt_ms(median(busy))} "
+        f"median). The agent's overrun counter rose by "
         f"{overruns:.0f}; its mean poll (one tick over all devices) took {fmt_ms(poll_mean)}.",
         "",
     )

@@ -2,6 +2,7 @@
 
 Each client opens a connection to 127.0.0.1:PORT, GETs /metrics, reads to the end and
 starts again at once, until the time is up. Loopback only; every request has a timeout.
+A 503 (the agent turning a scrape away because enough are in flight) is counted apart.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import time
 REQUEST_TIMEOUT = 10.0
 
 
-async def client(port: int, until: float, latencies: list[float], errors: list[str]) -> None:
+async def client(port: int, until: float, latencies: list[float], errors: list[str],
+                 busy: list[float]) -> None:
     request = f"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
     while time.monotonic() < until:
         start = time.monotonic()
@@ -25,7 +27,9 @@ async def client(port: int, until: float, latencies: list[float], errors: list[s
                 await writer.drain()
                 body = await reader.read()
                 writer.close()
-            if not body.startswith(b"HTTP/1.") or b" 200 " not in body[:20]:
+            if body.startswith(b"HTTP/1.") and b" 503 " in body[:20]:
+                busy.append(time.monotonic() - start)
+            elif not body.startswith(b"HTTP/1.") or b" 200 " not in body[:20]:
                 errors.append("bad response")
             else:
                 latencies.append(time.monotonic() - start)
@@ -37,9 +41,11 @@ async def client(port: int, until: float, latencies: list[float], errors: list[s
 async def main(port: int, clients: int, seconds: float) -> dict:
     latencies: list[float] = []
     errors: list[str] = []
+    busy: list[float] = []
     until = time.monotonic() + seconds
-    await asyncio.gather(*(client(port, until, latencies, errors) for _ in range(clients)))
-    return {"requests": len(latencies), "errors": len(errors), "latencies": latencies}
+    await asyncio.gather(*(client(port, until, latencies, errors, busy) for _ in range(clients)))
+    return {"requests": len(latencies), "errors": len(errors), "latencies": latencies,
+            "busy": len(busy), "busy_latencies": busy}
 
 
 if __name__ == "__main__":

@@ -19,12 +19,15 @@ def run(ctx: Context) -> Section:
     agents = start_agents(ctx, SIZES, kinds=("fake ioctl", "simulated"))
     try:
         times = {id(a): [] for _, _, a in agents}
-        sizes = {}
+        fresh = {id(a): [] for _, _, a in agents}  # scrapes that found a new tick: rendered
+        sizes = {id(a): a.scrape()[0] for _, _, a in agents}
         for r in range(rounds):
             order = agents[r % len(agents):] + agents[:r % len(agents)]
             for _, _, a in order:
                 body, seconds = a.scrape()
                 times[id(a)].append(seconds)
+                if body != sizes.get(id(a)):
+                    fresh[id(a)].append(seconds)
                 sizes[id(a)] = body
             time.sleep(0.05)
         for _, _, a in agents:
@@ -34,22 +37,30 @@ def run(ctx: Context) -> Section:
             a.kill()
     rows = []
     for n, kind, a in agents:
-        t, body = times[id(a)], sizes[id(a)]
+        t, body, f = times[id(a)], sizes[id(a)], fresh[id(a)]
         series = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
         rows.append([n, kind, fmt_ms(median(t)), fmt_ms(percentile(t, 0.9)), fmt_ms(max(t)),
+                     len(f), fmt_ms(median(f)), fmt_ms(percentile(f, 0.9)),
                      f"{len(body) / 1024:,.0f} KiB", f"{series:,}"])
-        ctx.log(f"scrape {kind} x{n}: {fmt_ms(median(t))}, {len(body) / 1024:.0f} KiB")
+        ctx.log(f"scrape {kind} x{n}: {fmt_ms(median(t))}, first after a tick "
+                f"{fmt_ms(median(f))}, {len(body) / 1024:.0f} KiB")
         if n == 32:
-            p90 = percentile(t, 0.9)
-            section.target(f"scrape at 32 devices ({kind})", "< 25 ms",
-                           f"{fmt_ms(median(t))} median, {fmt_ms(p90)} p90", median(t) < TARGET)
+            # Prometheus scrapes every 15-60 s, so it always gets a freshly rendered body:
+            # the target is judged on those scrapes, not on the cached ones.
+            section.target(f"scrape at 32 devices ({kind}), first after a tick", "< 25 ms",
+                           f"{fmt_ms(median(f))} median, {fmt_ms(percentile(f, 0.9))} p90",
+                           median(f) < TARGET)
     section.add(
         f"{rounds} scrapes of each agent, interleaved, each on a new connection as "
         "Prometheus's first scrape would be; the time is from connecting to the last byte, "
         "measured by the client on the same host. Fake ioctl fleets are all instance-store "
         "devices with five IO-size bands each (12 latency histograms per device); the "
-        "simulated fleets have two instance-store devices and the rest EBS.",
+        "simulated fleets have two instance-store devices and the rest EBS. The agent renders "
+        "/metrics at most once per tick; a scrape that found a new body (the first after a "
+        "tick) is one that paid for the render, and is what a Prometheus scraping every "
+        "15 s always gets, so those are shown apart and the target is judged on them.",
         "",
     )
-    section.table(["devices", "source", "median", "p90", "max", "body", "samples"], rows)
+    section.table(["devices", "source", "median", "p90", "max", "rendered", "rendered median",
+                   "rendered p90", "body", "samples"], rows)
     return section

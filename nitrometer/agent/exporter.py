@@ -1,22 +1,31 @@
-"""The Prometheus view of AgentState: a custom Collector; a scrape never touches hardware."""
+"""The Prometheus view of AgentState, rendered as exposition text by hand.
+
+A scrape copies what it needs under the sampler's lock (a struct copy of each device's
+totals, a few small dicts), renders outside it, and keeps the result until the state
+changes (the next tick): however many clients scrape, the text is built at most once a
+tick, and the sampler never waits for a render. prometheus_client still provides the
+process and platform collectors.
+"""
 
 from __future__ import annotations
 
+import copy
+import functools
+import gzip
 import platform
+import threading
+from dataclasses import dataclass
 
-from prometheus_client.core import (
-    CollectorRegistry,
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-)
-from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
-from nitrometer import __version__
+from nitrometer import __version__, native
 from nitrometer import metrics as m
 from nitrometer.agent.state import EXCEEDED_COUNTERS, POLL_BUCKETS, US, AgentState
 
-LABELS = list(m.DEVICE_LABELS)
+CONTENT_TYPE_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE_OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+GZIP_LEVEL = 1  # the text is repetitive: level 1 already shrinks it ~10x, at a fraction of 6's cost
+LABELS = m.DEVICE_LABELS
 COUNTERS = (
     (m.READ_OPS, "total_read_ops", 1, "Read operations completed."),
     (m.WRITE_OPS, "total_write_ops", 1, "Write operations completed."),
@@ -25,162 +34,278 @@ COUNTERS = (
     (m.READ_TIME, "total_read_time", US, "Time spent on completed reads."),
     (m.WRITE_TIME, "total_write_time", US, "Time spent on completed writes."),
 )
+QUEUE_COUNTER = "volume_queue_length"
+POLL_LES = tuple(repr(b) for b in POLL_BUCKETS) + ("+Inf",)
 
 
-def _counter(name: str, doc: str, labels=LABELS) -> CounterMetricFamily:
-    return CounterMetricFamily(m.family(name), doc, labels=list(labels))
+def fmt(value) -> str:
+    """A sample value as prometheus_client writes it (Go's float formatting)."""
+    if type(value) is int and 0 <= value < 10_000_000:
+        return f"{value}.0"  # what floatToGoString gives for these, without the float detour
+    return floatToGoString(value)
 
 
-def _gauge(name: str, doc: str, labels=LABELS) -> GaugeMetricFamily:
-    return GaugeMetricFamily(name, doc, labels=list(labels))
+def escape(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
-class AgentCollector(Collector):
-    def __init__(self, state: AgentState):
-        self.state = state
+@functools.lru_cache(maxsize=8192)  # the same few label sets every scrape
+def labelstr(names: tuple, values: tuple) -> str:
+    """{a="x",b="y"} with names sorted, as prometheus_client writes them; '' for none."""
+    if not names:
+        return ""
+    pairs = sorted(zip(names, values))
+    return "{" + ",".join(f'{k}="{escape(str(v))}"' for k, v in pairs) + "}"
 
-    def collect(self):
-        with self.state.lock:
-            families = list(self._device_families()) + list(self._agent_families())
-        yield from families
 
-    def _device_families(self):
-        devices = sorted(self.state.devices.values(), key=lambda d: d.device.name)
-        live = [d for d in devices if d.last_page is not None]
-        for name, key, scale, doc in COUNTERS:
-            fam = _counter(name, doc + " Monotonic across device counter resets.")
-            for d in live:
-                value = d.totals.get(key, 0)
-                fam.add_metric(_values(d), value * scale if scale != 1 else value)
-            yield fam
-        exceeded = _counter(m.EXCEEDED_SECONDS, "Time the volume or instance ran past its "
-                            "IOPS or throughput limit.", LABELS + ["scope", "limit"])
-        episodes = _counter(m.EXCEEDED_EPISODES, "Ended runs of consecutive intervals with the "
-                            "limit exceeded.", LABELS + ["scope", "limit"])
-        now = _gauge(m.EXCEEDED_NOW, "1 if the limit was exceeded in the last interval.",
-                     LABELS + ["scope", "limit"])
-        intervals = _counter(m.EXCEEDED_INTERVALS, "Poll intervals in which any limit was "
-                             "exceeded.")
-        queue = _gauge(m.QUEUE_LENGTH, "Outstanding IOs at the last poll.")
+@functools.lru_cache(maxsize=8192)
+def bucket_affixes(name: str, names: tuple, values: tuple) -> tuple[str, str]:
+    """The text before and after the le value of a _bucket sample, le sorted in place."""
+    text = labelstr(tuple(names) + ("le",), tuple(values) + ("\0",))
+    before, after = text.split("\0")
+    return f"{name}_bucket{before}", f"{after} "
+
+
+_LE_CACHE: dict[tuple[int, ...], tuple[str, ...]] = {}  # bin layouts seen: a handful
+
+
+def le_strings(uppers: list[int]) -> tuple[str, ...]:
+    """le of each bin (upper bound in seconds); the last bin is open ended: +Inf."""
+    key = tuple(uppers)
+    les = _LE_CACHE.get(key)
+    if les is None:
+        les = tuple(repr(float(u * US)) for u in key[:-1]) + ("+Inf",)
+        if len(_LE_CACHE) < 64:
+            _LE_CACHE[key] = les
+    return les
+
+
+class Family:
+    """One metric family's lines: the HELP and TYPE header, then its samples."""
+
+    __slots__ = ("name", "kind", "doc", "lines")
+
+    def __init__(self, name: str, kind: str, doc: str):
+        self.name, self.kind, self.doc = name, kind, doc
+        self.lines: list[str] = []
+
+    def add(self, labels: str, value) -> None:
+        self.lines.append(f"{self.name}{labels} {fmt(value)}\n")
+
+    def histogram(self, names, values, les, counts, sum_value) -> None:
+        before, after = bucket_affixes(self.name, names, values)
+        if not les:  # a histogram with no bins still has its +Inf bucket
+            les, counts = ("+Inf",), (0,)
+        lines, running, value = self.lines, 0, "0.0"
+        for le, count in zip(les, counts, strict=False):
+            if count:  # most bins are empty: the running total's text is reused
+                running += count
+                value = fmt(running)
+            lines.append(f"{before}{le}{after}{value}\n")
+        labels = labelstr(names, values)
+        lines.append(f"{self.name}_count{labels} {fmt(running)}\n")
+        lines.append(f"{self.name}_sum{labels} {fmt(sum_value)}\n")
+
+    def header(self, openmetrics: bool) -> str:
+        if openmetrics:
+            name = m.family(self.name) if self.kind == "counter" else self.name
+            return f"# HELP {name} {escape(self.doc)}\n# TYPE {name} {self.kind}\n"
+        doc = self.doc.replace("\\", r"\\").replace("\n", r"\n")
+        return f"# HELP {self.name} {doc}\n# TYPE {self.name} {self.kind}\n"
+
+
+@dataclass(slots=True)
+class DeviceView:
+    """One device as a scrape sees it: copies, so the sampler can go on changing the state."""
+
+    device: object
+    live: bool
+    up: bool
+    resets: int
+    exceeded_intervals: int
+    exceeded_now: dict
+    episodes: dict
+    scopes: tuple
+    totals: native.Page | None
+    band_sums: list
+    band_labels: tuple
+    peaks: dict
+
+
+def copy_totals(totals: native.Totals) -> native.Page:
+    """One struct copy of the device's totals (counters, bins, bands, bounds)."""
+    return native.Page(native.ffi.new("nm_page *", totals.page._c[0]))
+
+
+@dataclass(slots=True)
+class Snapshot:
+    devices: list
+    io_size: bool
+    peaks_enabled: bool
+    peak_window: float
+    poll_buckets: list
+    poll_sum: float
+    overruns: int
+    device_errors: dict
+    host: dict
+    instance: object
+
+
+def snapshot(state: AgentState) -> Snapshot:
+    """Copy what a scrape renders; the caller holds state.lock, briefly."""
+    views = []
+    for d in state.devices.values():
+        live = d.last_page is not None
+        views.append(DeviceView(
+            device=d.device, live=live, up=d.up and live, resets=d.resets,
+            exceeded_intervals=d.exceeded_intervals, exceeded_now=dict(d.exceeded_now),
+            episodes=dict(d.episodes.ended_counts), scopes=d.scopes,
+            totals=copy_totals(d.totals) if live else None,
+            band_sums=d.totals.band_sums_us() if live and state.io_size else [],
+            band_labels=d.band_labels,
+            peaks=d.peaks.peaks() if live and state.peaks_enabled else {}))
+    return Snapshot(views, state.io_size, state.peaks_enabled, state.peak_window,
+                    list(state.poll_buckets), state.poll_sum, state.overruns,
+                    dict(state.device_errors), dict(state.host), copy.copy(state.instance))
+
+
+def device_families(snap: Snapshot) -> list[Family]:
+    devices = sorted(snap.devices, key=lambda d: d.device.name)
+    live = [d for d in devices if d.live]
+    labels = {id(d): labelstr(LABELS, _values(d)) for d in devices}
+    counters = {id(d): d.totals.counters for d in live}
+    out = []
+    for name, key, scale, doc in COUNTERS:
+        fam = Family(name, "counter", doc + " Monotonic across device counter resets.")
         for d in live:
-            for scope, limit in d.scopes:
-                values = _values(d) + [scope, limit]
-                exceeded.add_metric(values, d.totals.get(EXCEEDED_COUNTERS[scope, limit], 0) * US)
-                episodes.add_metric(values, d.episodes.ended_counts.get((scope, limit), 0))
-                now.add_metric(values, 1.0 if d.exceeded_now.get((scope, limit)) else 0.0)
-            intervals.add_metric(_values(d), d.exceeded_intervals)
-            queue.add_metric(_values(d), d.queue_length)
-        yield from (exceeded, episodes, now, intervals, queue)
+            value = counters[id(d)][key]
+            fam.add(labels[id(d)], value * scale if scale != 1 else value)
+        out.append(fam)
+    scoped = LABELS + ("scope", "limit")
+    exceeded = Family(m.EXCEEDED_SECONDS, "counter", "Time the volume or instance ran past "
+                      "its IOPS or throughput limit.")
+    episodes = Family(m.EXCEEDED_EPISODES, "counter", "Ended runs of consecutive intervals "
+                      "with the limit exceeded.")
+    now = Family(m.EXCEEDED_NOW, "gauge", "1 if the limit was exceeded in the last interval.")
+    intervals = Family(m.EXCEEDED_INTERVALS, "counter", "Poll intervals in which any limit "
+                       "was exceeded.")
+    queue = Family(m.QUEUE_LENGTH, "gauge", "Outstanding IOs at the last poll.")
+    for d in live:
+        for scope, limit in d.scopes:
+            text = labelstr(scoped, _values(d) + (scope, limit))
+            exceeded.add(text, counters[id(d)][EXCEEDED_COUNTERS[scope, limit]] * US)
+            episodes.add(text, d.episodes.get((scope, limit), 0))
+            now.add(text, 1.0 if d.exceeded_now.get((scope, limit)) else 0.0)
+        intervals.add(labels[id(d)], d.exceeded_intervals)
+        queue.add(labels[id(d)], counters[id(d)][QUEUE_COUNTER])
+    out += [exceeded, episodes, now, intervals, queue]
 
-        latency = HistogramMetricFamily(m.LATENCY, "IO latency, from the device's histogram "
-                                        "bins; _sum is the device's total time.",
-                                        labels=LABELS + ["op"])
+    latency = Family(m.LATENCY, "histogram", "IO latency, from the device's histogram bins; "
+                     "_sum is the device's total time.")
+    for d in live:
+        for op in ("read", "write"):
+            hist = d.totals.read if op == "read" else d.totals.write
+            latency.histogram(LABELS + ("op",), _values(d) + (op,), le_strings(hist.upper),
+                              hist.counts, counters[id(d)][f"total_{op}_time"] * US)
+    out.append(latency)
+    if snap.io_size:
+        bands = Family(m.IO_SIZE_LATENCY, "histogram", "IO latency per IO-size band (upper "
+                       "bound in io_size); _sum estimated from bin midpoints.")
+        names = LABELS + ("op", "io_size")
         for d in live:
-            for op, hist in d.hists.items():
-                latency.add_metric(_values(d) + [op], hist.buckets(), hist.sum_seconds)
-        yield latency
-        if self.state.io_size:
-            band_latency = HistogramMetricFamily(
-                m.IO_SIZE_LATENCY, "IO latency per IO-size band (upper bound in io_size); "
-                "_sum estimated from bin midpoints.", labels=LABELS + ["op", "io_size"])
-            for d in live:
-                for label, per_op in d.bands.items():
-                    for op, hist in per_op.items():
-                        band_latency.add_metric(_values(d) + [op, label], hist.buckets(),
-                                                hist.sum_seconds)
-            yield band_latency
-        if self.state.peaks_enabled:
-            yield from self._peaks(live)
+            for band, label, sums in zip(d.totals.bands, d.band_labels, d.band_sums,
+                                         strict=False):
+                les = le_strings(band.read.upper)
+                for op, hist, sum_us in (("read", band.read, sums[0]),
+                                         ("write", band.write, sums[1])):
+                    bands.histogram(names, _values(d) + (op, label), les, hist.counts,
+                                    sum_us * US)
+        out.append(bands)
+    if snap.peaks_enabled:
+        out += peak_families(snap, live)
 
-        info = _gauge(m.DEVICE_INFO, "Device identity; value 1.",
-                      LABELS + ["model", "bdev", "firmware", "controller"])
-        up = _gauge(m.DEVICE_UP, "1 if the last read of the device succeeded.")
-        resets = _counter(m.COUNTER_RESETS, "Times the device restarted its counters.")
-        count_by_kind: dict[str, int] = {}
-        for d in devices:
-            dev = d.device
-            info.add_metric(_values(d) + [dev.model, dev.bdev, dev.firmware, dev.controller], 1)
-            up.add_metric(_values(d), 1.0 if d.up and d.last_page is not None else 0.0)
-            resets.add_metric(_values(d), d.resets)
-            count_by_kind[dev.kind] = count_by_kind.get(dev.kind, 0) + 1
-        seen = _gauge(m.DEVICES, "Devices being polled.", ["kind"])
-        for kind, count in sorted(count_by_kind.items()):
-            seen.add_metric([kind], count)
-        yield from (info, up, resets, seen)
-
-    def _peaks(self, live):
-        window = f" over the last {self.state.peak_window:g}s."
-        iops = _gauge(m.PEAK_IOPS, "Highest 1-interval IOPS" + window, LABELS + ["op"])
-        tput = _gauge(m.PEAK_THROUGHPUT, "Highest 1-interval throughput" + window,
-                      LABELS + ["op"])
-        lat = _gauge(m.PEAK_LATENCY, "Highest 1-interval latency quantile" + window,
-                     LABELS + ["op", m.PEAK_LATENCY_LABEL])
-        for d in live:
-            peaks = d.peaks.peaks()
-            for key, value in sorted(peaks.items(), key=lambda kv: str(kv[0])):
-                if key[0] == "iops":
-                    iops.add_metric(_values(d) + [key[1]], value)
-                elif key[0] == "throughput":
-                    tput.add_metric(_values(d) + [key[1]], value)
-                else:
-                    percentile = m.PERCENTILES.get(key[2], f"{key[2] * 100:g}")
-                    lat.add_metric(_values(d) + [key[1], percentile], value)
-        yield from (iops, tput, lat)
-
-    def _agent_families(self):
-        s = self.state
-        build = _gauge(m.BUILD_INFO, "Agent build; value 1.", ["version", "python_version"])
-        build.add_metric([__version__, platform.python_version()], 1)
-        yield build
-        buckets, running = [], 0
-        for bound, count in zip(POLL_BUCKETS, s.poll_buckets, strict=False):
-            running += count
-            buckets.append((repr(bound), running))
-        buckets.append(("+Inf", running + s.poll_buckets[-1]))
-        poll = HistogramMetricFamily(m.POLL_DURATION, "Time one tick took to read every "
-                                     "device.", buckets=buckets, sum_value=s.poll_sum)
-        yield poll
-        overruns = _counter(m.POLL_OVERRUNS, "Ticks skipped because the loop ran late.", [])
-        overruns.add_metric([], s.overruns)
-        yield overruns
-        errors = _counter(m.DEVICE_ERRORS, "Failed device reads, by reason.",
-                          LABELS + ["reason"])
-        for key, count in sorted(s.device_errors.items()):
-            errors.add_metric(list(key), count)
-        yield errors
-        if s.host:
-            busy = _gauge(m.HOST_CPU_BUSY, "Share of CPU time not idle or in iowait over the "
-                          "last interval, all CPUs.", [])
-            busy.add_metric([], s.host["busy"])
-            iowait = _gauge(m.HOST_CPU_IOWAIT, "Share of CPU time in iowait over the last "
-                            "interval, all CPUs.", [])
-            iowait.add_metric([], s.host["iowait"])
-            yield from (busy, iowait)
-        if s.instance is not None:
-            yield from instance_families(s.instance)
+    info = Family(m.DEVICE_INFO, "gauge", "Device identity; value 1.")
+    up = Family(m.DEVICE_UP, "gauge", "1 if the last read of the device succeeded.")
+    resets = Family(m.COUNTER_RESETS, "counter", "Times the device restarted its counters.")
+    count_by_kind: dict[str, int] = {}
+    for d in devices:
+        dev = d.device
+        info.add(labelstr(LABELS + ("model", "bdev", "firmware", "controller"),
+                          _values(d) + (dev.model, dev.bdev, dev.firmware, dev.controller)), 1)
+        up.add(labels[id(d)], 1.0 if d.up else 0.0)
+        resets.add(labels[id(d)], d.resets)
+        count_by_kind[dev.kind] = count_by_kind.get(dev.kind, 0) + 1
+    seen = Family(m.DEVICES, "gauge", "Devices being polled.")
+    for kind, count in sorted(count_by_kind.items()):
+        seen.add(labelstr(("kind",), (kind,)), count)
+    return out + [info, up, resets, seen]
 
 
-def instance_families(ctx):
-    info = _gauge(m.INSTANCE_INFO, "The EC2 instance; value 1.",
-                  ["instance_id", "instance_type", "family", "size", "arch", "region", "az",
-                   "source"])
-    info.add_metric(list(ctx.info_labels.values()) + [ctx.source], 1)
-    yield info
-    base = ["instance_type", "region"]
-    values = [ctx.instance_type, ctx.region]
+def peak_families(snap: Snapshot, live) -> list[Family]:
+    window = f" over the last {snap.peak_window:g}s."
+    iops = Family(m.PEAK_IOPS, "gauge", "Highest 1-interval IOPS" + window)
+    tput = Family(m.PEAK_THROUGHPUT, "gauge", "Highest 1-interval throughput" + window)
+    lat = Family(m.PEAK_LATENCY, "gauge", "Highest 1-interval latency quantile" + window)
+    for d in live:
+        for key, value in sorted(d.peaks.items(), key=lambda kv: str(kv[0])):
+            if key[0] == "iops":
+                iops.add(labelstr(LABELS + ("op",), _values(d) + (key[1],)), value)
+            elif key[0] == "throughput":
+                tput.add(labelstr(LABELS + ("op",), _values(d) + (key[1],)), value)
+            else:
+                percentile = m.PERCENTILES.get(key[2], f"{key[2] * 100:g}")
+                lat.add(labelstr(LABELS + ("op", m.PEAK_LATENCY_LABEL),
+                                 _values(d) + (key[1], percentile)), value)
+    return [iops, tput, lat]
+
+
+def agent_families(snap: Snapshot) -> list[Family]:
+    build = Family(m.BUILD_INFO, "gauge", "Agent build; value 1.")
+    build.add(labelstr(("version", "python_version"),
+                       (__version__, platform.python_version())), 1)
+    poll = Family(m.POLL_DURATION, "histogram", "Time one tick took to read every device.")
+    poll.histogram((), (), POLL_LES, snap.poll_buckets, snap.poll_sum)
+    overruns = Family(m.POLL_OVERRUNS, "counter", "Ticks skipped because the loop ran late.")
+    overruns.add("", snap.overruns)
+    errors = Family(m.DEVICE_ERRORS, "counter", "Failed device reads, by reason.")
+    for key, count in sorted(snap.device_errors.items()):
+        errors.add(labelstr(LABELS + ("reason",), key), count)
+    out = [build, poll, overruns, errors]
+    if snap.host:
+        busy = Family(m.HOST_CPU_BUSY, "gauge", "Share of CPU time not idle or in iowait over "
+                      "the last interval, all CPUs.")
+        busy.add("", snap.host["busy"])
+        iowait = Family(m.HOST_CPU_IOWAIT, "gauge", "Share of CPU time in iowait over the last "
+                        "interval, all CPUs.")
+        iowait.add("", snap.host["iowait"])
+        out += [busy, iowait]
+    if snap.instance is not None:
+        out += instance_families(snap.instance)
+    return out
+
+
+def instance_families(ctx) -> list[Family]:
+    info = Family(m.INSTANCE_INFO, "gauge", "The EC2 instance; value 1.")
+    info.add(labelstr(tuple(ctx.info_labels) + ("source",),
+                      tuple(ctx.info_labels.values()) + (ctx.source,)), 1)
+    out = [info]
+    base = labelstr(("instance_type", "region"), (ctx.instance_type, ctx.region))
     if ctx.normalization_factor is not None:
-        nf = _gauge(m.NORMALIZATION_FACTOR, "Normalization factor of the instance size.", base)
-        nf.add_metric(values, ctx.normalization_factor)
-        yield nf
+        nf = Family(m.NORMALIZATION_FACTOR, "gauge", "Normalization factor of the instance "
+                    "size.")
+        nf.add(base, ctx.normalization_factor)
+        out.append(nf)
     if ctx.price is not None:
-        price = _gauge(m.PRICE, "On-demand Linux price of this instance type.", base)
-        price.add_metric(values, ctx.price)
-        yield price
+        price = Family(m.PRICE, "gauge", "On-demand Linux price of this instance type.")
+        price.add(base, ctx.price)
+        out.append(price)
     if ctx.graviton_price is not None:
-        gprice = _gauge(m.GRAVITON_PRICE, "On-demand price of the Graviton equivalent.",
-                        base + ["graviton_instance_type"])
-        gprice.add_metric(values + [ctx.graviton_type], ctx.graviton_price)
-        yield gprice
+        gprice = Family(m.GRAVITON_PRICE, "gauge", "On-demand price of the Graviton "
+                        "equivalent.")
+        gprice.add(labelstr(("instance_type", "region", "graviton_instance_type"),
+                            (ctx.instance_type, ctx.region, ctx.graviton_type)),
+                   ctx.graviton_price)
+        out.append(gprice)
     accrued = (
         (m.INSTANCE_HOURS, "Hours this agent has run on the instance.", ctx.hours, True),
         (m.NORMALIZED_HOURS, "Normalized instance hours accrued.", ctx.normalized_hours,
@@ -192,23 +317,88 @@ def instance_families(ctx):
     )
     for name, doc, value, known in accrued:
         if known:
-            fam = _counter(name, doc, base)
-            fam.add_metric(values, value)
-            yield fam
+            fam = Family(name, "counter", doc)
+            fam.add(base, value)
+            out.append(fam)
+    return out
 
 
-def _values(d) -> list[str]:
+def _values(d: DeviceView) -> tuple[str, str, str]:
     dev = d.device
-    return [dev.name, dev.serial, dev.kind]
+    return (dev.name, dev.serial, dev.kind)
 
 
-def make_registry(state: AgentState, *, process: bool = True) -> CollectorRegistry:
-    """A private registry: ours, plus the process and platform collectors."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(AgentCollector(state))
-    if process:
-        from prometheus_client import PlatformCollector, ProcessCollector
+def render(snap: Snapshot, *, openmetrics: bool = False) -> str:
+    parts = []
+    for fam in device_families(snap) + agent_families(snap):
+        parts.append(fam.header(openmetrics))
+        parts.extend(fam.lines)
+    return "".join(parts)
 
-        ProcessCollector(registry=registry)
-        PlatformCollector(registry=registry)
-    return registry
+
+def wants_openmetrics(accept: str | None) -> bool:
+    return any(part.split(";")[0].strip() == "application/openmetrics-text"
+               for part in (accept or "").split(","))
+
+
+class Exporter:
+    """The /metrics body for a format, rendered at most once per state version."""
+
+    def __init__(self, state: AgentState, *, process: bool = True):
+        self.state = state
+        self.process_registry = None
+        if process:
+            from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+
+            self.process_registry = CollectorRegistry(auto_describe=False)
+            ProcessCollector(registry=self.process_registry)
+            PlatformCollector(registry=self.process_registry)
+        self._cache: dict[tuple[bool, bool], tuple[int, bytes]] = {}
+        self._render_lock = threading.Lock()  # concurrent scrapes wait for one render
+        self.renders = 0
+
+    def body(self, *, openmetrics: bool = False, compress: bool = False) -> bytes:
+        key = (openmetrics, compress)
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] == self.state.version:
+            return cached[1]
+        with self._render_lock:
+            cached = self._cache.get(key)
+            if cached is not None and cached[0] == self.state.version:
+                return cached[1]
+            if compress:
+                version, plain = self._plain(openmetrics)
+                body = gzip.compress(plain, compresslevel=GZIP_LEVEL, mtime=0)
+            else:
+                version, body = self._plain(openmetrics)
+            self._cache[key] = (version, body)
+            return body
+
+    def _plain(self, openmetrics: bool) -> tuple[int, bytes]:
+        cached = self._cache.get((openmetrics, False))
+        if cached is not None and cached[0] == self.state.version:
+            return cached
+        with self.state.lock:
+            version = self.state.version
+            snap = snapshot(self.state)
+        text = render(snap, openmetrics=openmetrics) + self._process_text(openmetrics)
+        self.renders += 1
+        result = (version, text.encode())
+        self._cache[(openmetrics, False)] = result
+        return result
+
+    def _process_text(self, openmetrics: bool) -> str:
+        if openmetrics:
+            from prometheus_client.openmetrics.exposition import generate_latest as om_latest
+
+            if self.process_registry is None:
+                return "# EOF\n"
+            return om_latest(self.process_registry).decode()
+        if self.process_registry is None:
+            return ""
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.process_registry).decode()
+
+    def content_type(self, openmetrics: bool) -> str:
+        return CONTENT_TYPE_OPENMETRICS if openmetrics else CONTENT_TYPE_TEXT

@@ -64,7 +64,7 @@ class Agent:
     def __init__(self, config: AgentConfig, args: argparse.Namespace | None = None, *,
                  clock: Clock | None = None, notifier=None):
         from nitrometer.agent.events import EventSink
-        from nitrometer.agent.exporter import make_registry
+        from nitrometer.agent.exporter import Exporter
         from nitrometer.agent.notify import Notifier
         from nitrometer.agent.sampler import Sampler
         from nitrometer.agent.state import AgentState
@@ -83,10 +83,10 @@ class Agent:
                                rescan_interval=rescan,
                                parallel_reads=self.spec.kind in ("ioctl", "nvme-cli"))
         self._apply(config)
-        self.registry = make_registry(self.state)
+        self.exporter = Exporter(self.state)
         web_config = load_web_config(config.web_config_file)
         try:
-            self.server = MetricsServer((config.listen_host, config.listen_port), self.registry,
+            self.server = MetricsServer((config.listen_host, config.listen_port), self.exporter,
                                         web_config, status=self.status)
         except OSError as exc:
             raise NitrometerError(f"cannot listen on {config.listen_address}: "
@@ -103,6 +103,7 @@ class Agent:
                 dev.peaks.window = config.peaks_window
             self.state.io_size = config.enabled("io_size")
             self.state.peaks_enabled = config.enabled("peaks")
+            self.state.version += 1
             if config.enabled("identity") and self.state.instance is None:
                 from nitrometer.agent.instance import build_instance
 

@@ -144,6 +144,7 @@ class Sampler:
                 self.state.instance.accrue(elapsed)
             self.state.record_poll(time.monotonic() - real_started)
             self.state.ticks += 1
+            self.state.version += 1
         self.last_tick_completed = time.monotonic()
         if self.notifier is not None:
             self.notifier.watchdog(self.last_tick_completed)
@@ -204,6 +205,9 @@ class Sampler:
             ended = dev.observe(page, summary, t, self.wall(t), bands=io_size)
             recovered = not dev.up
             dev.up, dev.failures, dev.retry_at = True, 0, 0.0
+            # Published now, not at the tick's end: a device still blocked in its read must
+            # not hold back the others' numbers.
+            self.state.version += 1
         if recovered:
             log.info("device %s (%s) recovered", source.device.name, source.device.serial)
         if ended:
@@ -220,6 +224,7 @@ class Sampler:
             backoff = min(self.interval * 2 ** (dev.failures - 1), max(MAX_BACKOFF,
                                                                         self.interval))
             dev.retry_at = now + backoff
+            self.state.version += 1
         if first:
             log.warning("device %s (%s) failing (%s): %s; retrying with backoff",
                         source.device.name, source.device.serial, reason, exc)
@@ -241,6 +246,7 @@ class Sampler:
                 missed = int(late // self.interval)
                 with self.state.lock:
                     self.state.overruns += missed
+                    self.state.version += 1
                 deadline += missed * self.interval
                 log.debug("poll loop %.3fs late: skipped %d ticks", late, missed)
             if ticks is not None and done >= ticks:

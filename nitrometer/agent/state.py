@@ -1,7 +1,8 @@
 """What the sampler knows and the exporter serves: per-device totals, latest values, peaks.
 
-Every exported counter is the agent's own running total of the deltas the C core computed,
-so a device resetting its counters or a u32 bin wrapping never makes one go down.
+Every exported counter is the agent's own running total of the deltas the C core computed
+(native.Totals, added up in C), so a device resetting its counters or a u32 bin wrapping
+never makes one go down.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 
+from nitrometer import native
 from nitrometer.agent.events import EpisodeTracker
 from nitrometer.collectors.base import KIND_INSTANCE_STORE, Device
-from nitrometer.logpage import OPEN_ENDED_US
 
 US = 1e-6
 OPS = ("read", "write")
@@ -35,61 +36,44 @@ def exceeded_scopes(kind: str) -> tuple[tuple[str, str], ...]:
     return tuple(EXCEEDED_COUNTERS)
 
 
-class HistTotals:
-    """Cumulative bin counts keyed by the bin's upper bound (us), plus the sum in seconds."""
-
-    __slots__ = ("counts", "lowers", "sum_seconds")
-
-    def __init__(self):
-        self.counts: dict[int, int] = {}
-        self.lowers: dict[int, int] = {}
-        self.sum_seconds = 0.0
-
-    def add(self, hist, *, estimate_sum: bool = False) -> None:
-        for lower, upper, count in hist.bins():
-            self.counts[upper] = self.counts.get(upper, 0) + count
-            self.lowers[upper] = lower
-            if estimate_sum and count:
-                # No per-band time on the page: each IO counts at its bin's midpoint.
-                mid = lower if upper >= OPEN_ENDED_US else (lower + upper) / 2
-                self.sum_seconds += count * mid * US
-
-    def buckets(self) -> list[tuple[str, int]]:
-        """Cumulative (le, count) pairs; the last bin is open ended, so it becomes +Inf."""
-        out, running = [], 0
-        uppers = sorted(self.counts)
-        for i, upper in enumerate(uppers):
-            running += self.counts[upper]
-            le = "+Inf" if i == len(uppers) - 1 else _le(upper * US)
-            out.append((le, running))
-        if not out:
-            out.append(("+Inf", 0))
-        return out
-
-
-def _le(seconds: float) -> str:
-    return repr(float(seconds))
-
-
 class PeakWindow:
-    """Maximum of each per-second value over the last `window` seconds."""
+    """Maximum of each per-second value over the last `window` seconds.
+
+    The maxima are kept as entries come and go, and found again from the window only when
+    a maximum leaves it, so reading them costs a dict copy."""
 
     def __init__(self, window: float):
         self.window = window
         self.entries: deque[tuple[float, dict]] = deque()
+        self._peaks: dict = {}
+        self._stale = False
 
     def add(self, t: float, values: dict) -> None:
-        self.entries.append((t, {k: v for k, v in values.items() if not math.isnan(v)}))
+        values = {k: v for k, v in values.items() if not math.isnan(v)}
+        self.entries.append((t, values))
+        peaks = self._peaks
+        for key, value in values.items():
+            if value > peaks.get(key, -math.inf):
+                peaks[key] = value
         while self.entries and self.entries[0][0] <= t - self.window:
-            self.entries.popleft()
+            _t, gone = self.entries.popleft()
+            if not self._stale and any(v >= peaks.get(k, -math.inf) for k, v in gone.items()):
+                self._stale = True
 
     def peaks(self) -> dict:
-        out: dict = {}
-        for _t, values in self.entries:
-            for key, value in values.items():
-                if value > out.get(key, -math.inf):
-                    out[key] = value
-        return out
+        if self._stale:
+            self._peaks = peaks_of(self.entries)
+            self._stale = False
+        return dict(self._peaks)
+
+
+def peaks_of(entries) -> dict:
+    out: dict = {}
+    for _t, values in entries:
+        for key, value in values.items():
+            if value > out.get(key, -math.inf):
+                out[key] = value
+    return out
 
 
 @dataclass
@@ -99,10 +83,8 @@ class DeviceState:
     last_page: object | None = None
     last_time: float = 0.0
     last_wall: float = 0.0
-    totals: dict[str, int] = field(default_factory=dict)
-    queue_length: int = 0
-    hists: dict[str, HistTotals] = field(default_factory=lambda: {op: HistTotals() for op in OPS})
-    bands: dict[str, dict[str, HistTotals]] = field(default_factory=dict)
+    totals: native.Totals = field(default_factory=native.Totals)
+    band_labels: tuple[str, ...] = ()  # of the totals' layout, computed once per layout
     resets: int = 0
     latest: dict = field(default_factory=dict)
     exceeded_now: dict = field(default_factory=dict)
@@ -121,35 +103,31 @@ class DeviceState:
     def scopes(self) -> tuple[tuple[str, str], ...]:
         return exceeded_scopes(self.device.kind)
 
-    def add_counts(self, page, *, bands: bool) -> None:
+    def add_counts(self, page) -> None:
         """Add a delta page (or the first page, counted from the device's own zero)."""
-        for name, value in page.counters.items():
-            if name == "volume_queue_length":
-                self.queue_length = value
-            else:
-                self.totals[name] = self.totals.get(name, 0) + value
-        self.hists["read"].add(page.read)
-        self.hists["write"].add(page.write)
-        self.hists["read"].sum_seconds = self.totals["total_read_time"] * US
-        self.hists["write"].sum_seconds = self.totals["total_write_time"] * US
-        if bands:
-            for band in page.bands:
-                per_op = self.bands.setdefault(band.label, {op: HistTotals() for op in OPS})
-                per_op["read"].add(band.read, estimate_sum=True)
-                per_op["write"].add(band.write, estimate_sum=True)
+        try:
+            self.totals.add(page)
+        except native.PageError:
+            # Another bin or band layout at this serial: its totals start over (the sampler
+            # counts this as a reset).
+            self.totals = native.Totals()
+            self.totals.add(page)
+            self.band_labels = ()
+        if not self.band_labels and page.version == 1:
+            self.band_labels = tuple(band.label for band in self.totals.page.bands)
 
     def observe(self, page, summary, t: float, wall: float, *, bands: bool) -> list:
         """Fold one poll in; returns the exceeded episodes that ended with it."""
         if summary is None:
-            self.add_counts(page, bands=bands)
+            self.add_counts(page)
             self._set_baseline(page, t, wall)
             return []
         delta = summary.delta
         if summary.reset:
             self.resets += 1
-        self.add_counts(delta, bands=bands)
+        self.add_counts(delta)
         dt = t - self.last_time if t > self.last_time else 1.0
-        self.latest = per_second(delta, summary, dt, bands=bands)
+        self.latest = per_second(delta, summary, dt, self.band_labels if bands else ())
         exceeded = {key: delta[EXCEEDED_COUNTERS[key]] for key in self.scopes}
         self.exceeded_now = {key: us > 0 for key, us in exceeded.items()}
         if any(self.exceeded_now.values()):
@@ -163,25 +141,28 @@ class DeviceState:
         self.last_page, self.last_time, self.last_wall = page, t, wall
 
 
-def per_second(delta, summary, dt: float, *, bands: bool) -> dict:
-    """IOPS, bytes/s, mean and quantile latency (seconds) per op, and per band when asked."""
+def per_second(delta, summary, dt: float, band_labels: tuple[str, ...] = ()) -> dict:
+    """IOPS, bytes/s, mean and quantile latency (seconds) per op, and per band when given
+    the band labels."""
     out: dict = {"dt": dt, "ops": {}, "bands": {}}
-    quantiles = {"read": summary.read_q, "write": summary.write_q}
-    for op in OPS:
-        ops = delta[f"total_{op}_ops"]
+    counters = delta.counters
+    qs = summary.qs
+    for op, op_q in (("read", summary.read_q), ("write", summary.write_q)):
+        ops = counters[f"total_{op}_ops"]
         out["ops"][op] = {
             "iops": ops / dt,
-            "throughput": delta[f"total_{op}_bytes"] / dt,
-            "mean": delta[f"total_{op}_time"] * US / ops if ops else math.nan,
-            "quantiles": {q: v * US for q, v in zip(summary.qs, quantiles[op], strict=False)},
+            "throughput": counters[f"total_{op}_bytes"] / dt,
+            "mean": counters[f"total_{op}_time"] * US / ops if ops else math.nan,
+            "quantiles": {q: v * US for q, v in zip(qs, op_q, strict=False)},
         }
-    if bands:
-        for i, band in enumerate(delta.bands):
-            out["bands"][band.label] = {
-                op: {"iops": hist.total / dt,
-                     "quantiles": {q: v * US for q, v in zip(summary.qs, qs[i], strict=False)}}
-                for op, hist, qs in (("read", band.read, summary.band_read_q),
-                                     ("write", band.write, summary.band_write_q))
+    if band_labels:
+        per_op = (("read", summary.band_read_ops, summary.band_read_q),
+                  ("write", summary.band_write_ops, summary.band_write_q))
+        for i, label in enumerate(band_labels):
+            out["bands"][label] = {
+                op: {"iops": ops[i] / dt,
+                     "quantiles": {q: v * US for q, v in zip(qs, band_q[i], strict=False)}}
+                for op, ops, band_q in per_op
             }
     return out
 
@@ -197,7 +178,10 @@ def peak_values(latest: dict) -> dict:
 
 
 class AgentState:
-    """Everything shared between the sampler thread and scrapes; guarded by `lock`."""
+    """Everything shared between the sampler thread and scrapes; guarded by `lock`.
+
+    `version` goes up whenever what a scrape would show changes (a device polled, a tick
+    done, a reload), so a rendered exposition can be reused until then."""
 
     def __init__(self, peak_window: float = 60.0):
         self.lock = threading.Lock()
@@ -209,6 +193,7 @@ class AgentState:
         self.poll_count = 0
         self.overruns = 0
         self.ticks = 0
+        self.version = 0
         self.host: dict[str, float] = {}
         self.instance = None  # agent.instance.InstanceContext when identity is on
         self.io_size = True

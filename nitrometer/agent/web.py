@@ -19,11 +19,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from nitrometer import __version__
+from nitrometer.agent.exporter import Exporter, wants_openmetrics
 from nitrometer.errors import ConfigError
 
 log = logging.getLogger("nitrometer.web")
 
 HANDSHAKE_TIMEOUT = 5.0
+MAX_SCRAPES = 4  # /metrics requests served at once; more get 503
 BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
 TLS_VERSIONS = {"TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
 
@@ -146,16 +148,30 @@ class Handler(BaseHTTPRequestHandler):
             return
         path = self.path.split("?", 1)[0]
         if path == "/metrics":
-            from prometheus_client.exposition import choose_encoder
-
-            encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-            self._send(200, encoder(self.server.registry), content_type)
+            self._metrics()
         elif path == "/":
             body = INDEX.format(version=html.escape(__version__),
                                 status=html.escape(self.server.status()))
             self._send(200, body.encode(), "text/html; charset=utf-8")
         else:
             self._send(404, b"Not found\n", "text/plain; charset=utf-8")
+
+    def _metrics(self) -> None:
+        # Past MAX_SCRAPES in flight, answer at once rather than queue: a flood of scrapes
+        # must not take the CPU the poll loop needs.
+        if not self.server.scrapes.acquire(blocking=False):
+            self._send(503, b"Too many concurrent scrapes\n", "text/plain; charset=utf-8",
+                       {"Retry-After": "1"})
+            return
+        try:
+            exporter = self.server.exporter
+            openmetrics = wants_openmetrics(self.headers.get("Accept"))
+            compress = "gzip" in (self.headers.get("Accept-Encoding") or "")
+            body = exporter.body(openmetrics=openmetrics, compress=compress)
+        finally:
+            self.server.scrapes.release()
+        self._send(200, body, exporter.content_type(openmetrics),
+                   {"Content-Encoding": "gzip"} if compress else None)
 
     def _send(self, code: int, body: bytes, content_type: str, headers=None) -> None:
         self.send_response(code)
@@ -174,8 +190,8 @@ class MetricsServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], registry, web_config: WebConfig,
-                 status=lambda: ""):
+    def __init__(self, address: tuple[str, int], exporter: Exporter, web_config: WebConfig,
+                 status=lambda: "", max_scrapes: int = MAX_SCRAPES):
         import socket
 
         # "" means every interface: bind IPv6 with v4-mapped addresses when available.
@@ -184,7 +200,8 @@ class MetricsServer(ThreadingHTTPServer):
             address = ("::", address[1])
         elif ":" in address[0]:
             self.address_family = socket.AF_INET6
-        self.registry = registry
+        self.exporter = exporter
+        self.scrapes = threading.BoundedSemaphore(max_scrapes)
         self.status = status
         self.apply(web_config)
         super().__init__(address, Handler)

@@ -2,15 +2,16 @@ import shutil
 import subprocess
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-from nitrometer.agent.exporter import make_registry
+from nitrometer.agent.exporter import Exporter
 from nitrometer.agent.sampler import Sampler
 from nitrometer.agent.state import AgentState
 from nitrometer.collectors.base import FastClock
 
 
 class Rig:
-    """A sampler on a FastClock(speed=0) over the given sources, and its registry."""
+    """A sampler on a FastClock(speed=0) over the given sources, and its exporter."""
 
     def __init__(self, sources, interval=1.0, events=None):
         self.clock = FastClock(0)
@@ -19,10 +20,18 @@ class Rig:
         self.state = AgentState()
         self.sampler = Sampler(self.state, lambda: list(sources), interval=interval,
                                clock=self.clock, events=events)
-        self.registry = make_registry(self.state, process=False)
+        self.exporter = Exporter(self.state, process=False)
+
+    def text(self) -> str:
+        return self.exporter.body().decode()
 
     def value(self, name, **labels):
-        return self.registry.get_sample_value(name, labels)
+        """A sample's value as /metrics serves it (parsed back), or None."""
+        for family in text_string_to_metric_families(self.text()):
+            for sample in family.samples:
+                if sample.name == name and sample.labels == labels:
+                    return sample.value
+        return None
 
 
 @pytest.fixture

@@ -1,11 +1,13 @@
 """Golden exposition files from fixture pages, and promtool on them and on the full registry."""
 
+import gzip
 import os
 from pathlib import Path
 
-from prometheus_client import generate_latest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
+from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from nitrometer.agent.exporter import make_registry
+from nitrometer.agent.exporter import Exporter
 from nitrometer.agent.instance import InstanceContext
 from tests.agent.conftest import promtool_check
 from tests.agent.pages import ScriptedSource, device
@@ -28,7 +30,7 @@ def ebs_script(builder, i):
                     queue=8)
 
 
-def exposition(rig) -> str:
+def run_fleet(rig):
     sources = [ScriptedSource(device(), None, fleet_script),
                ScriptedSource(device("nvme2n1", "vol-0123456789abcdef0", "ebs"), None,
                               ebs_script)]
@@ -40,7 +42,11 @@ def exposition(rig) -> str:
         graviton_price=0.30888)
     r.state.host = {"busy": 0.25, "iowait": 0.125}
     r.sampler.run(8)
-    return generate_latest(r.registry).decode()
+    return r
+
+
+def exposition(rig) -> str:
+    return run_fleet(rig).text()
 
 
 def stable(text: str) -> str:
@@ -64,6 +70,42 @@ def test_promtool_has_nothing_to_say(rig):
 def test_full_registry_with_process_metrics_is_clean(rig):
     r = rig([ScriptedSource(device(), None, fleet_script)])
     r.sampler.run(3)
-    text = generate_latest(make_registry(r.state)).decode()
+    text = Exporter(r.state).body().decode()
     assert "process_cpu_seconds_total" in text or "python_info" in text
+    assert promtool_check(text) == ""
+
+
+def samples(families) -> dict:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in families for s in family.samples}
+
+
+def test_openmetrics_carries_the_same_samples(rig):
+    r = run_fleet(rig)
+    om = r.exporter.body(openmetrics=True).decode()
+    assert om.endswith("# EOF\n")
+    assert "# TYPE ec2_nvme_read_ops counter" in om  # OpenMetrics names the family bare
+    assert samples(parse_om(om)) == samples(parse_text(r.text()))
+
+
+def test_rendered_once_per_tick_however_many_scrapes(rig):
+    r = run_fleet(rig)
+    first = r.exporter.body()
+    for _ in range(5):
+        assert r.exporter.body() is first
+    renders = r.exporter.renders
+    gz = r.exporter.body(compress=True)
+    assert gzip.decompress(gz) == first and r.exporter.renders == renders
+    r.sampler.run(1)
+    assert r.exporter.body() != first and r.exporter.renders == renders + 1
+
+
+def test_label_values_are_escaped(rig):
+    odd = device("nvme3n1", 'AWS\\quote"new\nline')
+    r = rig([ScriptedSource(odd, None, fleet_script)])
+    r.sampler.run(2)
+    text = r.text()
+    assert r'serial="AWS\\quote\"new\nline"' in text
+    assert r.value("ec2_nvme_read_ops_total", device="nvme3n1", serial=odd.serial,
+                   kind="instance_store") == 800 + 810
     assert promtool_check(text) == ""

@@ -1,6 +1,7 @@
 """TLS and basic auth from an exporter-toolkit web config, against a live server."""
 
 import base64
+import gzip
 import http.client
 import socket
 import ssl
@@ -32,7 +33,7 @@ def served(tmp_path, rig):
                            f"  key_file: {key.name}\nbasic_auth_users:\n  prom: '{hashed}'\n")
     r = rig([ScriptedSource(device(), None, lambda b, i: b.advance(reads=10))])
     r.sampler.run(2)
-    server = MetricsServer(("127.0.0.1", 0), r.registry, load_web_config(str(config_file)))
+    server = MetricsServer(("127.0.0.1", 0), r.exporter, load_web_config(str(config_file)))
     server.serve_in_thread()
     ctx = ssl.create_default_context(cafile=str(cert))
     yield server, ctx, r
@@ -98,3 +99,45 @@ def test_bad_web_configs_are_one_line(tmp_path):
     bad.write_text("tls_config: {}\n")
     with pytest.raises(ConfigError, match="unknown key"):
         load_web_config(str(bad))
+
+
+@pytest.fixture
+def plain(rig):
+    r = rig([ScriptedSource(device(), None, lambda b, i: b.advance(reads=10))])
+    r.sampler.run(2)
+    server = MetricsServer(("127.0.0.1", 0), r.exporter, load_web_config(None), max_scrapes=2)
+    server.serve_in_thread()
+    yield server, r
+    server.shutdown()
+    server.server_close()
+
+
+def plain_get(server, headers=None):
+    conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
+    conn.request("GET", "/metrics", headers=headers or {})
+    resp = conn.getresponse()
+    return resp.status, resp.read(), dict(resp.getheaders())
+
+
+def test_scrapes_past_the_limit_get_503_at_once(plain):
+    server, r = plain
+    for _ in range(2):  # two scrapes in flight, as if rendering
+        server.scrapes.acquire()
+    status, _, headers = plain_get(server)
+    assert status == 503 and headers["Retry-After"] == "1"
+    server.scrapes.release()
+    status, body, _ = plain_get(server)
+    assert status == 200 and body == r.exporter.body()
+    server.scrapes.release()
+
+
+def test_gzip_and_openmetrics_when_asked(plain):
+    server, r = plain
+    status, body, headers = plain_get(server, {"Accept-Encoding": "gzip"})
+    assert status == 200 and headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(body) == r.exporter.body()
+    assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    status, body, headers = plain_get(
+        server, {"Accept": "application/openmetrics-text;version=1.0.0,text/plain;q=0.5"})
+    assert headers["Content-Type"].startswith("application/openmetrics-text")
+    assert "Content-Encoding" not in headers and body.endswith(b"# EOF\n")
