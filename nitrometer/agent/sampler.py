@@ -11,11 +11,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from concurrent.futures import TimeoutError as FuturesTimeout
 
 from nitrometer import native
 from nitrometer.agent.events import EventSink
+from nitrometer.agent.reads import ConcurrentReader, read_once
 from nitrometer.agent.state import QUANTILES, AgentState, DeviceState
 from nitrometer.collectors.base import Clock, PageSource
 
@@ -23,13 +22,7 @@ log = logging.getLogger("nitrometer.sampler")
 
 MAX_BACKOFF = 30.0  # seconds between retries of a device that keeps failing
 READ_BUDGET = 0.8  # share of the interval a device read may take before it counts as slow
-READ_WORKERS = 16
-
-
-class SlowRead(Exception):
-    """A read still blocked (in the ioctl, or nvme-cli) when the tick's budget ran out."""
-
-    reason = "timeout"
+STUCK_AFTER = 0.1  # share of the interval after which one read no longer holds up the rest
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -61,8 +54,7 @@ class Sampler:
         self.rescan_interval = rescan_interval  # None: the source set never changes
         # Real devices are read concurrently, so one hung device cannot stall the others.
         self.parallel_reads = parallel_reads
-        self._pool: ThreadPoolExecutor | None = None
-        self._in_flight: dict[tuple[str, str], Future] = {}
+        self.reader = ConcurrentReader()
         self.sources: dict[tuple[str, str], PageSource] = {}
         self._next_rescan = None
         self._last_tick = None
@@ -109,8 +101,7 @@ class Sampler:
 
     def close(self) -> None:
         """Close every source and write the episodes still open."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        self.reader.close()
         for key in list(self.sources):
             source = self.sources.pop(key)
             source.close()
@@ -131,7 +122,7 @@ class Sampler:
         for key, source in list(self.sources.items()):
             with self.state.lock:
                 dev = self.state.device_state(source.device)
-            if dev.retry_at <= started and key not in self._in_flight:
+            if dev.retry_at <= started and not self.reader.busy(key):
                 due.append((key, source, dev))
         for (_, source, dev), outcome in self._read_all(due):
             self._poll(source, dev, outcome, started, io_size)
@@ -149,38 +140,14 @@ class Sampler:
         if self.notifier is not None:
             self.notifier.watchdog(self.last_tick_completed)
 
-    @staticmethod
-    def _read(source: PageSource):
-        """(raw, t) or the exception the read raised."""
-        try:
-            return source.read()
-        except Exception as exc:
-            return exc
-
     def _read_all(self, due: list):
         """(entry, outcome) for each due device, each as soon as its read is back."""
         if not self.parallel_reads:
             for entry in due:
-                yield entry, self._read(entry[1])
+                yield entry, read_once(entry[1])
             return
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(READ_WORKERS, thread_name_prefix="nitrometer-read")
-        pending = {self._pool.submit(self._read, entry[1]): entry for entry in due}
-        budget = self.interval * READ_BUDGET
-        try:
-            for future in as_completed(list(pending), timeout=budget):
-                yield pending.pop(future), future.result()
-        except FuturesTimeout:
-            pass
-        for future, entry in pending.items():
-            if future.done():
-                yield entry, future.result()
-                continue
-            # Skipped until it returns; what it returns then is stale and dropped.
-            key = entry[0]
-            self._in_flight[key] = future
-            future.add_done_callback(lambda _f, key=key: self._in_flight.pop(key, None))
-            yield entry, SlowRead(f"read still blocked after {budget:.1f}s")
+        yield from self.reader.read_all(due, self.interval * READ_BUDGET,
+                                        self.interval * STUCK_AFTER)
 
     def _poll(self, source: PageSource, dev: DeviceState, outcome, now: float,
               io_size: bool) -> None:

@@ -133,6 +133,7 @@ def test_systemd_notify_reload_and_stop(tmp_path):
         expect("WATCHDOG=1")
         assert "over the last 60s" in scrape(port)
         config.write_text("peaks.window: 5s\n")
+        messages.clear()  # wait for the READY=1 that follows this reload, not the first one
         agent.send_signal(signal.SIGHUP)
         expect("RELOADING=1")
         expect("READY=1")
