@@ -1,8 +1,9 @@
 """1. One device sample: the C core against the pure-Python reference and the nvme-cli way.
 
-A sample is two pages (the previous and the current one) turned into the delta and the
-p50/p90/p99/p99.9 of reads and writes, overall and in every IO-size band. Every path must
-give the same numbers, checked before anything is timed.
+A sample is what one poll costs per device: the new page decoded, its delta from the
+previous page (decoded at the previous poll, as the agent keeps it), and the p50/p90/p99/
+p99.9 of reads and writes, overall and in every IO-size band. Every path must give the
+same numbers, checked before anything is timed.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ def inputs(kind: str) -> tuple[str, str, bytes, bytes]:
             parse_stats(cur_text).page(kind))
 
 
-def c_sample(prev: bytes, cur: bytes):
-    s = native.summarize(native.decode(prev), native.decode(cur), QUANTILES)
+def c_sample(prev: native.Page, cur: bytes):
+    _page, s = native.sample(prev, cur, QUANTILES)
     return [s.read_q, s.write_q, *[q for pair in zip(s.band_read_q, s.band_write_q)
                                    for q in pair]]
 
@@ -54,8 +55,8 @@ def _qs(lower, upper, counts):
     return [ref.quantile(lower, upper, counts, q) for q in QUANTILES]
 
 
-def python_sample(prev: bytes, cur: bytes):
-    d, _reset = ref.delta(ref.decode(prev), ref.decode(cur))
+def python_sample(prev: dict, cur: bytes):
+    d, _reset = ref.delta(prev, ref.decode(cur))
     out = [_qs(d[op]["lower"], d[op]["upper"], d[op]["count"]) for op in ("read", "write")]
     lower, upper = d["write"]["lower"], d["write"]["upper"]
     for band in d["bands"]:
@@ -70,9 +71,9 @@ def _json_hist(prev, cur):
     return _qs([b["lower"] for b in bins], [b["upper"] for b in bins], counts)
 
 
-def json_sample(prev_text: str, cur_text: str):
+def json_sample(prev: dict, cur_text: str):
     """What a script does with `nvme amzn stats -d -o json`: parse, subtract, interpolate."""
-    prev, cur = json.loads(prev_text), json.loads(cur_text)
+    cur = json.loads(cur_text)
     _counters = {k: cur[k] if k == QUEUE else cur[k] - prev[k] for k in COUNTERS}
     out = [_json_hist(prev[f"{op}_io_latency_histogram"], cur[f"{op}_io_latency_histogram"])
            for op in ("read", "write")]
@@ -84,34 +85,29 @@ def json_sample(prev_text: str, cur_text: str):
     return out
 
 
-def json_c_sample(prev_text: str, cur_text: str, kind: str):
+def json_c_sample(prev: native.Page, cur_text: str, kind: str):
     """nitrometer's nvme-cli source after the spawn: parse, rebuild the page, C core."""
-    return c_sample(parse_stats(prev_text).page(kind), parse_stats(cur_text).page(kind))
+    return c_sample(prev, parse_stats(cur_text).page(kind))
 
 
 class RawCalls:
-    """The C work alone: nm_decode twice and nm_summarize into preallocated structs, no
+    """The C work alone: nm_sample (decode, delta, quantiles) into preallocated structs, no
     Python objects built. The floor any wrapper of the same core can approach."""
 
-    def __init__(self, prev: bytes, cur: bytes):
-        self.prev, self.cur = ffi.from_buffer(prev), ffi.from_buffer(cur)
-        self.lengths = len(prev), len(cur)
-        self.pages = ffi.new("nm_page[2]")
+    def __init__(self, prev: native.Page, cur: bytes):
+        self.prev, self.cur, self.length = prev._c, ffi.from_buffer(cur), len(cur)
+        self.page = ffi.new("nm_page *")
         self.out = ffi.new("nm_summary *")
         self.qs = ffi.new("double[]", list(QUANTILES))
 
     def __call__(self) -> None:
-        pages = self.pages
-        lib.nm_decode(self.prev, self.lengths[0], ffi.addressof(pages, 0))
-        lib.nm_decode(self.cur, self.lengths[1], ffi.addressof(pages, 1))
-        lib.nm_summarize(ffi.addressof(pages, 0), ffi.addressof(pages, 1), self.qs,
-                         len(QUANTILES), self.out)
+        lib.nm_sample(self.prev, self.cur, self.length, self.page, self.qs, len(QUANTILES),
+                      self.out)
 
     def quantiles(self):
         n, out = len(QUANTILES), self.out
-        return [ffi.unpack(out.read_q, n), ffi.unpack(out.write_q, n),
-                *[ffi.unpack(rows[i], n) for i in range(out.delta.num_bands)
-                  for rows in (out.band_read_q, out.band_write_q)]]
+        flat = ffi.unpack(out.q, (2 + 2 * out.delta.num_bands) * n)
+        return [flat[i:i + n] for i in range(0, len(flat), n)]
 
 
 def _same(a, b) -> bool:
@@ -129,17 +125,18 @@ def _loop(fn, *args):
 
 def _wrapper_costs(prev: bytes, cur: bytes, rounds: int) -> list[list[str]]:
     """Where the wrapped path's time goes: each native.py call against its bare C call."""
-    p, c = native.decode(prev), native.decode(cur)
+    p = native.decode(prev)
     page, out = ffi.new("nm_page *"), ffi.new("nm_summary *")
     qs, buf = ffi.new("double[]", list(QUANTILES)), ffi.from_buffer(cur)
     times = interleaved({
         "native.decode": (_loop(native.decode, cur), 2000),
         "nm_decode": (_loop(lib.nm_decode, buf, len(cur), page), 2000),
-        "native.summarize": (_loop(native.summarize, p, c, QUANTILES), 2000),
-        "nm_summarize": (_loop(lib.nm_summarize, p._c, c._c, qs, len(QUANTILES), out), 2000),
+        "native.sample": (_loop(native.sample, p, cur, QUANTILES), 2000),
+        "nm_sample": (_loop(lib.nm_sample, p._c, buf, len(cur), page, qs, len(QUANTILES),
+                            out), 2000),
     }, rounds)
     rows = []
-    for wrapped, bare in (("native.decode", "nm_decode"), ("native.summarize", "nm_summarize")):
+    for wrapped, bare in (("native.decode", "nm_decode"), ("native.sample", "nm_sample")):
         w, b = median(times[wrapped]), median(times[bare])
         rows.append([f"`{wrapped}`", fmt_ns(w), fmt_ns(b), f"{(w - b) / w:.0%}"])
     return rows
@@ -152,22 +149,25 @@ def run(ctx: Context) -> Section:
     rows, ratios = [], {}
     for kind in ("instance_store", "ebs"):
         prev_text, cur_text, prev, cur = inputs(kind)
-        expected = c_sample(prev, cur)
-        raw = RawCalls(prev, cur)
+        # What the previous poll left behind, in each path's own form.
+        prev_page, prev_ref, prev_json = native.decode(prev), ref.decode(prev), json.loads(
+            prev_text)
+        expected = c_sample(prev_page, cur)
+        raw = RawCalls(prev_page, cur)
         raw()
-        for name, got in (("pure Python", python_sample(prev, cur)),
-                          ("nvme-cli JSON", json_sample(prev_text, cur_text)),
-                          ("nvme-cli JSON", json_c_sample(prev_text, cur_text, kind)),
+        for name, got in (("pure Python", python_sample(prev_ref, cur)),
+                          ("nvme-cli JSON", json_sample(prev_json, cur_text)),
+                          ("nvme-cli JSON", json_c_sample(prev_page, cur_text, kind)),
                           ("raw C", raw.quantiles())):
             if not _same(got, expected):
                 raise RuntimeError(f"{kind}: the {name} path disagrees with the C core")
         times = interleaved({
-            "C core (native.py)": (_loop(c_sample, prev, cur), 500 * scale),
-            "C core, bare calls": (_loop(raw), 2000 * scale),
-            "pure Python": (_loop(python_sample, prev, cur), 10 * scale),
-            "nvme-cli JSON + Python": (_loop(json_sample, prev_text, cur_text), 10 * scale),
-            "nvme-cli JSON + C core": (_loop(json_c_sample, prev_text, cur_text, kind),
-                                       10 * scale),
+            "C core (native.py)": (_loop(c_sample, prev_page, cur), 1000 * scale),
+            "C core, bare calls": (_loop(raw), 4000 * scale),
+            "pure Python": (_loop(python_sample, prev_ref, cur), 20 * scale),
+            "nvme-cli JSON + Python": (_loop(json_sample, prev_json, cur_text), 20 * scale),
+            "nvme-cli JSON + C core": (_loop(json_c_sample, prev_page, cur_text, kind),
+                                       20 * scale),
         }, rounds)
         base = times["C core (native.py)"]
         for path, per_call in times.items():
@@ -178,23 +178,25 @@ def run(ctx: Context) -> Section:
         ctx.log(f"core {kind}: C {fmt_ns(median(base))}, "
                 f"Python x{ratios[(kind, 'pure Python')]:.0f}")
     section.add(
-        "A sample: decode the previous and the current page, the delta, and p50/p90/p99/"
-        "p99.9 of reads and writes, overall and per IO-size band (instance store: 5 bands, "
-        "so 12 histograms; EBS: 2). Inputs: the recorded `nvme amzn stats -d -o json` "
-        "fixtures (tests/fixtures/nvme-cli) and the pages they describe. All paths give "
-        "the same quantiles (checked before timing). Times are medians over "
-        f"{rounds} interleaved rounds; \"vs native.py\" is the median of the per-round ratios "
-        "to the C core as the agent calls it (nitrometer.native), so machine noise cancels.",
+        "A sample is what one poll costs per device: decode the new page, take its delta "
+        "from the previous page (decoded at the previous poll, in each path's own form), "
+        "and p50/p90/p99/p99.9 of reads and writes, overall and per IO-size band (instance "
+        "store: 5 bands, so 12 histograms; EBS: 2). Inputs: the recorded "
+        "`nvme amzn stats -d -o json` fixtures (tests/fixtures/nvme-cli) and the pages "
+        "they describe. All paths give the same quantiles (checked before timing). Times "
+        f"are medians over {rounds} interleaved rounds; \"vs native.py\" is the median of "
+        "the per-round ratios to the C core as the agent calls it (nitrometer.native), so "
+        "machine noise cancels.",
         "",
     )
     section.table(["page", "path", "per sample (median)", "best round", "vs native.py"], rows)
     section.add(
-        "\"C core, bare calls\" is `nm_decode` twice and `nm_summarize` into preallocated "
-        "structs, building no Python objects: the floor. \"nvme-cli JSON + Python\" is what "
-        "a script around `nvme amzn stats -o json` does once it has the output: json.loads, "
-        "subtract, interpolate. \"nvme-cli JSON + C core\" is nitrometer's nvme-cli source "
-        "after the spawn: parse, rebuild the page, C core. Neither includes spawning nvme "
-        "(see 2.).",
+        "\"C core, bare calls\" is one `nm_sample` (decode, delta, quantiles) into "
+        "preallocated structs, building no Python objects: the floor. \"nvme-cli JSON + "
+        "Python\" is what a script around `nvme amzn stats -o json` does once it has the "
+        "output: json.loads, subtract, interpolate. \"nvme-cli JSON + C core\" is "
+        "nitrometer's nvme-cli source after the spawn: parse, rebuild the page, C core. "
+        "Neither includes spawning nvme (see 2.).",
         "",
         "Where the time of the wrapped C path goes (instance-store page, same run):",
         "",

@@ -267,25 +267,36 @@ int nm_summarize(const nm_page *prev, const nm_page *cur, const double *qs, uint
         return rc;
     out->num_q = num_q;
     const nm_page *d = &out->delta;
+    double *q = out->q;
 
     rc = nm_quantiles(d->read.lower, d->read.upper, d->read.count, d->read.num_bins, qs,
-                      num_q, out->read_q);
+                      num_q, q);
     if (rc == 0)
         rc = nm_quantiles(d->write.lower, d->write.upper, d->write.count, d->write.num_bins,
-                          qs, num_q, out->write_q);
+                          qs, num_q, q + num_q);
     for (uint32_t i = 0; rc == 0 && i < d->num_bands; i++) {
+        double *band_q = q + (2 + 2 * i) * num_q;
+
         out->band_read_ops[i] = out->band_write_ops[i] = 0;
         for (uint32_t b = 0; b < d->band_bins; b++) {
             out->band_read_ops[i] += d->band_read[i][b];
             out->band_write_ops[i] += d->band_write[i][b];
         }
         rc = nm_quantiles(d->write.lower, d->write.upper, d->band_read[i], d->band_bins, qs,
-                          num_q, out->band_read_q[i]);
+                          num_q, band_q);
         if (rc == 0)
             rc = nm_quantiles(d->write.lower, d->write.upper, d->band_write[i], d->band_bins,
-                              qs, num_q, out->band_write_q[i]);
+                              qs, num_q, band_q + num_q);
     }
     return rc;
+}
+
+int nm_sample(const nm_page *prev, const uint8_t *buf, size_t len, nm_page *cur,
+              const double *qs, uint32_t num_q, nm_summary *out)
+{
+    int rc = nm_decode(buf, len, cur);
+
+    return rc != 0 ? rc : nm_summarize(prev, cur, qs, num_q, out);
 }
 
 /* Where an IO in bin b counts when only its bin is known; the open last bin: its lower bound. */

@@ -74,15 +74,16 @@ typedef struct {
     uint64_t band_write[8][32];
 } nm_page;
 
-/* Everything one poll needs, computed in one call. */
+/*
+ * Everything one poll needs, computed in one call. Quantiles (microseconds, NaN when no
+ * IO) are packed num_q apart, histogram after histogram: reads, writes, then each band's
+ * reads and writes; so 2 + 2 * num_bands histograms, read back in one piece.
+ */
 typedef struct {
     nm_page delta;
     uint32_t flags;
     uint32_t num_q;
-    double read_q[16];   /* microseconds, NaN when no IO */
-    double write_q[16];
-    double band_read_q[8][16];
-    double band_write_q[8][16];
+    double q[288];               /* (2 + 2 * 8) histograms x 16 quantiles at most */
     uint64_t band_read_ops[8];   /* IOs in each band during the delta */
     uint64_t band_write_ops[8];
 } nm_summary;
@@ -95,6 +96,9 @@ int nm_merge_bins(const uint64_t *upper, const uint64_t *count, uint32_t num_bin
                   const uint64_t *edges, uint32_t num_edges, uint64_t *out);
 int nm_summarize(const nm_page *prev, const nm_page *cur, const double *qs, uint32_t num_q,
                  nm_summary *out);
+/* A poll in one call: decode buf into cur, then summarize prev -> cur into out. */
+int nm_sample(const nm_page *prev, const uint8_t *buf, size_t len, nm_page *cur,
+              const double *qs, uint32_t num_q, nm_summary *out);
 /*
  * Running totals: adds a delta page into totals (every counter and bin; the queue length
  * is taken as is). A zeroed totals takes the delta's layout; a different layout is

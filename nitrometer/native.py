@@ -226,35 +226,46 @@ def merge_bins(hist: Histogram, edges: Sequence[int]) -> list[int]:
 
 class Summary:
     """One poll's worth: the delta page, the reset flag, latency quantiles (us) per op and
-    per IO-size band, and IOs per band. Values are read from C memory when asked for."""
+    per IO-size band, and IOs per band. Values are read from C memory when first asked for."""
 
-    __slots__ = ("_c", "delta", "reset", "qs")
+    __slots__ = ("_c", "_q", "_delta", "reset", "qs")
 
     def __init__(self, cdata, qs: tuple[float, ...]):
         self._c = cdata
-        self.delta = Page(ffi.addressof(cdata.delta), owner=cdata)
+        self._q: list[list[float]] | None = None
+        self._delta: Page | None = None
         self.reset = bool(cdata.flags & lib.NM_DELTA_RESET)
         self.qs = qs
 
     @property
+    def delta(self) -> Page:
+        if self._delta is None:
+            self._delta = Page(ffi.addressof(self._c, "delta"), owner=self._c)
+        return self._delta
+
+    def _quantiles(self) -> list[list[float]]:
+        """All quantiles in one read: reads, writes, then each band's reads and writes."""
+        if self._q is None:
+            n = len(self.qs)
+            flat = ffi.unpack(self._c.q, (2 + 2 * self._c.delta.num_bands) * n)
+            self._q = [flat[i:i + n] for i in range(0, len(flat), n)] if n else [[], []]
+        return self._q
+
+    @property
     def read_q(self) -> list[float]:
-        return ffi.unpack(self._c.read_q, len(self.qs))
+        return self._quantiles()[0]
 
     @property
     def write_q(self) -> list[float]:
-        return ffi.unpack(self._c.write_q, len(self.qs))
-
-    def _per_band(self, rows) -> list[list[float]]:
-        n = len(self.qs)
-        return [ffi.unpack(rows[i], n) for i in range(self._c.delta.num_bands)]
+        return self._quantiles()[1]
 
     @property
     def band_read_q(self) -> list[list[float]]:
-        return self._per_band(self._c.band_read_q)
+        return self._quantiles()[2::2]
 
     @property
     def band_write_q(self) -> list[list[float]]:
-        return self._per_band(self._c.band_write_q)
+        return self._quantiles()[3::2]
 
     @property
     def band_read_ops(self) -> list[int]:
@@ -265,13 +276,43 @@ class Summary:
         return ffi.unpack(self._c.band_write_ops, self._c.delta.num_bands)
 
 
-def summarize(prev: Page, cur: Page, qs: Sequence[float] = DEFAULT_QUANTILES) -> Summary:
-    """Delta and quantiles of both ops and every band, in one C call."""
+# The C calls fill (or zero) what they hand back, so skip cffi's clearing of 7-10 KiB.
+_new_unzeroed = ffi.new_allocator(should_clear_after_alloc=False)
+
+
+def _check_qs(qs: Sequence[float]):
     if len(qs) > lib.NM_MAX_QUANTILES:
         raise ValueError(f"at most {lib.NM_MAX_QUANTILES} quantiles at once")
-    out = ffi.new("nm_summary *")
-    _check(lib.nm_summarize(prev._c, cur._c, _qs_array(qs), len(qs), out), "summarize")
+    return _qs_array(qs)
+
+
+def summarize(prev: Page, cur: Page, qs: Sequence[float] = DEFAULT_QUANTILES) -> Summary:
+    """Delta and quantiles of both ops and every band, in one C call."""
+    qs_c = _check_qs(qs)
+    out = _new_unzeroed("nm_summary *")
+    _check(lib.nm_summarize(prev._c, cur._c, qs_c, len(qs), out), "summarize")
     return Summary(out, tuple(qs))
+
+
+class LayoutChanged(PageError):
+    """The new page decoded, but its bins differ from the previous page's: no delta."""
+
+    def __init__(self, message: str, code: int, page: Page):
+        super().__init__(message, code)
+        self.page = page
+
+
+def sample(prev: Page, buf: bytes, qs: Sequence[float] = DEFAULT_QUANTILES
+           ) -> tuple[Page, Summary]:
+    """One poll in one C call: decode buf, then its delta from prev and the quantiles."""
+    qs_c = _check_qs(qs)
+    page = _new_unzeroed("nm_page *")
+    out = _new_unzeroed("nm_summary *")
+    rc = lib.nm_sample(prev._c, ffi.from_buffer(buf), len(buf), page, qs_c, len(qs), out)
+    if rc == lib.NM_ELAYOUT:
+        raise LayoutChanged(f"{strerror(rc)} (originated from sample)", rc, Page(page))
+    _check(rc, "sample")
+    return Page(page), Summary(out, tuple(qs))
 
 
 class Totals:

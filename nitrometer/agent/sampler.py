@@ -155,14 +155,15 @@ class Sampler:
             if isinstance(outcome, Exception):
                 raise outcome
             raw, t = outcome
-            page = native.decode(raw)
             summary, relayout = None, False
-            if dev.last_page is not None:
+            if dev.last_page is None:
+                page = native.decode(raw)
+            else:
                 try:
-                    summary = native.summarize(dev.last_page, page, QUANTILES)
-                except native.PageError:
+                    page, summary = native.sample(dev.last_page, raw, QUANTILES)
+                except native.LayoutChanged as exc:
                     # Another layout (bins, bands) at the same serial: a new set of counters.
-                    relayout = True
+                    page, relayout = exc.page, True
         except Exception as exc:
             self._failed(source, dev, exc, now)
             return

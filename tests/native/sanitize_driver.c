@@ -85,9 +85,11 @@ static size_t mutate(uint8_t *buf, size_t len)
     return len;
 }
 
+static const double qs_all[] = {0.0, 0.5, 0.9, 0.99, 0.999, 1.0};
+
 static void exercise(const nm_page *prev, const nm_page *cur)
 {
-    static const double qs[] = {0.0, 0.5, 0.9, 0.99, 0.999, 1.0};
+    const double *qs = qs_all;
     static const uint64_t edges[] = {100, 1000, 10000, 100000};
     nm_summary *summary = malloc(sizeof(*summary));
     uint64_t merged[5];
@@ -98,13 +100,9 @@ static void exercise(const nm_page *prev, const nm_page *cur)
     if (rc == 0) {
         fold(summary->delta.counters, sizeof(summary->delta.counters));
         fold_int(summary->flags);
-        fold(summary->read_q, sizeof(summary->read_q[0]) * 6);
-        fold(summary->write_q, sizeof(summary->write_q[0]) * 6);
-        for (uint32_t i = 0; i < summary->delta.num_bands; i++) {
-            fold(summary->band_read_q[i], sizeof(summary->band_read_q[i][0]) * 6);
-            fold(summary->band_write_q[i], sizeof(summary->band_write_q[i][0]) * 6);
+        fold(summary->q, sizeof(summary->q[0]) * 6 * (2 + 2 * summary->delta.num_bands));
+        for (uint32_t i = 0; i < summary->delta.num_bands; i++)
             fold_int((int64_t)summary->band_read_ops[i]);
-        }
         nm_page *totals = calloc(1, sizeof(*totals));
         double band_sums[2 * NM_MAX_BANDS];
 
@@ -150,8 +148,12 @@ int main(int argc, char **argv)
             exact = malloc(cut ? cut : 1);
             memcpy(exact, work, cut);
             int rc = nm_decode(exact, cut, scratch);
+            nm_summary *sampled = malloc(sizeof(*sampled));
 
             fold_int(rc);
+            /* The fused call, on every input too. */
+            fold_int(nm_sample(&pages[i], exact, cut, scratch, qs_all, 6, sampled));
+            free(sampled);
             if (rc == 0) {
                 decoded++;
                 exercise(&pages[i], scratch);

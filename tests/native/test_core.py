@@ -167,3 +167,24 @@ def test_totals_refuse_a_delta_of_another_layout():
     totals.add(native.decode(realistic_page("instance_store")))
     with pytest.raises(native.PageError, match="layout"):
         totals.add(native.decode(realistic_page("ebs")))
+
+
+def test_sample_is_decode_then_summarize_in_one_call():
+    prev = native.decode(realistic_page("instance_store", scale=2))
+    raw = realistic_page("instance_store", scale=5)
+    page, s = native.sample(prev, raw)
+    expected = native.summarize(prev, native.decode(raw))
+    assert page.to_dict() == native.decode(raw).to_dict()
+    assert s.delta.counters == expected.delta.counters and s.reset == expected.reset
+    assert (s.read_q, s.write_q) == (expected.read_q, expected.write_q)
+    assert (s.band_read_q, s.band_write_q) == (expected.band_read_q, expected.band_write_q)
+    assert len(s.band_read_q) == 5 and all(len(q) == 4 for q in s.band_write_q)
+
+
+def test_sample_reports_a_new_layout_with_the_decoded_page():
+    prev = native.decode(realistic_page("instance_store"))
+    with pytest.raises(native.LayoutChanged) as caught:
+        native.sample(prev, realistic_page("ebs"))
+    assert caught.value.page.kind == "ebs"
+    with pytest.raises(native.PageError, match="not an EC2"):
+        native.sample(prev, b"\0" * 8192)
