@@ -16,7 +16,7 @@ from nitrometer.commands import sampling, view
 from nitrometer.commands.findings import Finding, Window, analyze
 from nitrometer.commands.sampling import QUANTILES, Interval
 from nitrometer.commands.snapshot import _device_record
-from nitrometer.errors import EXIT_OK, EXIT_PROBLEM, ConfigError
+from nitrometer.errors import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, ConfigError
 
 SCHEMA_ID = "nitrometer.diagnose/1"
 WIDTH = 80
@@ -147,4 +147,6 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(report(results)) + "\n")
     else:
         sys.stdout.write(render_text(results, view.terminal_style(sys.stdout)))
+    if sampler.failed:
+        return EXIT_USAGE  # a device failed during the window (said on stderr when it did)
     return EXIT_PROBLEM if any(f for _, f in results) else EXIT_OK

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from dataclasses import dataclass, field
 
 from nitrometer import native
@@ -168,6 +169,10 @@ class Sampler:
     # Recordings hand out the next page whenever asked: skip pages until INTERVAL of
     # recorded time has passed (less a little, for the recorder's jitter).
     catch_up: bool = False
+    # Devices failing right now (id(source) -> message), and whether any failed at all:
+    # the others go on being shown, and the command ends with status 2.
+    failing: dict = field(default_factory=dict)
+    failed: bool = False
     _prev: dict = field(default_factory=dict)
     _t0: float = 0.0
     _next: float = 0.0
@@ -193,20 +198,43 @@ class Sampler:
             self._next = now + self.interval
         out = []
         for source in self.sources:
-            prev, prev_when = self._prev[id(source)]
-            raw, when = _read(source)
-            while self.catch_up and when - prev_when < self.interval - CATCH_UP_SLACK:
-                raw, when = _read(source)
-            page = decode_for(source.device, raw)
             try:
-                summary = native.summarize(prev, page, QUANTILES)
-            except native.PageError as exc:
-                raise DeviceError(f"{source.device.name}: page layout changed between "
-                                  f"reads ({exc})") from None
-            self._prev[id(source)] = (page, when)
-            seconds = max(when - prev_when, 1e-9)
-            out.append(Interval(source.device, prev_when - self._t0, seconds, summary, page))
+                interval = self._interval(source)
+            except DeviceError as exc:
+                if len(self.sources) == 1:
+                    raise
+                self._failed(source, exc)
+                continue
+            if interval is not None:
+                out.append(interval)
+        if len(self.failing) == len(self.sources):
+            raise DeviceError(f"every device is failing; {next(iter(self.failing.values()))}")
         return out
+
+    def _interval(self, source) -> Interval | None:
+        prev, prev_when = self._prev[id(source)]
+        raw, when = _read(source)
+        while self.catch_up and when - prev_when < self.interval - CATCH_UP_SLACK:
+            raw, when = _read(source)
+        page = decode_for(source.device, raw)
+        self._prev[id(source)] = (page, when)
+        if self.failing.pop(id(source), None) is not None:
+            print(f"nitrometer: {source.device.name} is readable again", file=sys.stderr)
+            return None  # the gap while it failed is no interval: start afresh
+        try:
+            summary = native.summarize(prev, page, QUANTILES)
+        except native.PageError as exc:
+            raise DeviceError(f"{source.device.name}: page layout changed between "
+                              f"reads ({exc})") from None
+        seconds = max(when - prev_when, 1e-9)
+        return Interval(source.device, prev_when - self._t0, seconds, summary, page)
+
+    def _failed(self, source, exc: DeviceError) -> None:
+        """Said once when a device starts failing; the other devices go on."""
+        self.failed = True
+        if id(source) not in self.failing:
+            print(f"nitrometer: {exc}; showing the other devices", file=sys.stderr)
+        self.failing[id(source)] = str(exc)
 
     def close(self) -> None:
         for source in self.sources:

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from nitrometer import native
 from nitrometer.commands import sampling, view
 from nitrometer.commands.sampling import EXCEEDED, OPS, QUANTILES, Interval, nan_to_none
-from nitrometer.errors import ConfigError, DeviceError
+from nitrometer.errors import EXIT_USAGE, ConfigError, DeviceError
 
 SCHEMA_ID = "nitrometer.snapshot/1"
 
@@ -181,12 +181,14 @@ def show_intervals(sampler: sampling.Sampler, count: int | None, args, out, styl
     """Rows until COUNT, the end of a recording, or Ctrl+C; then the one-line summary."""
     wall0 = time.time()
     seen: list[Interval] = []
+    steps = 0
     try:
-        while count is None or len({round(iv.end, 6) for iv in seen}) < count:
+        while count is None or steps < count:
             try:
                 ticks = sampler.step()
             except sampling.SourceEnded:
                 break
+            steps += 1
             seen.extend(ticks)
             if args.json:
                 for iv in ticks:
@@ -200,7 +202,7 @@ def show_intervals(sampler: sampling.Sampler, count: int | None, args, out, styl
         _summarize(seen, wall0, args, out)  # what was seen still counts; then the error
         raise
     _summarize(seen, wall0, args, out)
-    return 0
+    return EXIT_USAGE if sampler.failed else 0
 
 
 def _summarize(seen: list[Interval], wall0: float, args, out) -> None:

@@ -92,6 +92,8 @@ def test_cumulative_text_has_histograms(capsys):
 
 def test_ctrl_c_ends_with_the_summary():
     class Interrupted:
+        failed = False
+
         def __init__(self, inner, after):
             self.inner, self.after = inner, after
 
@@ -164,6 +166,8 @@ def test_device_failing_mid_run_still_prints_the_summary():
     from nitrometer.errors import DeviceError
 
     class Failing:
+        failed = False
+
         def __init__(self, inner):
             self.inner, self.calls = inner, 0
 
@@ -180,3 +184,36 @@ def test_device_failing_mid_run_still_prints_the_summary():
     with pytest.raises(DeviceError):
         snapshot.show_intervals(Failing(sampler), 5, args, out, view.Style())
     assert out.getvalue().splitlines()[-1].startswith("worst ")
+
+
+def test_a_device_failing_mid_run_drops_out_while_the_others_go_on(fake):
+    import json
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    for path, serial in (("/dev/nvme1n1", "vol0123456789abcdef0"),
+                         ("/dev/nvme2n1", "vol0fedcba9876543210")):
+        fake.add(path, identify=identify_bytes(serial, MODEL_EBS, bdev="sdf"), page=EBS_BASE)
+    proc = subprocess.Popen([sys.executable, "-m", "nitrometer", "snapshot", "/dev/nvme1n1",
+                             "/dev/nvme2n1", "1", "6", "--json"], env=fake.env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def fault():
+        time.sleep(1.5)
+        fake.fail("/dev/nvme1n1", "errno=EIO")
+        time.sleep(2.0)
+        fake.fail("/dev/nvme1n1", "")
+
+    threading.Thread(target=fault, daemon=True).start()
+    out, err = proc.communicate(timeout=60)
+    rows = [json.loads(line) for line in out.splitlines()]
+    per_device = {name: sum(r["device"]["name"] == name for r in rows)
+                  for name in ("nvme1n1", "nvme2n1")}
+    assert per_device["nvme2n1"] == 6  # never missed an interval
+    assert 1 <= per_device["nvme1n1"] <= 4  # gone while it failed, back after
+    assert err.count("showing the other devices") == 1, err
+    assert err.count("nvme1n1 is readable again") == 1, err
+    assert "Traceback" not in err
+    assert proc.returncode == 2  # a device failed: scripts must hear of it
