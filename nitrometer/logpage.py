@@ -36,6 +36,20 @@ COUNTERS = (
     "volume_queue_length",
 )
 
+# (scope, limit) -> the counter holding microseconds spent over that limit.
+EXCEEDED_COUNTERS = {
+    ("volume", "iops"): "ebs_volume_performance_exceeded_iops",
+    ("volume", "throughput"): "ebs_volume_performance_exceeded_tp",
+    ("instance", "iops"): "ec2_instance_performance_exceeded_iops",
+    ("instance", "throughput"): "ec2_instance_performance_exceeded_tp",
+}
+
+
+def exceeded_limits(kind: str) -> tuple[tuple[str, str], ...]:
+    """The limits a device of this kind can exceed: volume limits are EBS only."""
+    return tuple(key for key in EXCEEDED_COUNTERS if kind == "ebs" or key[0] == "instance")
+
+
 OFF_COUNTERS = 8
 OFF_READ_HIST = 512
 OFF_WRITE_HIST = 2056

@@ -20,7 +20,8 @@ from prometheus_client.utils import floatToGoString
 
 from nitrometer import __version__, native
 from nitrometer import metrics as m
-from nitrometer.agent.state import EXCEEDED_COUNTERS, POLL_BUCKETS, US, AgentState
+from nitrometer.agent.state import POLL_BUCKETS, US, AgentState
+from nitrometer.logpage import EXCEEDED_COUNTERS
 
 CONTENT_TYPE_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 CONTENT_TYPE_OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"

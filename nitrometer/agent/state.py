@@ -14,26 +14,13 @@ from dataclasses import dataclass, field
 
 from nitrometer import native
 from nitrometer.agent.events import EpisodeTracker
-from nitrometer.collectors.base import KIND_INSTANCE_STORE, Device
+from nitrometer.collectors.base import Device
+from nitrometer.logpage import EXCEEDED_COUNTERS, exceeded_limits
 
 US = 1e-6
 OPS = ("read", "write")
-QUANTILES = (0.5, 0.9, 0.99, 0.999)
-# (scope, limit) -> the page counter holding microseconds over that limit.
-EXCEEDED_COUNTERS = {
-    ("volume", "iops"): "ebs_volume_performance_exceeded_iops",
-    ("volume", "throughput"): "ebs_volume_performance_exceeded_tp",
-    ("instance", "iops"): "ec2_instance_performance_exceeded_iops",
-    ("instance", "throughput"): "ec2_instance_performance_exceeded_tp",
-}
+QUANTILES = native.DEFAULT_QUANTILES
 POLL_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
-
-
-def exceeded_scopes(kind: str) -> tuple[tuple[str, str], ...]:
-    """Instance-store devices have no volume limit; EBS volumes have both."""
-    if kind == KIND_INSTANCE_STORE:
-        return tuple(k for k in EXCEEDED_COUNTERS if k[0] == "instance")
-    return tuple(EXCEEDED_COUNTERS)
 
 
 class PeakWindow:
@@ -101,7 +88,7 @@ class DeviceState:
 
     @property
     def scopes(self) -> tuple[tuple[str, str], ...]:
-        return exceeded_scopes(self.device.kind)
+        return exceeded_limits(self.device.kind)
 
     def add_counts(self, page) -> None:
         """Add a delta page (or the first page, counted from the device's own zero)."""

@@ -13,14 +13,11 @@ from dataclasses import dataclass, field
 
 from nitrometer import native
 from nitrometer.errors import ConfigError, DeviceError
+from nitrometer.logpage import EXCEEDED_COUNTERS, exceeded_limits
 
 QUANTILES = (0.5, 0.99, 0.999)
-EXCEEDED = (  # (scope, limit, page counter)
-    ("volume", "iops", "ebs_volume_performance_exceeded_iops"),
-    ("volume", "throughput", "ebs_volume_performance_exceeded_tp"),
-    ("instance", "iops", "ec2_instance_performance_exceeded_iops"),
-    ("instance", "throughput", "ec2_instance_performance_exceeded_tp"),
-)
+EXCEEDED = tuple((scope, limit, counter)  # (scope, limit, page counter)
+                 for (scope, limit), counter in EXCEEDED_COUNTERS.items())
 OPS = ("read", "write")
 CATCH_UP_SLACK = 0.25  # seconds
 # Exceeded time under 1 % of an interval is a brush with the limit, not throttling worth
@@ -108,9 +105,8 @@ class Interval:
 
     def throttled(self, kind: str | None = None) -> list[tuple[str, str]]:
         """The (scope, limit) pairs exceeded for a meaningful share of this interval."""
-        return [(scope, limit) for scope, limit, _ in EXCEEDED
-                if (kind is None or kind == "ebs" or scope == "instance")
-                and self.exceeded_fraction((scope, limit)) >= EXCEEDED_MIN_SHARE]
+        limits = EXCEEDED_COUNTERS if kind is None else exceeded_limits(kind)
+        return [key for key in limits if self.exceeded_fraction(key) >= EXCEEDED_MIN_SHARE]
 
     @property
     def queue_length(self) -> int:

@@ -21,6 +21,7 @@ from nitrometer.commands.sampling import (
     Interval,
     nan_to_none,
 )
+from nitrometer.logpage import exceeded_limits
 
 LIMIT_NAMES = {"iops": "IOPS", "throughput": "throughput"}
 KIND_NAMES = {"ebs": "EBS volume", "instance_store": "instance store"}
@@ -109,7 +110,8 @@ def limit_name(scope: str, limit: str) -> str:
 
 def relevant_limits(kind: str) -> list[tuple[str, str, str]]:
     """Instance-store devices have no volume limits: their volume counters are always 0."""
-    return [e for e in EXCEEDED if kind == "ebs" or e[0] == "instance"]
+    limits = exceeded_limits(kind)
+    return [e for e in EXCEEDED if e[:2] in limits]
 
 
 def device_title(device) -> str:
