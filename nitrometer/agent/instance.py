@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from nitrometer.ec2 import split_instance_type
+
 log = logging.getLogger("nitrometer.instance")
 
 UNKNOWN_TYPE = "unknown"
@@ -53,11 +55,6 @@ class InstanceContext:
             self.graviton_cost += hours * self.graviton_price
 
 
-def _split(instance_type: str) -> tuple[str, str]:
-    family, _, size = instance_type.partition(".")
-    return family, size
-
-
 def _fetch_identity(config):
     """IMDSv2, then DMI under --path.sysfs; an empty identity off EC2 (logged once there)."""
     import os
@@ -78,7 +75,7 @@ def build_instance(config, simulated_type: str | None = None) -> InstanceContext
     instance_type = config.instance_type or getattr(ident, "instance_type", None) \
         or simulated_type or UNKNOWN_TYPE
     region = getattr(ident, "region", None) or config.region
-    family, size = _split(instance_type)
+    family, size = split_instance_type(instance_type)
     if simulated_type and not config.instance_type:
         source = "simulated"
     elif config.instance_type:

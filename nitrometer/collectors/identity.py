@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+from nitrometer.ec2 import split_instance_type
+
 log = logging.getLogger(__name__)
 
 IMDS_ENDPOINT = "http://169.254.169.254"
@@ -42,12 +44,6 @@ class InstanceIdentity:
 
 def normalize_arch(machine: str) -> str:
     return _ARCH_ALIASES.get(machine.lower(), machine.lower())
-
-
-def split_instance_type(instance_type: str) -> tuple[str, str]:
-    """m7g.large -> ("m7g", "large")."""
-    family, _, size = instance_type.partition(".")
-    return family, size
 
 
 def region_of_az(az: str) -> str:

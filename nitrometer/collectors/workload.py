@@ -10,14 +10,13 @@ over the page's power-of-two bins, so no per-IO work is done.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from dataclasses import dataclass, field
-from importlib import resources
 
 import numpy as np
 
+from nitrometer import ec2
+from nitrometer.ec2 import Limits
 from nitrometer.errors import ConfigError
 from nitrometer.logpage import power_of_two_bounds
 
@@ -27,66 +26,32 @@ _UPPER_EDGES = np.array([float(u) for _, u in BOUNDS[:-1]])  # last bin takes th
 OPS = ("read", "write")
 # Representative IO size (bytes) of each EC2-guide band: (0,512] (512,4K] (4K,8K] (8K,32K] (32K,max]
 BAND_BYTES = np.array([512, 4096, 8192, 16384, 131072], dtype=np.float64)
-# The guide's table gives no instance-store throughput; the model assumes the volume can
-# move its write IOPS limit at 16 KiB each.
-INSTANCE_STORE_TP_BYTES_PER_IOP = 16384
 BURST_SIGMA = 0.25  # spread of the instantaneous demand inside a second (lognormal)
 
 
-@dataclass(frozen=True)
-class Limits:
-    read_iops: float
-    write_iops: float
-    throughput: float  # bytes/s
-    source: str = ""
-
-
-def _load_table() -> dict[tuple[str, str], dict]:
-    text = resources.files("nitrometer.collectors").joinpath("storage_limits.csv").read_text()
-    return {(row["scope"], row["name"]): row for row in csv.DictReader(io.StringIO(text))}
-
-
-_TABLE: dict[tuple[str, str], dict] | None = None
-
-
-def limits_table() -> dict[tuple[str, str], dict]:
-    global _TABLE
-    if _TABLE is None:
-        _TABLE = _load_table()
-    return _TABLE
-
-
 def supported_instance_types() -> list[str]:
-    return [name for scope, name in limits_table() if scope == "instance_store"]
-
-
-def _limits(row: dict) -> Limits:
-    write = float(row["write_iops"])
-    tp = row["throughput_mb_s"]
-    throughput = float(tp) * 1e6 if tp else write * INSTANCE_STORE_TP_BYTES_PER_IOP
-    return Limits(float(row["read_iops"]), write, throughput, row["source"])
+    return ec2.instance_store_types()
 
 
 def instance_store_limits(instance_type: str) -> tuple[int, Limits]:
     """(number of instance-store volumes, the instance's aggregate limits)."""
-    row = limits_table().get(("instance_store", instance_type))
-    if row is None:
+    found = ec2.instance_store_limits(instance_type)
+    if found is None:
         known = ", ".join(supported_instance_types())
         raise ConfigError(f"simulate: unknown instance type {instance_type!r} (known: {known})")
-    return int(row["devices"]), _limits(row)
+    return found
 
 
 def ebs_volume_limits(volume_type: str) -> Limits:
-    row = limits_table().get(("ebs_volume", volume_type))
-    if row is None:
-        known = ", ".join(n for s, n in limits_table() if s == "ebs_volume")
+    found = ec2.ebs_volume_limits(volume_type)
+    if found is None:
+        known = ", ".join(n for s, n in ec2.limits_table() if s == "ebs_volume")
         raise ConfigError(f"simulate: unknown EBS volume type {volume_type!r} (known: {known})")
-    return _limits(row)
+    return found
 
 
 def ebs_instance_limits(instance_type: str) -> Limits | None:
-    row = limits_table().get(("ebs_instance", instance_type))
-    return _limits(row) if row else None
+    return ec2.ebs_instance_limits(instance_type)
 
 
 @dataclass

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from nitrometer.ec2 import parse_instance_type
 from nitrometer.errors import ConfigError, NitrometerError
-from nitrometer.savings.reference import Reference, split_type
+from nitrometer.savings.reference import Reference
 
 ELIGIBLE = "eligible"
 # In the order the dashboard applies them: the first that matches names the line.
@@ -105,7 +106,7 @@ def check_nih_reduction(value: float) -> float:
 
 def _type_facts(ref: Reference, instance_type: str, region: str, generation: str) -> dict:
     try:
-        family, size = split_type(instance_type)
+        family, size = parse_instance_type(instance_type)
     except NitrometerError:
         return {"family": instance_type, "size": "", "arch": "", "nf": np.nan,
                 "known": False, "price": np.nan, "target_type": None, "target_price": np.nan}

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from nitrometer.ec2 import parse_instance_type
 from nitrometer.errors import ConfigError
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -39,14 +40,6 @@ SIZE_FACTORS = {"nano": 0.25, "micro": 0.5, "small": 1.0, "medium": 2.0, "large"
 _MULTI_XLARGE = re.compile(r"^(\d+)xlarge$")
 _METAL_XL = re.compile(r"^metal-(\d+)xl$")
 _FAMILY_SUFFIX = re.compile(r"^[a-z-]*?\d+(.*)$")
-
-
-def split_type(instance_type: str) -> tuple[str, str]:
-    """'m5.large' -> ('m5', 'large'); raises ConfigError for anything else."""
-    family, dot, size = instance_type.strip().lower().partition(".")
-    if not dot or not family or not size:
-        raise ConfigError(f"not an EC2 instance type: {instance_type!r}")
-    return family, size
 
 
 def size_factor(size: str) -> float | None:
@@ -130,7 +123,7 @@ class Reference:
             row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
             try:
                 price = float(row[price_column])
-                split_type(row["instance_type"])
+                parse_instance_type(row["instance_type"])
             except (ValueError, ConfigError):
                 raise ConfigError(f"{path}:{number}: bad row {row['instance_type']!r}, "
                                   f"{row[price_column]!r}") from None
@@ -148,7 +141,7 @@ class Reference:
         return item
 
     def known(self, instance_type: str) -> bool:
-        return instance_type in self.specs or split_type(instance_type)[0] in self.mapping
+        return instance_type in self.specs or parse_instance_type(instance_type)[0] in self.mapping
 
     def price(self, instance_type: str, region: str) -> float | None:
         """On-demand USD per hour; a user price file wins over the packaged table."""
@@ -162,14 +155,14 @@ class Reference:
         spec = self.specs.get(instance_type)
         if spec and spec.arch:
             return spec.arch
-        return "arm64" if looks_graviton(split_type(instance_type)[0]) else "x86_64"
+        return "arm64" if looks_graviton(parse_instance_type(instance_type)[0]) else "x86_64"
 
     def normalization_factor(self, instance_type: str) -> float | None:
         """From the table; else derived from the size as the EC2 docs say."""
         spec = self.specs.get(instance_type)
         if spec and spec.normalization_factor is not None:
             return spec.normalization_factor
-        family, size = split_type(instance_type)
+        family, size = parse_instance_type(instance_type)
         factor = size_factor(size)
         if factor is None and size == "metal":
             factor = self._metal_factor(family, spec.vcpu if spec else None)
@@ -189,7 +182,7 @@ class Reference:
         if generation not in GENERATIONS:
             raise ConfigError(f"unknown generation {generation!r} "
                               f"(one of {', '.join(GENERATIONS)})")
-        family, size = split_type(instance_type)
+        family, size = parse_instance_type(instance_type)
         target_family = self.mapping.get(family, {}).get(generation, "")
         return f"{target_family}.{size}" if target_family else None
 

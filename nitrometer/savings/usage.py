@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from nitrometer.ec2 import parse_instance_type
 from nitrometer.errors import NitrometerError
-from nitrometer.savings.reference import split_type
 
 USAGE_COLUMNS = {
     "month": "object", "region": "object", "instance_type": "object", "category": "object",
@@ -52,7 +52,7 @@ def read_usage_csv(path: str | Path, default_region: str) -> pd.DataFrame:
         row = {k.strip().lower(): (v or "").strip() for k, v in raw.items() if k}
         try:
             instance_type = row["instance_type"].lower()
-            split_type(instance_type)
+            parse_instance_type(instance_type)
             hours = float(row["hours"])
             cost = float(row["cost"]) if row.get("cost") else float("nan")
         except (ValueError, NitrometerError):

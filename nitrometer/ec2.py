@@ -1,0 +1,80 @@
+"""EC2 facts shared by the agent, the simulator and the savings model: instance-type names
+and the storage limits table (nitrometer/data/storage_limits.csv, sources cited per row)."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from nitrometer.errors import ConfigError
+
+# The EC2 guide gives no instance-store throughput; where the table has none, a device is
+# taken to move its write IOPS limit at 16 KiB each.
+INSTANCE_STORE_TP_BYTES_PER_IOP = 16384
+LIMITS_FILE = Path(__file__).resolve().parent / "data" / "storage_limits.csv"
+
+
+def split_instance_type(instance_type: str) -> tuple[str, str]:
+    """'m7g.large' -> ('m7g', 'large'); ('', '') for an empty name."""
+    family, _, size = instance_type.strip().lower().partition(".")
+    return family, size
+
+
+def parse_instance_type(instance_type: str) -> tuple[str, str]:
+    """Like split_instance_type, but a name that is not family.size is a ConfigError."""
+    family, size = split_instance_type(instance_type)
+    if not family or not size:
+        raise ConfigError(f"not an EC2 instance type: {instance_type!r}")
+    return family, size
+
+
+@dataclass(frozen=True)
+class Limits:
+    read_iops: float
+    write_iops: float
+    throughput: float  # bytes/s
+    source: str = ""
+
+
+def _load_table() -> dict[tuple[str, str], dict]:
+    with open(LIMITS_FILE, newline="", encoding="utf-8") as f:
+        return {(row["scope"], row["name"]): row for row in csv.DictReader(f)}
+
+
+_TABLE: dict[tuple[str, str], dict] | None = None
+
+
+def limits_table() -> dict[tuple[str, str], dict]:
+    """(scope, name) -> row; scopes: instance_store, ebs_instance, ebs_volume."""
+    global _TABLE
+    if _TABLE is None:
+        _TABLE = _load_table()
+    return _TABLE
+
+
+def _limits(row: dict) -> Limits:
+    write = float(row["write_iops"])
+    tp = row["throughput_mb_s"]
+    throughput = float(tp) * 1e6 if tp else write * INSTANCE_STORE_TP_BYTES_PER_IOP
+    return Limits(float(row["read_iops"]), write, throughput, row["source"])
+
+
+def instance_store_types() -> list:
+    return [name for scope, name in limits_table() if scope == "instance_store"]
+
+
+def instance_store_limits(instance_type: str) -> tuple[int, Limits] | None:
+    """(number of instance-store volumes, their aggregate limits), None when not in the table."""
+    row = limits_table().get(("instance_store", instance_type))
+    return None if row is None else (int(row["devices"]), _limits(row))
+
+
+def ebs_instance_limits(instance_type: str) -> Limits | None:
+    row = limits_table().get(("ebs_instance", instance_type))
+    return _limits(row) if row else None
+
+
+def ebs_volume_limits(volume_type: str) -> Limits | None:
+    row = limits_table().get(("ebs_volume", volume_type))
+    return _limits(row) if row else None
