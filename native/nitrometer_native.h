@@ -108,7 +108,9 @@ int nm_sample(const nm_page *prev, const uint8_t *buf, size_t len, nm_page *cur,
 int nm_accumulate(nm_page *totals, double *band_sum_us, const nm_page *delta);
 const char *nm_strerror(int code);
 
-/* Admin ioctls: 0 on success, -errno on a failed ioctl, > 0 an NVMe status. */
-int nm_get_log_page(int fd, uint32_t nsid, uint8_t log_id, uint8_t *buf, uint32_t len,
-                    uint32_t timeout_ms);
-int nm_identify_controller(int fd, uint8_t *buf, uint32_t timeout_ms);
+/*
+ * Admin ioctls: 0 on success, -errno on a failed ioctl, > 0 an NVMe status. Always sent
+ * with the kernel's default timeout: a timed-out admin command resets the controller.
+ */
+int nm_get_log_page(int fd, uint32_t nsid, uint8_t log_id, uint8_t *buf, uint32_t len);
+int nm_identify_controller(int fd, uint8_t *buf);

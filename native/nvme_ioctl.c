@@ -13,6 +13,12 @@
 #define CNS_CONTROLLER 1
 #define CHUNK_LEN 4096u
 #define RAE_BIT (1u << 15)
+/*
+ * 0 lets the kernel use its admin timeout (60 s). Never shorter: in nvme-pci an admin
+ * command that times out resets the controller, and with it every namespace on it.
+ * Slowness is the caller's to handle, in user space.
+ */
+#define KERNEL_DEFAULT_TIMEOUT 0u
 
 static int admin(int fd, struct nvme_admin_cmd *cmd)
 {
@@ -27,8 +33,7 @@ static int admin(int fd, struct nvme_admin_cmd *cmd)
  * Chunks of 4 KiB with the log page offset set, as nvme-cli does; Retain
  * Asynchronous Event on every chunk but the last.
  */
-int nm_get_log_page(int fd, uint32_t nsid, uint8_t log_id, uint8_t *buf, uint32_t len,
-                    uint32_t timeout_ms)
+int nm_get_log_page(int fd, uint32_t nsid, uint8_t log_id, uint8_t *buf, uint32_t len)
 {
     if (buf == NULL || len == 0 || len % 4 != 0)
         return -EINVAL;
@@ -48,7 +53,7 @@ int nm_get_log_page(int fd, uint32_t nsid, uint8_t log_id, uint8_t *buf, uint32_
         cmd.cdw11 = numd >> 16;
         cmd.cdw12 = offset; /* log page offset, low 32 bits */
         cmd.cdw13 = 0;
-        cmd.timeout_ms = timeout_ms;
+        cmd.timeout_ms = KERNEL_DEFAULT_TIMEOUT;
         rc = admin(fd, &cmd);
         if (rc != 0)
             return rc;
@@ -56,7 +61,7 @@ int nm_get_log_page(int fd, uint32_t nsid, uint8_t log_id, uint8_t *buf, uint32_
     return 0;
 }
 
-int nm_identify_controller(int fd, uint8_t *buf, uint32_t timeout_ms)
+int nm_identify_controller(int fd, uint8_t *buf)
 {
     struct nvme_admin_cmd cmd;
 
@@ -67,6 +72,6 @@ int nm_identify_controller(int fd, uint8_t *buf, uint32_t timeout_ms)
     cmd.addr = (uint64_t)(uintptr_t)buf;
     cmd.data_len = NM_IDENTIFY_LEN;
     cmd.cdw10 = CNS_CONTROLLER;
-    cmd.timeout_ms = timeout_ms;
+    cmd.timeout_ms = KERNEL_DEFAULT_TIMEOUT;
     return admin(fd, &cmd);
 }

@@ -346,19 +346,18 @@ def _ioctl_error(rc: int, what: str) -> Exception:
     return NvmeStatusError(f"{what}: the controller answered NVMe status {rc:#x}", rc)
 
 
-def get_log_page(fd: int, length: int, *, nsid: int = 1, log_id: int = 0xD0,
-                 timeout_ms: int = 0) -> bytes:
+def get_log_page(fd: int, length: int, *, nsid: int = 1, log_id: int = 0xD0) -> bytes:
     """Get Log Page through the admin passthrough; OSError carries the errno."""
     buf = ffi.new("uint8_t[]", length)
-    rc = lib.nm_get_log_page(fd, nsid, log_id, buf, length, timeout_ms)
+    rc = lib.nm_get_log_page(fd, nsid, log_id, buf, length)
     if rc != 0:
         raise _ioctl_error(rc, f"Get Log Page {log_id:#04x}")
     return ffi.buffer(buf, length)[:]
 
 
-def identify_controller(fd: int, *, timeout_ms: int = 0) -> bytes:
+def identify_controller(fd: int) -> bytes:
     buf = ffi.new("uint8_t[]", lib.NM_IDENTIFY_LEN)
-    rc = lib.nm_identify_controller(fd, buf, timeout_ms)
+    rc = lib.nm_identify_controller(fd, buf)
     if rc != 0:
         raise _ioctl_error(rc, "Identify Controller")
     return ffi.buffer(buf, lib.NM_IDENTIFY_LEN)[:]

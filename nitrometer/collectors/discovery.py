@@ -103,13 +103,13 @@ def device_from_identify(path: str, ident: ControllerIdentity) -> Device:
     )
 
 
-def identify_path(path: str, timeout_ms: int = 0) -> ControllerIdentity:
+def identify_path(path: str) -> ControllerIdentity:
     """Identify Controller on a device node; OSError / NvmeStatusError on failure."""
     from nitrometer import native  # the C extension is needed only when hardware is read
 
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        return parse_identify(native.identify_controller(fd, timeout_ms=timeout_ms))
+        return parse_identify(native.identify_controller(fd))
     finally:
         os.close(fd)
 
@@ -175,10 +175,9 @@ class Discovery:
     """
 
     def __init__(self, sysfs_root: str = "/sys", dev_root: str = "/dev", *,
-                 identify_timeout_ms: int = 2000, read_bdev: bool = True):
+                 read_bdev: bool = True):
         self.sysfs_root = Path(sysfs_root)
         self.dev_root = dev_root
-        self.identify_timeout_ms = identify_timeout_ms
         self.read_bdev = read_bdev
         self._known: dict[tuple[str, str], Device] = {}
         self._bdev_cache: dict[tuple[str, str], str] = {}
@@ -199,7 +198,7 @@ class Discovery:
         key = (device.controller, device.serial)
         if key not in self._bdev_cache:
             try:
-                self._bdev_cache[key] = identify_path(device.path, self.identify_timeout_ms).bdev
+                self._bdev_cache[key] = identify_path(device.path).bdev
             except Exception as exc:  # the bdev is a nicety: never fail discovery for it
                 log.debug("no bdev for %s: %s", device.path, exc)
                 self._bdev_cache[key] = ""

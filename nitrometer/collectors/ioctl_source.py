@@ -19,7 +19,6 @@ from nitrometer.logpage import BASE_PAGE_LEN, DETAIL_PAGE_LEN, MAGIC_EBS, MAGIC_
 
 LOG_ID = 0xD0
 PAGE_LEN = {KIND_EBS: BASE_PAGE_LEN, KIND_INSTANCE_STORE: DETAIL_PAGE_LEN}
-DEFAULT_TIMEOUT_MS = 2000
 
 
 class DeviceReadError(DeviceError):
@@ -111,14 +110,14 @@ def device_path(name: str, dev_root: str = "/dev") -> str:
     return name if "/" in name else os.path.join(dev_root, name)
 
 
-def identify_device(path: str, timeout_ms: int = DEFAULT_TIMEOUT_MS) -> Device:
+def identify_device(path: str) -> Device:
     """A device named on the command line, identified by Identify Controller (no sysfs)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
         raise error_from_os(path, exc, "open") from None
     try:
-        data = native.identify_controller(fd, timeout_ms=timeout_ms)
+        data = native.identify_controller(fd)
     except OSError as exc:
         raise error_from_os(path, exc, "Identify Controller") from None
     except native.NvmeStatusError as exc:
@@ -140,14 +139,12 @@ def identify_device(path: str, timeout_ms: int = DEFAULT_TIMEOUT_MS) -> Device:
 class IoctlSource:
     """Reads one device; keeps the fd open between reads and reopens it after a failure."""
 
-    def __init__(self, device: Device, timeout_ms: int = DEFAULT_TIMEOUT_MS,
-                 clock: Clock | None = None):
+    def __init__(self, device: Device, clock: Clock | None = None):
         if device.kind not in PAGE_LEN:
             model = device.model or "unknown model"
             raise NotEc2Error(f"{device.path}: not an EC2 NVMe device ({model}); "
                               "it has no detailed performance statistics")
         self.device = device
-        self.timeout_ms = timeout_ms
         self.clock = clock or Clock()
         self.length = PAGE_LEN[device.kind]
         self.nsid = nsid_for(device)
@@ -165,8 +162,7 @@ class IoctlSource:
     def read(self) -> tuple[bytes, float]:
         fd = self._open()
         try:
-            page = native.get_log_page(fd, self.length, nsid=self.nsid, log_id=LOG_ID,
-                                       timeout_ms=self.timeout_ms)
+            page = native.get_log_page(fd, self.length, nsid=self.nsid, log_id=LOG_ID)
         except OSError as exc:
             self.close()
             raise error_from_os(self.device.path, exc, "Get Log Page 0xD0") from None

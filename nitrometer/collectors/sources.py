@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from nitrometer.collectors.base import KIND_OTHER, Clock, Device, PageSource, SourceSpec
 from nitrometer.collectors.discovery import Discovery, split_device_name
 from nitrometer.collectors.ioctl_source import (
-    DEFAULT_TIMEOUT_MS,
     DeviceReadError,
     IoctlSource,
     device_path,
@@ -18,37 +17,34 @@ from nitrometer.errors import ConfigError, DeviceError
 
 
 def discover_devices(sysfs_root: str = "/sys", dev_root: str = "/dev", *,
-                     include_other: bool = False,
-                     timeout_ms: int = DEFAULT_TIMEOUT_MS) -> list[Device]:
+                     include_other: bool = False) -> list[Device]:
     """Every NVMe controller in sysfs, one namespace each; non-Amazon ones only on request."""
-    devices = Discovery(sysfs_root, dev_root, identify_timeout_ms=timeout_ms).scan().devices
+    devices = Discovery(sysfs_root, dev_root).scan().devices
     return [d for d in devices if include_other or d.kind != KIND_OTHER]
 
 
-def _from_sysfs(name: str, sysfs_root: str, dev_root: str,
-                timeout_ms: int) -> Device | None:
+def _from_sysfs(name: str, sysfs_root: str, dev_root: str) -> Device | None:
     base = os.path.basename(name)
-    for device in discover_devices(sysfs_root, dev_root, include_other=True,
-                                   timeout_ms=timeout_ms):
+    for device in discover_devices(sysfs_root, dev_root, include_other=True):
         if base in (device.name, device.controller):
             return device
     return None
 
 
 def resolve_device(name: str, *, sysfs_root: str = "/sys", dev_root: str = "/dev",
-                   timeout_ms: int = DEFAULT_TIMEOUT_MS, prefer_sysfs: bool = False) -> Device:
+                   prefer_sysfs: bool = False) -> Device:
     """A device named on the command line. Identify through the ioctl first (it needs no
     sysfs); with prefer_sysfs (nvme-cli, which may run where the ioctl is not allowed to
     us) sysfs is asked first and Identify is the fallback."""
     path = device_path(name, dev_root)
     if prefer_sysfs:
-        found = _from_sysfs(name, sysfs_root, dev_root, timeout_ms)
+        found = _from_sysfs(name, sysfs_root, dev_root)
         if found is not None:
             if found.kind == KIND_OTHER:
                 raise DeviceError(f"{name}: not an EC2 NVMe device (model {found.model!r})")
             return found
     try:
-        return identify_device(path, timeout_ms)
+        return identify_device(path)
     except DeviceReadError as exc:
         if exc.reason == "gone" and not os.path.exists(path):
             raise DeviceError(f"unknown device {name!r}: {path} does not exist") from None
@@ -81,18 +77,17 @@ def _select(sources: list[PageSource], names: Sequence[str], origin: str) -> lis
     return wanted
 
 
-def _devices(names: Sequence[str], sysfs_root: str, dev_root: str, timeout_ms: int,
+def _devices(names: Sequence[str], sysfs_root: str, dev_root: str,
              prefer_sysfs: bool) -> list[Device]:
     if names:
         return [resolve_device(n, sysfs_root=sysfs_root, dev_root=dev_root,
-                               timeout_ms=timeout_ms, prefer_sysfs=prefer_sysfs)
+                               prefer_sysfs=prefer_sysfs)
                 for n in names]
-    return discover_devices(sysfs_root, dev_root, timeout_ms=timeout_ms)
+    return discover_devices(sysfs_root, dev_root)
 
 
 def open_sources(spec: SourceSpec, names: Sequence[str] = (), *, sysfs_root: str = "/sys",
-                 dev_root: str = "/dev", clock: Clock | None = None,
-                 timeout_ms: int = DEFAULT_TIMEOUT_MS) -> list[PageSource]:
+                 dev_root: str = "/dev", clock: Clock | None = None) -> list[PageSource]:
     """One page source per device: the named ones, or every Amazon device discovered."""
     clock = clock or Clock()
     for name in names:
@@ -102,13 +97,13 @@ def open_sources(spec: SourceSpec, names: Sequence[str] = (), *, sysfs_root: str
             except ValueError as exc:
                 raise DeviceError(str(exc)) from None
     if spec.kind == "ioctl":
-        return [IoctlSource(d, timeout_ms=timeout_ms, clock=clock)
-                for d in _devices(names, sysfs_root, dev_root, timeout_ms, False)]
+        return [IoctlSource(d, clock=clock)
+                for d in _devices(names, sysfs_root, dev_root, False)]
     if spec.kind == "nvme-cli":
         from nitrometer.collectors.nvme_cli import NvmeCliSource
 
         return [NvmeCliSource(d)
-                for d in _devices(names, sysfs_root, dev_root, timeout_ms, True)]
+                for d in _devices(names, sysfs_root, dev_root, True)]
     if spec.kind == "replay":
         from nitrometer.collectors.replay import replay_sources
 

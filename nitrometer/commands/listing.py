@@ -8,7 +8,7 @@ import sys
 
 from nitrometer.collectors.base import KIND_OTHER, Device
 from nitrometer.collectors.discovery import Discovery
-from nitrometer.collectors.ioctl_source import DEFAULT_TIMEOUT_MS, DeviceReadError, IoctlSource
+from nitrometer.collectors.ioctl_source import DeviceReadError, IoctlSource
 
 COLUMNS = ("DEVICE", "KIND", "VOLUME/SERIAL", "BDEV", "MODEL", "READABLE")
 
@@ -19,24 +19,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="sysfs mount point (default: /sys)")
     parser.add_argument("--path.dev", dest="dev", default="/dev", metavar="DIR",
                         help="where device nodes live (default: /dev)")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_MS / 1000,
-                        metavar="SECONDS", help="admin command timeout (default: %(default)s)")
 
 
-def probe(device: Device, timeout_ms: int) -> tuple[bool, str, str]:
+def probe(device: Device) -> tuple[bool, str, str]:
     """(readable, why not, reason label) after one real read of the page."""
     if device.kind == KIND_OTHER:
         return False, "not an Amazon NVMe device: skipped", "not_ec2"
     try:
-        with IoctlSource(device, timeout_ms=timeout_ms) as source:
+        with IoctlSource(device) as source:
             source.read()
     except DeviceReadError as exc:
         return False, str(exc), exc.reason
     return True, "", ""
 
 
-def describe(device: Device, timeout_ms: int) -> dict:
-    readable, error, reason = probe(device, timeout_ms)
+def describe(device: Device) -> dict:
+    readable, error, reason = probe(device)
     return {
         "device": device.name,
         "path": device.path,
@@ -67,9 +65,8 @@ def _table(rows: list[dict]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    timeout_ms = max(int(args.timeout * 1000), 1)
-    discovery = Discovery(args.sysfs, args.dev, identify_timeout_ms=timeout_ms)
-    rows = [describe(d, timeout_ms) for d in discovery.scan().devices]
+    discovery = Discovery(args.sysfs, args.dev)
+    rows = [describe(d) for d in discovery.scan().devices]
     if args.json:
         json.dump(rows, sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -7,8 +7,9 @@
  * Page XX, hex). DEVDIR/control is re-read on every open and ioctl, so a test can
  * make a device fail and recover while the process runs:
  *   gone          open fails ENOENT, ioctl fails ENODEV
- *   errno=NAME    ioctl fails with EACCES, EPERM, EIO, ENODEV, ENXIO, EINTR, ENOTTY
- *   hang=MS       ioctl waits MS ms; past the command's timeout_ms it fails ETIMEDOUT
+ *   errno=NAME    ioctl fails with EACCES, EPERM, EIO, ENODEV, ENXIO, EINTR, ETIMEDOUT,
+ *                 ENOTTY
+ *   hang=MS       ioctl waits MS ms (past a non-zero timeout_ms it fails ETIMEDOUT)
  *   status=HEX    ioctl completes with that NVMe status
  * Every command is appended to DEVDIR/commands, every open's flags to DEVDIR/opens.
  */
@@ -78,7 +79,7 @@ static int errno_named(const char *name)
 {
     static const struct { const char *n; int e; } names[] = {
         {"EACCES", EACCES}, {"EPERM", EPERM}, {"EIO", EIO}, {"ENODEV", ENODEV},
-        {"ENXIO", ENXIO}, {"ENOENT", ENOENT}, {"EINTR", EINTR}, {"ETIMEDOUT", ETIMEDOUT},
+        {"ENXIO", ENXIO}, {"ENOENT", ENOENT}, {"EINTR", EINTR}, {"ETIMEDOUT", ETIMEDOUT}, {"ETIMEDOUT", ETIMEDOUT},
         {"ENOTTY", ENOTTY}, {"EINVAL", EINVAL},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
