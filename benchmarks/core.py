@@ -13,10 +13,10 @@ import math
 
 from benchmarks.common import ROOT, Context, Section, fmt_ns, interleaved, median
 from nitrometer import native
-from nitrometer.agent.state import QUANTILES
 from nitrometer.collectors.nvme_cli_format import parse_stats
 from nitrometer.logpage import COUNTERS
 from nitrometer.native import ffi, lib
+from nitrometer.sampling import QUANTILES
 from tests.native import reference as ref
 
 NAME = "core"

@@ -37,9 +37,9 @@ def _stand_in_nvme(bin_dir: Path) -> None:
 def worker(rounds: int, scale: int) -> dict:
     """Runs inside a process with the fake device preloaded."""
     from nitrometer import native
-    from nitrometer.agent.state import QUANTILES
     from nitrometer.collectors.ioctl_source import IoctlSource, identify_device
     from nitrometer.collectors.nvme_cli import NvmeCliSource
+    from nitrometer.sampling import QUANTILES
 
     # The shim is loaded in this process; the spawned nvme runs without it, as on a host.
     os.environ.pop("LD_PRELOAD", None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import signal
 import sys
 
@@ -44,11 +45,26 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, object | Non
     return parser, module
 
 
+def _command_logging() -> None:
+    """Warnings from the engine (a glitch, a layout change) as one stderr line each."""
+    logger = logging.getLogger("nitrometer")
+    for old in [h for h in logger.handlers if getattr(h, "nitrometer_cli", False)]:
+        logger.removeHandler(old)  # main() run again in one process (tests)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("nitrometer: %(message)s"))
+    handler.nitrometer_cli = True
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         parser, module = build_parser(argv)
         args = parser.parse_args(argv)
+        if args.command != "run":  # the agent sets up its own logs
+            _command_logging()
         return int(module.run(args) or 0)
     except NitrometerError as exc:
         print(f"nitrometer: {exc}", file=sys.stderr)

@@ -22,16 +22,17 @@ LATENCY = "ec2_nvme_latency_seconds"  # + op
 IO_SIZE_LATENCY = "ec2_nvme_io_size_latency_seconds"  # + op, io_size (instance store)
 
 # What 1 Hz polling sees and a 15-60 s scrape cannot.
-EXCEEDED_INTERVALS = "ec2_nvme_exceeded_intervals_total"  # seconds with any limit exceeded
+# "Exceeded" in an interval: over the limit for at least exceeded.min-share of it (1 %).
+EXCEEDED_INTERVALS = "ec2_nvme_exceeded_intervals_total"  # intervals with any limit exceeded
 EXCEEDED_EPISODES = "ec2_nvme_exceeded_episodes_total"  # + scope, limit; ended episodes
-EXCEEDED_NOW = "ec2_nvme_performance_exceeded"  # gauge 0/1 + scope, limit; the last second
+EXCEEDED_NOW = "ec2_nvme_performance_exceeded"  # gauge 0/1 + scope, limit; the last interval
 PEAK_IOPS = "ec2_nvme_peak_iops"  # gauge + op; max 1 s IOPS over the peak window
 PEAK_THROUGHPUT = "ec2_nvme_peak_throughput_bytes_per_second"  # gauge + op
 PEAK_LATENCY = "ec2_nvme_peak_latency_seconds"  # gauge + op, percentile; max 1 s percentile
 # promtool rejects a "quantile" label outside summaries, so the peaks say "percentile".
 PEAK_LATENCY_LABEL = "percentile"
 PERCENTILES = {0.5: "50", 0.9: "90", 0.99: "99", 0.999: "99.9"}
-DEVICE_INFO = "ec2_nvme_device_info"  # gauge 1 + model, bdev, firmware
+DEVICE_INFO = "ec2_nvme_device_info"  # gauge 1 + model, bdev, firmware, page_version
 
 # Label values.
 SCOPES = ("volume", "instance")
@@ -61,6 +62,10 @@ POLL_OVERRUNS = "nitrometer_poll_overruns_total"
 DEVICE_ERRORS = "nitrometer_device_errors_total"  # + device, reason
 # promtool rejects "counter" inside a metric name, hence not ..._counter_resets_total.
 COUNTER_RESETS = "nitrometer_device_resets_total"  # + device labels
+# A single field that went down while the others grew: given no growth, counted here.
+GLITCHES = "nitrometer_device_glitches_total"  # + device labels, field
+LAYOUT_CHANGES = "nitrometer_device_layout_changes_total"  # new bins or bands: new baseline
+TICK_ERRORS = "nitrometer_tick_errors_total"  # ticks that raised (logged, sampling goes on)
 DEVICES = "nitrometer_devices"  # gauge + kind
 DEVICE_UP = "nitrometer_device_up"  # gauge + device labels
 

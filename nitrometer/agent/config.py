@@ -13,6 +13,7 @@ from pathlib import Path
 
 from nitrometer.collectors.base import SourceSpec, parse_source
 from nitrometer.errors import ConfigError
+from nitrometer.timefmt import parse_duration, parse_interval, parse_share
 
 DEFAULT_PORT = 9720
 COLLECTORS = {
@@ -22,7 +23,6 @@ COLLECTORS = {
     "peaks": "per-window peaks of 1 s IOPS, throughput and latency",
 }
 LOG_LEVELS = ("debug", "info", "warning", "error")
-MIN_DEVICE_INTERVAL = 1.0  # AWS: statistics can be collected at up to 1 s intervals
 DEMO_SOURCE = "simulate:i3en.xlarge:mixed:gp3"
 
 # key -> (default, help); keys are the flag names without the leading dashes.
@@ -30,11 +30,16 @@ OPTIONS = {
     "web.listen-address": (f":{DEFAULT_PORT}", "address to serve /metrics on (HOST:PORT, "
                            f":PORT for all interfaces; default :{DEFAULT_PORT})"),
     "web.config.file": (None, "TLS and basic auth, in the Prometheus exporter-toolkit format"),
-    "poll.interval": ("1s", "time between polls of each device (at least 1s for real devices)"),
+    "poll.interval": ("1s", "time between polls of each device (at least 1s: the device "
+                      "refreshes its statistics about once a second)"),
     "path.sysfs": ("/sys", "sysfs mount point"),
     "path.dev": ("/dev", "device node directory"),
     "source": ("ioctl", "ioctl | nvme-cli | replay:FILE | simulate:TYPE[:SCENARIO[:EBS,...]]"),
-    "events.file": (None, "append each performance-exceeded episode to this file, one JSON line"),
+    "events.file": (None, "append each performance-exceeded episode event to this file, one "
+                    "JSON line"),
+    "exceeded.min-share": ("1%", "share of an interval over a limit that counts the interval "
+                           "as exceeded (gauges, interval counter, episodes)"),
+    "exceeded.episode-end": ("3", "intervals in a row not exceeded that end an episode"),
     "peaks.window": ("60s", "window over which the peak gauges are taken"),
     "rescan.interval": ("30s", "time between device rescans (attach/detach)"),
     "log.level": ("info", "debug | info | warning | error"),
@@ -56,6 +61,8 @@ class AgentConfig:
     demo: bool = False
     collectors: frozenset[str] = frozenset(COLLECTORS)
     events_file: str | None = None
+    exceeded_share: float = 0.01
+    episode_end: int = 3
     peaks_window: float = 60.0
     rescan_interval: float = 30.0
     log_level: str = "info"
@@ -89,23 +96,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def _dest(key: str) -> str:
     return key.replace(".", "_").replace("-", "_")
-
-
-def parse_duration(key: str, value) -> float:
-    """1, 1.5, "500ms", "2s", "5m" -> seconds."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{key}: expected a duration like 1s or 500ms, got {value!r}")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    else:
-        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", str(value))
-        if not match:
-            raise ConfigError(f"{key}: expected a duration like 1s or 500ms, got {value!r}")
-        scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}[match.group(2)]
-        seconds = float(match.group(1)) * scale
-    if seconds <= 0:
-        raise ConfigError(f"{key}: must be more than zero, got {value!r}")
-    return seconds
 
 
 def parse_listen_address(value: str) -> tuple[str, int]:
@@ -157,10 +147,11 @@ def build_config(args: argparse.Namespace) -> AgentConfig:
     source_text = pick("source")
     demo = bool(pick("demo"))
     source = parse_source(str(source_text))
-    interval = parse_duration("poll.interval", pick("poll.interval"))
-    if interval < MIN_DEVICE_INTERVAL and source.kind in ("ioctl", "nvme-cli"):
-        raise ConfigError(f"poll.interval: at least 1s for real devices (AWS's guidance), "
-                          f"got {pick('poll.interval')!r}")
+    interval = parse_interval("poll.interval", pick("poll.interval"))
+    episode_end = str(pick("exceeded.episode-end")).strip()
+    if not episode_end.isdigit() or int(episode_end) < 1:
+        raise ConfigError(f"exceeded.episode-end: expected a whole number of intervals of at "
+                          f"least 1, got {pick('exceeded.episode-end')!r}")
     level = str(pick("log.level")).lower()
     if level not in LOG_LEVELS:
         raise ConfigError(f"log.level: expected one of {', '.join(LOG_LEVELS)}, got {level!r}")
@@ -186,6 +177,8 @@ def build_config(args: argparse.Namespace) -> AgentConfig:
         demo=demo,
         collectors=frozenset(collectors),
         events_file=pick("events.file"),
+        exceeded_share=parse_share("exceeded.min-share", pick("exceeded.min-share")),
+        episode_end=int(episode_end),
         peaks_window=parse_duration("peaks.window", pick("peaks.window")),
         rescan_interval=parse_duration("rescan.interval", pick("rescan.interval")),
         log_level=level,

@@ -115,14 +115,17 @@ class Family:
         return f"# HELP {self.name} {doc}\n# TYPE {self.name} {self.kind}\n"
 
 
-@dataclass(slots=True)
+@dataclass
 class DeviceView:
     """One device as a scrape sees it: copies, so the sampler can go on changing the state."""
 
     device: object
     live: bool
     up: bool
+    version: int
     resets: int
+    layout_changes: int
+    glitches: dict
     exceeded_intervals: int
     exceeded_now: dict
     episodes: dict
@@ -138,7 +141,7 @@ def copy_totals(totals: native.Totals) -> native.Page:
     return native.Page(native.ffi.new("nm_page *", totals.page._c[0]))
 
 
-@dataclass(slots=True)
+@dataclass
 class Snapshot:
     devices: list
     io_size: bool
@@ -147,6 +150,7 @@ class Snapshot:
     poll_buckets: list
     poll_sum: float
     overruns: int
+    tick_errors: int
     device_errors: dict
     host: dict
     instance: object
@@ -156,18 +160,20 @@ def snapshot(state: AgentState) -> Snapshot:
     """Copy what a scrape renders; the caller holds state.lock, briefly."""
     views = []
     for d in state.devices.values():
-        live = d.last_page is not None
+        live = d.live
         views.append(DeviceView(
-            device=d.device, live=live, up=d.up and live, resets=d.resets,
+            device=d.device, live=live, up=d.up and live, version=d.version, resets=d.resets,
+            layout_changes=d.layout_changes, glitches=dict(d.glitches),
             exceeded_intervals=d.exceeded_intervals, exceeded_now=dict(d.exceeded_now),
-            episodes=dict(d.episodes.ended_counts), scopes=d.scopes,
+            episodes=dict(d.episodes), scopes=d.scopes,
             totals=copy_totals(d.totals) if live else None,
             band_sums=d.totals.band_sums_us() if live and state.io_size else [],
             band_labels=d.band_labels,
             peaks=d.peaks.peaks() if live and state.peaks_enabled else {}))
     return Snapshot(views, state.io_size, state.peaks_enabled, state.peak_window,
                     list(state.poll_buckets), state.poll_sum, state.overruns,
-                    dict(state.device_errors), dict(state.host), copy.copy(state.instance))
+                    state.tick_errors, dict(state.device_errors), dict(state.host),
+                    copy.copy(state.instance))
 
 
 def device_families(snap: Snapshot) -> list[Family]:
@@ -185,11 +191,12 @@ def device_families(snap: Snapshot) -> list[Family]:
     scoped = LABELS + ("scope", "limit")
     exceeded = Family(m.EXCEEDED_SECONDS, "counter", "Time the volume or instance ran past "
                       "its IOPS or throughput limit.")
-    episodes = Family(m.EXCEEDED_EPISODES, "counter", "Ended runs of consecutive intervals "
-                      "with the limit exceeded.")
-    now = Family(m.EXCEEDED_NOW, "gauge", "1 if the limit was exceeded in the last interval.")
-    intervals = Family(m.EXCEEDED_INTERVALS, "counter", "Poll intervals in which any limit "
-                       "was exceeded.")
+    episodes = Family(m.EXCEEDED_EPISODES, "counter", "Ended episodes of the limit exceeded "
+                      "(runs of exceeded intervals).")
+    now = Family(m.EXCEEDED_NOW, "gauge", "1 if the limit was exceeded for at least "
+                 "exceeded.min-share of the last interval.")
+    intervals = Family(m.EXCEEDED_INTERVALS, "counter", "Poll intervals in which a limit was "
+                       "exceeded for at least exceeded.min-share of the interval.")
     queue = Family(m.QUEUE_LENGTH, "gauge", "Outstanding IOs at the last poll.")
     for d in live:
         for scope, limit in d.scopes:
@@ -228,18 +235,26 @@ def device_families(snap: Snapshot) -> list[Family]:
     info = Family(m.DEVICE_INFO, "gauge", "Device identity; value 1.")
     up = Family(m.DEVICE_UP, "gauge", "1 if the last read of the device succeeded.")
     resets = Family(m.COUNTER_RESETS, "counter", "Times the device restarted its counters.")
-    count_by_kind: dict[str, int] = {}
+    layouts = Family(m.LAYOUT_CHANGES, "counter", "Times the device's histogram layout "
+                     "changed (a new baseline; that interval is not counted).")
+    glitches = Family(m.GLITCHES, "counter", "Intervals in which one field went down while "
+                      "the device kept counting (that field got no growth).")
+    count_by_kind: dict[str, int] = {kind: 0 for kind in ("ebs", "instance_store")}
     for d in devices:
         dev = d.device
-        info.add(labelstr(LABELS + ("model", "bdev", "firmware", "controller"),
-                          _values(d) + (dev.model, dev.bdev, dev.firmware, dev.controller)), 1)
+        info.add(labelstr(LABELS + ("model", "bdev", "firmware", "controller", "page_version"),
+                          _values(d) + (dev.model, dev.bdev, dev.firmware, dev.controller,
+                                        str(d.version))), 1)
         up.add(labels[id(d)], 1.0 if d.up else 0.0)
         resets.add(labels[id(d)], d.resets)
+        layouts.add(labels[id(d)], d.layout_changes)
+        for name, count in sorted(d.glitches.items()):
+            glitches.add(labelstr(LABELS + ("field",), _values(d) + (name,)), count)
         count_by_kind[dev.kind] = count_by_kind.get(dev.kind, 0) + 1
     seen = Family(m.DEVICES, "gauge", "Devices being polled.")
     for kind, count in sorted(count_by_kind.items()):
         seen.add(labelstr(("kind",), (kind,)), count)
-    return out + [info, up, resets, seen]
+    return out + [info, up, resets, layouts, glitches, seen]
 
 
 def peak_families(snap: Snapshot, live) -> list[Family]:
@@ -268,10 +283,13 @@ def agent_families(snap: Snapshot) -> list[Family]:
     poll.histogram((), (), POLL_LES, snap.poll_buckets, snap.poll_sum)
     overruns = Family(m.POLL_OVERRUNS, "counter", "Ticks skipped because the loop ran late.")
     overruns.add("", snap.overruns)
+    tick_errors = Family(m.TICK_ERRORS, "counter", "Sampling ticks that raised an error "
+                         "(logged; sampling went on).")
+    tick_errors.add("", snap.tick_errors)
     errors = Family(m.DEVICE_ERRORS, "counter", "Failed device reads, by reason.")
     for key, count in sorted(snap.device_errors.items()):
         errors.add(labelstr(LABELS + ("reason",), key), count)
-    out = [build, poll, overruns, errors]
+    out = [build, poll, overruns, tick_errors, errors]
     if snap.host:
         busy = Family(m.HOST_CPU_BUSY, "gauge", "Share of CPU time not idle or in iowait over "
                       "the last interval, all CPUs.")

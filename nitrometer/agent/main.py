@@ -46,16 +46,21 @@ def resolve_source(config: AgentConfig) -> SourceSpec:
     return parse_source(DEMO_SOURCE)
 
 
-def source_opener(spec: SourceSpec, config: AgentConfig, clock: Clock):
+def open_sampling(spec: SourceSpec, config: AgentConfig, clock: Clock):
+    """(sources, watcher): a fixed set for a simulation or recording; for real devices, a
+    watcher that rescans off the sampling thread as devices come and go."""
     sources = _sources_module()
+    if spec.kind not in ("ioctl", "nvme-cli"):
+        return (lambda: sources.open_sources(spec, sysfs_root=config.sysfs_path,
+                                             dev_root=config.dev_path, clock=clock)), None
+    from nitrometer.collectors.discovery import Discovery
+    from nitrometer.sampling.watcher import DeviceWatcher
 
-    def open_all():
-        return sources.open_sources(spec, sysfs_root=config.sysfs_path,
-                                    dev_root=config.dev_path, clock=clock)
-
-    # Real devices come and go (attach/detach); a simulation or recording does not.
-    rescan = config.rescan_interval if spec.kind in ("ioctl", "nvme-cli") else None
-    return open_all, rescan
+    discovery = Discovery(config.sysfs_path, config.dev_path)  # kept: it remembers bdevs
+    watcher = DeviceWatcher(lambda: discovery.scan().devices,
+                            lambda device: sources.open_source(spec, device, clock),
+                            config.rescan_interval)
+    return None, watcher
 
 
 class Agent:
@@ -69,6 +74,7 @@ class Agent:
         from nitrometer.agent.sampler import Sampler
         from nitrometer.agent.state import AgentState
         from nitrometer.agent.web import MetricsServer, load_web_config
+        from nitrometer.sampling import Settings
 
         self.args = args
         self.config = config
@@ -77,11 +83,12 @@ class Agent:
         self.state = AgentState(config.peaks_window)
         self.notifier = notifier or Notifier()
         self.events = EventSink(config.events_file)
-        open_all, rescan = source_opener(self.spec, config, self.clock)
-        self.sampler = Sampler(self.state, open_all, interval=config.poll_interval,
-                               clock=self.clock, events=self.events, notifier=self.notifier,
-                               rescan_interval=rescan,
-                               parallel_reads=self.spec.kind in ("ioctl", "nvme-cli"))
+        open_all, self.watcher = open_sampling(self.spec, config, self.clock)
+        settings = Settings(interval=config.poll_interval, exceeded_share=config.exceeded_share,
+                            episode_gap=config.episode_end)
+        self.sampler = Sampler(self.state, open_all, settings=settings, clock=self.clock,
+                               events=self.events, notifier=self.notifier, watcher=self.watcher,
+                               threaded=self.watcher is not None)
         self._apply(config)
         self.exporter = Exporter(self.state)
         web_config = load_web_config(config.web_config_file)
@@ -119,7 +126,6 @@ class Agent:
             self.sampler.host = None
             with self.state.lock:
                 self.state.host = {}
-        self.sampler.interval = config.poll_interval
         setup_logging(config.log_level)
 
     def status(self) -> str:
@@ -138,7 +144,8 @@ class Agent:
             log.error("reload failed, keeping the running config: %s", exc)
             self.notifier.ready()
             return
-        for what in ("listen_address", "source", "sysfs_path", "dev_path"):
+        for what in ("listen_address", "source", "sysfs_path", "dev_path", "poll_interval",
+                     "exceeded_share", "episode_end"):
             if getattr(config, what) != getattr(self.config, what):
                 log.warning("reload: %s changes need a restart", what.replace("_", " "))
         self._apply(config)
@@ -166,6 +173,8 @@ class Agent:
 
     def serve(self) -> int:
         self.server.serve_in_thread()
+        if self.watcher is not None:
+            self.watcher.start()
         sampler_thread = self.sampler.start()
         log.info("serving metrics at %s/metrics (listening on %s), source %s, poll every %gs",
                  self.server.url, self.config.listen_address, self.spec,

@@ -1,8 +1,9 @@
-"""What the sampler knows and the exporter serves: per-device totals, latest values, peaks.
+"""What the exporter serves: per-device running totals, the last second's values, peaks.
 
+The sampling engine decides what each page means; this module only adds its results up.
 Every exported counter is the agent's own running total of the deltas the C core computed
-(native.Totals, added up in C), so a device resetting its counters or a u32 bin wrapping
-never makes one go down.
+(native.Totals, added in C), so whatever the device does (restart, layout change, a counter
+stepping back) no exported counter ever goes down.
 """
 
 from __future__ import annotations
@@ -13,13 +14,11 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from nitrometer import native
-from nitrometer.agent.events import EpisodeTracker
 from nitrometer.collectors.base import Device
-from nitrometer.logpage import EXCEEDED_COUNTERS, exceeded_limits
+from nitrometer.logpage import exceeded_limits
+from nitrometer.sampling.device import failure_reason, key_of
+from nitrometer.sampling.interval import US
 
-US = 1e-6
-OPS = ("read", "write")
-QUANTILES = native.DEFAULT_QUANTILES
 POLL_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 
@@ -63,122 +62,85 @@ def peaks_of(entries) -> dict:
     return out
 
 
+def peak_values(interval) -> dict:
+    """The per-second values whose peaks are exported, from one Interval."""
+    values = {}
+    for op in ("read", "write"):
+        stats = interval.op(op)
+        values[("iops", op)] = stats.iops
+        values[("throughput", op)] = stats.throughput
+        for q, us in stats.quantiles_us.items():
+            values[("latency", op, q)] = math.nan if us is None else us * US
+    return values
+
+
 @dataclass
 class DeviceState:
     device: Device
     peak_window: float = 60.0
-    last_page: object | None = None
-    last_time: float = 0.0
-    last_wall: float = 0.0
     totals: native.Totals = field(default_factory=native.Totals)
-    band_labels: tuple[str, ...] = ()  # of the totals' layout, computed once per layout
-    resets: int = 0
-    latest: dict = field(default_factory=dict)
+    band_labels: tuple[str, ...] = ()  # of the totals' layout, computed once
+    version: int = 0  # of the last page
     exceeded_now: dict = field(default_factory=dict)
     exceeded_intervals: int = 0
     up: bool = True
-    failures: int = 0
-    retry_at: float = 0.0
-    episodes: EpisodeTracker = None  # type: ignore[assignment]
+    # Copied from the engine's tracker each tick.
+    resets: int = 0
+    layout_changes: int = 0
+    glitches: dict = field(default_factory=dict)
+    episodes: dict = field(default_factory=dict)  # (scope, limit) -> ended episodes
     peaks: PeakWindow = None  # type: ignore[assignment]
 
     def __post_init__(self):
-        self.episodes = EpisodeTracker(self.device)
         self.peaks = PeakWindow(self.peak_window)
+
+    @property
+    def live(self) -> bool:
+        return not self.totals.empty
 
     @property
     def scopes(self) -> tuple[tuple[str, str], ...]:
         return exceeded_limits(self.device.kind)
 
-    def add_counts(self, page) -> None:
-        """Add a delta page (or the first page, counted from the device's own zero)."""
-        try:
-            self.totals.add(page)
-        except native.PageError:
-            # Another bin or band layout at this serial: its totals start over (the sampler
-            # counts this as a reset).
-            self.totals = native.Totals()
-            self.totals.add(page)
-            self.band_labels = ()
-        if not self.band_labels and page.version == 1:
+    def add(self, page) -> None:
+        self.totals.add(page)
+        if not self.band_labels and self.totals.page.bands:
             self.band_labels = tuple(band.label for band in self.totals.page.bands)
 
-    def observe(self, page, summary, t: float, wall: float, *, bands: bool) -> list:
-        """Fold one poll in; returns the exceeded episodes that ended with it."""
-        if summary is None:
-            self.add_counts(page)
-            self._set_baseline(page, t, wall)
-            return []
-        delta = summary.delta
-        if summary.reset:
-            self.resets += 1
-        self.add_counts(delta)
-        dt = t - self.last_time if t > self.last_time else 1.0
-        self.latest = per_second(delta, summary, dt, self.band_labels if bands else ())
-        exceeded = {key: delta[EXCEEDED_COUNTERS[key]] for key in self.scopes}
-        self.exceeded_now = {key: us > 0 for key, us in exceeded.items()}
-        if any(self.exceeded_now.values()):
+    def baseline(self, page) -> None:
+        """The device's first page counts from the device's own zero; a later baseline (a
+        new histogram layout) adds nothing: that interval is lost, not counted twice."""
+        self.version = page.version
+        if not self.live:
+            self.add(page)
+
+    def interval(self, interval, peaks: bool) -> None:
+        self.add(interval.delta)
+        self.version = interval.page.version
+        throttled = set(interval.throttled())
+        self.exceeded_now = {key: key in throttled for key in self.scopes}
+        if throttled:
             self.exceeded_intervals += 1
-        self.peaks.add(t, peak_values(self.latest))
-        ended = self.episodes.update(self.last_wall, wall, exceeded, self.latest)
-        self._set_baseline(page, t, wall)
-        return ended
-
-    def _set_baseline(self, page, t: float, wall: float) -> None:
-        self.last_page, self.last_time, self.last_wall = page, t, wall
-
-
-def per_second(delta, summary, dt: float, band_labels: tuple[str, ...] = ()) -> dict:
-    """IOPS, bytes/s, mean and quantile latency (seconds) per op, and per band when given
-    the band labels."""
-    out: dict = {"dt": dt, "ops": {}, "bands": {}}
-    counters = delta.counters
-    qs = summary.qs
-    for op, op_q in (("read", summary.read_q), ("write", summary.write_q)):
-        ops = counters[f"total_{op}_ops"]
-        out["ops"][op] = {
-            "iops": ops / dt,
-            "throughput": counters[f"total_{op}_bytes"] / dt,
-            "mean": counters[f"total_{op}_time"] * US / ops if ops else math.nan,
-            "quantiles": {q: v * US for q, v in zip(qs, op_q, strict=False)},
-        }
-    if band_labels:
-        per_op = (("read", summary.band_read_ops, summary.band_read_q),
-                  ("write", summary.band_write_ops, summary.band_write_q))
-        for i, label in enumerate(band_labels):
-            out["bands"][label] = {
-                op: {"iops": ops[i] / dt,
-                     "quantiles": {q: v * US for q, v in zip(qs, band_q[i], strict=False)}}
-                for op, ops, band_q in per_op
-            }
-    return out
-
-
-def peak_values(latest: dict) -> dict:
-    values = {}
-    for op, v in latest["ops"].items():
-        values[("iops", op)] = v["iops"]
-        values[("throughput", op)] = v["throughput"]
-        for q, seconds in v["quantiles"].items():
-            values[("latency", op, q)] = seconds
-    return values
+        if peaks:
+            self.peaks.add(interval.end, peak_values(interval))
 
 
 class AgentState:
     """Everything shared between the sampler thread and scrapes; guarded by `lock`.
 
-    `version` goes up whenever what a scrape would show changes (a device polled, a tick
-    done, a reload), so a rendered exposition can be reused until then."""
+    `version` goes up whenever what a scrape would show changes (a tick, a reload), so a
+    rendered exposition can be reused until then."""
 
     def __init__(self, peak_window: float = 60.0):
         self.lock = threading.Lock()
         self.peak_window = peak_window
-        self.devices: dict[str, DeviceState] = {}  # by serial: survives renames
+        self.devices: dict[tuple[str, str], DeviceState] = {}  # by serial: survives renames
         self.device_errors: dict[tuple[str, str, str, str], int] = {}  # labels + reason
         self.poll_buckets = [0] * (len(POLL_BUCKETS) + 1)
         self.poll_sum = 0.0
         self.poll_count = 0
         self.overruns = 0
+        self.tick_errors = 0
         self.ticks = 0
         self.version = 0
         self.host: dict[str, float] = {}
@@ -187,12 +149,38 @@ class AgentState:
         self.peaks_enabled = True
 
     def device_state(self, device: Device) -> DeviceState:
-        state = self.devices.get(device.serial)
-        if state is None or state.device != device:
-            state = DeviceState(device, self.peak_window) if state is None else state
+        key = key_of(device)
+        state = self.devices.get(key)
+        if state is None:
+            state = self.devices[key] = DeviceState(device, self.peak_window)
+        elif state.device != device:
+            if state.device.labels != device.labels:
+                self._forget_errors(state.device)  # the old name's series go with it
             state.device = device
-            self.devices[device.serial] = state
         return state
+
+    def apply(self, result, trackers: dict) -> None:
+        """Fold one engine tick in; the caller holds the lock."""
+        for device in result.removed:
+            gone = self.devices.pop(key_of(device), None)
+            self._forget_errors(gone.device if gone else device)
+        for device in result.added:
+            self.device_state(device)
+        for tracker in trackers.values():
+            dev = self.device_state(tracker.device)
+            dev.resets, dev.layout_changes = tracker.resets, tracker.layout_changes
+            dev.up = tracker.up
+            dev.glitches = dict(tracker.glitches)
+            dev.episodes = dict(tracker.episodes.ended_counts)
+        for device, page in result.baselines:
+            self.device_state(device).baseline(page)
+        for interval in result.intervals:
+            self.device_state(interval.device).interval(interval, self.peaks_enabled)
+        for device, exc, _first in result.failed:
+            self.count_error(device, failure_reason(exc))
+        self.record_poll(result.duration)
+        self.ticks += 1
+        self.version += 1
 
     def record_poll(self, seconds: float) -> None:
         for i, bound in enumerate(POLL_BUCKETS):
@@ -207,3 +195,8 @@ class AgentState:
     def count_error(self, device: Device, reason: str) -> None:
         key = (device.name, device.serial, device.kind, reason)
         self.device_errors[key] = self.device_errors.get(key, 0) + 1
+
+    def _forget_errors(self, device: Device) -> None:
+        for key in [k for k in self.device_errors if k[:3] == (device.name, device.serial,
+                                                                 device.kind)]:
+            del self.device_errors[key]

@@ -59,9 +59,10 @@ class Clock:
 class FastClock(Clock):
     """Time that runs `speed` times faster than the wall clock (speed 0: no waiting at all)."""
 
-    def __init__(self, speed: float = 0.0):
+    def __init__(self, speed: float = 0.0, start: float | None = None):
         self.speed = speed
-        self._start_real = time.monotonic()
+        # Where its time starts: now (like a monotonic clock), or a given time (tests).
+        self._start_real = time.monotonic() if start is None else start
         self._virtual = 0.0
 
     def monotonic(self) -> float:

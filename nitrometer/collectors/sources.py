@@ -86,6 +86,17 @@ def _devices(names: Sequence[str], sysfs_root: str, dev_root: str,
     return discover_devices(sysfs_root, dev_root)
 
 
+def open_source(spec: SourceSpec, device: Device, clock: Clock | None = None) -> PageSource:
+    """The page source for one discovered device (ioctl or nvme-cli)."""
+    if spec.kind == "ioctl":
+        return IoctlSource(device, clock=clock)
+    if spec.kind == "nvme-cli":
+        from nitrometer.collectors.nvme_cli import NvmeCliSource
+
+        return NvmeCliSource(device)
+    raise ConfigError(f"--source {spec}: devices are not discovered for {spec.kind}")
+
+
 def open_sources(spec: SourceSpec, names: Sequence[str] = (), *, sysfs_root: str = "/sys",
                  dev_root: str = "/dev", clock: Clock | None = None) -> list[PageSource]:
     """One page source per device: the named ones, or every Amazon device discovered."""

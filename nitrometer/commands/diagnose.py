@@ -7,69 +7,58 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import textwrap
 
-from nitrometer import native
-from nitrometer.commands import sampling, view
+from nitrometer.commands import devices, view
 from nitrometer.commands.findings import Finding, Window, analyze
-from nitrometer.commands.sampling import QUANTILES, Interval
 from nitrometer.commands.snapshot import _device_record
 from nitrometer.errors import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, ConfigError
+from nitrometer.sampling import SourceEnded
+from nitrometer.sampling.device import key_of
+from nitrometer.timefmt import parse_duration
 
 SCHEMA_ID = "nitrometer.diagnose/1"
 WIDTH = 80
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h)?$")
 
 
-def parse_duration(text: str) -> float:
-    match = _DURATION.match(text.strip())
-    if not match:
-        raise ConfigError(f"--duration {text!r}: expected seconds, e.g. 40s, 2m or 90")
-    seconds = float(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2) or "s"]
-    if seconds < 2:
-        raise ConfigError(f"--duration {text!r}: at least 2 seconds")
-    return seconds
+def duration(text: str) -> float:
+    return parse_duration(f"--duration {text}", text, minimum=2)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("devices", nargs="*", metavar="DEVICE",
                         help="devices (name, /dev path or serial; default: all)")
-    parser.add_argument("--duration", default="40s", type=parse_duration,
+    parser.add_argument("--duration", default="40s", type=duration,
                         help="how long to sample, one read per second (default 40s)")
     parser.add_argument("-j", "--json", action="store_true", help="one JSON object")
-    sampling.add_source_options(parser)
+    devices.add_source_options(parser)
 
 
-def collect(sampler: sampling.Sampler, duration: float, progress=None) -> tuple[list, dict]:
-    """Baseline pages and every device's intervals, until the duration, the end of a
-    recording, or Ctrl+C (which diagnoses what was sampled so far)."""
-    first = sampler.first()
-    per_device: dict[int, list[Interval]] = {id(d): [] for d, _ in first}
+def collect(engine, reporter: devices.Reporter, duration: float,
+            progress=None) -> list[Window]:
+    """Every device's intervals until the duration, the end of a recording, or Ctrl+C
+    (which diagnoses what was sampled so far)."""
+    first = devices.first_tick(engine, reporter)
+    windows = {key_of(d): Window(d, []) for d, _page in first.baselines}
     steps = max(1, round(duration))
     try:
         for step in range(steps):
             try:
-                ticks = sampler.step()
-            except sampling.SourceEnded:
+                result = devices.next_tick(engine, reporter)
+            except SourceEnded:
                 break
-            for iv in ticks:
-                per_device[id(iv.device)].append(iv)
+            for iv in result.intervals:
+                key = key_of(iv.device)
+                window = windows.get(key)
+                if window is None:  # a device that came back after failing at first
+                    window = windows[key] = Window(iv.device, [])
+                window.intervals.append(iv)
             if progress:
                 progress(step + 1, steps)
     except KeyboardInterrupt:
         pass
-    return first, per_device
-
-
-def windows(first, per_device) -> list[Window]:
-    out = []
-    for device, page in first:
-        intervals = per_device[id(device)]
-        last = intervals[-1].page if intervals else page
-        out.append(Window(device, intervals, native.summarize(page, last, QUANTILES)))
-    return out
+    return list(windows.values())
 
 
 def _wrap(text: str, indent: str) -> list[str]:
@@ -134,19 +123,20 @@ def _progress_printer(stream):
 
 
 def run(args: argparse.Namespace) -> int:
-    sampler = sampling.open_sampler(args, 1.0)
+    engine = devices.open_engine(args, 1.0)
+    reporter = devices.Reporter()
     try:
         try:
-            first, per_device = collect(sampler, args.duration, _progress_printer(sys.stderr))
-        except sampling.SourceEnded as exc:
-            raise ConfigError(f"{exc}: the recording has no pages") from None
+            windows = collect(engine, reporter, args.duration, _progress_printer(sys.stderr))
+        except SourceEnded as exc:
+            raise ConfigError(f"{exc}") from None
     finally:
-        sampler.close()
-    results = [(w, analyze(w)) for w in windows(first, per_device)]
+        engine.close()
+    results = [(w, analyze(w)) for w in windows]
     if args.json:
         sys.stdout.write(json.dumps(report(results)) + "\n")
     else:
         sys.stdout.write(render_text(results, view.terminal_style(sys.stdout)))
-    if sampler.failed:
+    if reporter.failed:
         return EXIT_USAGE  # a device failed during the window (said on stderr when it did)
     return EXIT_PROBLEM if any(f for _, f in results) else EXIT_OK

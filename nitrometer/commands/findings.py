@@ -15,8 +15,8 @@ import statistics
 from dataclasses import dataclass, field
 
 from nitrometer import native
-from nitrometer.commands.sampling import OPS, Interval, nan_to_none
 from nitrometer.commands.view import fmt_rate, fmt_us, limit_name, relevant_limits
+from nitrometer.sampling import OPS, QUANTILES, Interval, nan_to_none
 
 # Read latency an idle-to-moderately loaded device should stay under at p99 (us). The
 # baseline is the lower of this and what the quietest seconds of the window showed.
@@ -45,21 +45,49 @@ class Finding:
                 "advice": self.advice, **self.numbers}
 
 
+class WindowTotal:
+    """Every interval of a window added up (in C, so resets and layout changes add up
+    right), with its p99s."""
+
+    def __init__(self, intervals: list[Interval]):
+        totals = native.Totals()
+        for iv in intervals:
+            totals.add(iv.delta)
+        self.delta = totals.page
+
+    @staticmethod
+    def _p99(hist) -> float | None:
+        return nan_to_none(hist.quantiles(QUANTILES)[QUANTILES.index(0.99)]) \
+            if hist.total else None
+
+    def p99(self, op: str) -> float | None:
+        return self._p99(self.delta.read if op == "read" else self.delta.write)
+
+    def band_p99(self, i: int, op: str) -> float | None:
+        band = self.delta.bands[i]
+        return self._p99(band.read if op == "read" else band.write)
+
+
 @dataclass
 class Window:
-    """One device's sample: every interval, and the delta over the whole window."""
+    """One device's sample: every interval, and their sum."""
 
     device: object
     intervals: list[Interval]
-    total: native.Summary
+    _total: WindowTotal | None = field(default=None, repr=False)
+
+    @property
+    def total(self) -> WindowTotal:
+        if self._total is None:
+            self._total = WindowTotal(self.intervals)
+        return self._total
 
     @property
     def seconds(self) -> float:
         return sum(iv.seconds for iv in self.intervals)
 
     def p99(self, op: str) -> float | None:
-        q = self.total.read_q if op == "read" else self.total.write_q
-        return nan_to_none(q[1])
+        return self.total.p99(op)
 
     def peak(self, attr) -> float:
         return max((attr(iv) for iv in self.intervals), default=0.0)
@@ -144,8 +172,8 @@ def read_baseline(w: Window, small: list[int]) -> float:
     """The quietest tenth of the window's seconds for small reads, capped by the reference."""
     per_second = []
     for iv in w.intervals:
-        values = [iv.bands[i].read_q[1] for i in small
-                  if i < len(iv.bands) and iv.bands[i].read_q[1] is not None]
+        values = [iv.bands[i].read_p99 for i in small
+                  if i < len(iv.bands) and iv.bands[i].read_p99 is not None]
         if values:
             per_second.append(max(values))
     reference = READ_REFERENCE_US.get(w.device.kind, 2000.0)
@@ -157,7 +185,7 @@ def read_baseline(w: Window, small: list[int]) -> float:
 
 def interference_findings(w: Window) -> list[Finding]:
     delta = w.total.delta
-    if delta.version != 1 or not delta.bands:
+    if not delta.bands:
         return []
     bands = delta.bands
     reads_total = max(delta["total_read_ops"], 1)
@@ -171,11 +199,11 @@ def interference_findings(w: Window) -> list[Finding]:
         return []
     baseline = read_baseline(w, small)
     threshold = max(INTERFERENCE_FACTOR * baseline, INTERFERENCE_FLOOR_US)
-    slow = [i for i in small if (nan_to_none(w.total.band_read_q[i][1]) or 0) >= threshold]
+    slow = [i for i in small if (w.total.band_p99(i, "read") or 0) >= threshold]
     if not slow:
         return []
-    read_p99 = {_band_range(bands[i]): nan_to_none(w.total.band_read_q[i][1]) for i in slow}
-    write_p99 = {_band_range(bands[i]): nan_to_none(w.total.band_write_q[i][1]) for i in large}
+    read_p99 = {_band_range(bands[i]): w.total.band_p99(i, "read") for i in slow}
+    write_p99 = {_band_range(bands[i]): w.total.band_p99(i, "write") for i in large}
     worst = max(read_p99.values())
     reads = ", ".join(f"{k} p99 {fmt_us(v)}" for k, v in read_p99.items())
     writes = ", ".join(f"{k} p99 {fmt_us(v)}" for k, v in write_p99.items())

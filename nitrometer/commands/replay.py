@@ -12,61 +12,71 @@ import sys
 import time
 
 from nitrometer import native
-from nitrometer.commands import sampling, snapshot, view
-from nitrometer.commands.sampling import QUANTILES
+from nitrometer.commands import devices, snapshot, view
 from nitrometer.errors import ConfigError
+from nitrometer.sampling import SourceEnded
+from nitrometer.sampling.device import key_of
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="a recording made with `nitrometer record`")
     snapshot.add_view_options(parser)
-    parser.add_argument("--speed", type=float, default=0.0, metavar="X",
-                        help="X times the recorded pace; 0 = as fast as possible (default)")
+    devices.add_source_options(parser, speed_default=0.0, source=False)
 
 
-def whole_recording(sampler: sampling.Sampler, first) -> list[tuple[object, native.Page, str]]:
-    """Each device's delta from its first page to its last, with a note on the span."""
-    last = {id(d): (p, 0.0) for d, p in first}
+def whole_recording(engine, reporter, first) -> list[tuple[object, native.Page, str, float]]:
+    """Each device's intervals added up over the recording, with a note on the span."""
+    totals = {key_of(d): (d, native.Totals(), [0.0]) for d, _page in first.baselines}
+    baselines = {key_of(d): page for d, page in first.baselines}
     while True:
         try:
-            for iv in sampler.step():
-                last[id(iv.device)] = (iv.page, iv.end)
-        except sampling.SourceEnded:
+            result = devices.next_tick(engine, reporter)
+        except SourceEnded:
             break
+        for iv in result.intervals:
+            device, total, span = totals.setdefault(key_of(iv.device),
+                                                    (iv.device, native.Totals(), [0.0]))
+            total.add(iv.delta)
+            span[0] += iv.seconds
     out = []
-    for device, page in first:
-        end_page, span = last[id(device)]
-        summary = native.summarize(page, end_page, QUANTILES)
-        note = f"over the recording: {span:.1f} s from its first page to its last"
-        if summary.reset:
-            note += " (the device restarted its counters: totals since the restart)"
-        out.append((device, summary, note, span))
+    for key, (device, total, span) in totals.items():
+        tracker = engine.trackers.get(key)
+        note = f"over the recording: {span[0]:.1f} s from its first page to its last"
+        if tracker is not None and tracker.resets:
+            note += (f" (the device restarted its counters {tracker.resets}x; counted "
+                     "across the restarts)")
+        if total.empty:  # one page only: nothing happened that the recording shows
+            page = baselines[key]
+            out.append((device, native.summarize(page, page).delta, note, 0.0))
+            continue
+        out.append((device, total.page, note, span[0]))
     return out
 
 
 def run(args: argparse.Namespace) -> int:
     args.source = f"replay:{args.file}"
-    args.path_sysfs, args.path_dev = "/sys", "/dev"
     args.devices, interval, count = snapshot.split_operands(args.operands)
-    sampler = sampling.open_sampler(args, interval or 1.0)
+    engine = devices.open_engine(args, interval or 1.0)
+    reporter = devices.Reporter()
     out, style = sys.stdout, view.terminal_style(sys.stdout)
     try:
         try:
-            first = sampler.first()
-        except sampling.SourceEnded:
+            first = devices.first_tick(engine, reporter)
+        except SourceEnded:
             raise ConfigError(f"{args.file}: the recording has no pages") from None
         if interval is not None:
-            return snapshot.show_intervals(sampler, count, args, out, style)
-        for i, (device, summary, note, span) in enumerate(whole_recording(sampler, first)):
+            return snapshot.show_intervals(engine, reporter, count, args, out, style)
+        for i, (device, page, note, span) in enumerate(whole_recording(engine, reporter,
+                                                                       first)):
             if args.json:
-                record = snapshot.cumulative_record(device, summary.delta, time.time(),
+                record = snapshot.cumulative_record(device, page, time.time(),
                                                     view_name="recording", seconds=span)
                 snapshot.write_json(record, out)
                 continue
             if i:
                 out.write("\n")
-            out.write(view.render_cumulative(device, summary.delta, style,
-                                             details=args.details, note=note))
+            out.write(view.render_cumulative(device, page, style, details=args.details,
+                                             note=note))
         return 0
     finally:
-        sampler.close()
+        engine.close()

@@ -11,12 +11,15 @@ import argparse
 import json
 import sys
 import time
-from datetime import datetime, timezone
 
 from nitrometer import native
-from nitrometer.commands import sampling, view
-from nitrometer.commands.sampling import EXCEEDED, OPS, QUANTILES, Interval, nan_to_none
+from nitrometer.commands import devices, view
 from nitrometer.errors import EXIT_USAGE, ConfigError, DeviceError
+from nitrometer.logpage import EXCEEDED_COUNTERS
+from nitrometer.sampling import OPS, Interval, SourceEnded, nan_to_none
+from nitrometer.timefmt import parse_interval, rfc3339
+
+QUANTILES = view.SHOWN_QUANTILES  # p50, p99, p99.9 in the JSON records
 
 SCHEMA_ID = "nitrometer.snapshot/1"
 
@@ -29,11 +32,13 @@ def add_view_options(parser: argparse.ArgumentParser) -> None:
                         help="add the IO-size bands (instance store): per-band p99 per row")
     parser.add_argument("-j", "--json", action="store_true",
                         help="JSON Lines: one object per device per interval")
+    parser.add_argument("-z", "--skip-idle", action="store_true",
+                        help="leave out devices with no IO and no limit exceeded in an interval")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     add_view_options(parser)
-    sampling.add_source_options(parser)
+    devices.add_source_options(parser)
 
 
 def split_operands(operands: list[str]) -> tuple[list[str], float | None, int | None]:
@@ -46,9 +51,7 @@ def split_operands(operands: list[str]) -> tuple[list[str], float | None, int | 
         raise ConfigError(f"{' '.join(operands)}: devices first, then INTERVAL [COUNT]")
     interval = count = None
     if numbers:
-        interval = float(numbers[0])
-        if not interval > 0:
-            raise ConfigError(f"INTERVAL {numbers[0]}: must be more than 0 seconds")
+        interval = parse_interval(f"INTERVAL {numbers[0]}", float(numbers[0]))
     if len(numbers) == 2:
         if not numbers[1].isdigit() or int(numbers[1]) < 1:
             raise ConfigError(f"COUNT {numbers[1]}: must be a whole number of at least 1")
@@ -65,11 +68,6 @@ def _is_number(text: str) -> bool:
 
 
 # --- JSON records -----------------------------------------------------------------------
-
-def iso_time(wall: float) -> str:
-    return datetime.fromtimestamp(wall, timezone.utc).isoformat(timespec="milliseconds") \
-        .replace("+00:00", "Z")
-
 
 def _hist_record(hist: native.Histogram) -> list[dict]:
     return [{"lower_us": lo, "upper_us": None if up >= view.OPEN_ENDED_FROM_US else up,
@@ -109,12 +107,12 @@ def _record(view_name: str, device, page: native.Page, wall: float, elapsed: flo
             seconds: float | None, reset: bool, op_q: dict, band_q: list[tuple]) -> dict:
     c = page.counters
     exceeded = {}
-    for scope, limit, counter in EXCEEDED:
+    for (scope, limit), counter in EXCEEDED_COUNTERS.items():
         us = c[counter]
         pct = 100 * us / (seconds * 1e6) if seconds else None
         exceeded[f"{scope}_{limit}"] = {"us": us, "percent": pct}
     bands = []
-    for band, (rq, wq) in zip(page.bands if page.version == 1 else [], band_q, strict=True):
+    for band, (rq, wq) in zip(page.bands, band_q):
         bands.append({
             "low_bytes": band.low, "high_bytes": band.high,
             "label": (f">{native.format_size(band.low)}" if band.high is None
@@ -123,7 +121,7 @@ def _record(view_name: str, device, page: native.Page, wall: float, elapsed: flo
             "write": {"ops": band.write.total, **_quantile_fields(wq)},
         })
     return {
-        "schema": SCHEMA_ID, "view": view_name, "time": iso_time(wall),
+        "schema": SCHEMA_ID, "view": view_name, "time": rfc3339(wall),
         "elapsed_s": round(elapsed, 6),
         "interval_s": None if seconds is None else round(seconds, 6),
         "device": _device_record(device), "reset": reset,
@@ -139,8 +137,7 @@ def cumulative_record(device, page: native.Page, wall: float, *, view_name: str 
                       seconds: float | None = None) -> dict:
     """A page as totals; `recording` views (replay) also carry the span they cover."""
     op_q = {"read": _quantiles(page.read), "write": _quantiles(page.write)}
-    band_q = [(_quantiles(b.read), _quantiles(b.write)) for b in page.bands] \
-        if page.version == 1 else []
+    band_q = [(_quantiles(b.read), _quantiles(b.write)) for b in page.bands]
     record = _record(view_name, device, page, wall, seconds or 0.0, seconds, False, op_q, band_q)
     if view_name == "cumulative":
         # The page itself too, under `nitrometer decode --json`'s (nvme-cli's) keys.
@@ -148,13 +145,13 @@ def cumulative_record(device, page: native.Page, wall: float, *, view_name: str 
     return record
 
 
-def interval_record(iv: Interval, wall0: float) -> dict:
-    s = iv.summary
-    op_q = {"read": [nan_to_none(v) for v in s.read_q],
-            "write": [nan_to_none(v) for v in s.write_q]}
-    band_q = [(b.read_q, b.write_q) for b in iv.bands]
-    record = _record("interval", iv.device, s.delta, wall0 + iv.end, iv.end, iv.seconds,
-                     iv.reset, op_q, band_q)
+def interval_record(iv: Interval, wall0: float, t0: float) -> dict:
+    """wall0 + a time on the engine's clock is wall time; t0 is when sampling began."""
+    op_q = {op: [iv.op(op).quantile_us(q) for q in QUANTILES] for op in OPS}
+    band_q = [([b.read_q.get(q) for q in QUANTILES], [b.write_q.get(q) for q in QUANTILES])
+              for b in iv.bands]
+    record = _record("interval", iv.device, iv.delta, wall0 + iv.end, iv.end - t0,
+                     iv.seconds, iv.reset, op_q, band_q)
     record["queue_length"] = iv.queue_length
     return record
 
@@ -177,22 +174,24 @@ def show_cumulative(pages, args, out, style, *, note: str = "") -> None:
                                              note=note))
 
 
-def show_intervals(sampler: sampling.Sampler, count: int | None, args, out, style) -> int:
+def show_intervals(engine, reporter: devices.Reporter, count: int | None, args, out,
+                   style) -> int:
     """Rows until COUNT, the end of a recording, or Ctrl+C; then the one-line summary."""
-    wall0 = time.time()
+    wall0, t0 = engine.wall_origin, engine.clock.monotonic()
     seen: list[Interval] = []
     steps = 0
     try:
         while count is None or steps < count:
             try:
-                ticks = sampler.step()
-            except sampling.SourceEnded:
+                result = devices.next_tick(engine, reporter)
+            except SourceEnded:
                 break
             steps += 1
-            seen.extend(ticks)
+            ticks = [iv for iv in result.intervals if not _hidden(iv, args)]
+            seen.extend(result.intervals)
             if args.json:
                 for iv in ticks:
-                    write_json(interval_record(iv, wall0), out)
+                    write_json(interval_record(iv, wall0, t0), out)
             else:
                 out.write(view.render_tick(ticks, wall0, style, details=args.details))
             out.flush()
@@ -202,7 +201,13 @@ def show_intervals(sampler: sampling.Sampler, count: int | None, args, out, styl
         _summarize(seen, wall0, args, out)  # what was seen still counts; then the error
         raise
     _summarize(seen, wall0, args, out)
-    return EXIT_USAGE if sampler.failed else 0
+    return EXIT_USAGE if reporter.failed else 0
+
+
+def _hidden(iv: Interval, args) -> bool:
+    """-z: an idle device's row is left out (no IO and no limit exceeded)."""
+    return bool(getattr(args, "skip_idle", False)) and not (
+        iv.op("read").ops or iv.op("write").ops or iv.throttled())
 
 
 def _summarize(seen: list[Interval], wall0: float, args, out) -> None:
@@ -216,16 +221,17 @@ def _summarize(seen: list[Interval], wall0: float, args, out) -> None:
 
 def run(args: argparse.Namespace) -> int:
     args.devices, interval, count = split_operands(args.operands)
-    sampler = sampling.open_sampler(args, interval or 1.0)
+    engine = devices.open_engine(args, interval or 1.0)
+    reporter = devices.Reporter()
     out, style = sys.stdout, view.terminal_style(sys.stdout)
     try:
         try:
-            pages = sampler.first()
-        except sampling.SourceEnded as exc:
-            raise ConfigError(f"{exc}: the recording has no pages") from None
+            first = devices.first_tick(engine, reporter)
+        except SourceEnded:
+            raise ConfigError("the recording has no pages") from None
         if interval is None:
-            show_cumulative(pages, args, out, style)
-            return 0
-        return show_intervals(sampler, count, args, out, style)
+            show_cumulative(first.baselines, args, out, style)
+            return EXIT_USAGE if reporter.failed else 0
+        return show_intervals(engine, reporter, count, args, out, style)
     finally:
-        sampler.close()
+        engine.close()

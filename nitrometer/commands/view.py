@@ -13,20 +13,14 @@ import time
 from dataclasses import dataclass
 
 from nitrometer import native
-from nitrometer.commands.sampling import (
-    EXCEEDED,
-    EXCEEDED_MIN_SHARE,
-    OPS,
-    QUANTILES,
-    Interval,
-    nan_to_none,
-)
-from nitrometer.logpage import exceeded_limits
+from nitrometer.logpage import EXCEEDED_COUNTERS, exceeded_limits
+from nitrometer.sampling import OPS, Interval, nan_to_none
 
 LIMIT_NAMES = {"iops": "IOPS", "throughput": "throughput"}
 KIND_NAMES = {"ebs": "EBS volume", "instance_store": "instance store"}
 BAR_WIDTH = 36
 OPEN_ENDED_FROM_US = 1 << 40  # devices mark the last bin open with a huge upper bound
+SHOWN_QUANTILES = (0.5, 0.99, 0.999)
 
 
 @dataclass(frozen=True)
@@ -110,8 +104,8 @@ def limit_name(scope: str, limit: str) -> str:
 
 def relevant_limits(kind: str) -> list[tuple[str, str, str]]:
     """Instance-store devices have no volume limits: their volume counters are always 0."""
-    limits = exceeded_limits(kind)
-    return [e for e in EXCEEDED if e[:2] in limits]
+    return [(scope, limit, EXCEEDED_COUNTERS[scope, limit])
+            for scope, limit in exceeded_limits(kind)]
 
 
 def device_title(device) -> str:
@@ -147,7 +141,7 @@ def histogram_rows(bins: list[tuple[int, int, int]]) -> list[tuple[str, int]]:
 
 def render_histogram(title: str, hist: native.Histogram, style: Style) -> list[str]:
     total = hist.total
-    q = [nan_to_none(v) for v in hist.quantiles(QUANTILES)] if total else [None] * 3
+    q = [nan_to_none(v) for v in hist.quantiles(SHOWN_QUANTILES)] if total else [None] * 3
     head = (f"  {title}: {total:,} IOs   p50 {fmt_us(q[0])}  p99 {fmt_us(q[1])}"
             f"  p99.9 {fmt_us(q[2])}")
     lines = [style.paint(head, "1")]
@@ -223,7 +217,7 @@ def interval_header(stamp: str, style: Style) -> str:
 
 
 def render_interval(iv: Interval, style: Style, *, details: bool = False) -> list[str]:
-    exceeded = iv.throttled(iv.device.kind)
+    exceeded = iv.throttled()
     name = f"{iv.device.name:<10}"
     lines = []
     for op in OPS:
@@ -253,7 +247,7 @@ def render_band_p99(iv: Interval, style: Style) -> list[str]:
     head = f"{'':10}{'IO size':10}" + "".join(f"{b.label:>7}" for b in bands)
     lines = [style.dim(head)]
     for op in OPS:
-        values = [b.read_q[1] if op == "read" else b.write_q[1] for b in bands]
+        values = [b.read_p99 if op == "read" else b.write_p99 for b in bands]
         lines.append(f"{'':10}{op + ' p99':10}" + "".join(f"{fmt_us(v):>7}" for v in values))
     return lines
 
@@ -293,10 +287,13 @@ def render_summary(intervals: list[Interval], wall0: float) -> str:
     else:
         op = max(OPS, key=lambda o: bad.op(o).p99_us or 0.0)
         why = f"{op} p99 {fmt_us(bad.op(op).p99_us)}"
-    totals: dict[str, int] = {}
+    totals: dict[str, list] = {}  # name -> [exceeded us, sampled seconds]
     for iv in intervals:
-        totals[iv.device.name] = totals.get(iv.device.name, 0) + sum(iv.exceeded_us.values())
-    over_devices = [f"{name} {fmt_seconds(us)}" for name, us in totals.items()
-                    if us >= EXCEEDED_MIN_SHARE * 1e6]
+        total = totals.setdefault(iv.device.name, [0, 0.0])
+        total[0] += sum(iv.exceeded_us.values())
+        total[1] += iv.seconds
+    share = intervals[0].share
+    over_devices = [f"{name} {fmt_seconds(us)}" for name, (us, seconds) in totals.items()
+                    if us and us * 1e-6 >= share * seconds]
     return (f"worst {clock_stamp(wall0, bad.end)} {bad.device.name} ({why}); total exceeded: "
             + (", ".join(over_devices) if over_devices else "none"))

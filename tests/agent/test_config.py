@@ -33,7 +33,11 @@ def test_flags_override_the_file_which_overrides_defaults(tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--poll.interval", "500ms"], "at least 1s for real devices"),
+    (["--poll.interval", "500ms"], "at least 1s"),
+    (["--source", "simulate:i3en.xlarge", "--poll.interval", "0.25"], "at least 1s"),
+    (["--exceeded.min-share", "150%"], "between 0% and 100%"),
+    (["--exceeded.min-share", "some"], "expected a share"),
+    (["--exceeded.episode-end", "0"], "whole number"),
     (["--poll.interval", "soon"], "expected a duration"),
     (["--web.listen-address", "9720"], "HOST:PORT"),
     (["--web.listen-address", ":70000"], "HOST:PORT"),
@@ -47,9 +51,12 @@ def test_bad_values_are_one_clear_line(argv, message):
     assert "\n" not in str(info.value)
 
 
-def test_simulation_may_poll_faster_than_a_second():
-    assert parse("--source", "simulate:i3en.xlarge", "--poll.interval", "250ms"
-                 ).poll_interval == 0.25
+def test_exceeded_share_and_episode_end():
+    config = parse()
+    assert (config.exceeded_share, config.episode_end) == (0.01, 3)
+    config = parse("--exceeded.min-share", "5%", "--exceeded.episode-end", "10")
+    assert (config.exceeded_share, config.episode_end) == (0.05, 10)
+    assert parse("--exceeded.min-share", "0.002").exceeded_share == 0.002
 
 
 def test_bad_config_file(tmp_path):

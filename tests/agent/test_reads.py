@@ -1,63 +1,87 @@
-"""Concurrent device reads: one worker per tick, and a hung read never holds up the rest."""
+"""Per-device read workers: a slow read is kept for the next tick, a hung one isolates only
+its own device, and at most one read per device is ever in flight."""
 
 import threading
 import time
 
-from nitrometer.agent.reads import ConcurrentReader, SlowRead
+from nitrometer.sampling.reads import ThreadedReads
 
 
 class Source:
-    def __init__(self, name, *, block: threading.Event | None = None, fail=None):
-        self.name, self.block, self.fail = name, block, fail
-        self.threads = []
+    def __init__(self, name, *, block: threading.Event | None = None, delay=0.0, fail=None):
+        self.name, self.block, self.delay, self.fail = name, block, delay, fail
+        self.started = 0
+        self.in_flight = 0
+        self.most_in_flight = 0
 
     def read(self):
-        self.threads.append(threading.get_ident())
-        if self.block is not None:
-            self.block.wait(10)
-        if self.fail is not None:
-            raise self.fail
-        return (self.name.encode(), time.monotonic())
-
-    def close(self):
-        pass
-
-
-def entries(*sources):
-    return [((s.name, "serial-" + s.name), s, None) for s in sources]
-
-
-def test_healthy_devices_are_read_in_order_on_one_worker():
-    reader = ConcurrentReader()
-    sources = [Source(f"nvme{i}n1") for i in range(6)]
-    out = list(reader.read_all(entries(*sources), budget=0.8, stuck_after=0.1))
-    assert [outcome[0] for _, outcome in out] == [s.name.encode() for s in sources]
-    assert len({t for s in sources for t in s.threads}) == 1
-    reader.close()
+        self.started += 1
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            if self.block is not None:
+                self.block.wait(30)
+            time.sleep(self.delay)
+            if self.fail is not None:
+                raise self.fail
+            return (f"{self.name}:{self.started}".encode(), time.monotonic())
+        finally:
+            self.in_flight -= 1
 
 
-def test_a_hung_read_is_left_running_and_the_rest_still_come_back():
-    reader = ConcurrentReader()
-    release = threading.Event()
-    hung = Source("nvme1n1", block=release)
-    before, after = Source("nvme0n1"), [Source(f"nvme{i}n1") for i in range(2, 6)]
-    failing = Source("nvme6n1", fail=OSError(5, "Input/output error"))
-    due = entries(before, hung, *after, failing)
-    started = time.monotonic()
-    out = dict((entry[0][0], outcome) for entry, outcome in
-               reader.read_all(due, budget=0.8, stuck_after=0.1))
-    assert time.monotonic() - started < 0.8
-    assert isinstance(out["nvme1n1"], SlowRead) and out["nvme1n1"].reason == "timeout"
-    assert all(out[s.name][0] == s.name.encode() for s in [before, *after])
-    assert isinstance(out["nvme6n1"], OSError)
-    assert reader.busy(("nvme1n1", "serial-nvme1n1"))
-    assert not reader.busy(("nvme0n1", "serial-nvme0n1"))
+def key(source):
+    return ("instance_store", source.name)
 
-    release.set()
-    deadline = time.monotonic() + 5
-    while reader.busy(("nvme1n1", "serial-nvme1n1")) and time.monotonic() < deadline:
+
+def reads_of(*sources):
+    reads = ThreadedReads()
+    for s in sources:
+        reads.add(key(s), s)
+    return reads
+
+
+def test_answers_within_the_budget_come_back_in_the_same_tick():
+    sources = [Source(f"nvme{i}n1", delay=0.05) for i in range(20)]
+    reads = reads_of(*sources)
+    for s in sources:
+        assert reads.request(key(s))
+    out = reads.collect([key(s) for s in sources], time.monotonic() + 5)
+    assert {k: v[0] for k, v in out.items()} == {key(s): f"{s.name}:1".encode()
+                                                 for s in sources}
+    reads.close()
+
+
+def test_a_late_answer_is_kept_for_the_next_collect_not_dropped():
+    slow = Source("nvme1n1", delay=0.3)
+    reads = reads_of(slow)
+    reads.request(key(slow))
+    assert reads.collect([key(slow)], time.monotonic() + 0.05) == {}
+    assert reads.in_flight(key(slow)) is not None
+    assert not reads.request(key(slow))  # one read in flight per device, never two
+    deadline = time.monotonic() + 10
+    while reads.in_flight(key(slow)) is not None and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert not reader.busy(("nvme1n1", "serial-nvme1n1"))
-    # Abandoned, the first worker read nothing after the hung device.
-    assert all(len(s.threads) == 1 for s in after)
-    reader.close()
+    out = reads.collect([key(slow)], time.monotonic())
+    assert out[key(slow)][0] == b"nvme1n1:1"
+    assert slow.started == 1 and slow.most_in_flight == 1
+    reads.close()
+
+
+def test_many_hung_devices_never_starve_the_healthy_ones():
+    release = threading.Event()
+    hung = [Source(f"nvme{i}n1", block=release) for i in range(40)]
+    healthy = [Source(f"nvme{i}n1") for i in range(40, 44)]
+    failing = Source("nvme44n1", fail=OSError(5, "Input/output error"))
+    reads = reads_of(*hung, *healthy, failing)
+    everyone = hung + healthy + [failing]
+    for _tick in range(3):
+        for s in everyone:
+            reads.request(key(s))
+        out = reads.collect([key(s) for s in everyone], time.monotonic() + 1)
+        assert all(key(s) in out and not isinstance(out[key(s)], Exception) for s in healthy)
+        assert isinstance(out[key(failing)], OSError)
+        assert not any(key(s) in out for s in hung)
+    assert all(s.started == 1 for s in hung)  # never asked again while in flight
+    assert all(s.started == 3 for s in healthy)
+    release.set()
+    reads.close()

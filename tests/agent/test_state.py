@@ -20,7 +20,7 @@ def test_kept_peaks_equal_the_window_maximum():
         assert window.peaks() == expected
 
 
-def test_a_new_bin_layout_starts_the_totals_over_and_counts_one_reset(rig):
+def test_a_new_bin_layout_is_a_new_baseline_and_no_total_goes_down(rig):
     def script(builder, i):
         if i == 3:  # same serial, fewer bins: e.g. a firmware update
             builder.bounds = builder.bounds[:NUM_BINS - 4]
@@ -29,12 +29,19 @@ def test_a_new_bin_layout_starts_the_totals_over_and_counts_one_reset(rig):
         builder.advance(reads=1000, writes=100)
 
     r = rig([ScriptedSource(device(), None, script)])
-    r.sampler.run(6)
-    assert r.value("nitrometer_device_resets_total", **DEV) == 1
     read = dict(DEV, op="read")
-    # Totals from the new layout's first page on: 4000 reads by then, 2000 more after.
-    assert r.value("ec2_nvme_read_ops_total", **DEV) == 6000
-    assert r.value("ec2_nvme_latency_seconds_count", **read) == 6000
+    seen = []
+    for _ in range(6):
+        r.sampler.run(1)
+        seen.append((r.value("ec2_nvme_read_ops_total", **DEV),
+                     r.value("ec2_nvme_latency_seconds_count", **read)))
+    assert r.value("nitrometer_device_layout_changes_total", **DEV) == 1
+    assert r.value("nitrometer_device_resets_total", **DEV) == 0
+    # The first page counts from the device's zero (1000); the interval into the new
+    # layout (read 3) is lost; the two after it count.
+    assert [ops for ops, _ in seen] == [1000, 2000, 3000, 3000, 4000, 5000]
+    assert [count for _, count in seen] == [1000, 2000, 3000, 3000, 4000, 5000]
+    # The exported buckets keep the first layout: the same series go on.
     buckets = [line for line in r.text().splitlines()
                if line.startswith("ec2_nvme_latency_seconds_bucket") and 'op="read"' in line]
-    assert len(buckets) == NUM_BINS - 4
+    assert len(buckets) == NUM_BINS

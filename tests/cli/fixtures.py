@@ -59,7 +59,10 @@ class ListSource:
     def read(self) -> tuple[bytes, float]:
         if not self.pages:
             raise EOFError("no more pages")
-        return self.pages.pop(0), self.clock.monotonic()
+        page = self.pages.pop(0)
+        if isinstance(page, BaseException):  # a scripted failure or Ctrl+C at this read
+            raise page
+        return page, self.clock.monotonic()
 
     def close(self) -> None:
         self.closed = True
@@ -95,9 +98,25 @@ LOCAL_NEXT = page(
 )
 
 
-def sampler_over(pairs: list[tuple[Device, list[bytes]]], interval: float = 1.0):
-    """A Sampler over in-memory sources on a clock that never waits."""
-    from nitrometer.commands.sampling import Sampler
+class Steps:
+    """The engine the commands run, over in-memory sources on a clock that never waits:
+    first() gives the baselines, step() one tick's intervals."""
 
-    clock = FastClock(0)
-    return Sampler([ListSource(d, p, clock) for d, p in pairs], clock, interval)
+    def __init__(self, pairs: list[tuple[Device, list]], interval: float = 1.0):
+        from nitrometer.sampling import Engine, Settings
+
+        clock = FastClock(0, start=0.0)  # interval times are seconds since the first read
+        self.engine = Engine([ListSource(d, p, clock) for d, p in pairs],
+                             settings=Settings(interval=interval), clock=clock)
+
+    def first(self) -> list:
+        self.engine.wait_next()
+        return self.engine.tick().baselines
+
+    def step(self) -> list:
+        self.engine.wait_next()
+        return self.engine.tick().intervals
+
+
+def sampler_over(pairs: list[tuple[Device, list]], interval: float = 1.0) -> Steps:
+    return Steps(pairs, interval)

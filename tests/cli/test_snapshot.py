@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 
 from nitrometer.cli import main
-from nitrometer.commands import snapshot, view
+from nitrometer.commands import devices, snapshot, view
 from tests.cli.fixtures import EBS, EBS_BASE, EBS_NEXT, sampler_over
 from tests.fakedev import MODEL_EBS, identify_bytes
 
@@ -90,24 +90,18 @@ def test_cumulative_text_has_histograms(capsys):
     assert out.count("exceeded volume") == 2
 
 
-def test_ctrl_c_ends_with_the_summary():
-    class Interrupted:
-        failed = False
-
-        def __init__(self, inner, after):
-            self.inner, self.after = inner, after
-
-        def step(self):
-            if self.after == 0:
-                raise KeyboardInterrupt
-            self.after -= 1
-            return self.inner.step()
-
-    sampler = sampler_over([(EBS, [EBS_BASE, EBS_NEXT])])
-    sampler.first()
-    out = io.StringIO()
+def _show(pages, count, out):
+    """snapshot's interval view over one EBS device handing out `pages`."""
+    steps = sampler_over([(EBS, pages)])
+    reporter = devices.Reporter(io.StringIO())
+    devices.first_tick(steps.engine, reporter)
     args = argparse.Namespace(json=False, details=False)
-    code = snapshot.show_intervals(Interrupted(sampler, 1), None, args, out, view.Style())
+    return snapshot.show_intervals(steps.engine, reporter, count, args, out, view.Style())
+
+
+def test_ctrl_c_ends_with_the_summary():
+    out = io.StringIO()
+    code = _show([EBS_BASE, EBS_NEXT, KeyboardInterrupt()], None, out)
     assert code == 0
     assert sum(1 for line in out.getvalue().splitlines() if TICK_HEADER.match(line)) == 1
     assert re.fullmatch(r"worst \d\d:\d\d:\d\d nvme1n1 \(volume IOPS limit, 85%\); "
@@ -165,24 +159,10 @@ def test_snapshot_of_a_fake_device_through_the_ioctl_path(fake):
 def test_device_failing_mid_run_still_prints_the_summary():
     from nitrometer.errors import DeviceError
 
-    class Failing:
-        failed = False
-
-        def __init__(self, inner):
-            self.inner, self.calls = inner, 0
-
-        def step(self):
-            self.calls += 1
-            if self.calls == 2:
-                raise DeviceError("/dev/nvme1n1: I/O error during Get Log Page 0xD0")
-            return self.inner.step()
-
-    sampler = sampler_over([(EBS, [EBS_BASE, EBS_NEXT])])
-    sampler.first()
     out = io.StringIO()
-    args = argparse.Namespace(json=False, details=False)
-    with pytest.raises(DeviceError):
-        snapshot.show_intervals(Failing(sampler), 5, args, out, view.Style())
+    failure = DeviceError("/dev/nvme1n1: I/O error during Get Log Page 0xD0")
+    with pytest.raises(DeviceError, match="I/O error during Get Log Page"):
+        _show([EBS_BASE, EBS_NEXT, failure], 5, out)
     assert out.getvalue().splitlines()[-1].startswith("worst ")
 
 

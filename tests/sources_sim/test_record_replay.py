@@ -12,16 +12,19 @@ from nitrometer.collectors.base import FastClock, SourceSpec
 from nitrometer.collectors.recording import Recording, RecordingWriter
 from nitrometer.collectors.replay import RecordingEnded, replay_sources
 from nitrometer.collectors.simulator import simulated_sources
+from nitrometer.commands.devices import Reporter
 from nitrometer.commands.record import record
 from nitrometer.errors import NitrometerError
+from nitrometer.sampling import Engine
 
 
 def make_recording(path, rounds=5):
     clock = FastClock(0)
     sources = simulated_sources(SourceSpec("simulate", "i3en.2xlarge", "over-limit", ("gp3",)),
                                 clock, seed=1)
+    engine = Engine(sources, clock=clock)
     with RecordingWriter(str(path)) as writer:
-        written = record(sources, writer, clock, 1.0, rounds, stderr=io.StringIO())
+        written = record(engine, writer, rounds, Reporter(io.StringIO()))
     return sources, written
 
 
@@ -101,7 +104,7 @@ def test_not_a_recording_is_one_line(tmp_path, capsys):
 
 def test_record_command_writes_a_replayable_file(tmp_path, capsys):
     out = tmp_path / "sim.nmrec"
-    rc = main(["record", "--out", str(out), "--count", "2", "--interval", "0.05",
+    rc = main(["record", "--out", str(out), "--count", "2", "--speed", "0",
                "--source", "simulate:i3en.xlarge:steady:gp3"])
     assert rc == 0
     assert "recorded 4 pages of 2 devices" in capsys.readouterr().err
@@ -109,7 +112,8 @@ def test_record_command_writes_a_replayable_file(tmp_path, capsys):
     assert rec.pages == 4 and [d.name for d in rec.devices] == ["nvme1n1", "nvme2n1"]
     rec.close()
     again = tmp_path / "again.nmrec"
-    assert main(["record", "nvme2n1", "--out", str(again), "--source", f"replay:{out}"]) == 0
+    assert main(["record", "nvme2n1", "--out", str(again), "--speed", "0",
+                 "--source", f"replay:{out}"]) == 0
     copy = Recording(str(again))
     assert copy.pages == 2 and [d.name for d in copy.devices] == ["nvme2n1"]
     copy.close()

@@ -1,0 +1,27 @@
+"""The one sampling engine of the agent and the device commands.
+
+A page's way, from the device to /metrics and to the terminal:
+
+    collectors/ (ioctl, nvme-cli, replay, simulator)   read() -> raw page, time
+    sampling/reads.py      one worker per real device: slow reads isolated, late ones kept
+    sampling/device.py     baseline, reset, layout change and glitch rules (C core: native)
+    sampling/interval.py   the delta as rates and quantiles; the one rule for "exceeded"
+    sampling/episodes.py   runs of exceeded intervals, as events
+    sampling/engine.py     the schedule and the tick that ties them together
+        -> agent/state.py + agent/exporter.py    running totals, /metrics
+        -> commands/ (snapshot, diagnose, record, replay)   what a person reads
+"""
+
+from nitrometer.sampling.engine import Engine, Settings, SlowRead, SourceEnded, TickResult
+from nitrometer.sampling.interval import (
+    DEFAULT_EXCEEDED_SHARE,
+    OPS,
+    QUANTILES,
+    BandStats,
+    Interval,
+    OpStats,
+    nan_to_none,
+)
+
+__all__ = ["DEFAULT_EXCEEDED_SHARE", "OPS", "QUANTILES", "BandStats", "Engine", "Interval",
+           "OpStats", "Settings", "SlowRead", "SourceEnded", "TickResult", "nan_to_none"]

@@ -1,0 +1,141 @@
+"""One device as the engine sees it: its source, its baseline page, and the rules for what a
+new page means (first page, reset, layout change, glitch, failure and backoff)."""
+
+from __future__ import annotations
+
+import errno
+import logging
+
+from nitrometer import native
+from nitrometer.errors import DeviceError
+from nitrometer.sampling.episodes import EpisodeTracker
+from nitrometer.sampling.interval import QUANTILES, Interval
+
+log = logging.getLogger("nitrometer.sampling")
+
+MAX_BACKOFF = 30.0  # seconds between retries of a device that keeps failing
+
+
+def failure_reason(exc: BaseException) -> str:
+    """A short, stable label for the errors metric."""
+    reason = getattr(exc, "reason", None)
+    if isinstance(reason, str) and reason:
+        return reason
+    if isinstance(exc, native.PageError):
+        return "bad_page"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, OSError) and exc.errno:
+        return errno.errorcode.get(exc.errno, "oserror").lower()
+    return "other"
+
+
+class BadPage(DeviceError):
+    """A page the decoder refused, said in one line naming the device."""
+
+    reason = "bad_page"
+
+
+def bad_page(device, exc: native.PageError, raw: bytes) -> BadPage:
+    name = device.name
+    if exc.code == native.lib.NM_EMAGIC:
+        return BadPage(f"{name}: not an EC2 NVMe device (its 0xD0 page has no Amazon "
+                       "statistics magic)")
+    if exc.code == native.lib.NM_EVERSION:
+        version = int.from_bytes(raw[4:8], "little") if len(raw) >= 8 else -1
+        return BadPage(f"{name}: unsupported statistics page version {version}")
+    message = str(exc).split(" (originated from")[0]
+    return BadPage(f"{name}: unreadable statistics page: {message}")
+
+
+def key_of(device) -> tuple[str, str]:
+    """What identifies a device across renames: its serial (the volume id for EBS)."""
+    return (device.kind, device.serial or device.name)
+
+
+class DeviceTracker:
+    """Baseline, counters of odd events, failure state and episodes of one device."""
+
+    def __init__(self, device, source, *, share: float, episode_gap: int,
+                 ongoing_every: float):
+        self.device = device
+        self.source = source
+        self.share = share
+        self.baseline: native.Page | None = None
+        self.baseline_time = 0.0
+        self.up = True
+        self.failures = 0
+        self.retry_at = 0.0
+        self.ended = False  # a recording with no more pages for it
+        self.resets = 0
+        self.layout_changes = 0
+        self.glitches: dict[str, int] = {}
+        self.version_warned = False
+        self.episodes = EpisodeTracker(device, episode_gap, ongoing_every)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return key_of(self.device)
+
+    def observe(self, raw: bytes, t: float) -> Interval | None:
+        """Fold a page in: an Interval from the baseline, or None when this page is a new
+        baseline (the first page, or one with another histogram layout)."""
+        prev, prev_t = self.baseline, self.baseline_time
+        try:
+            if prev is None:
+                page, summary = native.decode(raw), None
+            else:
+                page, summary = native.sample(prev, raw, QUANTILES)
+        except native.LayoutChanged as exc:
+            self.layout_changes += 1
+            if self.layout_changes == 1:
+                log.warning("%s (%s): histogram layout changed; counting from a new "
+                            "baseline (one interval lost)", self.device.name, self.device.serial)
+            page, summary = exc.page, None
+        except native.PageError as exc:
+            raise bad_page(self.device, exc, raw) from None
+        self._check_version(page)
+        self.baseline, self.baseline_time = page, t
+        if summary is None:
+            return None
+        if summary.reset:
+            self.resets += 1
+            log.info("%s (%s): the device restarted its counters; counting from zero",
+                     self.device.name, self.device.serial)
+        glitches = getattr(summary, "glitches", ())
+        if glitches:
+            self._count_glitches(glitches)
+        # A reading older than the baseline cannot happen on one clock; guard the division.
+        seconds = t - prev_t if t > prev_t else 1e-9
+        return Interval(self.device, prev_t, seconds, summary, page, self.share)
+
+    def _check_version(self, page: native.Page) -> None:
+        if page.version > 1 and not self.version_warned:
+            self.version_warned = True
+            log.warning("%s (%s): statistics page version %d is newer than this agent "
+                        "knows; decoding the layout it shares with version 1",
+                        self.device.name, self.device.serial, page.version)
+
+    def _count_glitches(self, fields) -> None:
+        first = not self.glitches
+        for name in fields:
+            self.glitches[name] = self.glitches.get(name, 0) + 1
+        if first:
+            log.warning("%s (%s): %s went down while the device kept counting; no growth "
+                        "counted for it this interval (logged once per device)",
+                        self.device.name, self.device.serial, ", ".join(fields))
+
+    def failed(self, exc: BaseException, now: float, interval: float) -> bool:
+        """Note a failed read; True when the device was fine until now."""
+        first = self.up
+        self.up = False
+        self.failures += 1
+        backoff = min(interval * 2 ** (self.failures - 1), max(MAX_BACKOFF, interval))
+        self.retry_at = now + backoff
+        return first
+
+    def succeeded(self) -> bool:
+        """Note a good read; True when the device is back after failing."""
+        recovered = not self.up
+        self.up, self.failures, self.retry_at = True, 0, 0.0
+        return recovered
