@@ -25,14 +25,31 @@ def _version(timeout: float) -> str:
 
 
 class NvmeCliSource:
-    def __init__(self, device: Device, timeout: float = 5.0):
+    """nvme-cli sends the admin command with the kernel's default timeout; a slow answer is
+    waited for (on this source's own read thread), and close() ends a run still going."""
+
+    def __init__(self, device: Device, timeout: float = 60.0):
         self.device = device
         self.timeout = timeout
+        self._proc: subprocess.Popen | None = None
+        self._closed = False
 
     def _run(self) -> subprocess.CompletedProcess:
         argv = [NVME, "amzn", "stats", "-d", "-o", "json", self.device.path]
         try:
-            return subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout)
+            if self._closed:
+                raise DeviceError(f"{self.device.name}: nvme-cli source is closed")
+            self._proc = proc = subprocess.Popen(argv, stdout=subprocess.PIPE,
+                                                 stderr=subprocess.PIPE, text=True)
+            try:
+                out, err = proc.communicate(timeout=self.timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                raise
+            finally:
+                self._proc = None
+            return subprocess.CompletedProcess(argv, proc.returncode, out, err)
         except FileNotFoundError:
             raise DeviceError(f"{self.device.name}: `nvme` is not installed or not on PATH; "
                               f"the nvme-cli source needs {NEEDED}") from None
@@ -62,4 +79,8 @@ class NvmeCliSource:
             raise DeviceError(f"{self.device.name}: {exc}") from None
 
     def close(self) -> None:
-        pass
+        """Ends a run still going (agent stopping, device gone) without waiting for it."""
+        self._closed = True
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()

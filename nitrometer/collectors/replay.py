@@ -34,6 +34,7 @@ class _Feed:
         self._records = iter(recording)
         self.lock = threading.Lock()
         self.open_sources = len(recording.devices)
+        self.closed: set[int] = set()  # devices no one reads: their pages are skipped
 
     def next_for(self, index: int) -> PageRecord | None:
         with self.lock:
@@ -44,14 +45,17 @@ class _Feed:
                     return None
                 if self.first is None:
                     self.first = record.monotonic
-                self.pending[record.device_index].append(record)
+                if record.device_index not in self.closed:
+                    self.pending[record.device_index].append(record)
             return queue.popleft()
 
     def replay_time(self, record: PageRecord) -> float:
         return self.start + (record.monotonic - (self.first or record.monotonic))
 
-    def release(self) -> None:
+    def release(self, index: int) -> None:
         with self.lock:
+            self.closed.add(index)
+            self.pending[index].clear()
             self.open_sources -= 1
             if self.open_sources == 0:
                 self.recording.close()
@@ -88,7 +92,7 @@ class ReplaySource:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self.feed.release()
+            self.feed.release(self.index)
 
 
 def replay_sources(path: str, clock: Clock, speed: float = 1.0) -> list[PageSource]:

@@ -94,20 +94,23 @@ def build() -> g.Dashboard:
         "while IOPS stay flat means demand is above what the device or limit allows.",
         [(f"max by ({BY_DEVICE}) ({m.QUEUE_LENGTH}{{{SEL}}})", WHO)], "short"), w=8)
     grid.add(_series(
-        "Time over a limit", "Share of each second spent over the volume or instance IOPS or "
-        "throughput limit; anything above zero means IO was throttled by EC2.",
+        "Time over a limit", "Share of the time spent over the volume or instance IOPS or "
+        "throughput limit, exact to the microsecond the device reports; anything above zero "
+        "means EC2 held IO back.",
         [(_rate(m.EXCEEDED_SECONDS, ", scope, limit"), f"{{{{scope}}}} {{{{limit}}}} {WHO}")],
         "percentunit", valueMin=0), w=8)
     grid.add(g.Stat(
         title="Seconds over a limit", format="s", reduceCalc="lastNotNull",
-        description="Seconds in the dashboard's range in which any limit was exceeded, from "
-                    "1-second polling; a 1-minute average can hide these entirely.",
+        description="Seconds in the dashboard's range counted as exceeded: at least 1 % of "
+                    "the second (the agent's exceeded.min-share) over a limit. From 1-second "
+                    "polling; a 1-minute average can hide these entirely.",
         targets=targets((f"sum by ({BY_DEVICE}) (increase({m.EXCEEDED_INTERVALS}{{{SEL}}}"
                          "[$__range]))", WHO), instant=True)), w=4)
     grid.add(g.Stat(
         title="Episodes over a limit", format="short", reduceCalc="lastNotNull",
-        description="Separate runs of seconds over a limit that ended in the range; many "
-                    "short episodes are micro-bursts, few long ones are sustained demand.",
+        description="Separate runs of exceeded seconds that ended in the range (an episode "
+                    "ends after exceeded.episode-end quiet seconds); many short episodes are "
+                    "micro-bursts, few long ones are sustained demand.",
         targets=targets((f"sum by (scope, limit) (increase({m.EXCEEDED_EPISODES}{{{SEL}}}"
                          "[$__range]))", "{{scope}} {{limit}}"), instant=True)), w=4)
 

@@ -54,13 +54,14 @@ def build() -> g.Dashboard:
     exceeded_instance = r.INSTANCE_RATES[m.EXCEEDED_INTERVALS]
     grid.row("Who hits EC2 limits")
     grid.add(_table(
-        "Instances most over a limit", "The $k instances with the most device-seconds over "
-        "an IOPS or throughput limit in the range: candidates for a larger type or volume.",
+        "Instances most over a limit", "The $k instances with the most device-seconds "
+        "counted as exceeded (at least 1 % of the second over an IOPS or throughput limit) "
+        "in the range: candidates for a larger type or volume.",
         [(f"topk($k, {_seconds_in_range(exceeded_instance, 'instance, instance_type')})", "")],
         "s"))
     grid.add(_table(
-        "Devices most over a limit", "The $k devices with the most seconds over a limit in "
-        "the range; an EBS volume here wants more provisioned IOPS or throughput.",
+        "Devices most over a limit", "The $k devices with the most seconds counted as "
+        "exceeded in the range; an EBS volume here wants more provisioned IOPS or throughput.",
         [(f"topk($k, {_seconds_in_range(r.DEVICE_EXCEEDED_ANY, r.DEVICE_KEY + ', instance_type')})",
           "")], "s"))
     grid.add(_bars(

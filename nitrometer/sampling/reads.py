@@ -39,6 +39,7 @@ class ThreadedReads:
     def __init__(self):
         self.cond = threading.Condition()
         self._workers: dict = {}
+        self.closed = False
 
     def add(self, key, source) -> None:
         with self.cond:
@@ -80,7 +81,7 @@ class ThreadedReads:
                 pending = [k for k in keys if k in self._workers
                            and self._workers[k].busy_since is not None]
                 left = deadline - time.monotonic()
-                if not pending or left <= 0:
+                if not pending or left <= 0 or self.closed:
                     break
                 self.cond.wait(left)
             out = {}
@@ -91,7 +92,9 @@ class ThreadedReads:
             return out
 
     def close(self) -> None:
+        """Wakes a waiting collect() and retires every worker; none is waited for."""
         with self.cond:
+            self.closed = True
             for worker in self._workers.values():
                 worker.closed = True
                 worker.wake.set()

@@ -13,17 +13,22 @@ from nitrometer.collectors.base import FastClock
 class Rig:
     """A sampler on a FastClock(speed=0) over the given sources, and its exporter."""
 
-    def __init__(self, sources, interval=1.0, events=None):
-        self.clock = FastClock(0)
-        for source in sources:
-            source.clock = self.clock
+    def __init__(self, sources, interval=1.0, events=None, settings=None, clock=None):
+        self.clock = clock or FastClock(0)
+        if clock is None:
+            for source in sources:
+                source.clock = self.clock
         self.state = AgentState()
         self.sampler = Sampler(self.state, lambda: list(sources), interval=interval,
-                               clock=self.clock, events=events)
+                               clock=self.clock, events=events, settings=settings)
         self.exporter = Exporter(self.state, process=False)
 
     def text(self) -> str:
         return self.exporter.body().decode()
+
+    def samples(self):
+        return [s for family in text_string_to_metric_families(self.text())
+                for s in family.samples]
 
     def value(self, name, **labels):
         """A sample's value as /metrics serves it (parsed back), or None."""

@@ -96,6 +96,24 @@ class FakeNvme:
         tmp.write_bytes(page)
         tmp.replace(self._dirs[path] / f"log-{log_id:02x}.bin")
 
+    def set_sequence(self, path: str, pages: list[bytes], log_id: int = 0xD0) -> None:
+        """Each whole read gets the next page of `pages`; the last one stays."""
+        devdir = self._dirs[path]
+        for i, page in enumerate(pages):
+            (devdir / f"log-{log_id:02x}.{i}.bin").write_bytes(page)
+        (devdir / f"log-{log_id:02x}.pos").write_text("0\n")
+        (devdir / f"log-{log_id:02x}.seq").write_text(f"{len(pages)}\n")
+
+    def position(self, path: str, log_id: int = 0xD0) -> int:
+        """How far a sequence has been read (the next page's index)."""
+        pos = self._dirs[path] / f"log-{log_id:02x}.pos"
+        return int(pos.read_text()) if pos.exists() else 0
+
+    def alias(self, path: str, existing: str) -> None:
+        """The same fake device under a second path (a renamed node)."""
+        self._dirs[path] = self._dirs[existing]
+        self._write_map()
+
     def fail(self, path: str, control: str) -> None:
         """gone | errno=EACCES|EIO|ENODEV|... | hang=MS | status=HEX; "" heals."""
         tmp = self._dirs[path] / "control.tmp"

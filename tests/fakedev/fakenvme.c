@@ -12,6 +12,9 @@
  *   hang=MS       ioctl waits MS ms (past a non-zero timeout_ms it fails ETIMEDOUT)
  *   status=HEX    ioctl completes with that NVMe status
  * Every command is appended to DEVDIR/commands, every open's flags to DEVDIR/opens.
+ * A sequence of pages: DEVDIR/log-XX.seq holds N, and the reads are answered from
+ * log-XX.0.bin .. log-XX.<N-1>.bin in turn (one page per whole read: the last chunk moves
+ * on), staying on the last; DEVDIR/log-XX.pos says which is next.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -250,6 +253,59 @@ static int copy_from(const char *devdir, const char *name, uint64_t offset, uint
     return 0;
 }
 
+static int read_int(const char *devdir, const char *name, int fallback)
+{
+    char path[4096];
+    FILE *f;
+    int value = fallback;
+
+    snprintf(path, sizeof(path), "%s/%s", devdir, name);
+    f = fopen(path, "re");
+    if (!f)
+        return fallback;
+    if (fscanf(f, "%d", &value) != 1)
+        value = fallback;
+    fclose(f);
+    return value;
+}
+
+static void write_int(const char *devdir, const char *name, int value)
+{
+    char path[4096], tmp[4200];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", devdir, name);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    f = fopen(tmp, "we");
+    if (!f)
+        return;
+    fprintf(f, "%d\n", value);
+    fclose(f);
+    rename(tmp, path);
+}
+
+/* log-XX.bin, or the current page of a sequence (moving on after the last chunk). */
+static int log_page(const char *devdir, unsigned log_id, int last_chunk, uint64_t offset,
+                    uint8_t *addr, uint32_t len)
+{
+    char name[64], seq[32], pos_name[32];
+    int count, pos, rc;
+
+    snprintf(seq, sizeof(seq), "log-%02x.seq", log_id);
+    snprintf(pos_name, sizeof(pos_name), "log-%02x.pos", log_id);
+    count = read_int(devdir, seq, 0);
+    if (count <= 0) {
+        snprintf(name, sizeof(name), "log-%02x.bin", log_id);
+        return copy_from(devdir, name, offset, addr, len);
+    }
+    pos = read_int(devdir, pos_name, 0);
+    snprintf(name, sizeof(name), "log-%02x.%d.bin", log_id, pos);
+    rc = copy_from(devdir, name, offset, addr, len);
+    if (last_chunk && pos + 1 < count)
+        write_int(devdir, pos_name, pos + 1);
+    return rc;
+}
+
 static int admin(const char *devdir, struct nvme_admin_cmd *cmd)
 {
     struct control c = read_control(devdir);
@@ -288,13 +344,12 @@ static int admin(const char *devdir, struct nvme_admin_cmd *cmd)
     if (cmd->opcode == 0x02) {
         uint32_t numd = ((cmd->cdw11 & 0xffff) << 16 | cmd->cdw10 >> 16) + 1;
         uint64_t offset = (uint64_t)cmd->cdw13 << 32 | cmd->cdw12;
-        char name[32];
 
         /* The device writes exactly NUMD dwords: a buffer of another size is a bug. */
         if ((uint64_t)numd * 4 != cmd->data_len)
             return 0x2;
-        snprintf(name, sizeof(name), "log-%02x.bin", cmd->cdw10 & 0xff);
-        return copy_from(devdir, name, offset, addr, cmd->data_len);
+        return log_page(devdir, cmd->cdw10 & 0xff, !(cmd->cdw10 & (1u << 15)), offset, addr,
+                        cmd->data_len);
     }
     return 0x1; /* Invalid Command Opcode */
 }

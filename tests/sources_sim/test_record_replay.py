@@ -8,10 +8,11 @@ import pytest
 
 from nitrometer import native
 from nitrometer.cli import main
-from nitrometer.collectors.base import FastClock, SourceSpec
+from nitrometer.collectors.base import FastClock, SourceSpec, parse_source
 from nitrometer.collectors.recording import Recording, RecordingWriter
 from nitrometer.collectors.replay import RecordingEnded, replay_sources
 from nitrometer.collectors.simulator import simulated_sources
+from nitrometer.collectors.sources import open_sources
 from nitrometer.commands.devices import Reporter
 from nitrometer.commands.record import record
 from nitrometer.errors import NitrometerError
@@ -122,3 +123,19 @@ def test_record_command_writes_a_replayable_file(tmp_path, capsys):
 def test_bad_flags(tmp_path, capsys):
     assert main(["record", "--out", str(tmp_path / "x"), "--interval", "0"]) == 2
     assert "--interval" in capsys.readouterr().err
+
+
+def test_replaying_some_devices_keeps_no_pages_of_the_others(tmp_path):
+    path = tmp_path / "long.nmrec"
+    make_recording(path, rounds=400)  # 3 devices x 400 pages
+    [source] = open_sources(parse_source(f"replay:{path}"), ["nvme2n1"], clock=FastClock(0))
+    feed = source.feed
+    most = 0
+    for _ in range(400):
+        source.read()
+        most = max(most, max(len(q) for q in feed.pending.values()))
+    # Pages of the devices no one reads are skipped, not buffered.
+    assert most == 0
+    with pytest.raises(RecordingEnded):
+        source.read()
+    source.close()
