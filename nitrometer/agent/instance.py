@@ -59,7 +59,7 @@ def _fetch_identity(config):
     """IMDSv2, then DMI under --path.sysfs; an empty identity off EC2 (logged once there)."""
     import os
 
-    from nitrometer.collectors.identity import instance_identity
+    from nitrometer.agent.identity import instance_identity
 
     try:
         return instance_identity(
