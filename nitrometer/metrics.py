@@ -32,7 +32,17 @@ PEAK_LATENCY = "ec2_nvme_peak_latency_seconds"  # gauge + op, percentile; max 1 
 # promtool rejects a "quantile" label outside summaries, so the peaks say "percentile".
 PEAK_LATENCY_LABEL = "percentile"
 PERCENTILES = {0.5: "50", 0.9: "90", 0.99: "99", 0.999: "99.9"}
-DEVICE_INFO = "ec2_nvme_device_info"  # gauge 1 + model, bdev, firmware, page_version
+DEVICE_INFO = "ec2_nvme_device_info"  # gauge 1 + model, bdev, firmware, page_version,
+# volume_id, volume_type (EBS)
+
+# Headroom: the limits each device works under, so "% of limit" is PromQL. An EBS volume's
+# provisioned IOPS and throughput (from the EC2 API or the config file):
+VOLUME_IOPS_LIMIT = "ec2_nvme_volume_iops_limit"  # gauge, device labels
+VOLUME_THROUGHPUT_LIMIT = "ec2_nvme_volume_throughput_limit_bytes_per_second"  # gauge
+# The instance's limits by instance type (packaged data, sources in data/SOURCES.md), shared
+# by all its devices of a kind: + kind (ebs, instance_store), op (read, write).
+INSTANCE_IOPS_LIMIT = "ec2_instance_iops_limit"  # gauge
+INSTANCE_THROUGHPUT_LIMIT = "ec2_instance_throughput_limit_bytes_per_second"  # gauge
 
 # Label values.
 SCOPES = ("volume", "instance")
