@@ -78,3 +78,15 @@ def ebs_instance_limits(instance_type: str) -> Limits | None:
 def ebs_volume_limits(volume_type: str) -> Limits | None:
     row = limits_table().get(("ebs_volume", volume_type))
     return _limits(row) if row else None
+
+
+def published_limits(scope: str, name: str) -> dict[str, float]:
+    """The limits the table gives for a row, without derived ones: read_iops, write_iops and
+    throughput (bytes/s) where published. Empty when the row is unknown."""
+    row = limits_table().get((scope, name))
+    if row is None:
+        return {}
+    out = {key: float(row[key]) for key in ("read_iops", "write_iops") if row[key]}
+    if row["throughput_mb_s"]:
+        out["throughput"] = float(row["throughput_mb_s"]) * 1e6
+    return out

@@ -28,10 +28,9 @@ EXCEEDED_EPISODES = "ec2_nvme_exceeded_episodes_total"  # + scope, limit; ended 
 EXCEEDED_NOW = "ec2_nvme_performance_exceeded"  # gauge 0/1 + scope, limit; the last interval
 PEAK_IOPS = "ec2_nvme_peak_iops"  # gauge + op; max 1 s IOPS over the peak window
 PEAK_THROUGHPUT = "ec2_nvme_peak_throughput_bytes_per_second"  # gauge + op
-PEAK_LATENCY = "ec2_nvme_peak_latency_seconds"  # gauge + op, percentile; max 1 s percentile
-# promtool rejects a "quantile" label outside summaries, so the peaks say "percentile".
-PEAK_LATENCY_LABEL = "percentile"
-PERCENTILES = {0.5: "50", 0.9: "90", 0.99: "99", 0.999: "99.9"}
+# + op, quantile ("0.99"); the highest 1 s quantile over the window. Typed summary (without
+# _sum and _count), since promtool accepts a quantile label on summaries only.
+PEAK_LATENCY = "ec2_nvme_peak_latency_seconds"
 DEVICE_INFO = "ec2_nvme_device_info"  # gauge 1 + model, bdev, firmware, page_version,
 # volume_id, volume_type (EBS)
 

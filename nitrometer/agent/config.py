@@ -16,35 +16,52 @@ from nitrometer.errors import ConfigError
 from nitrometer.timefmt import parse_duration, parse_interval, parse_share
 
 DEFAULT_PORT = 9720
+# name -> (help, on by default); --collector.NAME / --no-collector.NAME, as node_exporter.
 COLLECTORS = {
-    "host": "CPU busy and iowait per second (psutil)",
-    "identity": "instance identity, price, normalized hours and cost counters",
-    "io_size": "latency histograms per IO-size band (instance store)",
-    "peaks": "per-window peaks of 1 s IOPS, throughput and latency",
+    "host": ("CPU busy and iowait per second (psutil)", True),
+    "identity": ("instance identity, limits, price, normalized hours and cost counters", True),
+    "io_size": ("latency histograms per IO-size band (instance store)", True),
+    "peaks": ("per-window peaks of 1 s IOPS, throughput and latency", True),
+    "ebs_api": ("EBS volume type, provisioned IOPS and throughput from the EC2 API "
+                "(DescribeVolumes with the instance's role)", False),
 }
 LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("logfmt", "json")
+BUCKETS = ("coarse", "device")
 DEMO_SOURCE = "simulate:i3en.xlarge:mixed:gp3"
 
-# key -> (default, help); keys are the flag names without the leading dashes.
+# key -> (default, metavar, help); keys are the flag names without the leading dashes.
 OPTIONS = {
-    "web.listen-address": (f":{DEFAULT_PORT}", "address to serve /metrics on (HOST:PORT, "
-                           f":PORT for all interfaces; default :{DEFAULT_PORT})"),
-    "web.config.file": (None, "TLS and basic auth, in the Prometheus exporter-toolkit format"),
-    "poll.interval": ("1s", "time between polls of each device (at least 1s: the device "
-                      "refreshes its statistics about once a second)"),
-    "path.sysfs": ("/sys", "sysfs mount point"),
-    "path.dev": ("/dev", "device node directory"),
-    "source": ("ioctl", "ioctl | nvme-cli | replay:FILE | simulate:TYPE[:SCENARIO[:EBS,...]]"),
-    "events.file": (None, "append each performance-exceeded episode event to this file, one "
-                    "JSON line"),
-    "exceeded.min-share": ("1%", "share of an interval over a limit that counts the interval "
-                           "as exceeded (gauges, interval counter, episodes)"),
-    "exceeded.episode-end": ("3", "intervals in a row not exceeded that end an episode"),
-    "peaks.window": ("60s", "window over which the peak gauges are taken"),
-    "rescan.interval": ("30s", "time between device rescans (attach/detach)"),
-    "log.level": ("info", "debug | info | warning | error"),
-    "instance.region": ("us-east-1", "region for prices when the instance identity has none"),
-    "instance.type": (None, "instance type override (default: from IMDS, DMI or the simulator)"),
+    "web.listen-address": (f":{DEFAULT_PORT}", "[HOST]:PORT",
+                           "address to serve metrics on; :PORT for all interfaces"),
+    "web.telemetry-path": ("/metrics", "PATH", "path under which to serve metrics"),
+    "web.config.file": (None, "FILE", "TLS and basic auth, in the Prometheus exporter-toolkit "
+                        "format"),
+    "poll.interval": ("1s", "DURATION", "time between polls of each device (at least 1s: the "
+                      "device refreshes its statistics about once a second)"),
+    "path.sysfs": ("/sys", "DIR", "sysfs mount point"),
+    "path.dev": ("/dev", "DIR", "device node directory"),
+    "source": ("ioctl", "SPEC", "ioctl | nvme-cli | replay:FILE | "
+               "simulate:TYPE[:SCENARIO[:EBS,...]]"),
+    "events.file": (None, "FILE", "append each performance-exceeded episode event to this "
+                    "file, one JSON line"),
+    "exceeded.min-share": ("1%", "SHARE", "share of an interval over a limit that counts the "
+                           "interval as exceeded (gauges, interval counter, episodes)"),
+    "exceeded.episode-end": ("3", "N", "intervals in a row not exceeded that end an episode"),
+    "histogram.buckets": ("coarse", "coarse|device", "latency buckets: a coarse set that keeps "
+                          "an instance-store device under 120 series, or the device's own bins"),
+    "peaks.window": ("60s", "DURATION", "window over which the peak gauges are taken"),
+    "rescan.interval": ("30s", "DURATION", "time between device rescans (attach/detach)"),
+    "log.level": ("info", "LEVEL", "debug | info | warning | error"),
+    "log.format": ("logfmt", "FORMAT", "logfmt | json"),
+    "instance.region": (None, "REGION", "region for prices and limits when the instance "
+                        "identity has none (off EC2: none, so no prices)"),
+    "instance.type": (None, "TYPE", "instance type (default: from IMDS, DMI or the simulator)"),
+}
+FLAGS = {  # boolean flags that are not collectors
+    "web.disable-exporter-metrics": "leave out the process_* and python_* metrics of the "
+                                    "agent's own process",
+    "collector.disable-defaults": "turn every collector off unless enabled by its own flag",
 }
 
 
@@ -52,6 +69,7 @@ OPTIONS = {
 class AgentConfig:
     listen_host: str = ""
     listen_port: int = DEFAULT_PORT
+    telemetry_path: str = "/metrics"
     web_config_file: str | None = None
     config_file: str | None = None
     poll_interval: float = 1.0
@@ -59,15 +77,19 @@ class AgentConfig:
     dev_path: str = "/dev"
     source: SourceSpec = field(default_factory=lambda: SourceSpec("ioctl"))
     demo: bool = False
-    collectors: frozenset[str] = frozenset(COLLECTORS)
+    collectors: frozenset = frozenset(n for n, (_, on) in COLLECTORS.items() if on)
+    exporter_metrics: bool = True
     events_file: str | None = None
     exceeded_share: float = 0.01
     episode_end: int = 3
+    buckets: str = "coarse"
     peaks_window: float = 60.0
     rescan_interval: float = 30.0
     log_level: str = "info"
-    region: str = "us-east-1"
+    log_format: str = "logfmt"
+    region: str | None = None
     instance_type: str | None = None
+    volumes: dict = field(default_factory=dict)  # volume id -> ebs.VolumeLimits, from the file
 
     @property
     def listen_address(self) -> str:
@@ -80,18 +102,22 @@ class AgentConfig:
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Every default is None here so the merge can tell a given flag from an absent one."""
-    for key, (_default, help_text) in OPTIONS.items():
-        parser.add_argument(f"--{key}", dest=_dest(key), default=None, metavar="VALUE",
-                            help=help_text)
+    for key, (default, metavar, help_text) in OPTIONS.items():
+        shown = f" (default: {default})" if default is not None else ""
+        parser.add_argument(f"--{key}", dest=_dest(key), default=None, metavar=metavar,
+                            help=help_text.replace("%", "%%") + shown)
     parser.add_argument("--config.file", dest="config_file", default=None, metavar="FILE",
                         help="YAML file whose keys are these flag names; SIGHUP reloads it")
     parser.add_argument("--demo", dest="demo", action="store_true", default=None,
                         help="use Amazon NVMe devices if any are found, else the simulated "
                         f"fleet {DEMO_SOURCE}")
-    for name, help_text in COLLECTORS.items():
+    for key, help_text in FLAGS.items():
+        parser.add_argument(f"--{key}", dest=_dest(key), action="store_true", default=None,
+                            help=help_text)
+    for name, (help_text, on) in COLLECTORS.items():
         parser.add_argument(f"--collector.{name}", dest=_dest(f"collector.{name}"),
                             action=argparse.BooleanOptionalAction, default=None,
-                            help=f"{help_text} (default on)")
+                            help=f"{help_text} (default: {'on' if on else 'off'})")
 
 
 def _dest(key: str) -> str:
@@ -123,7 +149,8 @@ def load_file(path: str) -> dict:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"config.file {path}: expected a mapping of flag names to values")
-    known = set(OPTIONS) | {"demo"} | {f"collector.{n}" for n in COLLECTORS}
+    known = set(OPTIONS) | set(FLAGS) | {"demo", "ebs.volumes"} | {
+        f"collector.{n}" for n in COLLECTORS}
     for key in data:
         if key not in known:
             raise ConfigError(f"config.file {path}: unknown key {key!r}")
@@ -143,6 +170,12 @@ def build_config(args: argparse.Namespace) -> AgentConfig:
             return from_file[key]
         return OPTIONS[key][0] if key in OPTIONS else None
 
+    def choice(key: str, allowed: tuple) -> str:
+        value = str(pick(key)).lower()
+        if value not in allowed:
+            raise ConfigError(f"{key}: expected one of {', '.join(allowed)}, got {value!r}")
+        return value
+
     host, port = parse_listen_address(pick("web.listen-address"))
     source_text = pick("source")
     demo = bool(pick("demo"))
@@ -152,22 +185,22 @@ def build_config(args: argparse.Namespace) -> AgentConfig:
     if not episode_end.isdigit() or int(episode_end) < 1:
         raise ConfigError(f"exceeded.episode-end: expected a whole number of intervals of at "
                           f"least 1, got {pick('exceeded.episode-end')!r}")
-    level = str(pick("log.level")).lower()
-    if level not in LOG_LEVELS:
-        raise ConfigError(f"log.level: expected one of {', '.join(LOG_LEVELS)}, got {level!r}")
+    none_by_default = _boolean("collector.disable-defaults", pick("collector.disable-defaults"))
     collectors = set()
-    for name in COLLECTORS:
-        value = pick(f"collector.{name}")
-        if value is not None and not isinstance(value, bool):
-            raise ConfigError(f"collector.{name}: expected true or false, got {value!r}")
-        if value is None or value:
+    for name, (_help, on) in COLLECTORS.items():
+        value = _boolean(f"collector.{name}", pick(f"collector.{name}"))
+        if value or (value is None and on and not none_by_default):
             collectors.add(name)
+    path = str(pick("web.telemetry-path"))
+    if not path.startswith("/") or path == "/":
+        raise ConfigError(f"web.telemetry-path: expected a path like /metrics, got {path!r}")
     web_config = pick("web.config.file")
     if web_config is not None and not Path(web_config).is_file():
         raise ConfigError(f"web.config.file {web_config}: no such file")
     return AgentConfig(
         listen_host=host,
         listen_port=port,
+        telemetry_path=path,
         web_config_file=web_config,
         config_file=config_file,
         poll_interval=interval,
@@ -176,12 +209,55 @@ def build_config(args: argparse.Namespace) -> AgentConfig:
         source=source,
         demo=demo,
         collectors=frozenset(collectors),
+        exporter_metrics=not _boolean("web.disable-exporter-metrics",
+                                      pick("web.disable-exporter-metrics")),
         events_file=pick("events.file"),
         exceeded_share=parse_share("exceeded.min-share", pick("exceeded.min-share")),
         episode_end=int(episode_end),
+        buckets=choice("histogram.buckets", BUCKETS),
         peaks_window=parse_duration("peaks.window", pick("peaks.window")),
         rescan_interval=parse_duration("rescan.interval", pick("rescan.interval")),
-        log_level=level,
-        region=str(pick("instance.region")),
+        log_level=choice("log.level", LOG_LEVELS),
+        log_format=choice("log.format", LOG_FORMATS),
+        region=pick("instance.region"),
         instance_type=pick("instance.type"),
+        volumes=parse_volumes(from_file.get("ebs.volumes"), config_file),
     )
+
+
+def _boolean(key: str, value) -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    return value
+
+
+def parse_volumes(data, path) -> dict:
+    """ebs.volumes in the config file: {vol-...: {type: gp3, iops: N, throughput_mb_s: N}}."""
+    from nitrometer.agent.volumes import VolumeLimits
+
+    if data is None:
+        return {}
+    where = f"config.file {path}: ebs.volumes"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of volume ids to their attributes")
+    out = {}
+    for volume_id, attrs in data.items():
+        if not str(volume_id).startswith("vol-") or not isinstance(attrs, dict):
+            raise ConfigError(f"{where}: expected vol-...: {{type, iops, throughput_mb_s}}, "
+                              f"got {volume_id!r}")
+        unknown = set(attrs) - {"type", "iops", "throughput_mb_s"}
+        if unknown:
+            raise ConfigError(f"{where}: {volume_id}: unknown key {sorted(unknown)[0]!r}")
+        numbers = {}
+        for key in ("iops", "throughput_mb_s"):
+            value = attrs.get(key)
+            if value is not None and (isinstance(value, bool) or not
+                                      isinstance(value, (int, float)) or value <= 0):
+                raise ConfigError(f"{where}: {volume_id}: {key} must be a positive number, "
+                                  f"got {value!r}")
+            numbers[key] = value
+        out[str(volume_id)] = VolumeLimits(
+            str(attrs.get("type") or ""), numbers["iops"],
+            numbers["throughput_mb_s"] * 1e6 if numbers["throughput_mb_s"] else None,
+            "config")
+    return out

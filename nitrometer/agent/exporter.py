@@ -21,7 +21,7 @@ from prometheus_client.utils import floatToGoString
 from nitrometer import __version__, native
 from nitrometer import metrics as m
 from nitrometer.agent.state import POLL_BUCKETS, US, AgentState
-from nitrometer.logpage import EXCEEDED_COUNTERS
+from nitrometer.logpage import EXCEEDED_COUNTERS, OPEN_ENDED_US
 
 CONTENT_TYPE_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 CONTENT_TYPE_OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -68,6 +68,18 @@ def bucket_affixes(name: str, names: tuple, values: tuple) -> tuple[str, str]:
 
 
 _LE_CACHE: dict[tuple[int, ...], tuple[str, ...]] = {}  # bin layouts seen: a handful
+# --histogram.buckets=coarse (the default): the device's power-of-two bins merged (in C) onto
+# fewer edges, so an instance-store device stays under 120 series. Powers of two, so each
+# device bin falls wholly inside one bucket and the counts stay exact.
+COARSE_LATENCY_EDGES_US = tuple(4 ** i for i in range(1, 11))  # 4 us .. 1.05 s, x4
+COARSE_BAND_EDGES_US = (128, 1024, 8192)  # per IO-size band: fast, ~1 ms, ~8 ms, slower
+
+
+def buckets(hist: native.Histogram, edges: tuple | None) -> tuple[tuple[str, ...], list]:
+    """(le strings, counts): the device's bins, or merged onto coarse edges (us)."""
+    if edges is None:
+        return le_strings(hist.upper), hist.counts
+    return le_strings(list(edges) + [OPEN_ENDED_US]), native.merge_bins(hist, edges)
 
 
 def le_strings(uppers: list[int]) -> tuple[str, ...]:
@@ -130,6 +142,7 @@ class DeviceView:
     exceeded_now: dict
     episodes: dict
     scopes: tuple
+    volume: object  # agent.volumes.VolumeLimits of an EBS volume, or None
     totals: native.Page | None
     band_sums: list
     band_labels: tuple
@@ -144,6 +157,8 @@ def copy_totals(totals: native.Totals) -> native.Page:
 @dataclass
 class Snapshot:
     devices: list
+    latency_edges: tuple | None  # None: the device's own bins
+    band_edges: tuple | None
     io_size: bool
     peaks_enabled: bool
     peak_window: float
@@ -166,11 +181,15 @@ def snapshot(state: AgentState) -> Snapshot:
             layout_changes=d.layout_changes, glitches=dict(d.glitches),
             exceeded_intervals=d.exceeded_intervals, exceeded_now=dict(d.exceeded_now),
             episodes=dict(d.episodes), scopes=d.scopes,
+            volume=state.volumes.get(d.device.serial) if state.volumes is not None else None,
             totals=copy_totals(d.totals) if live else None,
             band_sums=d.totals.band_sums_us() if live and state.io_size else [],
             band_labels=d.band_labels,
             peaks=d.peaks.peaks() if live and state.peaks_enabled else {}))
-    return Snapshot(views, state.io_size, state.peaks_enabled, state.peak_window,
+    coarse = state.buckets == "coarse"
+    return Snapshot(views, COARSE_LATENCY_EDGES_US if coarse else None,
+                    COARSE_BAND_EDGES_US if coarse else None,
+                    state.io_size, state.peaks_enabled, state.peak_window,
                     list(state.poll_buckets), state.poll_sum, state.overruns,
                     state.tick_errors, dict(state.device_errors), dict(state.host),
                     copy.copy(state.instance))
@@ -213,8 +232,9 @@ def device_families(snap: Snapshot) -> list[Family]:
     for d in live:
         for op in ("read", "write"):
             hist = d.totals.read if op == "read" else d.totals.write
-            latency.histogram(LABELS + ("op",), _values(d) + (op,), le_strings(hist.upper),
-                              hist.counts, counters[id(d)][f"total_{op}_time"] * US)
+            les, counts = buckets(hist, snap.latency_edges)
+            latency.histogram(LABELS + ("op",), _values(d) + (op,), les, counts,
+                              counters[id(d)][f"total_{op}_time"] * US)
     out.append(latency)
     if snap.io_size:
         bands = Family(m.IO_SIZE_LATENCY, "histogram", "IO latency per IO-size band (upper "
@@ -223,11 +243,10 @@ def device_families(snap: Snapshot) -> list[Family]:
         for d in live:
             for band, label, sums in zip(d.totals.bands, d.band_labels, d.band_sums,
                                          strict=False):
-                les = le_strings(band.read.upper)
                 for op, hist, sum_us in (("read", band.read, sums[0]),
                                          ("write", band.write, sums[1])):
-                    bands.histogram(names, _values(d) + (op, label), les, hist.counts,
-                                    sum_us * US)
+                    les, counts = buckets(hist, snap.band_edges)
+                    bands.histogram(names, _values(d) + (op, label), les, counts, sum_us * US)
         out.append(bands)
     if snap.peaks_enabled:
         out += peak_families(snap, live)
@@ -240,11 +259,24 @@ def device_families(snap: Snapshot) -> list[Family]:
     glitches = Family(m.GLITCHES, "counter", "Intervals in which one field went down while "
                       "the device kept counting (that field got no growth).")
     count_by_kind: dict[str, int] = {kind: 0 for kind in ("ebs", "instance_store")}
+    volume_iops = Family(m.VOLUME_IOPS_LIMIT, "gauge", "The EBS volume's provisioned (or "
+                         "baseline) IOPS.")
+    volume_tp = Family(m.VOLUME_THROUGHPUT_LIMIT, "gauge", "The EBS volume's provisioned "
+                       "throughput.")
+    info_names = LABELS + ("model", "bdev", "firmware", "controller", "page_version",
+                           "volume_id", "volume_type")
     for d in devices:
         dev = d.device
-        info.add(labelstr(LABELS + ("model", "bdev", "firmware", "controller", "page_version"),
-                          _values(d) + (dev.model, dev.bdev, dev.firmware, dev.controller,
-                                        str(d.version))), 1)
+        ebs = dev.kind == "ebs"
+        volume_type = d.volume.volume_type if d.volume is not None else ""
+        info.add(labelstr(info_names, _values(d) + (
+            dev.model, dev.bdev, dev.firmware, dev.controller, str(d.version),
+            dev.serial if ebs else "", volume_type)), 1)
+        if ebs and d.volume is not None:
+            if d.volume.iops:
+                volume_iops.add(labels[id(d)], d.volume.iops)
+            if d.volume.throughput:
+                volume_tp.add(labels[id(d)], d.volume.throughput)
         up.add(labels[id(d)], 1.0 if d.up else 0.0)
         resets.add(labels[id(d)], d.resets)
         layouts.add(labels[id(d)], d.layout_changes)
@@ -254,14 +286,16 @@ def device_families(snap: Snapshot) -> list[Family]:
     seen = Family(m.DEVICES, "gauge", "Devices being polled.")
     for kind, count in sorted(count_by_kind.items()):
         seen.add(labelstr(("kind",), (kind,)), count)
-    return out + [info, up, resets, layouts, glitches, seen]
+    return out + [info, volume_iops, volume_tp, up, resets, layouts, glitches, seen]
 
 
 def peak_families(snap: Snapshot, live) -> list[Family]:
     window = f" over the last {snap.peak_window:g}s."
     iops = Family(m.PEAK_IOPS, "gauge", "Highest 1-interval IOPS" + window)
     tput = Family(m.PEAK_THROUGHPUT, "gauge", "Highest 1-interval throughput" + window)
-    lat = Family(m.PEAK_LATENCY, "gauge", "Highest 1-interval latency quantile" + window)
+    # Typed summary so the quantile label has Prometheus's form (quantile="0.99"); it has
+    # no _sum or _count: each value is the highest 1-interval quantile over the window.
+    lat = Family(m.PEAK_LATENCY, "summary", "Highest 1-interval latency quantile" + window)
     for d in live:
         for key, value in sorted(d.peaks.items(), key=lambda kv: str(kv[0])):
             if key[0] == "iops":
@@ -269,9 +303,8 @@ def peak_families(snap: Snapshot, live) -> list[Family]:
             elif key[0] == "throughput":
                 tput.add(labelstr(LABELS + ("op",), _values(d) + (key[1],)), value)
             else:
-                percentile = m.PERCENTILES.get(key[2], f"{key[2] * 100:g}")
-                lat.add(labelstr(LABELS + ("op", m.PEAK_LATENCY_LABEL),
-                                 _values(d) + (key[1], percentile)), value)
+                lat.add(labelstr(LABELS + ("op", "quantile"),
+                                 _values(d) + (key[1], repr(key[2]))), value)
     return [iops, tput, lat]
 
 
@@ -325,6 +358,18 @@ def instance_families(ctx) -> list[Family]:
                             (ctx.instance_type, ctx.region, ctx.graviton_type)),
                    ctx.graviton_price)
         out.append(gprice)
+    if ctx.limits:
+        iops = Family(m.INSTANCE_IOPS_LIMIT, "gauge", "The instance's published IOPS limit "
+                      "for all its devices of a kind (op total: reads and writes together).")
+        tp = Family(m.INSTANCE_THROUGHPUT_LIMIT, "gauge", "The instance's published "
+                    "throughput limit for all its devices of a kind.")
+        for (kind, op), values in sorted(ctx.limits.items()):
+            labels = labelstr(("instance_type", "kind", "op"), (ctx.instance_type, kind, op))
+            if "iops" in values:
+                iops.add(labels, values["iops"])
+            if "throughput" in values:
+                tp.add(labels, values["throughput"])
+        out += [iops, tp]
     accrued = (
         (m.INSTANCE_HOURS, "Hours this agent has run on the instance.", ctx.hours, True),
         (m.NORMALIZED_HOURS, "Normalized instance hours accrued.", ctx.normalized_hours,

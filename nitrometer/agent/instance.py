@@ -31,6 +31,8 @@ class InstanceContext:
     normalization_factor: float | None = None
     graviton_type: str | None = None
     graviton_price: float | None = None
+    # (kind, op) -> {"iops": ..., "throughput": ...}: the instance's storage limits.
+    limits: dict | None = None
     hours: float = 0.0
     normalized_hours: float = 0.0
     cost: float = 0.0
@@ -74,7 +76,10 @@ def build_instance(config, simulated_type: str | None = None) -> InstanceContext
     ident = None if simulated_type else _fetch_identity(config)
     instance_type = config.instance_type or getattr(ident, "instance_type", None) \
         or simulated_type or UNKNOWN_TYPE
-    region = getattr(ident, "region", None) or config.region
+    # Off EC2 nothing says which region: no price rather than an invented one. A simulated
+    # instance is in us-east-1 unless told otherwise.
+    region = getattr(ident, "region", None) or config.region or \
+        ("us-east-1" if simulated_type else "")
     family, size = split_instance_type(instance_type)
     if simulated_type and not config.instance_type:
         source = "simulated"
@@ -92,8 +97,32 @@ def build_instance(config, simulated_type: str | None = None) -> InstanceContext
         az=getattr(ident, "az", None) or "",
         source=source,
     )
-    _price(ctx)
+    ctx.limits = storage_limits(instance_type)
+    if ctx.region:
+        _price(ctx)
     return ctx
+
+
+def storage_limits(instance_type: str) -> dict:
+    """The instance's published storage limits by (kind, op): instance store per op (the
+    guide's 100 % read and 100 % write figures for all its volumes), EBS for the instance
+    as a whole (op "total")."""
+    from nitrometer.ec2 import published_limits
+
+    out = {}
+    store = published_limits("instance_store", instance_type)
+    for op in ("read", "write"):
+        if f"{op}_iops" in store:
+            out[("instance_store", op)] = {"iops": store[f"{op}_iops"]}
+    if "throughput" in store:
+        out[("instance_store", "total")] = {"throughput": store["throughput"]}
+    ebs = published_limits("ebs_instance", instance_type)
+    if ebs:
+        total = {"iops": ebs.get("read_iops")}
+        if "throughput" in ebs:
+            total["throughput"] = ebs["throughput"]
+        out[("ebs", "total")] = {k: v for k, v in total.items() if v}
+    return out
 
 
 def _price(ctx: InstanceContext) -> None:

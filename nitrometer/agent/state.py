@@ -147,6 +147,8 @@ class AgentState:
         self.instance = None  # agent.instance.InstanceContext when identity is on
         self.io_size = True
         self.peaks_enabled = True
+        self.buckets = "coarse"  # --histogram.buckets
+        self.volumes = None  # agent.volumes.VolumeDirectory
 
     def device_state(self, device: Device) -> DeviceState:
         key = key_of(device)

@@ -20,7 +20,6 @@ HOST_SEL = 'instance=~"$instance"'
 BY_DEVICE = "instance, device"
 RATE = "[$__rate_interval]"
 WHO = "{{instance}} {{device}}"
-PCT = m.PEAK_LATENCY_LABEL
 
 
 def _rate(metric: str, extra: str = "") -> str:
@@ -128,8 +127,8 @@ def build() -> g.Dashboard:
     grid.add(_series(
         "Peak latency", "Worst 1-second latency quantile in the peak window; spikes here with "
         "a calm p99 above are short stalls.",
-        [(f"max by ({BY_DEVICE}, op, {PCT}) ({m.PEAK_LATENCY}{{{SEL}}})",
-          f"{{{{op}}}} p{{{{{PCT}}}}} {WHO}")], "s"), w=8)
+        [(f"max by ({BY_DEVICE}, op, quantile) ({m.PEAK_LATENCY}{{{SEL}}})",
+          f"{{{{op}}}} q{{{{quantile}}}} {WHO}")], "s"), w=8)
 
     grid.row("Host and agent")
     grid.add(_series(

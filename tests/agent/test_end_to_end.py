@@ -72,8 +72,9 @@ def test_prometheus_sees_what_the_scenario_produced(tmp_path):
                                    f"(rate(ec2_nvme_latency_seconds_bucket{{{selector}}}"
                                    f"[{WINDOW}])))")
 
-            # Writes queue into the 1-2 ms bins; reads stay under 64 us (the 32-64 us bin).
-            assert 0.001 <= quantile(0.5, f'{store},op="write"') <= 0.002048
+            # Writes queue into the 1-2 ms bins, exported in the coarse 1.024-4.096 ms bucket;
+            # reads stay under 64 us (a bucket edge in both layouts).
+            assert 0.001 <= quantile(0.5, f'{store},op="write"') <= 0.004096
             assert quantile(0.99, f'{store},op="read"') < 64e-6
             mean_write = value(prom, f"rate(ec2_nvme_latency_seconds_sum{{{store},op=\"write\"}}"
                                      f"[{WINDOW}]) / rate(ec2_nvme_latency_seconds_count"
@@ -85,7 +86,7 @@ def test_prometheus_sees_what_the_scenario_produced(tmp_path):
                                f"[{WINDOW}])))")
             finite = [float(b["value"][1]) for b in bands if b["value"][1] != "NaN"]
             assert len(bands) == 5 and finite
-            assert all(0.001 <= v <= 0.002048 for v in finite)
+            assert all(0.001 <= v <= 0.008192 for v in finite)  # the 1-8 ms band bucket
 
             # ~34 s exceeded in 40 s: 0.85 s per second, allow 0.7-0.95.
             exceeded = value(prom, "rate(ec2_nvme_performance_exceeded_seconds_total"

@@ -29,6 +29,7 @@ def test_a_new_bin_layout_is_a_new_baseline_and_no_total_goes_down(rig):
         builder.advance(reads=1000, writes=100)
 
     r = rig([ScriptedSource(device(), None, script)])
+    r.state.buckets = "device"  # the device's own bins, to see which layout is exported
     read = dict(DEV, op="read")
     seen = []
     for _ in range(6):
