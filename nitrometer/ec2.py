@@ -37,6 +37,16 @@ class Limits:
     source: str = ""
 
 
+@dataclass(frozen=True)
+class VolumeLimits:
+    """What an EBS volume is provisioned for."""
+
+    volume_type: str
+    iops: float | None  # provisioned (io1/io2/gp3) or baseline (gp2) IOPS
+    throughput: float | None  # bytes/s
+    source: str  # config | ec2_api | simulated
+
+
 def _load_table() -> dict[tuple[str, str], dict]:
     with open(LIMITS_FILE, newline="", encoding="utf-8") as f:
         return {(row["scope"], row["name"]): row for row in csv.DictReader(f)}

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nitrometer.collectors.base import SourceSpec, parse_source
+from nitrometer.ec2 import VolumeLimits
 from nitrometer.errors import ConfigError
 from nitrometer.timefmt import parse_duration, parse_interval, parse_share
 
@@ -233,7 +234,6 @@ def _boolean(key: str, value) -> bool | None:
 
 def parse_volumes(data, path) -> dict:
     """ebs.volumes in the config file: {vol-...: {type: gp3, iops: N, throughput_mb_s: N}}."""
-    from nitrometer.agent.volumes import VolumeLimits
 
     if data is None:
         return {}

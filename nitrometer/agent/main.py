@@ -8,6 +8,7 @@ import signal
 import threading
 
 from nitrometer.agent.config import DEMO_SOURCE, AgentConfig, build_config, configure_parser
+from nitrometer.agent.logs import setup_logging
 from nitrometer.collectors.base import Clock, SourceSpec, parse_source
 from nitrometer.errors import NitrometerError
 
@@ -18,11 +19,6 @@ STOP_JOIN_TIMEOUT = 0.8  # SIGTERM to exit within a second
 
 def configure(parser: argparse.ArgumentParser) -> None:
     configure_parser(parser)
-
-
-def setup_logging(level: str) -> None:
-    logging.basicConfig(format="%(asctime)s level=%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("nitrometer").setLevel(level.upper())
 
 
 def _sources_module():
@@ -46,19 +42,32 @@ def resolve_source(config: AgentConfig) -> SourceSpec:
     return parse_source(DEMO_SOURCE)
 
 
-def open_sampling(spec: SourceSpec, config: AgentConfig, clock: Clock):
+def open_sampling(spec: SourceSpec, config: AgentConfig, clock: Clock, volumes):
     """(sources, watcher): a fixed set for a simulation or recording; for real devices, a
-    watcher that rescans off the sampling thread as devices come and go."""
+    watcher that rescans off the sampling thread as devices come and go, and asks for the
+    attributes of EBS volumes it has not seen (when the EC2 API collector is on)."""
     sources = _sources_module()
     if spec.kind not in ("ioctl", "nvme-cli"):
-        return (lambda: sources.open_sources(spec, sysfs_root=config.sysfs_path,
-                                             dev_root=config.dev_path, clock=clock)), None
+        def open_fixed():
+            opened = sources.open_sources(spec, sysfs_root=config.sysfs_path,
+                                          dev_root=config.dev_path, clock=clock)
+            for source in opened:
+                simulated = getattr(source, "volume_limits", None)
+                if simulated is not None:
+                    volumes.add(source.device.serial, simulated)
+            return opened
+        return open_fixed, None
     from nitrometer.collectors.discovery import Discovery
     from nitrometer.sampling.watcher import DeviceWatcher
 
     discovery = Discovery(config.sysfs_path, config.dev_path)  # kept: it remembers bdevs
-    watcher = DeviceWatcher(lambda: discovery.scan().devices,
-                            lambda device: sources.open_source(spec, device, clock),
+
+    def scan():
+        found = discovery.scan().devices
+        volumes.lookup([d.serial for d in found if d.kind == "ebs"])
+        return found
+
+    watcher = DeviceWatcher(scan, lambda device: sources.open_source(spec, device, clock),
                             config.rescan_interval)
     return None, watcher
 
@@ -73,6 +82,7 @@ class Agent:
         from nitrometer.agent.notify import Notifier
         from nitrometer.agent.sampler import Sampler
         from nitrometer.agent.state import AgentState
+        from nitrometer.agent.volumes import VolumeDirectory
         from nitrometer.agent.web import MetricsServer, load_web_config
         from nitrometer.sampling import Settings
 
@@ -83,14 +93,17 @@ class Agent:
         self.state = AgentState(config.peaks_window)
         self.notifier = notifier or Notifier()
         self.events = EventSink(config.events_file)
-        open_all, self.watcher = open_sampling(self.spec, config, self.clock)
+        self.state.volumes = VolumeDirectory(config.volumes, use_api=config.enabled("ebs_api"))
+        open_all, self.watcher = open_sampling(self.spec, config, self.clock, self.state.volumes)
         settings = Settings(interval=config.poll_interval, exceeded_share=config.exceeded_share,
                             episode_gap=config.episode_end)
         self.sampler = Sampler(self.state, open_all, settings=settings, clock=self.clock,
                                events=self.events, notifier=self.notifier, watcher=self.watcher,
                                threaded=self.watcher is not None)
         self._apply(config)
-        self.exporter = Exporter(self.state)
+        if self.state.instance is not None:
+            self.state.volumes.region = self.state.instance.region or None
+        self.exporter = Exporter(self.state, process=config.exporter_metrics)
         web_config = load_web_config(config.web_config_file)
         try:
             self.server = MetricsServer((config.listen_host, config.listen_port), self.exporter,
@@ -109,6 +122,7 @@ class Agent:
             for dev in self.state.devices.values():
                 dev.peaks.window = config.peaks_window
             self.state.io_size = config.enabled("io_size")
+            self.state.buckets = config.buckets
             self.state.peaks_enabled = config.enabled("peaks")
             self.state.version += 1
             if config.enabled("identity") and self.state.instance is None:
@@ -126,7 +140,7 @@ class Agent:
             self.sampler.host = None
             with self.state.lock:
                 self.state.host = {}
-        setup_logging(config.log_level)
+        setup_logging(config.log_level, config.log_format)
 
     def status(self) -> str:
         with self.state.lock:
@@ -200,7 +214,7 @@ class Agent:
 
 def run(args: argparse.Namespace) -> int:
     config = build_config(args)
-    setup_logging(config.log_level)
+    setup_logging(config.log_level, config.log_format)
     from nitrometer import native  # noqa: F401 - says clearly if the C core is missing
 
     agent = Agent(config, args)

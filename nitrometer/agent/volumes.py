@@ -6,19 +6,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+
+from nitrometer.ec2 import VolumeLimits
 
 log = logging.getLogger("nitrometer.volumes")
 
 MIB = 1 << 20
-
-
-@dataclass(frozen=True)
-class VolumeLimits:
-    volume_type: str
-    iops: float | None  # provisioned (io1/io2/gp3) or baseline (gp2) IOPS
-    throughput: float | None  # bytes/s
-    source: str  # config | ec2_api | simulated
 
 
 class VolumeDirectory:

@@ -25,6 +25,7 @@ from nitrometer.collectors.base import (
     PageSource,
     SourceSpec,
 )
+from nitrometer.ec2 import VolumeLimits
 from nitrometer.errors import ConfigError
 from nitrometer.logpage import DEFAULT_BAND_SIZES, encode_page
 
@@ -179,6 +180,8 @@ class SimulatedHost:
                          MODEL_EBS, controller=f"nvme{n}", bdev=f"sd{chr(ord('f') + j)}",
                          firmware="2.0")
             model = DeviceModel(dev, count + j, seed, wl.EBS_LATENCY)
+            model.volume_limits = VolumeLimits(volume_type, vol_limits.read_iops,
+                                               vol_limits.throughput, "simulated")
             model.limits = [
                 wl.LimitState("ebs_volume_performance_exceeded_iops", wl.OPS, "ops",
                               vol_limits.read_iops, [model]),
@@ -262,6 +265,8 @@ class SimulatedSource:
         self.host = host
         self.model = model
         self.device = model.device
+        # An EBS volume's provisioned IOPS and throughput, for the agent's headroom gauges.
+        self.volume_limits = getattr(model, "volume_limits", None)
 
     def read(self) -> tuple[bytes, float]:
         now = self.host.advance()

@@ -1,0 +1,52 @@
+"""The agent's log lines in logfmt (the default, as Prometheus' own exporters) or JSON."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timezone
+
+
+def _time(record: logging.LogRecord) -> str:
+    stamp = datetime.fromtimestamp(record.created, timezone.utc)
+    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _fields(record: logging.LogRecord) -> dict:
+    out = {"ts": _time(record), "level": record.levelname.lower(), "logger": record.name,
+           "msg": record.getMessage()}
+    if record.exc_info:
+        out["err"] = logging.Formatter().formatException(record.exc_info)
+    return out
+
+
+def _logfmt_value(value: str) -> str:
+    if value and not any(c in value for c in ' "=\n\\'):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+class LogfmtFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return " ".join(f"{k}={_logfmt_value(str(v))}" for k, v in _fields(record).items())
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(_fields(record))
+
+
+FORMATTERS = {"logfmt": LogfmtFormatter, "json": JsonFormatter}
+
+
+def setup_logging(level: str, fmt: str = "logfmt") -> None:
+    """One handler on stderr for everything under "nitrometer"; called again on reload."""
+    logger = logging.getLogger("nitrometer")
+    handler = next((h for h in logger.handlers if getattr(h, "nitrometer_agent", False)), None)
+    if handler is None:
+        handler = logging.StreamHandler()
+        handler.nitrometer_agent = True
+        logger.addHandler(handler)
+        logger.propagate = False
+    handler.setFormatter(FORMATTERS[fmt]())
+    logger.setLevel(level.upper())
