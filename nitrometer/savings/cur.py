@@ -38,6 +38,13 @@ COLUMNS = {
     "sp_cost": ("savings_plan_savings_plan_effective_cost",
                 "savingsPlan/SavingsPlanEffectiveCost"),
     "sp_type": ("savings_plan_offering_type", "savingsPlan/OfferingType"),
+    # what was bought: the dashboard prices covered usage at the Graviton rate of the same
+    # term, payment option and offering class
+    "ri_lease": ("pricing_lease_contract_length", "pricing/LeaseContractLength"),
+    "ri_payment": ("pricing_purchase_option", "pricing/PurchaseOption"),
+    "ri_class": ("pricing_offering_class", "pricing/OfferingClass"),
+    "sp_term": ("savings_plan_purchase_term", "savingsPlan/PurchaseTerm"),
+    "sp_payment": ("savings_plan_payment_option", "savingsPlan/PaymentOption"),
     # amortized fees: optional, legacy and older reports lack them
     "ri_unused_upfront": ("reservation_unused_amortized_upfront_fee_for_billing_period",
                           "reservation/UnusedAmortizedUpfrontFeeForBillingPeriod"),
@@ -66,10 +73,13 @@ RI_FEE_COLUMNS = ("ri_unused_upfront", "ri_unused_recurring")
 SP_FEE_COLUMNS = ("sp_commitment", "sp_used_commitment")
 WINDOWS_OPERATIONS = ("RunInstances:0002", "RunInstances:0006", "RunInstances:0102",
                       "RunInstances:0202", "RunInstances:0800")
-GROUP_KEYS = ["month", "region", "instance_type", "category"]
+GROUP_KEYS = ["month", "region", "instance_type", "category", "operation", "lease",
+              "payment", "offering"]
 SUMS = ["hours", "nih", "hours_without_nf", "cost", "unused_fees", "lines"]
 REPORT_SUFFIXES = (".parquet", ".csv", ".csv.gz", ".gz")
 BATCH_ROWS = 1 << 19
+# A number as CUR CSV spells it; anything else (inf, nan, text) makes the line invalid.
+_NUMBER_TEXT = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"
 
 
 def report_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -148,6 +158,10 @@ def _per_value(array: pa.DictionaryArray, function) -> pa.Array:
     return function(values).take(pc.fill_null(array.indices, len(array.dictionary)))
 
 
+def _or_empty(values: pa.Array) -> pa.Array:
+    return pc.fill_null(values, "")
+
+
 def _blank_to_null(values: pa.Array) -> pa.Array:
     return pc.if_else(pc.equal(pc.utf8_trim_whitespace(values), ""),
                       pa.scalar(None, pa.string()), values)
@@ -162,10 +176,29 @@ def _column(batch: pa.RecordBatch, found: dict[str, str], canon: str) -> pa.Arra
         return _encoded(_product_field(batch.column("product"), canon))
     column = batch.column(name)
     if canon in NUMERIC:
-        return pc.cast(column, pa.float64())
+        return column
     if canon == "start" and pa.types.is_timestamp(column.type):
         return pc.dictionary_encode(pc.floor_temporal(column, unit="month"))
     return _encoded(column)
+
+
+def _parse_number(column: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """float64 values (null when blank or not a finite number) and where the value was bad:
+    text that is no number, or a number that is not finite."""
+    if pa.types.is_dictionary(column.type):
+        column = pc.cast(column, pa.string())
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        text = pc.utf8_trim_whitespace(column)
+        blank = pc.fill_null(pc.equal(text, ""), True)
+        ok = pc.fill_null(pc.match_substring_regex(text, _NUMBER_TEXT), False)
+        values = pc.cast(pc.if_else(ok, text, pa.scalar(None, pa.string())), pa.float64())
+        bad = pc.and_(pc.invert(blank), pc.invert(ok))
+    else:
+        values = pc.cast(column, pa.float64())
+        bad = pa.array(np.zeros(len(column), dtype=bool))
+    finite = pc.fill_null(pc.is_finite(values), True)
+    bad = pc.or_(bad, pc.invert(finite))
+    return pc.if_else(finite, values, pa.scalar(None, pa.float64())), bad
 
 
 def _fee_types(found: dict[str, str]) -> tuple[str, ...]:
@@ -214,9 +247,19 @@ def summarize_batch(batch: pa.RecordBatch, found: dict[str, str]) -> pa.Table | 
             return function(pa.nulls(n, pa.string()))
         return _per_value(column, function)
 
-    def number(canon: str) -> pa.Array:
+    no_bad = pa.array(np.zeros(n, dtype=bool))
+
+    def checked(canon: str) -> tuple[pa.Array, pa.Array]:
+        """Values and where they are bad (not a number, not finite, or negative)."""
         column = _column(batch, found, canon)
-        return column if column is not None else pa.nulls(n, pa.float64())
+        if column is None:
+            return pa.nulls(n, pa.float64()), no_bad
+        values, bad = _parse_number(column)
+        negative = pc.fill_null(pc.less(values, 0.0), False)
+        return values, pc.or_(bad, negative)
+
+    def number(canon: str) -> pa.Array:
+        return checked(canon)[0]
 
     parsed_type = _per_value(usage_type, lambda v: pc.utf8_lower(
         pc.replace_substring_regex(v, r"^.*:", "")))
@@ -233,12 +276,27 @@ def summarize_batch(batch: pa.RecordBatch, found: dict[str, str]) -> pa.Table | 
     sp_covered = _per_value(line_type, lambda v: pc.equal(v, "SavingsPlanCoveredUsage"))
     instance_sp = pc.and_(sp_covered, text("sp_type", lambda v: pc.fill_null(
         pc.match_substring(v, "EC2Instance"), False)))
+    compute_sp = pc.and_(sp_covered, pc.invert(instance_sp))
+    # the dashboard's purchase option: Savings Plan, then reservation, then Spot
     category = pc.if_else(sp_fee, "unused_sp", pc.if_else(windows, "windows", pc.if_else(
-        spot, "spot", pc.if_else(ri_covered, "ri", pc.if_else(instance_sp, "instance_sp",
-                                                              "usage")))))
+        instance_sp, "instance_sp", pc.if_else(compute_sp, "compute_sp", pc.if_else(
+            ri_covered, "ri", pc.if_else(spot, "spot", "usage"))))))
+    empty = pa.scalar("", pa.string())
+    lease = pc.if_else(sp_covered, text("sp_term", _or_empty), pc.if_else(
+        ri_covered, text("ri_lease", _or_empty), empty))
+    payment = pc.if_else(sp_covered, text("sp_payment", _or_empty), pc.if_else(
+        ri_covered, text("ri_payment", _or_empty), empty))
+    offering = pc.if_else(sp_covered, text("sp_type", _or_empty), pc.if_else(
+        ri_covered, text("ri_class", _or_empty), empty))
 
     def amount(canon: str) -> pa.Array:
         return pc.fill_null(number(canon), 0.0)
+
+    def bad(*canons: str) -> pa.Array:
+        result = no_bad
+        for canon in canons:
+            result = pc.or_(result, checked(canon)[1])
+        return result
 
     unblended = amount("unblended_cost")
     unused = pc.if_else(ri_fee, pc.add(amount("ri_unused_upfront"),
@@ -248,18 +306,33 @@ def summarize_batch(batch: pa.RecordBatch, found: dict[str, str]) -> pa.Table | 
     cost = pc.if_else(fee, unused, pc.if_else(
         sp_covered, pc.coalesce(number("sp_cost"), unblended),
         pc.if_else(ri_covered, pc.coalesce(number("ri_cost"), unblended), unblended)))
+    # A line whose usage or the cost it is counted at is no finite, non-negative number is
+    # counted as invalid, with no hours or cost: it cannot be priced.
+    invalid = pc.if_else(fee, pc.if_else(ri_fee, bad(*RI_FEE_COLUMNS), bad(*SP_FEE_COLUMNS)),
+                         pc.or_(bad("usage_amount"), pc.if_else(
+                             sp_covered, bad("sp_cost"), pc.if_else(
+                                 ri_covered, bad("ri_cost"), bad("unblended_cost")))))
+    invalid = pc.or_(invalid, pc.and_(pc.invert(fee), pc.invert(
+        pc.fill_null(pc.is_finite(cost), True))))
+    category = pc.if_else(invalid, "invalid", category)
+    cost = pc.if_else(invalid, 0.0, cost)
+    unused = pc.if_else(invalid, 0.0, unused)
     # fee lines carry no usage: their hours are the reservation's, not instances'
-    hours = pc.if_else(fee, 0.0, amount("usage_amount"))
+    hours = pc.if_else(pc.or_(fee, invalid), 0.0, amount("usage_amount"))
     no_number = pa.scalar(None, pa.float64())
     factor = number("normalization_factor")
     factor = pc.if_else(pc.greater(factor, 0.0), factor, no_number)
     normalized = number("normalized_usage")
     normalized = pc.if_else(pc.greater(normalized, 0.0), normalized, no_number)
-    nih = pc.if_else(fee, 0.0, pc.coalesce(normalized, pc.multiply(hours, factor)))
+    nih = pc.if_else(pc.or_(fee, invalid), 0.0,
+                     pc.coalesce(normalized, pc.multiply(hours, factor)))
     table = pa.table({
         "month": text("start", lambda v: pc.fill_null(pc.utf8_slice_codeunits(v, 0, 7), "")),
         "region": text("region", lambda v: pc.fill_null(_blank_to_null(v), "")),
-        "instance_type": instance_type, "category": category, "hours": hours,
+        "instance_type": instance_type, "category": category,
+        "operation": pc.if_else(fee, empty, text("operation", lambda v: pc.fill_null(
+            _blank_to_null(v), "RunInstances"))),
+        "lease": lease, "payment": payment, "offering": offering, "hours": hours,
         "nih": pc.fill_null(nih, 0.0),
         "hours_without_nf": pc.if_else(pc.is_null(nih), hours, 0.0),
         "cost": cost, "unused_fees": unused, "lines": pa.array(np.ones(n, dtype=np.int64)),
@@ -295,8 +368,9 @@ def _batches(path: Path) -> tuple[dict[str, str], Iterator[pa.RecordBatch], int 
         found = _resolve(path, names, "json" if "product" in names else None)
         columns = sorted({n if not n.startswith("product:") else "product"
                           for n in found.values()})
-        types = {name: (pa.float64() if canon in NUMERIC else pa.string())
-                 for canon, name in found.items() if not name.startswith("product:")}
+        # numbers as text too: a line that is no number is counted invalid, not fatal
+        types = {name: pa.string() for name in found.values()
+                 if not name.startswith("product:")}
         types.setdefault("product", pa.string())
         reader = pacsv.open_csv(
             pa.input_stream(str(path), compression="detect"),
