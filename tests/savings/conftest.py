@@ -43,3 +43,11 @@ def cached_reference(tmp_path_factory) -> Reference:
     write_region(cache, "us-east-1", rates, {"base_url": "http://127.0.0.1/test",
                                              "ec2": {"publication_date": "2026-07-20T00:00:00Z"}})
     return Reference(cache_dir=cache, use_cache=True)
+
+
+@pytest.fixture(autouse=True)
+def empty_price_cache(tmp_path, monkeypatch):
+    """The CLI reads the price cache: the tests' own, empty unless a test fills it."""
+    cache = tmp_path / "nitrometer-cache"
+    monkeypatch.setenv("NITROMETER_CACHE_DIR", str(cache))
+    return cache
