@@ -376,7 +376,9 @@ def _batches(path: Path) -> tuple[dict[str, str], Iterator[pa.RecordBatch], int 
             pa.input_stream(str(path), compression="detect"),
             read_options=pacsv.ReadOptions(block_size=16 << 20),
             convert_options=pacsv.ConvertOptions(include_columns=columns, column_types=types,
-                                                 strings_can_be_null=True))
+                                                 strings_can_be_null=True,
+                                                 # "nan" and "NULL" are bad numbers, not blanks
+                                                 null_values=[""]))
         return found, iter(reader), None
     except (pa.ArrowInvalid, UnicodeDecodeError, OSError) as exc:
         raise NitrometerError(f"{path} is not a readable usage report: "
