@@ -164,8 +164,10 @@ def _type_facts(ref: Reference, instance_type: str, region: str, generation: str
     target_type = target.instance_type if target else None
     mapped_type = target_type
     storage = ref.local_storage(instance_type)
-    if keep_local_storage and storage and target_type and \
-            (ref.local_storage(target_type) or 0) < storage:
+    # keeping the local disk may take another family or size (i3en.3xlarge has no i4g of
+    # its size); a family the dashboard maps to nothing (d3, HDD) stays without a target
+    if keep_local_storage and storage and ref.graviton_type(instance_type, generation) and \
+            (target_type is None or (ref.local_storage(target_type) or 0) < storage):
         target_type = ref.storage_keeping_target(instance_type, region) or target_type
     nf = ref.normalization_factor(instance_type)
     return {

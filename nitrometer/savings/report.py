@@ -99,6 +99,13 @@ def _storage_value(metric: str, value) -> str:
     return f"{value / 1e6:,.1f} MB/s" if metric.startswith("throughput") else f"{value:,.0f}"
 
 
+_CHECK_LABELS = {("instance_store", "read_iops"): "instance store read IOPS",
+                 ("instance_store", "write_iops"): "instance store write IOPS",
+                 ("instance_store", "throughput_bytes_per_second"): "instance store throughput",
+                 ("ebs", "iops"): "EBS IOPS",
+                 ("ebs", "throughput_bytes_per_second"): "EBS throughput"}
+
+
 def storage_fit_rows(doc: dict) -> list[list[str]]:
     rows = []
     for row in doc.get("storage_fit") or []:
@@ -112,7 +119,7 @@ def storage_fit_rows(doc: dict) -> list[list[str]]:
                 verdict = f"over by {_storage_value(check['metric'], over)}"
             headroom = "-" if check["headroom_pct"] is None else f"{check['headroom_pct']:.1f} %"
             rows.append([row["instance_type"], row["target_type"], str(row["hosts"]),
-                         f"{check['scope']} {check['metric']}",
+                         _CHECK_LABELS[(check["scope"], check["metric"])],
                          _storage_value(check["metric"], check["peak"]),
                          _storage_value(check["metric"], check["limit"]), headroom, verdict])
     return rows
