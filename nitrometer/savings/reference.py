@@ -323,6 +323,9 @@ class Reference:
         if cached is not None:
             return {"source": f"{CACHE_SOURCE} ({cached.source})", "as_of": cached.as_of,
                     "cached": True}
+        if any(r in (region, "") for r, _ in self.overrides):
+            return {"source": f"user price file {self.overrides_file}", "as_of": None,
+                    "cached": False}
         if region in self.regions:
             return {"source": f"{PACKAGED_SOURCE}: {SOURCES['prices']}",
                     "as_of": self.prices_as_of, "cached": False}

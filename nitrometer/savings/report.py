@@ -149,7 +149,8 @@ def provenance_lines(doc: dict) -> list[str]:
     lines = []
     for region, source in prices.get("by_region", {}).items():
         if source["source"]:
-            lines.append(f"prices for {region}: {source['source']}, as of {source['as_of']}")
+            when = f", as of {source['as_of']}" if source["as_of"] else ""
+            lines.append(f"prices for {region}: {source['source']}{when}")
         else:
             lines.append(f"prices for {region}: none (run {source['fix']})")
     lines += [f"packaged prices: {prices['source']}, as of {prices['as_of']} "
