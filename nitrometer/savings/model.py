@@ -80,12 +80,13 @@ class Result:
         return self._grouped(["month"]).sort_values("month")
 
     def by_effort(self) -> pd.DataFrame:
-        """Every line's cost and hours per effort and reason; savings of the priced ones."""
-        lines = self.lines.copy()
-        for column in SUMMED[2:]:
-            lines[column] = lines[column].where(lines["priced"], 0.0)
-        table = lines.groupby(["effort", "reason"])[["lines", *SUMMED]].sum().reset_index()
-        table["in_headline"] = table["effort"].isin(self.efforts)
+        """Every line's cost and hours per effort and reason, the savings of its priced lines,
+        and whether the headline counts them."""
+        lines = self.lines.assign(
+            in_headline=self.lines["priced"] & self.lines["effort"].isin(self.efforts))
+        table = (lines.groupby(["effort", "reason"])
+                 .agg(**{c: (c, "sum") for c in ["lines", *SUMMED]},
+                      in_headline=("in_headline", "any")).reset_index())
         order = {e: i for i, e in enumerate(EFFORTS)}
         table["order"] = table["effort"].map(order)
         return table.sort_values(["order", "reason"]).drop(columns="order")

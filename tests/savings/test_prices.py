@@ -203,8 +203,13 @@ def test_cli_names_sources_and_regions_without_prices(capsys, bill, cache):
     assert "AWS Price List bulk API" in by_region["eu-west-1"]["source"]
     assert by_region["us-west-2"]["source"] is None
     assert doc["latest_month"]["month"] == "2026-11"
-    efforts = {(e["effort"], e["reason"]) for e in doc["by_effort"]}
-    assert ("Requires Additional Planning", "RI-covered") in efforts
+    efforts = {(e["effort"], e["reason"]): e for e in doc["by_effort"]}
+    ri = efforts[("Requires Additional Planning", "RI-covered")]
+    assert ri["in_headline"] and ri["graviton_cost"] == pytest.approx(
+        (0.022 + 196 / 8760) * HOURS)
+    spot = efforts[("Requires Additional Planning", "Spot")]
+    assert not spot["in_headline"] and spot["cost"] == pytest.approx(0.035 * HOURS)
+    assert efforts[("Excluded", "no Graviton equivalent")]["cost"] == pytest.approx(0.416 * HOURS)
     assert any("1 invalid lines" in w for w in doc["warnings"])
 
 
