@@ -21,6 +21,7 @@ COMMANDS = {
     "record": ("nitrometer.commands.record", "record raw pages to a file for later replay"),
     "replay": ("nitrometer.commands.replay", "look at a recording as snapshot would"),
     "savings": ("nitrometer.savings.cli", "model Graviton savings in normalized instance hours"),
+    "prices": ("nitrometer.prices.cli", "update the cached EC2 and Savings Plans prices"),
     "dashboards": ("nitrometer.dashboards.cli", "write the Grafana dashboards and rules"),
 }
 

@@ -133,8 +133,17 @@ def _price(ctx: InstanceContext) -> None:
     except ImportError:
         log.warning("price data unavailable: cost counters are not exported")
         return
-    ref = reference.default_reference()
-    ctx.price = ref.price(ctx.instance_type, ctx.region)
+    from nitrometer.errors import NitrometerError
+
+    ref = reference.default_reference()  # the price cache first, then the packaged snapshot
+    try:
+        ctx.price = ref.price(ctx.instance_type, ctx.region)
+    except NitrometerError as exc:  # a damaged cache: the packaged snapshot still serves
+        log.warning("%s", exc)
+        ref = reference.Reference()
+        ctx.price = ref.price(ctx.instance_type, ctx.region)
+    log.info("prices for %s: %s", ctx.region,
+             ref.region_source(ctx.region)["source"] or "none")
     ctx.normalization_factor = ref.normalization_factor(ctx.instance_type)
     if not ctx.arch:
         ctx.arch = ARCH_LABELS.get(ref.arch(ctx.instance_type) or "", "") if \

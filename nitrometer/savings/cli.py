@@ -31,6 +31,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="region of usage rows that name none (default us-east-1)")
     parser.add_argument("--prices", metavar="CSV",
                         help="your rates (instance_type, price[, region]) over the packaged ones")
+    parser.add_argument("--cache-dir", metavar="DIR",
+                        help="price cache of `nitrometer prices update` (default "
+                             "$NITROMETER_CACHE_DIR, under systemd $STATE_DIRECTORY, else "
+                             "$XDG_CACHE_HOME/nitrometer)")
+    parser.add_argument("--easy-only", action="store_true",
+                        help="headline counts only 'Typically Easy' usage (default, like the "
+                             "dashboard: also RI- and Instance-SP-covered usage)")
+    parser.add_argument("--keep-local-storage", action="store_true",
+                        help="for types with local NVMe, move to the cheapest Graviton type "
+                             "with at least as much local storage and as many vCPUs")
     parser.add_argument("-o", "--output", choices=("table", "json", "html"), default="table")
     parser.add_argument("--out", metavar="FILE", help="write the report here (default stdout)")
     window = parser.add_argument_group("Prometheus time range (default: the last 7 days)")
@@ -63,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("give one input: --cur PATH..., --usage CSV or --prometheus URL")
     if args.measured and not args.prometheus:
         raise ConfigError("--measured needs --prometheus URL to measure from")
-    reference = Reference()
+    reference = Reference(cache_dir=args.cache_dir, use_cache=True)
     if args.prices:
         reference.load_prices(args.prices)
     nih_reduction = check_nih_reduction(args.nih_reduction / 100)
@@ -94,18 +104,24 @@ def run(args: argparse.Namespace) -> int:
             min_hours=args.min_hours, hosts=hosts)
         nih_reduction = measured["nih_reduction_pct"] / 100
     result = run_model(usage, reference, nih_reduction=nih_reduction,
-                       generation=args.generation)
+                       generation=args.generation, easy_only=args.easy_only,
+                       keep_local_storage=args.keep_local_storage)
     result.measured = measured
+    if client is not None:
+        hosts = hosts if hosts is not None else prom.fleet_hosts(client, start, end)
+        result.storage_fit = prom.storage_fit(client, start, end, hosts, result)
     document = to_document(result, inputs)
     if args.output == "json":
-        text = json.dumps(document, indent=2) + "\n"
+        text = json.dumps(document, indent=2, allow_nan=False) + "\n"
     elif args.output == "html":
         text = render_html(document)
     else:
         text = render_table(document)
     _write(text, args.out)
-    if args.output != "table" or args.out:
-        for warning in result.warnings:
+    to_stderr = args.output != "table" or args.out
+    for warning in result.warnings:
+        # a region without prices is said on stderr whatever the output
+        if to_stderr or warning.startswith("no prices for region"):
             print(f"nitrometer: warning: {warning}", file=sys.stderr)
     return 0
 

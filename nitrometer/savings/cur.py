@@ -20,56 +20,27 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from nitrometer.errors import NitrometerError
+from nitrometer.savings.cur_columns import (
+    COLUMNS,
+    NUMERIC,
+    PRODUCT_KEYS,
+    REQUIRED,
+    RI_FEE,
+    RI_FEE_COLUMNS,
+    SP_FEE,
+    SP_FEE_COLUMNS,
+    USAGE_LINE_TYPES,
+    WINDOWS_OPERATIONS,
+)
 from nitrometer.savings.usage import USAGE_COLUMNS
 
-# canonical name -> accepted spellings (CUR 2.0 / Athena snake_case, legacy CSV headers)
-COLUMNS = {
-    "usage_type": ("line_item_usage_type", "lineItem/UsageType"),
-    "usage_amount": ("line_item_usage_amount", "lineItem/UsageAmount"),
-    "line_type": ("line_item_line_item_type", "lineItem/LineItemType"),
-    "unblended_cost": ("line_item_unblended_cost", "lineItem/UnblendedCost"),
-    "operation": ("line_item_operation", "lineItem/Operation"),
-    "product_code": ("line_item_product_code", "lineItem/ProductCode"),
-    "start": ("line_item_usage_start_date", "lineItem/UsageStartDate"),
-    "normalization_factor": ("line_item_normalization_factor", "lineItem/NormalizationFactor"),
-    "normalized_usage": ("line_item_normalized_usage_amount",
-                         "lineItem/NormalizedUsageAmount"),
-    "ri_cost": ("reservation_effective_cost", "reservation/EffectiveCost"),
-    "sp_cost": ("savings_plan_savings_plan_effective_cost",
-                "savingsPlan/SavingsPlanEffectiveCost"),
-    "sp_type": ("savings_plan_offering_type", "savingsPlan/OfferingType"),
-    # amortized fees: optional, legacy and older reports lack them
-    "ri_unused_upfront": ("reservation_unused_amortized_upfront_fee_for_billing_period",
-                          "reservation/UnusedAmortizedUpfrontFeeForBillingPeriod"),
-    "ri_unused_recurring": ("reservation_unused_recurring_fee",
-                            "reservation/UnusedRecurringFee"),
-    "sp_commitment": ("savings_plan_total_commitment_to_date",
-                      "savingsPlan/TotalCommitmentToDate"),
-    "sp_used_commitment": ("savings_plan_used_commitment", "savingsPlan/UsedCommitment"),
-    "instance_type": ("product_instance_type", "product/instanceType"),
-    "region": ("product_region", "product_region_code", "product/region",
-               "product/regionCode"),
-    "os": ("product_operating_system", "product/operatingSystem"),
-}
-REQUIRED = ("usage_type", "usage_amount", "line_type", "unblended_cost")
-NUMERIC = {"usage_amount", "unblended_cost", "normalization_factor", "normalized_usage",
-           "ri_cost", "sp_cost", "ri_unused_upfront", "ri_unused_recurring", "sp_commitment",
-           "sp_used_commitment"}
-# CUR 2.0 keeps these in the `product` map (Parquet) or a JSON object (CSV).
-PRODUCT_KEYS = {"instance_type": ("instance_type",), "region": ("region", "region_code"),
-                "os": ("operating_system",)}
-USAGE_LINE_TYPES = ("Usage", "DiscountedUsage", "SavingsPlanCoveredUsage")
-# Fee lines whose unused part is amortized cost, and the columns that hold it. The other fee
-# types (SavingsPlanNegation, SavingsPlanUpfrontFee, Fee of a reservation) amortize to 0.
-RI_FEE, SP_FEE = "RIFee", "SavingsPlanRecurringFee"
-RI_FEE_COLUMNS = ("ri_unused_upfront", "ri_unused_recurring")
-SP_FEE_COLUMNS = ("sp_commitment", "sp_used_commitment")
-WINDOWS_OPERATIONS = ("RunInstances:0002", "RunInstances:0006", "RunInstances:0102",
-                      "RunInstances:0202", "RunInstances:0800")
-GROUP_KEYS = ["month", "region", "instance_type", "category"]
+GROUP_KEYS = ["month", "region", "instance_type", "category", "operation", "lease",
+              "payment", "offering"]
 SUMS = ["hours", "nih", "hours_without_nf", "cost", "unused_fees", "lines"]
 REPORT_SUFFIXES = (".parquet", ".csv", ".csv.gz", ".gz")
 BATCH_ROWS = 1 << 19
+# A number as CUR CSV spells it; anything else (inf, nan, text) makes the line invalid.
+_NUMBER_TEXT = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"
 
 
 def report_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -148,6 +119,10 @@ def _per_value(array: pa.DictionaryArray, function) -> pa.Array:
     return function(values).take(pc.fill_null(array.indices, len(array.dictionary)))
 
 
+def _or_empty(values: pa.Array) -> pa.Array:
+    return pc.fill_null(values, "")
+
+
 def _blank_to_null(values: pa.Array) -> pa.Array:
     return pc.if_else(pc.equal(pc.utf8_trim_whitespace(values), ""),
                       pa.scalar(None, pa.string()), values)
@@ -162,10 +137,29 @@ def _column(batch: pa.RecordBatch, found: dict[str, str], canon: str) -> pa.Arra
         return _encoded(_product_field(batch.column("product"), canon))
     column = batch.column(name)
     if canon in NUMERIC:
-        return pc.cast(column, pa.float64())
+        return column
     if canon == "start" and pa.types.is_timestamp(column.type):
         return pc.dictionary_encode(pc.floor_temporal(column, unit="month"))
     return _encoded(column)
+
+
+def _parse_number(column: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """float64 values (null when blank or not a finite number) and where the value was bad:
+    text that is no number, or a number that is not finite."""
+    if pa.types.is_dictionary(column.type):
+        column = pc.cast(column, pa.string())
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        text = pc.utf8_trim_whitespace(column)
+        blank = pc.fill_null(pc.equal(text, ""), True)
+        ok = pc.fill_null(pc.match_substring_regex(text, _NUMBER_TEXT), False)
+        values = pc.cast(pc.if_else(ok, text, pa.scalar(None, pa.string())), pa.float64())
+        bad = pc.and_(pc.invert(blank), pc.invert(ok))
+    else:
+        values = pc.cast(column, pa.float64())
+        bad = pa.array(np.zeros(len(column), dtype=bool))
+    finite = pc.fill_null(pc.is_finite(values), True)
+    bad = pc.or_(bad, pc.invert(finite))
+    return pc.if_else(finite, values, pa.scalar(None, pa.float64())), bad
 
 
 def _fee_types(found: dict[str, str]) -> tuple[str, ...]:
@@ -214,9 +208,19 @@ def summarize_batch(batch: pa.RecordBatch, found: dict[str, str]) -> pa.Table | 
             return function(pa.nulls(n, pa.string()))
         return _per_value(column, function)
 
-    def number(canon: str) -> pa.Array:
+    no_bad = pa.array(np.zeros(n, dtype=bool))
+
+    def checked(canon: str) -> tuple[pa.Array, pa.Array]:
+        """Values and where they are bad (not a number, not finite, or negative)."""
         column = _column(batch, found, canon)
-        return column if column is not None else pa.nulls(n, pa.float64())
+        if column is None:
+            return pa.nulls(n, pa.float64()), no_bad
+        values, bad = _parse_number(column)
+        negative = pc.fill_null(pc.less(values, 0.0), False)
+        return values, pc.or_(bad, negative)
+
+    def number(canon: str) -> pa.Array:
+        return checked(canon)[0]
 
     parsed_type = _per_value(usage_type, lambda v: pc.utf8_lower(
         pc.replace_substring_regex(v, r"^.*:", "")))
@@ -233,12 +237,27 @@ def summarize_batch(batch: pa.RecordBatch, found: dict[str, str]) -> pa.Table | 
     sp_covered = _per_value(line_type, lambda v: pc.equal(v, "SavingsPlanCoveredUsage"))
     instance_sp = pc.and_(sp_covered, text("sp_type", lambda v: pc.fill_null(
         pc.match_substring(v, "EC2Instance"), False)))
+    compute_sp = pc.and_(sp_covered, pc.invert(instance_sp))
+    # the dashboard's purchase option: Savings Plan, then reservation, then Spot
     category = pc.if_else(sp_fee, "unused_sp", pc.if_else(windows, "windows", pc.if_else(
-        spot, "spot", pc.if_else(ri_covered, "ri", pc.if_else(instance_sp, "instance_sp",
-                                                              "usage")))))
+        instance_sp, "instance_sp", pc.if_else(compute_sp, "compute_sp", pc.if_else(
+            ri_covered, "ri", pc.if_else(spot, "spot", "usage"))))))
+    empty = pa.scalar("", pa.string())
+    lease = pc.if_else(sp_covered, text("sp_term", _or_empty), pc.if_else(
+        ri_covered, text("ri_lease", _or_empty), empty))
+    payment = pc.if_else(sp_covered, text("sp_payment", _or_empty), pc.if_else(
+        ri_covered, text("ri_payment", _or_empty), empty))
+    offering = pc.if_else(sp_covered, text("sp_type", _or_empty), pc.if_else(
+        ri_covered, text("ri_class", _or_empty), empty))
 
     def amount(canon: str) -> pa.Array:
         return pc.fill_null(number(canon), 0.0)
+
+    def bad(*canons: str) -> pa.Array:
+        result = no_bad
+        for canon in canons:
+            result = pc.or_(result, checked(canon)[1])
+        return result
 
     unblended = amount("unblended_cost")
     unused = pc.if_else(ri_fee, pc.add(amount("ri_unused_upfront"),
@@ -248,18 +267,33 @@ def summarize_batch(batch: pa.RecordBatch, found: dict[str, str]) -> pa.Table | 
     cost = pc.if_else(fee, unused, pc.if_else(
         sp_covered, pc.coalesce(number("sp_cost"), unblended),
         pc.if_else(ri_covered, pc.coalesce(number("ri_cost"), unblended), unblended)))
+    # A line whose usage or the cost it is counted at is no finite, non-negative number is
+    # counted as invalid, with no hours or cost: it cannot be priced.
+    invalid = pc.if_else(fee, pc.if_else(ri_fee, bad(*RI_FEE_COLUMNS), bad(*SP_FEE_COLUMNS)),
+                         pc.or_(bad("usage_amount"), pc.if_else(
+                             sp_covered, bad("sp_cost"), pc.if_else(
+                                 ri_covered, bad("ri_cost"), bad("unblended_cost")))))
+    invalid = pc.or_(invalid, pc.and_(pc.invert(fee), pc.invert(
+        pc.fill_null(pc.is_finite(cost), True))))
+    category = pc.if_else(invalid, "invalid", category)
+    cost = pc.if_else(invalid, 0.0, cost)
+    unused = pc.if_else(invalid, 0.0, unused)
     # fee lines carry no usage: their hours are the reservation's, not instances'
-    hours = pc.if_else(fee, 0.0, amount("usage_amount"))
+    hours = pc.if_else(pc.or_(fee, invalid), 0.0, amount("usage_amount"))
     no_number = pa.scalar(None, pa.float64())
     factor = number("normalization_factor")
     factor = pc.if_else(pc.greater(factor, 0.0), factor, no_number)
     normalized = number("normalized_usage")
     normalized = pc.if_else(pc.greater(normalized, 0.0), normalized, no_number)
-    nih = pc.if_else(fee, 0.0, pc.coalesce(normalized, pc.multiply(hours, factor)))
+    nih = pc.if_else(pc.or_(fee, invalid), 0.0,
+                     pc.coalesce(normalized, pc.multiply(hours, factor)))
     table = pa.table({
         "month": text("start", lambda v: pc.fill_null(pc.utf8_slice_codeunits(v, 0, 7), "")),
         "region": text("region", lambda v: pc.fill_null(_blank_to_null(v), "")),
-        "instance_type": instance_type, "category": category, "hours": hours,
+        "instance_type": instance_type, "category": category,
+        "operation": pc.if_else(fee, empty, text("operation", lambda v: pc.fill_null(
+            _blank_to_null(v), "RunInstances"))),
+        "lease": lease, "payment": payment, "offering": offering, "hours": hours,
         "nih": pc.fill_null(nih, 0.0),
         "hours_without_nf": pc.if_else(pc.is_null(nih), hours, 0.0),
         "cost": cost, "unused_fees": unused, "lines": pa.array(np.ones(n, dtype=np.int64)),
@@ -295,14 +329,17 @@ def _batches(path: Path) -> tuple[dict[str, str], Iterator[pa.RecordBatch], int 
         found = _resolve(path, names, "json" if "product" in names else None)
         columns = sorted({n if not n.startswith("product:") else "product"
                           for n in found.values()})
-        types = {name: (pa.float64() if canon in NUMERIC else pa.string())
-                 for canon, name in found.items() if not name.startswith("product:")}
+        # numbers as text too: a line that is no number is counted invalid, not fatal
+        types = {name: pa.string() for name in found.values()
+                 if not name.startswith("product:")}
         types.setdefault("product", pa.string())
         reader = pacsv.open_csv(
             pa.input_stream(str(path), compression="detect"),
             read_options=pacsv.ReadOptions(block_size=16 << 20),
             convert_options=pacsv.ConvertOptions(include_columns=columns, column_types=types,
-                                                 strings_can_be_null=True))
+                                                 strings_can_be_null=True,
+                                                 # "nan" and "NULL" are bad numbers, not blanks
+                                                 null_values=[""]))
         return found, iter(reader), None
     except (pa.ArrowInvalid, UnicodeDecodeError, OSError) as exc:
         raise NitrometerError(f"{path} is not a readable usage report: "

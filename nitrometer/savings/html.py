@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from html import escape
 
-from nitrometer.savings.report import EXCLUSION_HEADERS, money, nih_line, provenance_lines
+from nitrometer.savings.report import (
+    EFFORT_HEADERS,
+    EXCLUSION_HEADERS,
+    STORAGE_FIT_HEADERS,
+    effort_rows,
+    headline_line,
+    latest_month_line,
+    money,
+    nih_line,
+    provenance_lines,
+    storage_cells,
+    storage_fit_rows,
+)
 
 COLORS = ("#2f6fb0", "#e58a2b", "#6a9e3f", "#8e5ea2")
 CSS = """
@@ -75,8 +87,9 @@ def _hours(value) -> str:
     return f"{value:,.1f}"
 
 
-def _group_rows(rows: list[dict], keys: list[str]) -> list[list]:
-    return [[*(r[k] for k in keys), _hours(r["hours"]), _hours(r["nih"]), money(r["cost"]),
+def _group_rows(rows: list[dict], keys: list[str], storage: bool = False) -> list[list]:
+    return [[*(r[k] for k in keys), *(storage_cells(r) if storage else []),
+             _hours(r["hours"]), _hours(r["nih"]), money(r["cost"]),
              money(r["graviton_cost"]), money(r["base_savings"]), money(r["additional_savings"]),
              money(r["total_savings"]), f"{r['savings_pct']:.1f} %"] for r in rows]
 
@@ -100,15 +113,19 @@ def render_html(doc: dict) -> str:
            "<ul class=\"note\">", *(f"<li>{escape(line)}</li>" for line in provenance_lines(doc)),
            "</ul>",
            _table(["", ""], [
-               ["eligible lines", f"{t['eligible_lines']:,} of {t['all_lines']:,}"],
-               ["current cost (eligible)", money(t["cost"])],
+               ["lines in the headline", f"{t['eligible_lines']:,} of {t['all_lines']:,}"],
+               ["current cost (headline)", money(t["cost"])],
                ["Graviton cost", money(t["graviton_cost"])],
                ["base savings", money(t["base_savings"])],
                [f"additional savings at {pct:g} %", money(t["additional_savings"])],
                ["total savings", f"{money(t['total_savings'])} ({t['savings_pct']:.1f} %)"],
                ["normalized hours now / projected",
                 f"{_hours(t['nih'])} / {_hours(t['projected_nih'])}"]]),
-           "<h2>Savings by family</h2>"]
+           f"<p class=\"note\">{escape(headline_line(doc))}</p>"]
+    if latest_month_line(doc):
+        out.append(f"<p><strong>{escape(latest_month_line(doc))}</strong></p>")
+    out += ["<h2>Savings implementation effort</h2>", _table(EFFORT_HEADERS, effort_rows(doc)),
+            "<h2>Savings by family</h2>"]
     if families:
         out.append(_bars("chart-family", "Savings by family",
                          [f"{f['family']} → {f['target_family']}" for f in families],
@@ -145,11 +162,17 @@ def render_html(doc: dict) -> str:
             _table(["family", "Graviton family", *GROUP_HEADERS],
                    _group_rows(doc["by_family"], ["family", "target_family"])),
             "<h2>By instance type</h2>",
-            _table(["instance type", "Graviton type", *GROUP_HEADERS],
-                   _group_rows(doc["by_instance_type"], ["instance_type", "target_type"])),
+            _table(["instance type", "Graviton type", "local disk", "target local disk",
+                    *GROUP_HEADERS],
+                   _group_rows(doc["by_instance_type"], ["instance_type", "target_type"],
+                               storage=True)),
             ]
+    if doc.get("storage_fit") is not None:
+        out += ["<h2>Storage fit: measured peaks against the Graviton type's limits</h2>",
+                _table(STORAGE_FIT_HEADERS, storage_fit_rows(doc))]
     out += [f'<p class="warn">warning: {escape(w)}</p>' for w in doc["warnings"]]
-    out.append('<p class="note">Base savings = current cost − Graviton on-demand rate × hours; '
+    out.append('<p class="note">Base savings = current cost − Graviton rate (same operation, '
+               "same purchase option) × hours; "
                "additional savings = Graviton cost × NIH reduction (AWS Graviton Savings "
                "Dashboard method).</p></body></html>")
     return "\n".join(out)

@@ -1,7 +1,9 @@
 """The savings model, as the AWS Graviton Savings Dashboard computes it.
 
-Per eligible x86 line: base savings = cost - Graviton rate x hours (the target is the mapped
-family at the same size); additional savings = Graviton cost x NIH reduction; total = both.
+Per priced x86 line: base savings = cost - Graviton rate x hours, where the Graviton rate is
+the mapped family's at the same size, for the same operation (RHEL stays RHEL) and bought
+the same way (on demand, Compute or EC2 Instance Savings Plan, or RI of the same term and
+payment option); additional savings = Graviton cost x NIH reduction; total = both.
 """
 
 from __future__ import annotations
@@ -13,44 +15,63 @@ import pandas as pd
 
 from nitrometer.ec2 import parse_instance_type
 from nitrometer.errors import ConfigError, NitrometerError
-from nitrometer.savings.reference import Reference
+from nitrometer.savings.reference import NO_GRAVITON_LICENSE, UPDATE_COMMAND, Reference
 
 ELIGIBLE = "eligible"
-# In the order the dashboard applies them: the first that matches names the line.
-REASONS = ("already Graviton", "Windows", "Spot", "RI-covered", "instance-SP-covered",
-           "unknown instance type", "no Graviton equivalent", "no price")
+INVALID = "invalid lines"
+# In the order the dashboard applies them (ours in between): the first that matches names
+# the line. RI-covered comes before Spot, "no Graviton equivalent" before instance-SP.
+REASONS = (INVALID, "already Graviton", "Windows", "RI-covered", "Spot",
+           "unknown instance type", "no Graviton equivalent", "no price",
+           "instance-SP-covered")
 # Not a reason a line of usage is left out but a cost with no instance type: its own row.
 UNUSED_SP = "unused Savings Plan commitment"
 EXCLUSION_ROWS = (ELIGIBLE, *REASONS, UNUSED_SP)
-_CATEGORY_REASON = {"windows": "Windows", "spot": "Spot", "ri": "RI-covered",
-                    "instance_sp": "instance-SP-covered"}
+_CATEGORY_REASON = {"windows": "Windows", "spot": "Spot", "ri": "RI-covered"}
+# The dashboard's "Savings Implementation Effort".
+EASY, PLANNING, EXCLUDED, GRAVITON = ("Typically Easy", "Requires Additional Planning",
+                                      "Excluded", "Already Graviton")
+EFFORTS = (EASY, PLANNING, EXCLUDED, GRAVITON)
+# Lines the dashboard prices: eligible, and the covered usage it plans for.
+PRICED_REASONS = (ELIGIBLE, "RI-covered", "instance-SP-covered")
 SWEEP = tuple(range(0, 45, 5))
 MAX_NIH_REDUCTION = 0.40
 MONEY = ["cost", "graviton_cost", "base_savings", "additional_savings", "total_savings"]
+SUMMED = ["hours", "nih", "projected_nih", *MONEY]
 
 
 @dataclass
 class Result:
-    lines: pd.DataFrame  # every usage row with its reason and, if eligible, its savings
+    lines: pd.DataFrame  # every usage row with its reason, effort and, if priced, savings
     nih_reduction: float
     generation: str
     sources: dict
     warnings: list[str] = field(default_factory=list)
     measured: dict | None = None
+    efforts: tuple[str, ...] = (EASY, PLANNING)
+    keep_local_storage: bool = False
+    storage_fit: list[dict] | None = None
 
     @property
     def eligible(self) -> pd.DataFrame:
         return self.lines[self.lines["reason"] == ELIGIBLE]
 
-    def _grouped(self, keys: list[str]) -> pd.DataFrame:
-        eligible = self.eligible
-        cols = ["hours", "nih", "projected_nih", *MONEY]
-        table = eligible.groupby(keys, sort=True)[cols].sum().reset_index()
+    @property
+    def headline(self) -> pd.DataFrame:
+        """The lines the totals count: priced, of the chosen efforts (by default, like the
+        dashboard, Typically Easy and the RI- and Instance-SP-covered usage)."""
+        lines = self.lines
+        return lines[lines["priced"] & lines["effort"].isin(self.efforts)]
+
+    def _grouped(self, keys: list[str], lines: pd.DataFrame | None = None) -> pd.DataFrame:
+        lines = self.headline if lines is None else lines
+        table = lines.groupby(keys, sort=True, dropna=False)[SUMMED].sum().reset_index()
         table["savings_pct"] = _pct(table["total_savings"], table["cost"])
         return table.sort_values("total_savings", ascending=False, kind="stable")
 
     def by_type(self) -> pd.DataFrame:
-        return self._grouped(["instance_type", "family", "target_type"])
+        return self._grouped(["instance_type", "family", "target_type", "local_storage_gb",
+                              "target_local_storage_gb"])
 
     def by_family(self) -> pd.DataFrame:
         return self._grouped(["family", "target_family"])
@@ -58,28 +79,52 @@ class Result:
     def by_month(self) -> pd.DataFrame:
         return self._grouped(["month"]).sort_values("month")
 
+    def by_effort(self) -> pd.DataFrame:
+        """Every line's cost and hours per effort and reason, the savings of its priced lines,
+        and whether the headline counts them."""
+        lines = self.lines.assign(
+            in_headline=self.lines["priced"] & self.lines["effort"].isin(self.efforts))
+        table = (lines.groupby(["effort", "reason"])
+                 .agg(**{c: (c, "sum") for c in ["lines", *SUMMED]},
+                      in_headline=("in_headline", "any")).reset_index())
+        order = {e: i for i, e in enumerate(EFFORTS)}
+        table["order"] = table["effort"].map(order)
+        return table.sort_values(["order", "reason"]).drop(columns="order")
+
     def exclusions(self) -> pd.DataFrame:
         table = (self.lines.groupby("reason")[["lines", "hours", "cost", "unused_fees"]].sum()
                  .reindex(EXCLUSION_ROWS, fill_value=0).reset_index())
         table["lines"] = table["lines"].astype("int64")
         return table
 
-    def totals(self) -> dict:
-        eligible = self.eligible
-        sums = {c: float(eligible[c].sum())
-                for c in ["hours", "nih", "projected_nih", *MONEY]}
+    def _sums(self, lines: pd.DataFrame) -> dict:
+        sums = {c: float(lines[c].sum()) for c in SUMMED}
         sums["savings_pct"] = _scalar_pct(sums["total_savings"], sums["cost"])
+        return sums
+
+    def totals(self) -> dict:
+        headline = self.headline
+        sums = self._sums(headline)
         sums["all_lines"] = int(self.lines["lines"].sum())
         sums["all_cost"] = float(self.lines["cost"].fillna(0).sum())
         sums["all_unused_fees"] = float(self.lines["unused_fees"].sum())
-        sums["eligible_lines"] = int(eligible["lines"].sum())
+        sums["eligible_lines"] = int(headline["lines"].sum())
         return sums
+
+    def latest_month(self) -> dict | None:
+        """The dashboard's headline: the latest month of usage in the report."""
+        headline = self.headline
+        months = sorted(m for m in headline["month"].unique() if m)
+        if not months:
+            return None
+        return {"month": months[-1], **self._sums(headline[headline["month"] == months[-1]])}
 
     def sweep(self) -> list[dict]:
         """Total savings at 0, 5, ..., 40 % NIH reduction: the dashboard's slider as a table."""
-        base = float(self.eligible["base_savings"].sum())
-        graviton_cost = float(self.eligible["graviton_cost"].sum())
-        cost = float(self.eligible["cost"].sum())
+        headline = self.headline
+        base = float(headline["base_savings"].sum())
+        graviton_cost = float(headline["graviton_cost"].sum())
+        cost = float(headline["cost"].sum())
         rows = []
         for pct in SWEEP:
             additional = graviton_cost * pct / 100
@@ -104,82 +149,174 @@ def check_nih_reduction(value: float) -> float:
     return value
 
 
-def _type_facts(ref: Reference, instance_type: str, region: str, generation: str) -> dict:
+def _none_to_nan(value):
+    return np.nan if value is None else value
+
+
+def _type_facts(ref: Reference, instance_type: str, region: str, generation: str,
+                keep_local_storage: bool) -> dict:
     try:
         family, size = parse_instance_type(instance_type)
     except NitrometerError:
         return {"family": instance_type, "size": "", "arch": "", "nf": np.nan,
-                "known": False, "price": np.nan, "target_type": None, "target_price": np.nan}
+                "known": False, "target_type": None, "mapped_type": None, "target_nf": np.nan,
+                "local_storage_gb": np.nan, "target_local_storage_gb": np.nan}
     target = ref.graviton_target(instance_type, region, generation)
+    target_type = target.instance_type if target else None
+    mapped_type = target_type
+    storage = ref.local_storage(instance_type)
+    # keeping the local disk may take another family or size (i3en.3xlarge has no i4g of
+    # its size); a family the dashboard maps to nothing (d3, HDD) stays without a target
+    if keep_local_storage and storage and ref.graviton_type(instance_type, generation) and \
+            (target_type is None or (ref.local_storage(target_type) or 0) < storage):
+        target_type = ref.storage_keeping_target(instance_type, region) or target_type
     nf = ref.normalization_factor(instance_type)
-    price = ref.price(instance_type, region)
     return {
         "family": family, "size": size, "arch": ref.arch(instance_type),
-        "nf": np.nan if nf is None else nf, "known": ref.known(instance_type),
-        "price": np.nan if price is None else price,
-        "target_type": target.instance_type if target else None,
-        "target_price": np.nan if target is None or target.price is None else target.price,
+        "nf": _none_to_nan(nf), "known": ref.known(instance_type, region),
+        "target_type": target_type, "mapped_type": mapped_type,
+        "target_nf": _none_to_nan(ref.normalization_factor(target_type)
+                                  if target_type else None),
+        "local_storage_gb": _none_to_nan(storage),
+        "target_local_storage_gb": _none_to_nan(ref.local_storage(target_type)
+                                                if target_type else None),
     }
 
 
 def _reason(row) -> str:
     if row.category == "unused_sp":
         return UNUSED_SP
+    if row.category == "invalid":
+        return INVALID
     if row.arch == "arm64":
         return "already Graviton"
     if row.category in _CATEGORY_REASON:
         return _CATEGORY_REASON[row.category]
     if not row.known:
         return "unknown instance type"
-    if not isinstance(row.target_type, str):
+    if not isinstance(row.target_type, str) or row.operation in NO_GRAVITON_LICENSE:
         return "no Graviton equivalent"
-    if np.isnan(row.target_price) or np.isnan(row.cost):
-        return "no price"
+    if np.isnan(row.target_rate) or np.isnan(row.cost):
+        # a region whose price list has the target, but not for this operation or purchase
+        # option: the dashboard's "no equivalent"; else we lack the prices
+        return "no Graviton equivalent" if row.target_listed else "no price"
+    if row.category == "instance_sp":
+        return "instance-SP-covered"
     return ELIGIBLE
 
 
+def _effort(row) -> str:
+    if row.reason == "already Graviton":
+        return GRAVITON
+    if row.reason in (INVALID, UNUSED_SP, "Windows", "unknown instance type") or \
+            not isinstance(row.target_type, str) or row.operation in NO_GRAVITON_LICENSE:
+        return EXCLUDED
+    if row.reason in ("RI-covered", "Spot", "instance-SP-covered"):
+        return PLANNING
+    return EASY
+
+
 def run_model(usage: pd.DataFrame, ref: Reference, *, nih_reduction: float = 0.10,
-              generation: str = "latest") -> Result:
-    """Classify every usage row and price the eligible ones on Graviton."""
+              generation: str = "latest", easy_only: bool = False,
+              keep_local_storage: bool = False) -> Result:
+    """Classify every usage row and price the priced ones on Graviton."""
     if not -1 < nih_reduction < 1:
         raise ConfigError(f"NIH reduction {nih_reduction * 100:g} % is not between -100 and 100 %")
     if usage.empty:
         raise NitrometerError("no EC2 instance usage found in the input")
     pairs = usage[["instance_type", "region"]].drop_duplicates()
-    facts = pd.DataFrame([{"instance_type": t, "region": r, **_type_facts(ref, t, r, generation)}
+    facts = pd.DataFrame([{"instance_type": t, "region": r,
+                           **_type_facts(ref, t, r, generation, keep_local_storage)}
                           for t, r in pairs.itertuples(index=False)])
     lines = usage.merge(facts, on=["instance_type", "region"], how="left")
+    keys = ["instance_type", "region", "target_type", "operation", "category", "lease",
+            "payment", "offering"]
+    rates = {}
+    for row in lines[keys].drop_duplicates().itertuples(index=False):
+        target = row.target_type if isinstance(row.target_type, str) else None
+        rates[tuple(row)] = (
+            _none_to_nan(ref.rate(row.instance_type, row.region, row.operation)),
+            _none_to_nan(target and ref.purchase_rate(target, row.region, row.operation,
+                                                      row.category, row.lease, row.payment,
+                                                      row.offering)),
+            bool(target) and ref.exists_in(target, row.region))
+    looked_up = [rates[tuple(row)] for row in lines[keys].itertuples(index=False)]
+    lines["price"] = [r[0] for r in looked_up]
+    lines["target_rate"] = [r[1] for r in looked_up]
+    lines["target_listed"] = [r[2] for r in looked_up]
     # Inputs without a bill price the hours on demand; hours without a factor use the table.
     lines["cost"] = lines["cost"].fillna(lines["hours"] * lines["price"])
     lines["nih"] = lines["nih"] + lines["hours_without_nf"] * lines["nf"].fillna(0.0)
     lines["reason"] = [_reason(row) for row in lines.itertuples(index=False)]
-    eligible = lines["reason"] == ELIGIBLE
+    lines["effort"] = [_effort(row) for row in lines.itertuples(index=False)]
+    priced = lines["reason"].isin(PRICED_REASONS) & lines["target_rate"].notna() \
+        & lines["cost"].notna()
+    lines["priced"] = priced
     lines["target_family"] = lines["target_type"].str.split(".").str[0]
-    lines["graviton_cost"] = np.where(eligible, lines["hours"] * lines["target_price"], 0.0)
-    lines["base_savings"] = np.where(eligible, lines["cost"] - lines["graviton_cost"], 0.0)
+    lines["graviton_cost"] = np.where(priced, lines["hours"] * lines["target_rate"], 0.0)
+    lines["base_savings"] = np.where(priced, lines["cost"] - lines["graviton_cost"], 0.0)
     lines["additional_savings"] = lines["graviton_cost"] * nih_reduction
     lines["total_savings"] = lines["base_savings"] + lines["additional_savings"]
-    lines["projected_nih"] = np.where(eligible, lines["nih"] * (1 - nih_reduction), 0.0)
-    return Result(lines, nih_reduction, generation, ref.sources(), _warnings(lines, ref))
+    # the normalized hours of the chosen target: a larger size has more of them
+    resized = lines["target_type"].ne(lines["mapped_type"]) & lines["target_nf"].notna()
+    target_nih = np.where(resized, lines["hours"] * lines["target_nf"], lines["nih"])
+    lines["projected_nih"] = np.where(priced, target_nih * (1 - nih_reduction), 0.0)
+    efforts = (EASY,) if easy_only else (EASY, PLANNING)
+    result = Result(lines, nih_reduction, generation, ref.sources(), _warnings(lines, ref),
+                    efforts=efforts, keep_local_storage=keep_local_storage)
+    return result
+
+
+def _names(types, limit: int = 8) -> str:
+    types = sorted(set(types))
+    more = f", ... ({len(types)} in all)" if len(types) > limit else ""
+    return ", ".join(types[:limit]) + more
+
+
+def region_warnings(lines: pd.DataFrame, ref: Reference) -> list[str]:
+    """Regions whose usage had no prices: said on stderr whatever the output format."""
+    warnings = []
+    unpriced = lines[(lines["reason"] == "no price")
+                     & ~lines["region"].map(lambda r: bool(ref.region_source(r)["source"]))]
+    for region, group in unpriced.groupby("region"):
+        label = region or "(no region)"
+        fix = (f"run {UPDATE_COMMAND.format(region=region)}" if region
+               else "give the region (--region or a region column)")
+        warnings.append(f"no prices for region {label}: {int(group['lines'].sum())} lines of "
+                        f"{_names(group['instance_type'])} counted as 'no price'; {fix}")
+    return warnings
 
 
 def _warnings(lines: pd.DataFrame, ref: Reference) -> list[str]:
     warnings = []
+    invalid = lines[lines["reason"] == INVALID]
+    if len(invalid):
+        warnings.append(f"{int(invalid['lines'].sum())} invalid lines (usage or cost negative, "
+                        f"not finite or not a number) of {_names(invalid['instance_type'])} "
+                        "left out")
     unknown = lines[lines["reason"] == "unknown instance type"]
     if len(unknown):
-        names = ", ".join(sorted(unknown["instance_type"].unique())[:5])
         warnings.append(f"{int(unknown['lines'].sum())} lines of "
                         f"{unknown['instance_type'].nunique()} unknown instance types "
-                        f"({names}) left out")
-    priced = {region for region, _ in ref.overrides} | set(ref.regions)
-    no_price = lines[(lines["reason"] == "no price") & ~lines["region"].isin(priced)]
-    for region, group in no_price.groupby("region"):
-        label = region or "(no region)"
-        warnings.append(f"no prices for region {label}: {int(group['lines'].sum())} lines "
-                        "counted as 'no price' (packaged regions: "
-                        f"{', '.join(ref.regions)}; pass --prices CSV for others)")
+                        f"({_names(unknown['instance_type'])}) left out")
+    warnings += region_warnings(lines, ref)
+    no_rate = lines[(lines["reason"] == "no price")
+                    & lines["region"].map(lambda r: bool(ref.region_source(r)["source"]))]
+    if len(no_rate):
+        pairs = {f"{t} ({o}{', ' + c if c not in ('usage', 'windows') else ''})"
+                 for t, o, c in zip(no_rate["target_type"], no_rate["operation"],
+                                    no_rate["category"])}
+        warnings.append(f"{int(no_rate['lines'].sum())} lines have no Graviton rate for their "
+                        f"operation or purchase option: {_names(pairs)}")
     missing_nf = lines[lines["nf"].isna() & (lines["hours_without_nf"] > 0)]
     if len(missing_nf):
-        warnings.append(f"no normalization factor for {missing_nf['instance_type'].nunique()} "
-                        "instance types: their normalized hours count as 0")
+        warnings.append(f"no normalization factor for {_names(missing_nf['instance_type'])}: "
+                        "their normalized hours count as 0")
+    shrunk = lines[lines["priced"] & (lines["target_local_storage_gb"].fillna(0)
+                                      < lines["local_storage_gb"].fillna(0))]
+    for (source, target), group in shrunk.groupby(["instance_type", "target_type"]):
+        row = group.iloc[0]
+        warnings.append(f"{source} -> {target}: {row['target_local_storage_gb']:g} GB of local "
+                        f"NVMe against {row['local_storage_gb']:g} GB "
+                        "(--keep-local-storage picks a target that keeps it)")
     return warnings

@@ -184,3 +184,27 @@ def measure_nih_reduction(prom: Prometheus, start: float, end: float, *,
 
 def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def storage_fit(prom: Prometheus, start: float, end: float, hosts: list[Host] | None,
+                result) -> list[dict]:
+    """Each x86 type's measured peak IOPS and throughput against its target's limits."""
+    from nitrometer.savings.storage import storage_fit as fit
+
+    if not hosts:
+        return []
+    window = _window(start, end)
+    lines = result.lines
+    targets = {t: g for t, g in zip(lines["instance_type"], lines["target_type"])
+               if isinstance(g, str)}
+    host_peaks: dict[tuple[str, str], dict] = {}
+    for metric, name in (("iops", metrics.PEAK_IOPS), ("throughput", metrics.PEAK_THROUGHPUT)):
+        expr = (f"sum by (job, instance, kind, op) "
+                f"(max_over_time({name}[{window}]))")
+        for series in prom.query(expr, end):
+            labels = series["metric"]
+            host = (labels.get("job", ""), labels.get("instance", ""))
+            key = (labels.get("kind", ""), labels.get("op", ""), metric)
+            host_peaks.setdefault(host, {})[key] = float(series["value"][1])
+    host_types = {(h.job, h.instance): h.instance_type.lower() for h in hosts}
+    return fit(host_peaks, host_types, targets)

@@ -7,6 +7,7 @@ without pulling in pandas. Sources and as-of dates are in nitrometer/data/SOURCE
 from __future__ import annotations
 
 import csv
+import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -14,6 +15,17 @@ from pathlib import Path
 
 from nitrometer.ec2 import parse_instance_type
 from nitrometer.errors import ConfigError
+from nitrometer.prices.cache import (
+    COMPUTE_SP,
+    INSTANCE_SP,
+    ON_DEMAND,
+    RESERVED,
+    SAVINGS_PLAN,
+    UPDATE_COMMAND,
+    CachedRegion,
+    RateKey,
+    load_region,
+)
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 PRICES_FILE = DATA_DIR / "ec2_prices.csv"
@@ -23,6 +35,20 @@ GENERATIONS = ("latest", "graviton2", "graviton3", "graviton4")
 _MAPPING_COLUMN = {"latest": "default_graviton(latest_arm)", "graviton2": "graviton2",
                    "graviton3": "graviton3", "graviton4": "graviton4"}
 
+LINUX = "RunInstances"
+# Operations whose license has no Graviton equivalent: Windows and SQL Server (on Windows,
+# Linux or RHEL), from the EC2 "usage operation" billing codes.
+NO_GRAVITON_LICENSE = {
+    "RunInstances:0002", "RunInstances:0006", "RunInstances:0102", "RunInstances:0202",
+    "RunInstances:0800", "RunInstances:0004", "RunInstances:0100", "RunInstances:0200",
+    "RunInstances:0014", "RunInstances:0110", "RunInstances:0210", "RunInstances:1014",
+    "RunInstances:1110",
+}
+# How a usage category was bought, as the price list names it: (term, offering class).
+PURCHASE = {"usage": (ON_DEMAND, None), "compute_sp": (SAVINGS_PLAN, COMPUTE_SP),
+            "instance_sp": (SAVINGS_PLAN, INSTANCE_SP), "ri": (RESERVED, None)}
+PACKAGED_SOURCE = "packaged snapshot"
+CACHE_SOURCE = "AWS Price List bulk API"
 # Where each data set comes from, shown in every report (details in data/SOURCES.md).
 SOURCES = {
     "prices": "AWS Price List API (on-demand, Linux, shared tenancy, no license) via the "
@@ -66,6 +92,7 @@ class InstanceType:
     vcpu: float | None
     price: float | None
     normalization_factor: float | None
+    local_storage_gb: float | None = None
 
 
 @dataclass(frozen=True)
@@ -78,10 +105,24 @@ def _float(text: str) -> float | None:
     return float(text) if text.strip() else None
 
 
+def local_storage_gb(text: str | None) -> float | None:
+    """'2 x 1250 NVMe SSD' or '1250 GB NVMe SSD' -> GB of local disk; 0 when EBS-only."""
+    if text is None or not text.strip():
+        return None
+    if "ebs" in text.lower():
+        return 0.0
+    numbers = [float(n) for n in re.findall(r"\d+(?:\.\d+)?", text)]
+    if not numbers:
+        return None
+    match = re.match(r"^\s*(\d+)\s*x\s*(\d+(?:\.\d+)?)", text)
+    return float(match.group(1)) * float(match.group(2)) if match else numbers[0]
+
+
 class Reference:
     """Lookups over the packaged tables, with an optional user price file on top."""
 
-    def __init__(self, prices_file: Path = PRICES_FILE, mapping_file: Path = MAPPING_FILE):
+    def __init__(self, prices_file: Path = PRICES_FILE, mapping_file: Path = MAPPING_FILE,
+                 cache_dir: str | Path | None = None, use_cache: bool = False):
         self.types: dict[tuple[str, str], InstanceType] = {}
         self.specs: dict[str, InstanceType] = {}  # any region's row: arch, vcpu, NF
         as_of: set[str] = set()
@@ -90,7 +131,8 @@ class Reference:
                 item = InstanceType(row["region"], row["instance_type"], row["family"],
                                     row["size"], row["arch"], _float(row["vcpu"]),
                                     _float(row["ondemand_usd_per_hour"]),
-                                    _float(row["normalization_factor"]))
+                                    _float(row["normalization_factor"]),
+                                    local_storage_gb(row["instance_storage"]))
                 self.types[(item.region, item.instance_type)] = item
                 self.specs.setdefault(item.instance_type, item)
                 as_of.add(row["as_of"])
@@ -103,6 +145,59 @@ class Reference:
                     gen: row[column].strip() for gen, column in _MAPPING_COLUMN.items()}
         self.overrides: dict[tuple[str, str], float] = {}  # (region or "", type) -> USD/h
         self.overrides_file: str | None = None
+        # the cache from `nitrometer prices update` comes before the packaged snapshot
+        self.cache_dir, self.use_cache = cache_dir, use_cache
+        self._cached: dict[str, CachedRegion | None] = {}
+        self._cached_types: dict[str, set[str]] = {}
+        self.used_regions: set[str] = set()
+
+    def cached(self, region: str) -> CachedRegion | None:
+        if not self.use_cache or not region:
+            return None
+        if region not in self._cached:
+            self._cached[region] = load_region(self.cache_dir, region)
+            cached = self._cached[region]
+            self._cached_types[region] = ({k.instance_type for k in cached.rates}
+                                          if cached else set())
+        return self._cached[region]
+
+    def rate(self, instance_type: str, region: str, operation: str = LINUX,
+             term: str = ON_DEMAND, offering: str = "", lease: str = "",
+             payment: str = "") -> float | None:
+        """USD per hour of the type run with that operation, bought that way; None when
+        unknown. A user price file (on-demand Linux) wins; a cached region answers alone
+        (what it lacks does not exist there); else the packaged on-demand Linux rate."""
+        self.used_regions.add(region)
+        plain = term == ON_DEMAND and operation == LINUX
+        if plain:
+            for key in ((region, instance_type), ("", instance_type)):
+                if key in self.overrides:
+                    return self.overrides[key]
+        cached = self.cached(region)
+        if cached is not None:
+            return cached.rates.get(RateKey(instance_type, operation, term, offering, lease,
+                                            payment))
+        if plain:
+            item = self.types.get((region, instance_type))
+            return item.price if item else None
+        return None
+
+    def purchase_rate(self, instance_type: str, region: str, operation: str, category: str,
+                      lease: str = "", payment: str = "", offering: str = "") -> float | None:
+        """The rate of the same operation, term and payment option (what the dashboard
+        joins on); None for categories it does not price (Spot, Windows)."""
+        if category not in PURCHASE:
+            return None
+        term, offering_class = PURCHASE[category]
+        if term == ON_DEMAND:
+            return self.rate(instance_type, region, operation)
+        return self.rate(instance_type, region, operation, term, offering_class or offering,
+                         lease, payment)
+
+    def exists_in(self, instance_type: str, region: str) -> bool:
+        """The price list knows the type in that region (cached regions only)."""
+        return self.cached(region) is not None and \
+            instance_type in self._cached_types.get(region, set())
 
     def load_prices(self, path: str | Path) -> int:
         """A user CSV (instance_type, price[, region]) whose rates replace the packaged ones."""
@@ -127,6 +222,10 @@ class Reference:
             except (ValueError, ConfigError):
                 raise ConfigError(f"{path}:{number}: bad row {row['instance_type']!r}, "
                                   f"{row[price_column]!r}") from None
+            if not math.isfinite(price) or price < 0:
+                raise ConfigError(f"{path}:{number}: price {row[price_column]!r} for "
+                                  f"{row['instance_type']!r} is not a finite, non-negative "
+                                  "USD per hour")
             self.overrides[(row.get("region", ""), row["instance_type"].lower())] = price
         self.overrides_file = str(path)
         return len(rows)
@@ -140,16 +239,39 @@ class Reference:
                                 spec.vcpu, None, spec.normalization_factor)
         return item
 
-    def known(self, instance_type: str) -> bool:
-        return instance_type in self.specs or parse_instance_type(instance_type)[0] in self.mapping
+    def known(self, instance_type: str, region: str = "") -> bool:
+        """In the packaged specs or the region's cached prices; or a mapped family with a
+        size name EC2 uses (m5.lareg is a typo, not a type without a price)."""
+        if instance_type in self.specs or self.exists_in(instance_type, region):
+            return True
+        family, size = parse_instance_type(instance_type)
+        return family in self.mapping and (size_factor(size) is not None or size == "metal")
 
     def price(self, instance_type: str, region: str) -> float | None:
-        """On-demand USD per hour; a user price file wins over the packaged table."""
-        for key in ((region, instance_type), ("", instance_type)):
-            if key in self.overrides:
-                return self.overrides[key]
-        item = self.types.get((region, instance_type))
-        return item.price if item else None
+        """On-demand Linux USD per hour; a user price file wins, then the cache, then the
+        packaged table."""
+        return self.rate(instance_type, region)
+
+    def local_storage(self, instance_type: str) -> float | None:
+        spec = self.specs.get(instance_type)
+        return spec.local_storage_gb if spec else None
+
+    def storage_keeping_target(self, instance_type: str, region: str) -> str | None:
+        """The cheapest Graviton type with at least the type's local NVMe and vCPUs, priced
+        on demand in the region; None when there is none."""
+        spec = self.specs.get(instance_type)
+        if spec is None or not spec.local_storage_gb:
+            return None
+        best = None
+        for name, candidate in self.specs.items():
+            if (candidate.arch != "arm64" or not candidate.local_storage_gb
+                    or candidate.local_storage_gb < spec.local_storage_gb
+                    or (spec.vcpu or 0) > (candidate.vcpu or 0)):
+                continue
+            price = self.price(name, region)
+            if price is not None and (best is None or price < best[0]):
+                best = (price, name)
+        return best[1] if best else None
 
     def arch(self, instance_type: str) -> str:
         spec = self.specs.get(instance_type)
@@ -190,15 +312,34 @@ class Reference:
                         generation: str = "latest") -> GravitonTarget | None:
         """Target type and its price; None when unmapped or that size does not exist."""
         target = self.graviton_type(instance_type, generation)
-        if target is None or (target not in self.specs and self.price(target, region) is None):
+        if target is None or (target not in self.specs and not self.exists_in(target, region)
+                              and self.price(target, region) is None):
             return None
         return GravitonTarget(target, self.price(target, region))
 
+    def region_source(self, region: str) -> dict:
+        """Where the region's prices came from, and as of when."""
+        cached = self.cached(region)
+        if cached is not None:
+            return {"source": f"{CACHE_SOURCE} ({cached.source})", "as_of": cached.as_of,
+                    "cached": True}
+        if any(r in (region, "") for r, _ in self.overrides):
+            return {"source": f"user price file {self.overrides_file}", "as_of": None,
+                    "cached": False}
+        if region in self.regions:
+            return {"source": f"{PACKAGED_SOURCE}: {SOURCES['prices']}",
+                    "as_of": self.prices_as_of, "cached": False}
+        return {"source": None, "as_of": None, "cached": False,
+                "fix": UPDATE_COMMAND.format(region=region)}
+
     def sources(self) -> dict:
         """Provenance for reports: what each data set is, and as of when."""
+        by_region = {region: self.region_source(region)
+                     for region in sorted(r for r in self.used_regions if r)}
         return {
             "prices": {"source": SOURCES["prices"], "as_of": self.prices_as_of,
-                       "regions": self.regions, "user_price_file": self.overrides_file},
+                       "regions": self.regions, "user_price_file": self.overrides_file,
+                       "by_region": by_region},
             "normalization_factors": {"source": SOURCES["normalization_factors"],
                                       "as_of": self.prices_as_of},
             "mapping": {"source": SOURCES["mapping"], "as_of": MAPPING_AS_OF},
@@ -207,8 +348,8 @@ class Reference:
 
 @lru_cache(maxsize=1)
 def default_reference() -> Reference:
-    """The packaged tables, loaded once (about a thousand rows)."""
-    return Reference()
+    """The packaged tables (about a thousand rows) and the price cache, loaded once."""
+    return Reference(use_cache=True)
 
 
 def lookup_price(instance_type: str, region: str) -> float | None:

@@ -15,23 +15,37 @@ _GROUP_FIELDS = ["hours", "nih", "projected_nih", "cost", "graviton_cost", "base
                  "additional_savings", "total_savings", "savings_pct"]
 
 
+EFFORT_HEADERS = ["effort", "reason", "lines", "hours", "cost", "Graviton cost",
+                  "total savings", "in headline"]
+STORAGE_FIT_HEADERS = ["instance type", "Graviton type", "hosts", "storage", "measured peak",
+                       "target limit", "headroom", "fits"]
+
+
 def _clean(value):
-    """JSON-safe scalars: numpy types to Python, NaN to None, money to cents."""
+    """JSON-safe scalars: numpy types to Python, NaN and infinities to None."""
     if hasattr(value, "item"):
         value = value.item()
     if isinstance(value, float):
-        return None if math.isnan(value) else round(value, 6)
+        return round(value, 6) if math.isfinite(value) else None
     return value
 
 
 def _records(frame, fields: list[str]) -> list[dict]:
-    return [{f: _clean(v) for f, v in zip(fields, row, strict=True)}
+    return [{f: _clean(v) for f, v in zip(fields, row)}
             for row in frame[fields].itertuples(index=False)]
+
+
+def _clean_tree(value):
+    if isinstance(value, dict):
+        return {k: _clean_tree(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean_tree(v) for v in value]
+    return _clean(value)
 
 
 def to_document(result: Result, inputs: dict) -> dict:
     totals = {k: _clean(v) for k, v in result.totals().items()}
-    return {
+    return _clean_tree({
         "schema_version": SCHEMA_VERSION,
         "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "inputs": inputs,
@@ -45,11 +59,20 @@ def to_document(result: Result, inputs: dict) -> dict:
                                ["reason", "lines", "hours", "cost", "unused_fees"]),
         "by_family": _records(result.by_family(), ["family", "target_family", *_GROUP_FIELDS]),
         "by_instance_type": _records(result.by_type(),
-                                     ["instance_type", "family", "target_type", *_GROUP_FIELDS]),
+                                     ["instance_type", "family", "target_type",
+                                      "local_storage_gb", "target_local_storage_gb",
+                                      *_GROUP_FIELDS]),
         "by_month": _records(result.by_month(), ["month", *_GROUP_FIELDS]),
         "sweep": [{k: _clean(v) for k, v in row.items()} for row in result.sweep()],
+        "headline_efforts": list(result.efforts),
+        "latest_month": result.latest_month(),
+        "by_effort": _records(result.by_effort(),
+                              ["effort", "reason", "lines", "hours", "cost", "graviton_cost",
+                               "total_savings", "in_headline"]),
+        "keep_local_storage": result.keep_local_storage,
+        "storage_fit": result.storage_fit,
         "warnings": list(result.warnings),
-    }
+    })
 
 
 def money(value) -> str:
@@ -66,11 +89,72 @@ def _pct(value) -> str:
     return "-" if value is None else f"{value:.1f} %"
 
 
+def _gb(value) -> str:
+    return "-" if value is None else ("EBS only" if value == 0 else f"{value:,.0f} GB")
+
+
+def _storage_value(metric: str, value) -> str:
+    if value is None:
+        return "-"
+    return f"{value / 1e6:,.1f} MB/s" if metric.startswith("throughput") else f"{value:,.0f}"
+
+
+_CHECK_LABELS = {("instance_store", "read_iops"): "instance store read IOPS",
+                 ("instance_store", "write_iops"): "instance store write IOPS",
+                 ("instance_store", "throughput_bytes_per_second"): "instance store throughput",
+                 ("ebs", "iops"): "EBS IOPS",
+                 ("ebs", "throughput_bytes_per_second"): "EBS throughput"}
+
+
+def storage_fit_rows(doc: dict) -> list[list[str]]:
+    rows = []
+    for row in doc.get("storage_fit") or []:
+        for check in row["checks"]:
+            if check["fits"] is None:
+                verdict = "no limit known"
+            elif check["fits"]:
+                verdict = "fits"
+            else:
+                over = check["peak"] - check["limit"]
+                verdict = f"over by {_storage_value(check['metric'], over)}"
+            headroom = "-" if check["headroom_pct"] is None else f"{check['headroom_pct']:.1f} %"
+            rows.append([row["instance_type"], row["target_type"], str(row["hosts"]),
+                         _CHECK_LABELS[(check["scope"], check["metric"])],
+                         _storage_value(check["metric"], check["peak"]),
+                         _storage_value(check["metric"], check["limit"]), headroom, verdict])
+    return rows
+
+
+def effort_rows(doc: dict) -> list[list[str]]:
+    return [[e["effort"], e["reason"], f"{e['lines']:,}", _hours(e["hours"]), money(e["cost"]),
+             money(e["graviton_cost"]), money(e["total_savings"]),
+             "yes" if e["in_headline"] else "no"] for e in doc["by_effort"]]
+
+
+def latest_month_line(doc: dict) -> str | None:
+    latest = doc.get("latest_month")
+    if not latest:
+        return None
+    return (f"latest month {latest['month']}: total savings {money(latest['total_savings'])} "
+            f"({_pct(latest['savings_pct'])}) of {money(latest['cost'])}")
+
+
+def headline_line(doc: dict) -> str:
+    return f"headline counts: {', '.join(doc['headline_efforts'])} (priced usage)"
+
+
 def provenance_lines(doc: dict) -> list[str]:
     sources = doc["sources"]
     prices = sources["prices"]
-    lines = [f"prices: {prices['source']}, as of {prices['as_of']} "
-             f"(regions: {', '.join(prices['regions'])})",
+    lines = []
+    for region, source in prices.get("by_region", {}).items():
+        if source["source"]:
+            when = f", as of {source['as_of']}" if source["as_of"] else ""
+            lines.append(f"prices for {region}: {source['source']}{when}")
+        else:
+            lines.append(f"prices for {region}: none (run {source['fix']})")
+    lines += [f"packaged prices: {prices['source']}, as of {prices['as_of']} "
+              f"(regions: {', '.join(prices['regions'])})",
              f"normalization factors: {sources['normalization_factors']['source']}",
              f"x86 -> Graviton mapping: {sources['mapping']['source']}, "
              f"as of {sources['mapping']['as_of']}; target generation: {doc['generation']}"]
@@ -97,8 +181,8 @@ def render_table(doc: dict) -> str:
     out += [f"  {line}" for line in provenance_lines(doc)]
     out += ["", nih_line(doc), ""]
     summary = [
-        ["eligible lines", f"{t['eligible_lines']:,} of {t['all_lines']:,}"],
-        ["current cost (eligible)", money(t["cost"])],
+        ["lines in the headline", f"{t['eligible_lines']:,} of {t['all_lines']:,}"],
+        ["current cost (headline)", money(t["cost"])],
         ["Graviton cost", money(t["graviton_cost"])],
         ["base savings", money(t["base_savings"])],
         [f"additional savings at {doc['nih_reduction_pct']:g} %",
@@ -107,7 +191,13 @@ def render_table(doc: dict) -> str:
         ["normalized hours now -> projected",
          f"{_hours(t['nih'])} -> {_hours(t['projected_nih'])}"],
     ]
-    out += [tabulate(summary, tablefmt="plain"), "", "Eligibility"]
+    out += [tabulate(summary, tablefmt="plain"), headline_line(doc)]
+    if latest_month_line(doc):
+        out.append(latest_month_line(doc))
+    out += ["", "Savings implementation effort"]
+    out.append(tabulate(effort_rows(doc), headers=EFFORT_HEADERS, disable_numparse=True,
+                        colalign=("left", "left", *("right",) * 6)))
+    out += ["", "Eligibility"]
     out.append(tabulate([[e["reason"], f"{e['lines']:,}", _hours(e["hours"]), money(e["cost"]),
                           money(e["unused_fees"])] for e in doc["exclusions"]],
                         headers=EXCLUSION_HEADERS, disable_numparse=True,
@@ -117,7 +207,13 @@ def render_table(doc: dict) -> str:
     out += ["", "By family"]
     out.append(_group_table(doc["by_family"], ["family", "target_family"]))
     out += ["", "By instance type"]
-    out.append(_group_table(doc["by_instance_type"], ["instance_type", "target_type"]))
+    out.append(_group_table(doc["by_instance_type"], ["instance_type", "target_type"],
+                            storage=True))
+    if doc.get("storage_fit") is not None:
+        out += ["", "Storage fit: measured peaks against the Graviton type's limits"]
+        rows = storage_fit_rows(doc)
+        out.append(tabulate(rows, headers=STORAGE_FIT_HEADERS, disable_numparse=True)
+                   if rows else "  (no peak gauges from x86 hosts with a target)")
     if any(row["month"] for row in doc["by_month"]):
         out += ["", "By month"]
         out.append(_group_table(doc["by_month"], ["month"]))
@@ -132,14 +228,20 @@ def render_table(doc: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-def _group_table(rows: list[dict], keys: list[str]) -> str:
+def storage_cells(row: dict) -> list[str]:
+    return [_gb(row.get("local_storage_gb")), _gb(row.get("target_local_storage_gb"))]
+
+
+def _group_table(rows: list[dict], keys: list[str], storage: bool = False) -> str:
     if not rows:
         return "  (nothing eligible)"
-    body = [[*(r[k] for k in keys), _hours(r["hours"]), _hours(r["nih"]), money(r["cost"]),
-             money(r["graviton_cost"]), money(r["base_savings"]),
-             money(r["additional_savings"]), money(r["total_savings"]), _pct(r["savings_pct"])]
+    body = [[*(r[k] for k in keys), *(storage_cells(r) if storage else []), _hours(r["hours"]),
+             _hours(r["nih"]), money(r["cost"]), money(r["graviton_cost"]),
+             money(r["base_savings"]), money(r["additional_savings"]),
+             money(r["total_savings"]), _pct(r["savings_pct"])]
             for r in rows]
-    headers = [*keys, "hours", "norm. hours", "cost", "Graviton cost", "base", "additional",
-               "total", "%"]
+    extra = ["local disk", "target disk"] if storage else []
+    headers = [*keys, *extra, "hours", "norm. hours", "cost", "Graviton cost", "base",
+               "additional", "total", "%"]
     return tabulate(body, headers=headers, disable_numparse=True,
-                    colalign=("left",) * len(keys) + ("right",) * 8)
+                    colalign=("left",) * len(keys) + ("right",) * (8 + len(extra)))

@@ -16,6 +16,20 @@ _SIDE = {
 }
 
 
+_NUMBER_OR_NULL = {"type": ["number", "null"]}
+_CHECK = {
+    "type": "object",
+    "required": ["scope", "metric", "peak", "limit", "headroom_pct", "fits"],
+    "properties": {"scope": {"enum": ["instance_store", "ebs"]},
+                   "metric": {"enum": ["read_iops", "write_iops", "iops",
+                                       "throughput_bytes_per_second"]},
+                   "peak": _NUMBER, "limit": _NUMBER_OR_NULL,
+                   "headroom_pct": _NUMBER_OR_NULL,
+                   "fits": {"type": ["boolean", "null"]}},
+}
+_EFFORTS = ["Typically Easy", "Requires Additional Planning", "Excluded", "Already Graviton"]
+
+
 def _rows(keys: dict) -> dict:
     return {"type": "array", "items": {"type": "object", "required": [*keys, *_GROUP],
                                        "properties": {**keys, **_GROUP}}}
@@ -28,7 +42,8 @@ JSON_SCHEMA = {
     "required": ["schema_version", "generated_at", "inputs", "sources", "generation",
                  "nih_reduction_pct", "nih_reduction_source", "measured", "totals",
                  "exclusions", "by_family", "by_instance_type", "by_month", "sweep",
-                 "warnings"],
+                 "headline_efforts", "latest_month", "by_effort", "keep_local_storage",
+                 "storage_fit", "warnings"],
     "properties": {
         "schema_version": {"const": 1},
         "generated_at": {"type": "string"},
@@ -37,7 +52,13 @@ JSON_SCHEMA = {
             "paths": {"type": "array", "items": {"type": "string"}},
             "start": {"type": "string"}, "end": {"type": "string"}}},
         "sources": {"type": "object", "required": ["prices", "normalization_factors",
-                                                   "mapping"]},
+                                                   "mapping"],
+                    "properties": {"prices": {"type": "object", "required": ["by_region"],
+                                              "properties": {"by_region": {
+                                                  "type": "object",
+                                                  "additionalProperties": {
+                                                      "type": "object",
+                                                      "required": ["source", "as_of"]}}}}}},
         "generation": {"enum": ["latest", "graviton2", "graviton3", "graviton4"]},
         "nih_reduction_pct": _NUMBER,
         "nih_reduction_source": {"enum": ["assumed", "measured"]},
@@ -65,7 +86,9 @@ JSON_SCHEMA = {
                             "target_family": {"type": "string"}}),
         "by_instance_type": _rows({"instance_type": {"type": "string"},
                                    "family": {"type": "string"},
-                                   "target_type": {"type": "string"}}),
+                                   "target_type": {"type": "string"},
+                                   "local_storage_gb": _NUMBER_OR_NULL,
+                                   "target_local_storage_gb": _NUMBER_OR_NULL}),
         "by_month": _rows({"month": {"type": "string"}}),
         "sweep": {"type": "array", "items": {
             "type": "object",
@@ -74,6 +97,27 @@ JSON_SCHEMA = {
             "properties": {"nih_reduction_pct": _NUMBER, "base_savings": _NUMBER,
                            "additional_savings": _NUMBER, "total_savings": _NUMBER,
                            "savings_pct": _NUMBER}}},
+        "headline_efforts": {"type": "array", "items": {"enum": _EFFORTS}},
+        "latest_month": {"oneOf": [{"type": "null"}, {
+            "type": "object", "required": ["month", *_GROUP],
+            "properties": {"month": {"type": "string"}, **_GROUP}}]},
+        "by_effort": {"type": "array", "items": {
+            "type": "object",
+            "required": ["effort", "reason", "lines", "hours", "cost", "graviton_cost",
+                         "total_savings", "in_headline"],
+            "properties": {"effort": {"enum": _EFFORTS}, "reason": {"type": "string"},
+                           "lines": {"type": "integer"}, "hours": _NUMBER, "cost": _NUMBER,
+                           "graviton_cost": _NUMBER, "total_savings": _NUMBER,
+                           "in_headline": {"type": "boolean"}}}},
+        "keep_local_storage": {"type": "boolean"},
+        "storage_fit": {"oneOf": [{"type": "null"}, {"type": "array", "items": {
+            "type": "object",
+            "required": ["instance_type", "target_type", "hosts", "fits", "checks"],
+            "properties": {"instance_type": {"type": "string"},
+                           "target_type": {"type": "string"},
+                           "hosts": {"type": "integer"},
+                           "fits": {"type": ["boolean", "null"]},
+                           "checks": {"type": "array", "items": _CHECK}}}}]},
         "warnings": {"type": "array", "items": {"type": "string"}},
     },
 }

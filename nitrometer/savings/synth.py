@@ -26,6 +26,11 @@ class Template:
     operation: str = "RunInstances"
     usage_kind: str = "BoxUsage"
     offering_type: str = ""  # savings_plan_offering_type of SP-covered lines
+    # what was bought: the RI's or the Savings Plan's term and payment option, the RI's class
+    lease: str = ""
+    payment: str = ""
+    ri_class: str = ""
+    usage_amount: float | None = None  # a fixed usage amount (e.g. a bad, negative one)
     product_code: str = "AmazonEC2"
     rate: float = 0.1  # unblended USD per hour
     normalization_factor: float = 4.0
@@ -49,14 +54,16 @@ DEFAULT_TEMPLATES = (
     Template("c5.xlarge", "eligible", rate=0.17, normalization_factor=8, weight=15),
     Template("r5.2xlarge", "eligible", rate=0.504, normalization_factor=16, weight=10),
     Template("m6i.large", "eligible", line_type="SavingsPlanCoveredUsage",
-             offering_type="ComputeSavingsPlans", rate=0.096, weight=5),
+             offering_type="ComputeSavingsPlans", lease="1yr", payment="No Upfront",
+             rate=0.096, weight=5),
     Template("t3.medium", "eligible", rate=0.0416, normalization_factor=2, weight=10),
     Template("m6g.large", "already Graviton", rate=0.077, weight=10),
     Template("m5.large", "Windows", operating_system="Windows", operation="RunInstances:0002",
              rate=0.188, weight=5),
     Template("c5.large", "Spot", usage_kind="SpotUsage", operation="RunInstances:SV001",
              rate=0.035, weight=5),
-    Template("r5.large", "RI-covered", line_type="DiscountedUsage", rate=0.0, weight=5),
+    Template("r5.large", "RI-covered", line_type="DiscountedUsage", lease="1yr",
+             payment="Partial Upfront", ri_class="standard", rate=0.0, weight=5),
     # unblended cost is the whole fee; amortized cost counts only the unused part
     Template("r5.large", "RI-covered", line_type="RIFee", usage_kind="HeavyUsage", rate=0.05,
              ri_unused_upfront=0.5, ri_unused_recurring=0.25, weight=0.5),
@@ -65,7 +72,9 @@ DEFAULT_TEMPLATES = (
              operation="", rate=10.0, sp_commitment=10.0, sp_used_commitment=7.5,
              weight=0.5),
     Template("c6i.large", "instance-SP-covered", line_type="SavingsPlanCoveredUsage",
-             offering_type="EC2InstanceSavingsPlans", rate=0.085, weight=5),
+             offering_type="EC2InstanceSavingsPlans", lease="3yr", payment="All Upfront",
+             rate=0.085, weight=5),
+    Template("m5.large", "invalid lines", usage_amount=-720.0, rate=0.096, weight=0.5),
     Template("x9q.large", "unknown instance type", weight=1),
     Template("d3.xlarge", "no Graviton equivalent", rate=0.499, normalization_factor=8,
              weight=2),
@@ -87,6 +96,9 @@ def synthetic_batch(templates, picks: np.ndarray, rng: np.random.Generator,
     n = len(picks)
     take = lambda values, kind=None: pa.array(values, kind).take(pa.array(picks))  # noqa: E731
     hours = rng.uniform(0.25, 1.0, n).round(6)
+    fixed = np.array([np.nan if t.usage_amount is None else t.usage_amount
+                      for t in templates])[picks]
+    hours = np.where(np.isnan(fixed), hours, fixed)
     rate = np.array([t.rate for t in templates])[picks]
     factor = np.array([t.normalization_factor for t in templates])[picks]
     ec2 = np.array([t.product_code == "AmazonEC2" for t in templates])[picks]
@@ -124,6 +136,15 @@ def synthetic_batch(templates, picks: np.ndarray, rng: np.random.Generator,
         "savings_plan_used_commitment": pa.array(per_line("sp_used_commitment")),
         "savings_plan_offering_type": take([t.offering_type or None for t in templates],
                                            pa.string()),
+        "savings_plan_purchase_term": take(
+            [t.lease if t.offering_type else None for t in templates], pa.string()),
+        "savings_plan_payment_option": take(
+            [t.payment if t.offering_type else None for t in templates], pa.string()),
+        "pricing_lease_contract_length": take(
+            [None if t.offering_type else t.lease or None for t in templates], pa.string()),
+        "pricing_purchase_option": take(
+            [None if t.offering_type else t.payment or None for t in templates], pa.string()),
+        "pricing_offering_class": take([t.ri_class or None for t in templates], pa.string()),
         "product_instance_type": take([t.instance_type or None for t in templates],
                                       pa.string()),
         "product": product,

@@ -109,3 +109,4 @@ def test_html_renders_in_headless_chromium(capsys, tmp_path, cur_file):
         assert re.search(rf'<svg id="{chart}"[^>]*>.*?<rect class="bar"', dom, re.S), chart
     assert "Uncaught" not in result.stderr
     assert "2026-07-20" in dom and "instance-SP-covered" in dom
+    assert "target local disk" in dom and "Savings implementation effort" in dom

@@ -57,9 +57,11 @@ def _frame() -> pd.DataFrame:
 
 
 def _summary(usage: pd.DataFrame) -> dict:
-    return {(r.month, r.instance_type, r.category): (round(r.hours, 6), round(r.cost, 6),
-                                                     int(r.lines))
-            for r in usage.itertuples()}
+    # a fee line has no operation: summed with its reservation's usage
+    sums = usage.groupby(["month", "instance_type", "category"])[["hours", "cost",
+                                                                  "lines"]].sum()
+    return {key: (round(r.hours, 6), round(r.cost, 6), int(r.lines))
+            for key, r in zip(sums.index, sums.itertuples())}
 
 
 def test_legacy_csv_headers(tmp_path):

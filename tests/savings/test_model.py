@@ -101,7 +101,7 @@ def test_sample_2018_matches_plain_pandas(sample_2018, reference):
     assert any("eu-west-2" in w for w in result.warnings)
 
 
-def test_generated_cur2_counts_every_reason(tmp_path, reference):
+def test_generated_cur2_counts_every_reason(tmp_path, cached_reference):
     path = tmp_path / "cur2.parquet"
     counts = write_synthetic_cur(path, 60_000, seed=7, batch_lines=25_000)
     expected = {}
@@ -110,9 +110,16 @@ def test_generated_cur2_counts_every_reason(tmp_path, reference):
             expected[template.expected_reason] = (expected.get(template.expected_reason, 0)
                                                   + counts[index])
     assert set(expected) == set(EXCLUSION_ROWS)  # every reason is exercised
-    result = run_model(read_usage([path]), reference)
+    result = run_model(read_usage([path]), cached_reference)
     got = result.exclusions().set_index("reason")["lines"].to_dict()
     assert got == expected
+    # Compute SP usage priced at the target's Compute SP rate of the same term and payment
+    csp = result.lines[result.lines.instance_type == "m6i.large"]
+    assert csp.graviton_cost.sum() == pytest.approx(0.0604 * csp.hours.sum())
+    isp = result.lines[result.lines.instance_type == "c6i.large"]
+    assert isp.graviton_cost.sum() == pytest.approx(0.0312 * isp.hours.sum())
+    assert set(isp.effort) == {"Requires Additional Planning"}
+    assert any("invalid lines" in w and "m5.large" in w for w in result.warnings)
     # SP-covered lines cost their Savings Plan effective cost (0.7 x on-demand in the file)
     sp_types = result.lines[result.lines.instance_type == "m6i.large"]
     assert sp_types.cost.sum() == pytest.approx(0.7 * 0.096 * sp_types.hours.sum(), rel=1e-6)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -25,6 +26,11 @@ HOSTS = {
     "x1:9720": ("m5.xlarge", "x86_64", 8, 0.192, 200.0, "db"),
     "x2:9720": ("m5.xlarge", "x86_64", 8, 0.192, 100.0, "web"),
 }
+
+
+# x86 host -> op -> (peak IOPS, peak bytes/s) of its EBS volume
+PEAKS = {"x1:9720": {"read": (4000, 60e6), "write": (1500, 40e6)},
+         "x2:9720": {"read": (5000, 50e6), "write": (2000, 20e6)}}
 
 
 def _openmetrics(end: int) -> str:
@@ -53,6 +59,15 @@ def _openmetrics(end: int) -> str:
             for t in times:
                 elapsed = t - (end - SPAN)
                 out.append(f"{name}{{{labels}}} {value(host, elapsed)} {t}")
+    for name, index in ((metrics.PEAK_IOPS, 0), (metrics.PEAK_THROUGHPUT, 1)):
+        out.append(f"# TYPE {name} gauge")
+        for instance, per_op in PEAKS.items():
+            for op, values in per_op.items():
+                labels = (f'instance="{instance}",job="nitrometer",device="nvme1n1",'
+                          f'serial="vol-{instance[:2]}",kind="ebs",op="{op}"')
+                for t in times:  # the peak is reached once, in the middle of the range
+                    value = values[index] if t == times[len(times) // 2] else values[index] / 4
+                    out.append(f"{name}{{{labels}}} {value} {t}")
     return "\n".join(out) + "\n# EOF\n"
 
 
@@ -116,3 +131,29 @@ def test_unreachable_prometheus_is_one_line(capsys):
     code = main(["savings", "--prometheus", "http://127.0.0.1:9", "--range", "1h"])
     assert code == 2
     assert "cannot reach Prometheus" in capsys.readouterr().err
+
+
+def test_storage_fit_holds_peaks_against_the_target(fleet, capsys):
+    prom, end = fleet
+    code = main(["savings", "--prometheus", prom.url, "--start", str(end - SPAN), "--end",
+                 str(end), "-o", "json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0
+    (fit,) = doc["storage_fit"]
+    assert (fit["instance_type"], fit["target_type"], fit["hosts"]) == ("m5.xlarge",
+                                                                       "m6g.xlarge", 2)
+    checks = {c["metric"]: c for c in fit["checks"]}
+    # m6g.xlarge: 6000 IOPS and 148.5 MB/s baseline on EBS; x2 peaks at 5000 + 2000 IOPS
+    assert checks["iops"]["limit"] == 6000 and checks["iops"]["peak"] == pytest.approx(7000)
+    assert checks["iops"]["fits"] is False
+    assert checks["iops"]["headroom_pct"] == pytest.approx(100 * (6000 - 7000) / 6000)
+    assert checks["throughput_bytes_per_second"]["peak"] == pytest.approx(100e6)
+    assert checks["throughput_bytes_per_second"]["fits"] is True
+    assert fit["fits"] is False
+    code = main(["savings", "--prometheus", prom.url, "--start", str(end - SPAN), "--end",
+                 str(end)])
+    table = capsys.readouterr().out
+    assert re.search(r"m5\.xlarge\s+m6g\.xlarge\s+2\s+EBS IOPS\s+7,000\s+6,000\s+-16\.7 %"
+                     r"\s+over by 1,000", table)
+    assert re.search(r"EBS throughput\s+100\.0 MB/s\s+148\.5 MB/s\s+32\.7 %"
+                     r"\s+fits", table)
