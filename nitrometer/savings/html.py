@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from html import escape
 
-from nitrometer.savings.report import EXCLUSION_HEADERS, money, nih_line, provenance_lines
+from nitrometer.savings.report import (
+    EXCLUSION_HEADERS,
+    MEASURED_GROUP_HEADERS,
+    measured_group_rows,
+    money,
+    nih_line,
+    provenance_lines,
+)
 
 COLORS = ("#2f6fb0", "#e58a2b", "#6a9e3f", "#8e5ea2")
 CSS = """
@@ -108,7 +115,13 @@ def render_html(doc: dict) -> str:
                ["total savings", f"{money(t['total_savings'])} ({t['savings_pct']:.1f} %)"],
                ["normalized hours now / projected",
                 f"{_hours(t['nih'])} / {_hours(t['projected_nih'])}"]]),
-           "<h2>Savings by family</h2>"]
+           ]
+    if doc["measured"]:
+        out += [f"<h2>Measured NIH reduction by comparison group "
+                f"({doc['measured']['confidence_pct']:g} % intervals)</h2>",
+                _table(MEASURED_GROUP_HEADERS, measured_group_rows(doc["measured"])),
+                *(f'<p class="note">{escape(n)}</p>' for n in doc["measured"]["notes"])]
+    out.append("<h2>Savings by family</h2>")
     if families:
         out.append(_bars("chart-family", "Savings by family",
                          [f"{f['family']} → {f['target_family']}" for f in families],
