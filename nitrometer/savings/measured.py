@@ -127,7 +127,7 @@ class _Basis:
             rates, rate_draws = {}, {}
             for name, _ in SIDES:
                 work, den, nih = _arrays(chosen[name], basis)
-                rates[name] = work.sum() / den.sum()
+                rates[name] = float(work.sum() / den.sum())
                 picks = rng.integers(0, len(work), size=(resamples, len(work)))
                 rate_draws[name] = work[picks].sum(axis=1) / den[picks].sum(axis=1)
                 if name == "x86":
