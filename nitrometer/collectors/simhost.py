@@ -46,10 +46,10 @@ class SimulatedCpu:
 
     def sample(self) -> dict[str, float]:
         now, done = self.monotonic(), self.ios()
-        elapsed, self._last_time = now - self._last_time, now
-        new_ios, self._last_ios = max(done - self._last_ios, 0.0), done
-        capacity = self.cpus * elapsed
+        capacity = self.cpus * (now - self._last_time)
         if capacity <= 0:
-            return {}
+            return {}  # no time has passed: these IOs count in the next sample
+        new_ios = max(done - self._last_ios, 0.0)
+        self._last_time, self._last_ios = now, done
         busy = min(new_ios * self.cost, capacity)
         return {"busy": busy / capacity, "iowait": 0.0, **self.totals.add(busy, capacity)}

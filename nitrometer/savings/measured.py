@@ -233,7 +233,7 @@ def _notes(groups: dict, bases: dict, used: str, group_by: tuple[str, ...]) -> l
               if any(len([h for h in groups[g][name].hosts if used == RAW or h.has_cpu]) < 2
                      for name, _ in SIDES)]
     if single:
-        notes.append("one host on a side has no spread to draw from, so the interval of "
-                     + "; ".join(_group_name(group_by, g) for g in single)
-                     + " understates the uncertainty")
+        notes.append("one host on a side gives no spread to draw from, so the interval "
+                     "understates the uncertainty of "
+                     + "; ".join(_group_name(group_by, g) for g in single))
     return notes

@@ -45,11 +45,11 @@ def test_interval_covers_the_truth_about_as_often_as_stated():
     covered = 0
     runs = 200
     for _ in range(runs):
-        hosts = [h.host_work() for h in fleet(rng, {"a": (0.5, 0.3), "b": (0.4, 0.4)}, 6)]
-        result = estimate(hosts, min_hours=1, resamples=500, seed=int(rng.integers(1 << 31)))
+        hosts = [h.host_work() for h in fleet(rng, {"a": (0.5, 0.3), "b": (0.4, 0.4)}, 8)]
+        result = estimate(hosts, min_hours=1, resamples=1000, seed=int(rng.integers(1 << 31)))
         covered += _contains(result["interval_pct"], TRUE_REDUCTION_PCT)
-    # a percentile bootstrap from 6 hosts a side runs a little narrow; 90 % stated
-    assert 0.8 <= covered / runs <= 0.97
+    # 90 % stated; a percentile bootstrap from 8 hosts a side runs a little narrow (0.84 here)
+    assert 0.78 <= covered / runs <= 0.97
 
 
 def test_groups_compare_like_for_like_and_weigh_by_x86_hours():
