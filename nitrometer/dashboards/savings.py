@@ -96,6 +96,29 @@ def _by(labels: str, metric: str, per_hour: bool = True) -> str:
     return f"sum by ({labels}) ({joined}){' * 3600' if per_hour else ''}"
 
 
+def _group_table(query: nih.Query) -> g.Table:
+    """Per job over the range: the measured reductions, as `savings --measured` lists them."""
+    specs = [(query.group_reduction(nih.EQUAL_LOAD), "at equal load %"),
+             (query.group_bound(-1, nih.EQUAL_LOAD), "low %"),
+             (query.group_bound(1, nih.EQUAL_LOAD), "high %"),
+             (query.group_reduction(nih.RAW), "raw %"),
+             (f"count by ({nih.GROUP}) ({query.hosts(nih.GRAVITON, nih.RAW)})", "Graviton hosts"),
+             (f"count by ({nih.GROUP}) ({query.hosts(nih.X86, nih.RAW)})", "x86 hosts")]
+    return g.Table(
+        title="Measured NIH reduction by job", unit="short",
+        description="Each job over the time range: the reduction at equal load with its 90 % "
+                    "interval (per-host spread), the raw reduction, and the hosts with work on "
+                    "each side. Jobs with one architecture only show no reduction.",
+        targets=targets(*specs, instant=True, fmt=g.TABLE_TARGET_FORMAT),
+        transformations=[
+            {"id": "merge", "options": {}},
+            {"id": "organize", "options": {
+                "excludeByName": {"Time": True},
+                "renameByName": {f"Value #{chr(ord('A') + i)}": name
+                                 for i, (_, name) in enumerate(specs)}}},
+        ])
+
+
 def build() -> g.Dashboard:
     grid = Grid()
     grid.row("Potential savings over the dashboard's time range")
@@ -138,7 +161,8 @@ def build() -> g.Dashboard:
                         (f"sum({rules.NIH_FLEET_BOUNDS[1]})", "fleet high"),
                         (f"sum by (job) ({rules.NIH_GROUP_REDUCTION[nih.EQUAL_LOAD]})",
                          "{{job}}")),
-        unit="percent", legendDisplayMode="table", legendCalcs=["mean", "lastNotNull"]), w=24)
+        unit="percent", legendDisplayMode="table", legendCalcs=["mean", "lastNotNull"]), w=12)
+    grid.add(_group_table(query), w=12)
 
     grid.row("Cost and normalized hours")
     window = "[$__rate_interval]"

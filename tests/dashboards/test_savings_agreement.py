@@ -93,6 +93,13 @@ def test_measured_mode_equals_the_measured_model(fleet):
     additional = shown("Estimated Additional Savings Due to Performance")
     assert additional == pytest.approx(
         totals["graviton_cost"] * measured["nih_reduction_pct"] / 100, rel=1e-3)
+    # the per-job table lists the CLI's groups with the same figures
+    table = panels["Measured NIH reduction by job"]["targets"]
+    for ref, basis in ((0, "equal_load"), (3, "raw")):
+        rows = fleet.prom.query(grafana.substitute(table[ref]["expr"], values), at=end)
+        by_job = {r["metric"]["job"]: float(r["value"][1]) for r in rows}
+        assert by_job == pytest.approx({g["labels"]["job"]: g[basis]["nih_reduction_pct"]
+                                        for g in measured["groups"]}, rel=1e-9), basis
     # a threshold no side meets leaves the measured savings empty, not at the slider's value
     strict = grafana.substitute(
         panels["Estimated Additional Savings Due to Performance"]["targets"][0]["expr"],
