@@ -63,6 +63,10 @@ GRAVITON_COST = "ec2_instance_graviton_cost_usd_total"  # what the same hours co
 # Host context beside the device numbers: a starved host is not a slow device.
 HOST_CPU_BUSY = "nitrometer_host_cpu_busy_ratio"  # gauge, last second
 HOST_CPU_IOWAIT = "nitrometer_host_cpu_iowait_ratio"  # gauge, last second
+# CPU-seconds over all CPUs, as counters: increase(busy) / increase(total) is the busy share
+# over any window, which the measured NIH reduction needs to compare hosts at equal load.
+HOST_CPU_BUSY_SECONDS = "nitrometer_host_cpu_busy_seconds_total"
+HOST_CPU_SECONDS = "nitrometer_host_cpu_seconds_total"
 
 # The agent itself.
 BUILD_INFO = "nitrometer_build_info"

@@ -331,6 +331,14 @@ def agent_families(snap: Snapshot) -> list[Family]:
                         "interval, all CPUs.")
         iowait.add("", snap.host["iowait"])
         out += [busy, iowait]
+    if "busy_seconds" in snap.host:
+        busy_seconds = Family(m.HOST_CPU_BUSY_SECONDS, "counter", "CPU-seconds neither idle "
+                              "nor in iowait, all CPUs, since the agent started.")
+        busy_seconds.add("", snap.host["busy_seconds"])
+        cpu_seconds = Family(m.HOST_CPU_SECONDS, "counter", "CPU-seconds of all CPUs since "
+                             "the agent started.")
+        cpu_seconds.add("", snap.host["cpu_seconds"])
+        out += [busy_seconds, cpu_seconds]
     if snap.instance is not None:
         out += instance_families(snap.instance)
     return out

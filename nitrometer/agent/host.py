@@ -1,6 +1,22 @@
-"""Host context beside the device numbers: CPU busy and iowait over the last interval."""
+"""Host context beside the device numbers: CPU busy and iowait over the last interval, and
+busy and total CPU-seconds as running totals (counters)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+
+
+class CpuTotals:
+    """Running totals of CPU-seconds, summed over all CPUs, from the agent's start."""
+
+    def __init__(self):
+        self.busy_seconds = 0.0
+        self.cpu_seconds = 0.0
+
+    def add(self, busy: float, total: float) -> dict[str, float]:
+        self.busy_seconds += max(busy, 0.0)
+        self.cpu_seconds += max(total, 0.0)
+        return {"busy_seconds": self.busy_seconds, "cpu_seconds": self.cpu_seconds}
 
 
 class HostSampler:
@@ -11,6 +27,7 @@ class HostSampler:
 
         self._psutil = psutil
         self._last = psutil.cpu_times()
+        self.totals = CpuTotals()
 
     def sample(self) -> dict[str, float]:
         cur = self._psutil.cpu_times()
@@ -20,8 +37,35 @@ class HostSampler:
         if total <= 0:
             return {}
         idle = spent.get("idle", 0.0) + spent.get("iowait", 0.0)
+        busy = min(max(1.0 - idle / total, 0.0), 1.0)
         return {
-            "busy": min(max(1.0 - idle / total, 0.0), 1.0),
+            "busy": busy,
             # iowait exists on Linux only; elsewhere it is reported as 0.
             "iowait": min(max(spent.get("iowait", 0.0) / total, 0.0), 1.0),
+            **self.totals.add(busy * total, total),
         }
+
+
+def simulated_host_ios(state) -> Callable[[], float]:
+    """The IOs (reads + writes) every device of the agent has done so far."""
+
+    def ios() -> float:
+        with state.lock:
+            return float(sum(d.totals.page["total_read_ops"] + d.totals.page["total_write_ops"]
+                             for d in state.devices.values() if not d.totals.empty))
+
+    return ios
+
+
+def host_sampler(spec, state, clock, instance_type: str | None = None):
+    """psutil's view of this machine, or with a simulated source the simulated host's CPU."""
+    if spec.kind != "simulate":
+        return HostSampler()
+    from nitrometer.collectors.simhost import SimulatedCpu
+    from nitrometer.savings.reference import default_reference
+
+    instance_type = instance_type or spec.target
+    ref = default_reference()
+    arch = ref.arch(instance_type) if ref.known(instance_type) else ""
+    return SimulatedCpu(simulated_host_ios(state), clock.monotonic, arch=arch or "",
+                        normalization_factor=ref.normalization_factor(instance_type))

@@ -133,9 +133,10 @@ class Agent:
             elif not config.enabled("identity"):
                 self.state.instance = None
         if config.enabled("host") and self.sampler.host is None:
-            from nitrometer.agent.host import HostSampler
+            from nitrometer.agent.host import host_sampler
 
-            self.sampler.host = HostSampler()
+            self.sampler.host = host_sampler(self.spec, self.state, self.clock,
+                                             config.instance_type)
         elif not config.enabled("host"):
             self.sampler.host = None
             with self.state.lock:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import yaml
 
 from nitrometer import metrics as m
+from nitrometer.dashboards import nih
 
 WINDOW = "5m"
 TARGET = "instance, job"
@@ -41,6 +42,62 @@ INSTANCE_LATENCY_QUANTILE = f"instance_op:{m.LATENCY}:quantile_rate{WINDOW}"
 TYPE_LATENCY_BUCKETS = f"instance_type_op:{m.LATENCY}_bucket:rate{WINDOW}"
 TYPE_LATENCY_QUANTILE = f"instance_type_op:{m.LATENCY}:quantile_rate{WINDOW}"
 TYPE_EXCEEDED_ANY = f"instance_type:{_base(m.EXCEEDED_INTERVALS)}:rate{WINDOW}"
+
+
+# The measured NIH reduction (nitrometer.dashboards.nih) over a rolling hour, per comparison
+# group (job) and for the fleet, with a normal interval from the per-host spread. The fleet
+# rules read this round's per-group ones (rules in a group run in order).
+NIH_GROUP = "nitrometer-nih"
+NIH_WINDOW = "1h"
+NIH_LEVEL = 90
+BASES = (nih.EQUAL_LOAD, nih.RAW)
+BOUNDS = ((-1, "lower"), (1, "upper"))
+NIH_GROUP_REDUCTION = {b: f"job:nitrometer_nih_reduction_percent:{b}{NIH_WINDOW}" for b in BASES}
+NIH_GROUP_STDERR = {b: f"job:nitrometer_nih_reduction_stderr_percent:{b}{NIH_WINDOW}"
+                    for b in BASES}
+NIH_GROUP_WEIGHT = {b: f"job:nitrometer_nih_x86_normalized_instancehours:{b}{NIH_WINDOW}"
+                    for b in BASES}
+NIH_GROUP_BOUNDS = {sign: f"job:nitrometer_nih_reduction_{end}_percent:{nih.EQUAL_LOAD}"
+                          f"{NIH_WINDOW}" for sign, end in BOUNDS}
+NIH_FLEET_BASIS = {b: f"fleet:nitrometer_nih_reduction_percent:{b}{NIH_WINDOW}" for b in BASES}
+NIH_FLEET = f"fleet:nitrometer_nih_reduction_percent:measured{NIH_WINDOW}"
+NIH_FLEET_BOUNDS = {sign: f"fleet:nitrometer_nih_reduction_{end}_percent:measured{NIH_WINDOW}"
+                    for sign, end in BOUNDS}
+
+
+def _weighted(per_group: str, weight: str) -> str:
+    return f"sum({per_group} * on (job) {weight}) / sum({weight} and on (job) {per_group})"
+
+
+def nih_rules() -> dict:
+    query = nih.Query(f"[{NIH_WINDOW}]")
+    z = nih.Z[NIH_LEVEL]
+    rules = []
+    for b in BASES:
+        rules += [{"record": NIH_GROUP_REDUCTION[b], "expr": query.group_reduction(b)},
+                  {"record": NIH_GROUP_STDERR[b], "expr": query.group_stderr(b)},
+                  {"record": NIH_GROUP_WEIGHT[b], "expr": query.group_weight(b)}]
+    for sign, _ in BOUNDS:
+        op = "+" if sign > 0 else "-"
+        rules.append({"record": NIH_GROUP_BOUNDS[sign],
+                      "expr": f"{NIH_GROUP_REDUCTION[nih.EQUAL_LOAD]} {op} {z} * "
+                              f"{NIH_GROUP_STDERR[nih.EQUAL_LOAD]}"})
+    for b in BASES:
+        rules.append({"record": NIH_FLEET_BASIS[b],
+                      "expr": _weighted(NIH_GROUP_REDUCTION[b], NIH_GROUP_WEIGHT[b])})
+    rules.append({"record": NIH_FLEET, "expr": f"{NIH_FLEET_BASIS[nih.EQUAL_LOAD]} or on () "
+                                               f"{NIH_FLEET_BASIS[nih.RAW]}"})
+
+    def bound(b: str, sign: int) -> str:
+        weight, stderr = NIH_GROUP_WEIGHT[b], NIH_GROUP_STDERR[b]
+        fleet_stderr = (f"sqrt(sum(({stderr} * on (job) {weight}) ^ 2)) / "
+                        f"sum({weight} and on (job) {stderr})")
+        return f"({NIH_FLEET_BASIS[b]} {'+' if sign > 0 else '-'} {z} * {fleet_stderr})"
+
+    for sign, _ in BOUNDS:
+        rules.append({"record": NIH_FLEET_BOUNDS[sign],
+                      "expr": f"{bound(nih.EQUAL_LOAD, sign)} or on () {bound(nih.RAW, sign)}"})
+    return {"name": NIH_GROUP, "rules": rules}
 
 
 def _with_instance_labels(expr: str) -> str:
@@ -86,6 +143,7 @@ def recording_rules() -> dict:
     return {"groups": [
         {"name": "nitrometer-device", "rules": device},
         {"name": "nitrometer-fleet", "rules": instance + fleet},
+        nih_rules(),
     ]}
 
 

@@ -2,7 +2,9 @@
 
 Same model as nitrometer.savings: for eligible x86 instances (x86_64 with a Graviton
 equivalent, i.e. a Graviton cost counter), base savings = cost - Graviton cost; additional
-savings from performance = Graviton cost x NIH reduction; total = base + additional.
+savings from performance = Graviton cost x NIH reduction; total = base + additional. The NIH
+reduction is the slider's, or (variable nih_source) the one measured from the fleet over the
+range exactly as `nitrometer savings --measured` measures it (nitrometer.dashboards.nih).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from grafanalib import core as g
 
 from nitrometer import metrics as m
+from nitrometer.dashboards import nih, rules
 from nitrometer.dashboards.common import (
     TARGET,
     Grid,
@@ -54,24 +57,32 @@ def eligible_graviton_cost() -> str:
     return f"sum({_eligible(_per_agent(m.GRAVITON_COST))})"
 
 
+def measured_query() -> nih.Query:
+    """The measured reduction over the dashboard's range, as `nitrometer savings --measured
+    --min-hosts $min_hosts --min-hours $min_hours` computes it."""
+    return nih.Query(RANGE, SEL, min_hosts="$min_hosts", min_hours="$min_hours")
+
+
+def _source_is(source: str) -> str:
+    """Non-empty when the $nih_source variable is `source`."""
+    return (f'(label_replace(vector(1), "source", "$nih_source", "", "") and on (source) '
+            f'label_replace(vector(1), "source", "{source}", "", ""))')
+
+
+def nih_reduction() -> str:
+    """The NIH reduction the savings use, in %: the slider, or the measured value (empty when
+    nothing can be measured, so the savings show no number rather than a wrong one)."""
+    measured = _source_is("measured")
+    return (f"(({measured_query().measured()}) and on () {measured}) or on () "
+            f"(vector({NIH_PCT}) unless on () {measured})")
+
+
 def additional_savings() -> str:
-    return f"{eligible_graviton_cost()} * {NIH_PCT} / 100"
+    return f"{eligible_graviton_cost()} * ({nih_reduction()}) / 100"
 
 
 def total_savings() -> str:
     return f"{base_savings()} + {additional_savings()}"
-
-
-def _work_per_nih(arch_selector: str) -> str:
-    work = f"{_per_agent(m.READ_OPS)} + {_per_agent(m.WRITE_OPS)}"
-    agents = _agents(f"{arch_selector}, {SEL}")
-    return (f"sum(({work}) and on ({TARGET}) {agents}) / "
-            f"sum(({_per_agent(m.NORMALIZED_HOURS)}) and on ({TARGET}) {agents})")
-
-
-def measured_nih_reduction() -> str:
-    """1 - x86 work per NIH / Graviton work per NIH, in %: fewer NIH for the same IO ops."""
-    return f"(1 - ({_work_per_nih(X86_SEL)}) / ({_work_per_nih(GRAVITON_SEL)})) * 100"
 
 
 def _stat(title: str, description: str, expr: str, unit: str = "currencyUSD") -> g.Stat:
@@ -85,6 +96,29 @@ def _by(labels: str, metric: str, per_hour: bool = True) -> str:
     return f"sum by ({labels}) ({joined}){' * 3600' if per_hour else ''}"
 
 
+def _group_table(query: nih.Query) -> g.Table:
+    """Per job over the range: the measured reductions, as `savings --measured` lists them."""
+    specs = [(query.group_reduction(nih.EQUAL_LOAD), "at equal load %"),
+             (query.group_bound(-1, nih.EQUAL_LOAD), "low %"),
+             (query.group_bound(1, nih.EQUAL_LOAD), "high %"),
+             (query.group_reduction(nih.RAW), "raw %"),
+             (f"count by ({nih.GROUP}) ({query.hosts(nih.GRAVITON, nih.RAW)})", "Graviton hosts"),
+             (f"count by ({nih.GROUP}) ({query.hosts(nih.X86, nih.RAW)})", "x86 hosts")]
+    return g.Table(
+        title="Measured NIH reduction by job", unit="short",
+        description="Each job over the time range: the reduction at equal load with its 90 % "
+                    "interval (per-host spread), the raw reduction, and the hosts with work on "
+                    "each side. Jobs with one architecture only show no reduction.",
+        targets=targets(*specs, instant=True, fmt=g.TABLE_TARGET_FORMAT),
+        transformations=[
+            {"id": "merge", "options": {}},
+            {"id": "organize", "options": {
+                "excludeByName": {"Time": True},
+                "renameByName": {f"Value #{chr(ord('A') + i)}": name
+                                 for i, (_, name) in enumerate(specs)}}},
+        ])
+
+
 def build() -> g.Dashboard:
     grid = Grid()
     grid.row("Potential savings over the dashboard's time range")
@@ -94,20 +128,41 @@ def build() -> g.Dashboard:
         base_savings()), w=6)
     grid.add(_stat(
         "Estimated Additional Savings Due to Performance", "Graviton cost of the eligible "
-        "hours times the assumed NIH reduction: fewer instance hours for the same work.",
+        "hours times the NIH reduction (the slider, or the measured value when 'NIH reduction "
+        "from' is measured; empty when nothing can be measured): fewer instance hours for the "
+        "same work.",
         additional_savings()), w=6)
     grid.add(_stat(
         "Total Potential Graviton Savings", "Base plus additional savings over the time "
         "range at the NIH reduction chosen above.", total_savings()), w=6)
+    query = measured_query()
     grid.add(g.Stat(
         title="NIH reduction: measured and assumed", format="percent", graphMode="none",
-        reduceCalc="lastNotNull", textMode="value_and_name",
-        description="Measured: how many fewer normalized hours Graviton hosts need for the same "
-                    "IO operations as x86 hosts in this fleet; empty without both. Assumed: "
-                    "the value chosen above. A measured value far below the assumed one means "
-                    "the estimate is optimistic.",
-        targets=targets((measured_nih_reduction(), "measured"), (f"vector({NIH_PCT})",
-                                                                 "assumed"), instant=True)), w=6)
+        reduceCalc="lastNotNull", textMode="value_and_name", decimals=1,
+        description="Measured over the time range: how many fewer normalized hours Graviton "
+                    "hosts need for the same IO operations as x86 hosts of the same job, at "
+                    "equal CPU load (raw work per normalized hour when no job has CPU "
+                    "counters on both sides), the jobs weighted by their x86 normalized "
+                    "hours; the same figure as `nitrometer savings --measured`. Low and high: "
+                    "a 90 % interval from the spread between hosts (normal approximation; "
+                    "the CLI's bootstrap interval is the one to quote). Assumed: the slider. "
+                    "'NIH reduction from' chooses which the savings use.",
+        targets=targets((query.measured(), "measured"), (query.bound(-1), "low (90 %)"),
+                        (query.bound(1), "high (90 %)"), (f"vector({NIH_PCT})", "assumed"),
+                        instant=True)), w=6)
+    grid.add(g.TimeSeries(
+        title="Measured NIH reduction, rolling hour",
+        description="The recording rules' measured reduction over the last hour: the fleet "
+                    "(at equal load, else raw) with its 90 % interval from the per-host spread, "
+                    "and each job at equal load. A steady line means a steady gain; a jump "
+                    "means the mix of hosts or load changed.",
+        targets=targets((f"sum({rules.NIH_FLEET})", "fleet"),
+                        (f"sum({rules.NIH_FLEET_BOUNDS[-1]})", "fleet low"),
+                        (f"sum({rules.NIH_FLEET_BOUNDS[1]})", "fleet high"),
+                        (f"sum by (job) ({rules.NIH_GROUP_REDUCTION[nih.EQUAL_LOAD]})",
+                         "{{job}}")),
+        unit="percent", legendDisplayMode="table", legendCalcs=["mean", "lastNotNull"]), w=12)
+    grid.add(_group_table(query), w=12)
 
     grid.row("Cost and normalized hours")
     window = "[$__rate_interval]"
@@ -174,6 +229,9 @@ def build() -> g.Dashboard:
         datasource_variable(),
         query_variable("region", "Region", m.INSTANCE_INFO, "region"),
         custom_variable("nih", "Estimated NIH reduction %", list(range(0, 41)), 10),
+        custom_variable("nih_source", "NIH reduction from", ["slider", "measured"], "slider"),
+        custom_variable("min_hosts", "Measured: min hosts a side", [1, 2, 3, 5, 10], 1),
+        custom_variable("min_hours", "Measured: min hours a side", [0, 1, 24, 168], 0),
     ]
     return dashboard(
         "nitrometer: Graviton savings", UID,

@@ -53,10 +53,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "write operation counters)")
     window.add_argument("--label-filter", metavar="MATCHERS",
                         help='label matchers for the work counter, e.g. service="db"')
+    window.add_argument("--group-by", default="job", metavar="LABELS",
+                        help="comparison groups for --measured: target labels, comma-separated "
+                             "(default job); Graviton and x86 hosts are compared only within "
+                             "a group")
     window.add_argument("--min-hosts", type=int, default=1,
-                        help="hosts each side needs for a measurement (default 1)")
+                        help="hosts each side of a group needs for a measurement (default 1)")
     window.add_argument("--min-hours", type=float, default=1.0,
-                        help="instance hours each side needs for a measurement (default 1)")
+                        help="instance hours each side of a group needs for a measurement "
+                             "(default 1)")
+    window.add_argument("--confidence", type=float, default=90.0, metavar="PCT",
+                        help="level of the measured reduction's interval (default 90)")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bar while reading reports")
 
@@ -82,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     if args.prometheus:
         client = prom.Prometheus(args.prometheus)
         start, end = prom.time_range(args.start, args.end, args.span)
+        group_by = prom.group_labels(args.group_by.split(","))
     if args.cur:
         from nitrometer.savings.cur import read_usage
         usage = read_usage(args.cur, progress=not args.no_progress and sys.stderr.isatty())
@@ -91,17 +99,20 @@ def run(args: argparse.Namespace) -> int:
         usage = read_usage_csv(args.usage, args.region)
         inputs = {"kind": "usage-csv", "paths": [args.usage]}
     else:
-        hosts = prom.fleet_hosts(client, start, end)
+        hosts = prom.fleet_hosts(client, start, end, group_by)
         usage = prom.fleet_usage(hosts)
         inputs = {"kind": "prometheus", "paths": [args.prometheus],
                   "start": prom.iso(start), "end": prom.iso(end)}
     if args.measured:
         if args.min_hosts < 1 or args.min_hours < 0:
             raise ConfigError("--min-hosts must be at least 1 and --min-hours not negative")
+        if not 0 < args.confidence < 100:
+            raise ConfigError("--confidence must lie between 0 and 100 %")
         measured = prom.measure_nih_reduction(
             client, start, end, work_metrics=tuple(args.work_metric or prom.DEFAULT_WORK_METRICS),
-            label_filter=args.label_filter, min_hosts=args.min_hosts,
-            min_hours=args.min_hours, hosts=hosts)
+            label_filter=args.label_filter, group_by=group_by,
+            min_hosts=args.min_hosts, min_hours=args.min_hours,
+            confidence=args.confidence / 100, hosts=hosts)
         nih_reduction = measured["nih_reduction_pct"] / 100
     result = run_model(usage, reference, nih_reduction=nih_reduction,
                        generation=args.generation, easy_only=args.easy_only,

@@ -7,10 +7,12 @@ from html import escape
 from nitrometer.savings.report import (
     EFFORT_HEADERS,
     EXCLUSION_HEADERS,
+    MEASURED_GROUP_HEADERS,
     STORAGE_FIT_HEADERS,
     effort_rows,
     headline_line,
     latest_month_line,
+    measured_group_rows,
     money,
     nih_line,
     provenance_lines,
@@ -124,6 +126,11 @@ def render_html(doc: dict) -> str:
            f"<p class=\"note\">{escape(headline_line(doc))}</p>"]
     if latest_month_line(doc):
         out.append(f"<p><strong>{escape(latest_month_line(doc))}</strong></p>")
+    if doc["measured"]:
+        out += [f"<h2>Measured NIH reduction by comparison group "
+                f"({doc['measured']['confidence_pct']:g} % intervals)</h2>",
+                _table(MEASURED_GROUP_HEADERS, measured_group_rows(doc["measured"])),
+                *(f'<p class="note">{escape(n)}</p>' for n in doc["measured"]["notes"])]
     out += ["<h2>Savings implementation effort</h2>", _table(EFFORT_HEADERS, effort_rows(doc)),
             "<h2>Savings by family</h2>"]
     if families:

@@ -15,12 +15,14 @@ import requests
 
 from nitrometer import metrics
 from nitrometer.errors import ConfigError, NitrometerError
+from nitrometer.savings.measured import DEFAULT_CONFIDENCE, HostWork, estimate
 from nitrometer.savings.usage import usage_frame
 
 DEFAULT_WORK_METRICS = (metrics.READ_OPS, metrics.WRITE_OPS)
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
 def parse_duration(text: str) -> float:
@@ -96,6 +98,7 @@ class Host:
     nih: float = 0.0
     cost: float = 0.0
     work: float = 0.0
+    group: tuple = ()  # values of the comparison group labels
 
 
 def _window(start: float, end: float) -> str:
@@ -108,17 +111,32 @@ def _selector(name: str, label_filter: str | None) -> str:
     return f"{name}{{{label_filter}}}" if label_filter else name
 
 
-def fleet_hosts(prom: Prometheus, start: float, end: float) -> list[Host]:
-    """Every host with its identity and hours, normalized hours and cost over the range."""
+def group_labels(group_by) -> tuple[str, ...]:
+    labels = tuple(dict.fromkeys(label.strip() for label in group_by if label.strip()))
+    for label in labels:
+        if not _LABEL_NAME.match(label):
+            raise ConfigError(f"not a label name: {label!r}")
+    return labels or ("job",)
+
+
+def fleet_hosts(prom: Prometheus, start: float, end: float,
+                group_by: tuple[str, ...] = ("job",)) -> list[Host]:
+    """Every host with its identity, group and hours, normalized hours and cost over the range.
+
+    Group labels are read from the host's ec2_instance_info, so they must be target labels
+    (on every series of the host), as `job` is."""
     window = _window(start, end)
-    info = prom.query(f"max by (job, instance, instance_type, region, arch) "
-                      f"(last_over_time({metrics.INSTANCE_INFO}[{window}]))", end)
+    group_by = group_labels(group_by)
+    by = ", ".join(dict.fromkeys(("job", "instance", "instance_type", "region", "arch",
+                                  *group_by)))
+    info = prom.query(f"max by ({by}) (last_over_time({metrics.INSTANCE_INFO}[{window}]))", end)
     hosts = {}
     for series in info:
         labels = series["metric"]
         key = (labels.get("job", ""), labels.get("instance", ""))
         hosts[key] = Host(*key, labels.get("instance_type", ""), labels.get("region", ""),
-                          labels.get("arch", ""))
+                          labels.get("arch", ""),
+                          group=tuple(labels.get(label, "") for label in group_by))
     for attr, name in (("hours", metrics.INSTANCE_HOURS), ("nih", metrics.NORMALIZED_HOURS),
                        ("cost", metrics.COST)):
         for key, value in prom.per_host(
@@ -144,42 +162,43 @@ def fleet_usage(hosts: list[Host]):
 
 def measure_nih_reduction(prom: Prometheus, start: float, end: float, *,
                           work_metrics=DEFAULT_WORK_METRICS, label_filter: str | None = None,
-                          min_hosts: int = 1, min_hours: float = 1.0,
+                          group_by: tuple[str, ...] = ("job",), min_hosts: int = 1,
+                          min_hours: float = 1.0, confidence: float = DEFAULT_CONFIDENCE,
                           hosts: list[Host] | None = None) -> dict:
-    """Work per normalized instance hour on Graviton against x86: 1 - x86 rate / Graviton rate.
+    """The fleet's NIH reduction on Graviton, per comparison group and at equal load
+    (nitrometer.savings.measured), from each host's work, normalized hours and CPU counters.
 
     A Graviton fleet doing 25 % more work per normalized hour needs 20 % fewer of them.
     """
-    hosts = hosts if hosts is not None else fleet_hosts(prom, start, end)
+    group_by = group_labels(group_by)
+    if hosts is None or any(len(h.group) != len(group_by) for h in hosts):
+        hosts = fleet_hosts(prom, start, end, group_by)
     window = _window(start, end)
-    by_key = {(h.job, h.instance): h for h in hosts}
+    work = {(h.job, h.instance): 0.0 for h in hosts}
     for name in work_metrics:
         expr = f"sum by (job, instance) (increase({_selector(name, label_filter)}[{window}]))"
         for key, value in prom.per_host(expr, end).items():
-            if key in by_key:
-                by_key[key].work += value
-    sides = {}
-    for side, arch in (("graviton", "arm64"), ("x86", "x86_64")):
-        chosen = [h for h in hosts if h.arch == arch and h.work > 0 and h.nih > 0]
-        nih = sum(h.nih for h in chosen)
-        work = sum(h.work for h in chosen)
-        sides[side] = {"hosts": len(chosen), "instance_hours": sum(h.hours for h in chosen),
-                       "normalized_hours": nih, "work": work,
-                       "work_per_normalized_hour": work / nih if nih else 0.0}
-    short = [f"{side} has {s['hosts']} hosts and {s['instance_hours']:.1f} instance hours"
-             for side, s in sides.items()
-             if s["hosts"] < min_hosts or s["instance_hours"] < min_hours]
-    if short:
+            if key in work:
+                work[key] += value
+    cpu = {attr: prom.per_host(f"sum by (job, instance) (increase({name}[{window}]))", end)
+           for attr, name in (("busy", metrics.HOST_CPU_BUSY_SECONDS),
+                              ("total", metrics.HOST_CPU_SECONDS))}
+    measured_hosts = [
+        HostWork((h.job, h.instance), h.arch, h.group, hours=h.hours, nih=h.nih,
+                 work=work[(h.job, h.instance)],
+                 cpu_busy_seconds=cpu["busy"].get((h.job, h.instance), 0.0),
+                 cpu_seconds=cpu["total"].get((h.job, h.instance), 0.0))
+        for h in hosts]
+    try:
+        result = estimate(measured_hosts, group_by, min_hosts=min_hosts, min_hours=min_hours,
+                          confidence=confidence)
+    except NitrometerError as exc:
         raise NitrometerError(
-            f"too little data to measure the NIH reduction ({'; '.join(short)}; need "
-            f"{min_hosts} hosts and {min_hours:g} hours with work "
-            f"{', '.join(work_metrics)}{' {' + label_filter + '}' if label_filter else ''} "
-            f"on each side between {iso(start)} and {iso(end)})")
-    reduction = 1 - sides["x86"]["work_per_normalized_hour"] / \
-        sides["graviton"]["work_per_normalized_hour"]
-    return {"nih_reduction_pct": 100 * reduction, "work_metrics": list(work_metrics),
-            "label_filter": label_filter, "start": iso(start), "end": iso(end),
-            "prometheus": prom.url, **sides}
+            f"{exc} (work: {', '.join(work_metrics)}"
+            f"{' {' + label_filter + '}' if label_filter else ''}, between {iso(start)} and "
+            f"{iso(end)})") from None
+    return {**result, "work_metrics": list(work_metrics), "label_filter": label_filter,
+            "start": iso(start), "end": iso(end), "prometheus": prom.url}
 
 
 def iso(ts: float) -> str:

@@ -163,16 +163,49 @@ def provenance_lines(doc: dict) -> list[str]:
     return lines
 
 
+def figure(fig: dict | None, confidence: float | None = None) -> str:
+    """A measured reduction with its interval: "33.2 % (90 % interval 30.1 to 36.0 %)"."""
+    if not fig or fig.get("nih_reduction_pct") is None:
+        return "-"
+    low, high = fig["interval_pct"]
+    level = f"{confidence:g} % interval " if confidence else ""
+    return f"{fig['nih_reduction_pct']:.1f} % ({level}{low:.1f} to {high:.1f} %)"
+
+
 def nih_line(doc: dict) -> str:
     measured = doc["measured"]
     if not measured:
         return f"NIH reduction: {doc['nih_reduction_pct']:g} % (assumed)"
     g, x = measured["graviton"], measured["x86"]
-    return (f"NIH reduction: {measured['nih_reduction_pct']:.2f} % measured from "
-            f"{', '.join(measured['work_metrics'])} per normalized hour, "
-            f"{measured['start']} to {measured['end']}: Graviton {g['hosts']} hosts / "
+    used = measured["basis"]
+    basis = ("at equal load (work per busy normalized hour)" if used == "equal_load"
+             else "raw (work per normalized hour, not load-corrected)")
+    other = "raw" if used == "equal_load" else "equal_load"
+    other_name = "raw" if other == "raw" else "at equal load"
+    return (f"NIH reduction: {figure(measured, measured['confidence_pct'])} measured {basis} "
+            f"from {', '.join(measured['work_metrics'])}, {measured['start']} to "
+            f"{measured['end']}, {measured[used]['groups']} groups by "
+            f"{', '.join(measured['group_by'])}: Graviton {g['hosts']} hosts / "
             f"{g['instance_hours']:,.1f} h, x86 {x['hosts']} hosts / "
-            f"{x['instance_hours']:,.1f} h")
+            f"{x['instance_hours']:,.1f} h; {other_name}: {figure(measured[other])}")
+
+
+MEASURED_GROUP_HEADERS = ["group", "Graviton hosts / h", "x86 hosts / h", "Graviton busy",
+                          "x86 busy", "at equal load", "raw", "compared"]
+
+
+def measured_group_rows(measured: dict) -> list[list[str]]:
+    """One row per comparison group: its hosts and hours, load, reductions, or why not."""
+    rows = []
+    for group in measured["groups"]:
+        sides = [group["graviton"], group["x86"]]
+        busy = [_pct(None if s["cpu_busy_share"] is None else 100 * s["cpu_busy_share"])
+                for s in sides]
+        rows.append([", ".join(f"{k}={v}" for k, v in group["labels"].items()),
+                     *(f"{s['hosts']} / {s['instance_hours']:,.1f}" for s in sides), *busy,
+                     figure(group["equal_load"]), figure(group["raw"]),
+                     "yes" if group["comparable"] else f"no: {group['reason']}"])
+    return rows
 
 
 def render_table(doc: dict) -> str:
@@ -180,6 +213,12 @@ def render_table(doc: dict) -> str:
     out = ["Graviton savings (normalized instance hours)", ""]
     out += [f"  {line}" for line in provenance_lines(doc)]
     out += ["", nih_line(doc), ""]
+    if doc["measured"]:
+        out += [f"Measured by comparison group ({doc['measured']['confidence_pct']:g} % "
+                "intervals, bootstrap over hosts)",
+                tabulate(measured_group_rows(doc["measured"]), headers=MEASURED_GROUP_HEADERS,
+                         disable_numparse=True),
+                *(f"  note: {note}" for note in doc["measured"]["notes"]), ""]
     summary = [
         ["lines in the headline", f"{t['eligible_lines']:,} of {t['all_lines']:,}"],
         ["current cost (headline)", money(t["cost"])],

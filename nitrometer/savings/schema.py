@@ -12,7 +12,26 @@ _SIDE = {
                  "work_per_normalized_hour"],
     "properties": {"hosts": {"type": "integer"}, "instance_hours": _NUMBER,
                    "normalized_hours": _NUMBER, "work": _NUMBER,
-                   "work_per_normalized_hour": _NUMBER},
+                   "work_per_normalized_hour": _NUMBER,
+                   "hosts_with_cpu": {"type": "integer"},
+                   "cpu_busy_share": {"type": ["number", "null"]},
+                   "work_per_busy_normalized_hour": {"type": ["number", "null"]}},
+}
+# The measured reduction on one basis (equal load or raw): null when nothing compares.
+_INTERVAL = {"oneOf": [{"type": "null"},
+                       {"type": "array", "items": _NUMBER, "minItems": 2, "maxItems": 2}]}
+_FIGURE = {"type": "object", "required": ["nih_reduction_pct", "interval_pct"],
+           "properties": {"nih_reduction_pct": {"type": ["number", "null"]},
+                          "interval_pct": _INTERVAL, "groups": {"type": "integer"}}}
+_MEASURED_GROUP = {
+    "type": "object",
+    "required": ["labels", "comparable", "reason", "weight_normalized_hours", "equal_load",
+                 "raw", "graviton", "x86"],
+    "properties": {"labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                   "comparable": {"type": "boolean"},
+                   "reason": {"type": ["string", "null"]},
+                   "weight_normalized_hours": _NUMBER, "equal_load": _FIGURE, "raw": _FIGURE,
+                   "graviton": _SIDE, "x86": _SIDE},
 }
 
 
@@ -64,9 +83,17 @@ JSON_SCHEMA = {
         "nih_reduction_source": {"enum": ["assumed", "measured"]},
         "measured": {"oneOf": [{"type": "null"}, {
             "type": "object",
-            "required": ["nih_reduction_pct", "work_metrics", "label_filter", "start", "end",
-                         "prometheus", "graviton", "x86"],
-            "properties": {"nih_reduction_pct": _NUMBER,
+            "required": ["nih_reduction_pct", "interval_pct", "basis", "confidence_pct",
+                         "group_by", "equal_load", "raw", "groups", "notes", "work_metrics",
+                         "label_filter", "start", "end", "prometheus", "graviton", "x86"],
+            "properties": {"nih_reduction_pct": _NUMBER, "interval_pct": _INTERVAL,
+                           "basis": {"enum": ["equal_load", "raw"]},
+                           "confidence_pct": _NUMBER, "resamples": {"type": "integer"},
+                           "seed": {"type": "integer"},
+                           "group_by": {"type": "array", "items": {"type": "string"}},
+                           "equal_load": _FIGURE, "raw": _FIGURE,
+                           "groups": {"type": "array", "items": _MEASURED_GROUP},
+                           "notes": {"type": "array", "items": {"type": "string"}},
                            "work_metrics": {"type": "array", "items": {"type": "string"}},
                            "label_filter": {"type": ["string", "null"]},
                            "start": {"type": "string"}, "end": {"type": "string"},

@@ -87,6 +87,9 @@ def test_measured_reduction_matches_the_ratio(fleet):
     # Graviton: 250 ops/s per 8 NIH/h on both hosts; x86: (200 + 100) / 2 = 150 per 8 NIH/h.
     assert measured["nih_reduction_pct"] == pytest.approx(100 * (1 - 150 / 250), abs=1e-6)
     assert measured["graviton"]["hosts"] == measured["x86"]["hosts"] == 2
+    # these hosts have no CPU counters: the raw figure, and the report says so
+    assert measured["basis"] == "raw" and measured["equal_load"]["nih_reduction_pct"] is None
+    assert any("no comparison group has CPU counters" in note for note in measured["notes"])
     assert measured["graviton"]["instance_hours"] == pytest.approx(4.0, rel=0.05)
 
 

@@ -1,0 +1,65 @@
+"""Host CPU counters: psutil's on this machine, and the simulated host CPU that turns the
+devices' IOs into busy time (a third less of it on Graviton)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from nitrometer import metrics as m
+from nitrometer.agent.host import HostSampler, host_sampler
+from nitrometer.collectors.base import SourceSpec
+from nitrometer.collectors.simhost import X86_CPU_SECONDS_PER_IO, SimulatedCpu
+from tests.agent.conftest import promtool_check
+from tests.agent.pages import ScriptedSource, device
+
+
+def ebs_script(builder, i):
+    builder.advance(reads=3000, writes=1000, read_bin=9, write_bin=10, queue=8)
+
+
+def test_psutil_counters_grow_with_busy_at_most_total():
+    sampler = HostSampler()
+    first = sampler.sample() or {"busy_seconds": 0.0, "cpu_seconds": 0.0}
+    deadline = time.monotonic() + 0.3
+    while time.monotonic() < deadline:  # some CPU time of our own
+        sum(range(10_000))
+    second = sampler.sample()
+    assert second["cpu_seconds"] > first["cpu_seconds"]
+    assert 0 < second["busy_seconds"] - first["busy_seconds"] \
+        <= second["cpu_seconds"] - first["cpu_seconds"]
+
+
+@pytest.mark.parametrize(("instance_type", "cost"), [
+    ("i3en.xlarge", X86_CPU_SECONDS_PER_IO), ("is4gen.xlarge", X86_CPU_SECONDS_PER_IO * 2 / 3)])
+def test_simulated_host_cpu_follows_the_ios_through_the_agent(rig, instance_type, cost):
+    r = rig([ScriptedSource(device("nvme1n1", "vol-0123456789abcdef0", "ebs"), None,
+                            ebs_script)])
+    r.sampler.host = host_sampler(SourceSpec("simulate", instance_type), r.state, r.clock)
+    start = r.clock.monotonic()
+    r.sampler.run(8)
+    elapsed = r.clock.monotonic() - start
+    text = r.text()
+    assert promtool_check(text) == ""
+    ios = r.value(m.READ_OPS, device="nvme1n1", serial="vol-0123456789abcdef0", kind="ebs") \
+        + r.value(m.WRITE_OPS, device="nvme1n1", serial="vol-0123456789abcdef0", kind="ebs")
+    assert ios > 0
+    busy, total = r.value(m.HOST_CPU_BUSY_SECONDS), r.value(m.HOST_CPU_SECONDS)
+    assert busy == pytest.approx(ios * cost, rel=1e-9)
+    assert total == pytest.approx(4 * elapsed, rel=1e-9)  # xlarge: 4 vCPUs
+    assert f"# TYPE {m.HOST_CPU_BUSY_SECONDS} counter" in text
+
+
+def test_simulated_cpu_saturates_at_its_capacity():
+    now = [0.0]
+    done = [0.0]
+    cpu = SimulatedCpu(lambda: done[0], lambda: now[0], arch="x86_64",
+                       normalization_factor=4.0)  # large: 2 vCPUs
+    now[0], done[0] = 1.0, 10_000  # 0.3 CPU-seconds of IO
+    assert cpu.sample()["busy"] == pytest.approx(0.3 / 2)
+    now[0], done[0] = 2.0, 10_000 + 1_000_000  # 30 CPU-seconds of IO in one second
+    sample = cpu.sample()
+    assert sample["busy"] == 1.0
+    assert sample["busy_seconds"] == pytest.approx(0.3 + 2.0)
+    assert sample["cpu_seconds"] == pytest.approx(4.0)
