@@ -42,11 +42,13 @@ class Sampler:
         return self.engine.settings.interval
 
     def on_tick(self, result: TickResult) -> None:
-        host = self.host.sample() if self.host is not None else {}
         elapsed = 0.0 if self._last_tick is None else result.started - self._last_tick
         self._last_tick = result.started
         with self.state.lock:
             self.state.apply(result, self.engine.trackers)
+        # After the devices: a simulated host's CPU follows the IOs they just did.
+        host = self.host.sample() if self.host is not None else {}
+        with self.state.lock:
             self.state.host = host
             self.state.overruns = self.engine.overruns
             self.state.tick_errors = self.engine.tick_errors
