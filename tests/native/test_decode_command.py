@@ -122,7 +122,8 @@ def test_reads_stdin(tmp_path):
     (b"", "shorter"),
     (b"\x00" * 4096, "not an EC2 NVMe statistics page"),
     (logpage.encode_page("ebs", {}, BINS, BINS)[:2000], "shorter"),
-    (logpage.encode_page("ebs", {}, BINS, BINS, version=3), "unsupported page version"),
+    (logpage.encode_page("ebs", {}, [(0, 2**60, 0), (2**60, 2**60 + 1, 0)], BINS),
+     "apart in seconds"),
 ])
 def test_malformed_files_get_one_line_and_status_2(tmp_path, content, message):
     path = tmp_path / "bad.bin"
