@@ -165,7 +165,7 @@ class Page:
         out.update(self.counters)
         out["read_io_latency_histogram"] = self.read.to_dict()
         out["write_io_latency_histogram"] = self.write.to_dict()
-        if self.version == 1:
+        if self.version >= 1:  # newer versions keep version 1's detail, when it is valid
             out["io_size_histograms"] = [
                 {
                     "io_size_low": band.low,
