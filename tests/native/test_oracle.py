@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nitrometer import native
+from nitrometer import logpage, native
 from tests.native import reference
 from tests.native.pages import WRAP, encode, layouts, page_values, successor
 
@@ -133,3 +135,47 @@ def assert_not_below(now: dict, before: dict) -> None:
         assert all(n >= b for n, b in zip(now[op]["count"], before[op]["count"]))
     for nb, bb in zip(now["bands"], before["bands"]):
         assert all(n >= b for n, b in zip(nb["read"] + nb["write"], bb["read"] + bb["write"]))
+
+
+def scenario(name: str) -> tuple[bytes, bytes]:
+    """(previous, current) page for each case the delta rules single out."""
+    layout = ("instance_store", [(lo, up) for lo, up in logpage.power_of_two_bounds(6)],
+              (4096, logpage.NO_SIZE_BOUND), 1)
+    prev = {"counters": {**dict.fromkeys(logpage.COUNTERS, 1000), "total_read_ops": 5000},
+            "read": [10, 20, 2**32 - 10, 40, 50, 60], "write": [1, 2, 3, 4, 5, 6],
+            "band_read": [[5] * 6, [7] * 6], "band_write": [[3] * 6, [4] * 6]}
+    cur = copy.deepcopy(prev)
+    for k in logpage.COUNTERS:
+        cur["counters"][k] += 100
+    if name == "one counter back":
+        cur["counters"]["total_write_time"] = 990
+    elif name == "one bin back by 1":
+        cur["read"][4] -= 1
+    elif name == "a wrap within the op growth":
+        cur["read"][2] = 5  # 15 IOs past 2^32, read ops grew by 100
+    elif name == "a wrap beyond the op growth":
+        cur["read"][2], cur["counters"]["total_read_ops"] = 5, 5003
+    elif name == "a band bin back":
+        cur["band_write"][1][3] = 1
+    elif name == "reset with one op counter at 0":
+        prev["counters"]["total_write_ops"] = 0
+        cur["counters"].update(total_read_ops=7, total_write_ops=3)
+    elif name == "version 2":
+        layout = layout[:3] + (2,)
+    return encode(layout, prev), encode(layout, cur)
+
+
+@pytest.mark.parametrize("name", [
+    "one counter back", "one bin back by 1", "a wrap within the op growth",
+    "a wrap beyond the op growth", "a band bin back", "reset with one op counter at 0",
+    "version 2"])
+def test_named_cases_agree_with_reference(name):
+    prev, cur = scenario(name)
+    expected, info = reference.delta(reference.decode(prev), reference.decode(cur))
+    summary = native.delta(native.decode(prev), native.decode(cur))
+    assert as_reference(summary.delta) == expected
+    assert (summary.reset, summary.glitches, summary.glitch_count) == (
+        info["reset"], info["glitches"], info["glitch_count"])
+    assert summary.reset == (name == "reset with one op counter at 0")
+    assert bool(summary.glitches) == (name in ("one counter back", "one bin back by 1",
+                                               "a wrap beyond the op growth", "a band bin back"))
