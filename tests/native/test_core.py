@@ -191,3 +191,20 @@ def test_sample_reports_a_new_layout_with_the_decoded_page():
     assert caught.value.page.kind == "ebs"
     with pytest.raises(native.PageError, match="not an EC2"):
         native.sample(prev, b"\0" * 8192)
+
+
+def test_decode_refuses_exactly_the_bounds_whose_le_labels_collide():
+    from nitrometer.agent.exporter import le_strings
+
+    far, outcomes = 2**60, set()
+    for step in (1, 64, 128, 200, 256, 512, 4096):
+        bounds = [(0, far), (far, far + step), (far + step, logpage.OPEN_ENDED_US)]
+        les = le_strings([up for _, up in bounds])  # the last bin is +Inf whatever its bound
+        collide = les[0] == les[1]
+        if collide:
+            with pytest.raises(native.PageError, match="apart in seconds"):
+                hist_page([1, 2, 3], bounds)
+        else:
+            assert hist_page([1, 2, 3], bounds).read.upper == [up for _, up in bounds]
+        outcomes.add(collide)
+    assert outcomes == {True, False}
