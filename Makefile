@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-NATIVE := native/nitrometer_native.h native/logpage.c native/nvme_ioctl.c native/build.py
+NATIVE := $(wildcard native/*.h native/*.c) native/build.py
 LISTEN ?= :9720
 
 .DEFAULT_GOAL := help

@@ -21,7 +21,10 @@ from tests.native import reference as ref
 
 NAME = "core"
 TITLE = "1. One device sample: C core, pure Python, nvme-cli JSON"
-FIXTURES = ROOT / "tests" / "fixtures" / "nvme-cli"
+CAPTURES = ROOT / "tests" / "fixtures" / "nvme-cli-captures"
+# What real nvme-cli 3.0 printed with -d -o json: instance storage with 5 bands, EBS.
+JSON_CAPTURES = {"instance_store": CAPTURES / "case1-local-v1" / "nvme-3.0rc1-json-details.out",
+                 "ebs": CAPTURES / "case3-ebs-v0" / "nvme-3.0rc1-json-details.out"}
 QUEUE = "volume_queue_length"
 U32 = 2**32
 
@@ -39,7 +42,7 @@ def _earlier(obj):
 
 def inputs(kind: str) -> tuple[str, str, bytes, bytes]:
     """(previous JSON, current JSON, previous page, current page) for one kind."""
-    cur_text = (FIXTURES / f"{kind}-2.17.json").read_text()
+    cur_text = JSON_CAPTURES[kind].read_text()
     prev_text = json.dumps(_earlier(json.loads(cur_text)), indent=2) + "\n"
     return (prev_text, cur_text, parse_stats(prev_text).page(kind),
             parse_stats(cur_text).page(kind))
@@ -182,7 +185,7 @@ def run(ctx: Context) -> Section:
         "from the previous page (decoded at the previous poll, in each path's own form), "
         "and p50/p90/p99/p99.9 of reads and writes, overall and per IO-size band (instance "
         "store: 5 bands, so 12 histograms; EBS: 2). Inputs: the recorded "
-        "`nvme amzn stats -d -o json` fixtures (tests/fixtures/nvme-cli) and the pages "
+        "`nvme amzn stats -d -o json` captures (tests/fixtures/nvme-cli-captures) and the pages "
         "they describe. All paths give the same quantiles (checked before timing). Times "
         f"are medians over {rounds} interleaved rounds; \"vs native.py\" is the median of "
         "the per-round ratios to the C core as the agent calls it (nitrometer.native), so "

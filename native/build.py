@@ -7,7 +7,7 @@ from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
 HEADER = HERE / "nitrometer_native.h"
-SOURCES = ["logpage.c", "nvme_ioctl.c"]
+SOURCES = sorted(p.name for p in HERE.glob("*.c"))
 
 ffibuilder = FFI()
 ffibuilder.cdef(HEADER.read_text())

@@ -1,12 +1,11 @@
-/* Decode, delta and quantiles of the Amazon NVMe 0xD0 log page. */
-#include <math.h>
+/* Decode of the Amazon NVMe 0xD0 log page (docs/logpage.md has the layout). */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "nitrometer_native.h"
 
-/* Byte offsets in the page (LOGPAGE.md). */
+/* Byte offsets in the page (docs/logpage.md). */
 #define OFF_MAGIC 0
 #define OFF_VERSION 4
 #define OFF_COUNTERS 8
@@ -31,6 +30,12 @@ static uint64_t le64(const uint8_t *p)
     return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
 }
 
+/* The exporter's le label of a bound: the very same expression, so equal here = equal there. */
+static double upper_seconds(uint64_t upper_us)
+{
+    return (double)upper_us * 1e-6;
+}
+
 static int decode_hist(const uint8_t *p, nm_hist *h)
 {
     uint64_t num_bins = le64(p);
@@ -48,6 +53,9 @@ static int decode_hist(const uint8_t *p, nm_hist *h)
             return NM_EBOUNDS;
         if (b > 0 && h->lower[b] < h->upper[b - 1])
             return NM_EBOUNDS;
+        /* Two bins with one le label would make two samples with identical labels. */
+        if (b > 0 && upper_seconds(h->upper[b - 1]) == upper_seconds(h->upper[b]))
+            return NM_ESECONDS;
     }
     return 0;
 }
@@ -85,6 +93,15 @@ static int decode_bands(const uint8_t *buf, size_t len, nm_page *out)
     return 0;
 }
 
+static void clear_bands(nm_page *page)
+{
+    page->num_bands = page->band_bins = 0;
+    memset(page->band_low, 0, sizeof(page->band_low));
+    memset(page->band_high, 0, sizeof(page->band_high));
+    memset(page->band_read, 0, sizeof(page->band_read));
+    memset(page->band_write, 0, sizeof(page->band_write));
+}
+
 int nm_decode(const uint8_t *buf, size_t len, nm_page *out)
 {
     int rc;
@@ -102,8 +119,6 @@ int nm_decode(const uint8_t *buf, size_t len, nm_page *out)
         out->kind = NM_KIND_INSTANCE_STORE;
     else
         return NM_EMAGIC;
-    if (out->version > 1)
-        return NM_EVERSION;
     if (len < NM_BASE_PAGE_LEN)
         return NM_ESHORT;
     if (out->kind == NM_KIND_INSTANCE_STORE && out->version == 1 && len < NM_DETAIL_PAGE_LEN)
@@ -115,231 +130,14 @@ int nm_decode(const uint8_t *buf, size_t len, nm_page *out)
         rc = decode_hist(buf + OFF_WRITE_HIST, &out->write);
     if (rc == 0 && out->version == 1)
         rc = decode_bands(buf, len, out);
+    /*
+     * A newer version shares the base layout; its bands are read only from a full page
+     * whose band header holds as in version 1. Anything else: no bands, not an error.
+     */
+    if (rc == 0 && out->version > 1 && len >= NM_DETAIL_PAGE_LEN &&
+        decode_bands(buf, len, out) != 0)
+        clear_bands(out);
     return rc;
-}
-
-static int same_hist_layout(const nm_hist *a, const nm_hist *b)
-{
-    return a->num_bins == b->num_bins &&
-           memcmp(a->lower, b->lower, a->num_bins * sizeof(a->lower[0])) == 0 &&
-           memcmp(a->upper, b->upper, a->num_bins * sizeof(a->upper[0])) == 0;
-}
-
-static int same_layout(const nm_page *a, const nm_page *b)
-{
-    return a->kind == b->kind && a->version == b->version && a->num_bands == b->num_bands &&
-           same_hist_layout(&a->read, &b->read) && same_hist_layout(&a->write, &b->write) &&
-           memcmp(a->band_high, b->band_high, sizeof(a->band_high)) == 0;
-}
-
-/* Base bins are u32 on the device: the difference modulo 2^32 survives a wrap. */
-static void hist_delta(const nm_hist *prev, const nm_hist *cur, nm_hist *out)
-{
-    for (uint32_t b = 0; b < cur->num_bins; b++)
-        out->count[b] = (uint32_t)((uint32_t)cur->count[b] - (uint32_t)prev->count[b]);
-}
-
-static int counters_went_down(const nm_page *prev, const nm_page *cur)
-{
-    for (int i = 0; i < NM_NUM_COUNTERS; i++) {
-        if (i != NM_QUEUE_LENGTH && cur->counters[i] < prev->counters[i])
-            return 1;
-    }
-    for (uint32_t i = 0; i < cur->num_bands; i++) {
-        for (uint32_t b = 0; b < cur->band_bins; b++) {
-            if (cur->band_read[i][b] < prev->band_read[i][b] ||
-                cur->band_write[i][b] < prev->band_write[i][b])
-                return 1;
-        }
-    }
-    return 0;
-}
-
-int nm_delta(const nm_page *prev, const nm_page *cur, nm_page *out, uint32_t *flags)
-{
-    if (prev == NULL || cur == NULL || out == NULL || flags == NULL)
-        return NM_EARG;
-    if (!same_layout(prev, cur))
-        return NM_ELAYOUT;
-    *out = *cur;
-    *flags = 0;
-    /* After a restart the counters count from zero: the new values are the delta. */
-    if (counters_went_down(prev, cur)) {
-        *flags |= NM_DELTA_RESET;
-        return 0;
-    }
-    for (int i = 0; i < NM_NUM_COUNTERS; i++) {
-        if (i != NM_QUEUE_LENGTH)
-            out->counters[i] = cur->counters[i] - prev->counters[i];
-    }
-    hist_delta(&prev->read, &cur->read, &out->read);
-    hist_delta(&prev->write, &cur->write, &out->write);
-    for (uint32_t i = 0; i < cur->num_bands; i++) {
-        for (uint32_t b = 0; b < cur->band_bins; b++) {
-            out->band_read[i][b] = cur->band_read[i][b] - prev->band_read[i][b];
-            out->band_write[i][b] = cur->band_write[i][b] - prev->band_write[i][b];
-        }
-    }
-    return 0;
-}
-
-/*
- * Linear interpolation inside the bin that holds rank q * total, as Prometheus'
- * histogram_quantile does; the last bin is open ended, so it reports its lower bound.
- */
-static double quantile(const uint64_t *lower, const uint64_t *upper, const uint64_t *count,
-                       uint32_t num_bins, double total, double q)
-{
-    double rank = q * total;
-    double seen = 0.0;
-
-    for (uint32_t b = 0; b < num_bins; b++) {
-        double c = (double)count[b];
-
-        if (c == 0.0)
-            continue;
-        if (seen + c >= rank || b == num_bins - 1) {
-            if (b == num_bins - 1)
-                return (double)lower[b];
-            double frac = (rank - seen) / c;
-
-            if (frac < 0.0)
-                frac = 0.0;
-            return (double)lower[b] + ((double)upper[b] - (double)lower[b]) * frac;
-        }
-        seen += c;
-    }
-    return NAN; /* unreachable while total > 0 */
-}
-
-int nm_quantiles(const uint64_t *lower, const uint64_t *upper, const uint64_t *count,
-                 uint32_t num_bins, const double *qs, uint32_t num_q, double *out)
-{
-    double total = 0.0;
-
-    if (lower == NULL || upper == NULL || count == NULL || qs == NULL || out == NULL ||
-        num_bins > NM_MAX_BINS)
-        return NM_EARG;
-    for (uint32_t i = 0; i < num_q; i++) {
-        if (!(qs[i] >= 0.0 && qs[i] <= 1.0))
-            return NM_EARG;
-    }
-    for (uint32_t b = 0; b < num_bins; b++)
-        total += (double)count[b];
-    for (uint32_t i = 0; i < num_q; i++)
-        out[i] = total > 0.0 ? quantile(lower, upper, count, num_bins, total, qs[i]) : NAN;
-    return 0;
-}
-
-/*
- * Coarser buckets: bin b goes to the first edge >= its upper bound; bins past
- * the last edge go to out[num_edges]. out has num_edges + 1 slots.
- */
-int nm_merge_bins(const uint64_t *upper, const uint64_t *count, uint32_t num_bins,
-                  const uint64_t *edges, uint32_t num_edges, uint64_t *out)
-{
-    uint32_t e = 0;
-
-    if (upper == NULL || count == NULL || edges == NULL || out == NULL)
-        return NM_EARG;
-    for (uint32_t i = 1; i < num_edges; i++) {
-        if (edges[i] <= edges[i - 1])
-            return NM_EARG;
-    }
-    memset(out, 0, ((size_t)num_edges + 1) * sizeof(out[0]));
-    for (uint32_t b = 0; b < num_bins; b++) {
-        while (e < num_edges && edges[e] < upper[b])
-            e++;
-        out[e] += count[b];
-    }
-    return 0;
-}
-
-int nm_summarize(const nm_page *prev, const nm_page *cur, const double *qs, uint32_t num_q,
-                 nm_summary *out)
-{
-    int rc;
-
-    if (out == NULL || num_q > NM_MAX_QUANTILES)
-        return NM_EARG;
-    rc = nm_delta(prev, cur, &out->delta, &out->flags);
-    if (rc != 0)
-        return rc;
-    out->num_q = num_q;
-    const nm_page *d = &out->delta;
-    double *q = out->q;
-
-    rc = nm_quantiles(d->read.lower, d->read.upper, d->read.count, d->read.num_bins, qs,
-                      num_q, q);
-    if (rc == 0)
-        rc = nm_quantiles(d->write.lower, d->write.upper, d->write.count, d->write.num_bins,
-                          qs, num_q, q + num_q);
-    for (uint32_t i = 0; rc == 0 && i < d->num_bands; i++) {
-        double *band_q = q + (2 + 2 * i) * num_q;
-
-        out->band_read_ops[i] = out->band_write_ops[i] = 0;
-        for (uint32_t b = 0; b < d->band_bins; b++) {
-            out->band_read_ops[i] += d->band_read[i][b];
-            out->band_write_ops[i] += d->band_write[i][b];
-        }
-        rc = nm_quantiles(d->write.lower, d->write.upper, d->band_read[i], d->band_bins, qs,
-                          num_q, band_q);
-        if (rc == 0)
-            rc = nm_quantiles(d->write.lower, d->write.upper, d->band_write[i], d->band_bins,
-                              qs, num_q, band_q + num_q);
-    }
-    return rc;
-}
-
-int nm_sample(const nm_page *prev, const uint8_t *buf, size_t len, nm_page *cur,
-              const double *qs, uint32_t num_q, nm_summary *out)
-{
-    int rc = nm_decode(buf, len, cur);
-
-    return rc != 0 ? rc : nm_summarize(prev, cur, qs, num_q, out);
-}
-
-/* Where an IO in bin b counts when only its bin is known; the open last bin: its lower bound. */
-static double bin_midpoint_us(const nm_hist *bounds, uint32_t b, uint32_t num_bins)
-{
-    if (b == num_bins - 1)
-        return (double)bounds->lower[b];
-    return ((double)bounds->lower[b] + (double)bounds->upper[b]) / 2.0;
-}
-
-int nm_accumulate(nm_page *totals, double *band_sum_us, const nm_page *delta)
-{
-    if (totals == NULL || band_sum_us == NULL || delta == NULL)
-        return NM_EARG;
-    if (totals->kind == 0) {
-        *totals = *delta;
-        memset(totals->counters, 0, sizeof(totals->counters));
-        memset(totals->read.count, 0, sizeof(totals->read.count));
-        memset(totals->write.count, 0, sizeof(totals->write.count));
-        memset(totals->band_read, 0, sizeof(totals->band_read));
-        memset(totals->band_write, 0, sizeof(totals->band_write));
-        memset(band_sum_us, 0, 2 * NM_MAX_BANDS * sizeof(double));
-    } else if (!same_layout(totals, delta)) {
-        return NM_ELAYOUT;
-    }
-    for (int i = 0; i < NM_NUM_COUNTERS; i++)
-        totals->counters[i] = i == NM_QUEUE_LENGTH ? delta->counters[i]
-                                                   : totals->counters[i] + delta->counters[i];
-    for (uint32_t b = 0; b < delta->read.num_bins; b++)
-        totals->read.count[b] += delta->read.count[b];
-    for (uint32_t b = 0; b < delta->write.num_bins; b++)
-        totals->write.count[b] += delta->write.count[b];
-    for (uint32_t i = 0; i < delta->num_bands; i++) {
-        for (uint32_t b = 0; b < delta->band_bins; b++) {
-            double mid = bin_midpoint_us(&delta->write, b, delta->band_bins);
-
-            totals->band_read[i][b] += delta->band_read[i][b];
-            totals->band_write[i][b] += delta->band_write[i][b];
-            band_sum_us[2 * i] += (double)delta->band_read[i][b] * mid;
-            band_sum_us[2 * i + 1] += (double)delta->band_write[i][b] * mid;
-        }
-    }
-    return 0;
 }
 
 const char *nm_strerror(int code)
@@ -349,6 +147,8 @@ const char *nm_strerror(int code)
     case NM_ESHORT: return "page is shorter than its kind needs";
     case NM_EMAGIC: return "not an EC2 NVMe statistics page (unknown magic)";
     case NM_EVERSION: return "unsupported page version";
+    case NM_ESECONDS:
+        return "histogram bin upper bounds are too close to tell apart in seconds";
     case NM_EBINS: return "latency histogram has more than 64 bins";
     case NM_EDETAILBINS: return "IO-size detail needs at most 32 bins";
     case NM_EHISTS: return "more than 8 IO-size bands";

@@ -39,7 +39,7 @@
 /* Decode and delta errors (negative return values). */
 #define NM_ESHORT -1      /* buffer shorter than the page kind needs */
 #define NM_EMAGIC -2      /* not an EC2 NVMe statistics page */
-#define NM_EVERSION -3    /* page version this decoder does not know */
+#define NM_EVERSION -3    /* no longer returned: newer versions decode by the base layout */
 #define NM_EBINS -4       /* base histogram num_bins > 64 */
 #define NM_EDETAILBINS -5 /* detail bands need num_bins <= 32 */
 #define NM_EHISTS -6      /* num_of_hists > 8 */
@@ -47,9 +47,11 @@
 #define NM_EBANDS -8      /* IO-size band bounds not increasing */
 #define NM_ELAYOUT -9     /* delta of pages with different kind or bins */
 #define NM_EARG -10       /* bad argument (NULL, q outside [0, 1], too many q) */
+#define NM_ESECONDS -11   /* two bin upper bounds are the same value in seconds */
 
-/* Delta flags. */
-#define NM_DELTA_RESET 1  /* a cumulative counter went down: the device restarted */
+/* Delta flags (docs/logpage.md has the rules). */
+#define NM_DELTA_RESET 1  /* the op counters went down: the device restarted */
+#define NM_DELTA_GLITCH 2 /* some fields went down alone: they grew by 0 this interval */
 
 typedef struct {
     uint32_t num_bins;
@@ -65,7 +67,7 @@ typedef struct {
     uint64_t counters[11];
     nm_hist read;
     nm_hist write;
-    /* IO-size detail (version 1): bins share the write histogram's bounds. */
+    /* IO-size detail (version >= 1): bins share the write histogram's bounds. */
     uint32_t num_bands;
     uint32_t band_bins;
     uint64_t band_low[8];   /* bytes, exclusive */
@@ -74,6 +76,15 @@ typedef struct {
     uint64_t band_write[8][32];
 } nm_page;
 
+/* What a delta found besides growth: flags, and which fields went down alone. */
+typedef struct {
+    uint32_t flags;          /* NM_DELTA_* */
+    uint32_t counters;       /* bit i set: counter i went down (zero growth) */
+    uint32_t read_bins;      /* how many read bins went down without a plausible wrap */
+    uint32_t write_bins;     /* the same for write bins */
+    uint32_t band_bins;      /* how many IO-size band bins went down */
+} nm_delta_info;
+
 /*
  * Everything one poll needs, computed in one call. Quantiles (microseconds, NaN when no
  * IO) are packed num_q apart, histogram after histogram: reads, writes, then each band's
@@ -81,7 +92,7 @@ typedef struct {
  */
 typedef struct {
     nm_page delta;
-    uint32_t flags;
+    nm_delta_info info;
     uint32_t num_q;
     double q[288];               /* (2 + 2 * 8) histograms x 16 quantiles at most */
     uint64_t band_read_ops[8];   /* IOs in each band during the delta */
@@ -89,7 +100,7 @@ typedef struct {
 } nm_summary;
 
 int nm_decode(const uint8_t *buf, size_t len, nm_page *out);
-int nm_delta(const nm_page *prev, const nm_page *cur, nm_page *out, uint32_t *flags);
+int nm_delta(const nm_page *prev, const nm_page *cur, nm_page *out, nm_delta_info *info);
 int nm_quantiles(const uint64_t *lower, const uint64_t *upper, const uint64_t *count,
                  uint32_t num_bins, const double *qs, uint32_t num_q, double *out);
 int nm_merge_bins(const uint64_t *upper, const uint64_t *count, uint32_t num_bins,
@@ -101,9 +112,12 @@ int nm_sample(const nm_page *prev, const uint8_t *buf, size_t len, nm_page *cur,
               const double *qs, uint32_t num_q, nm_summary *out);
 /*
  * Running totals: adds a delta page into totals (every counter and bin; the queue length
- * is taken as is). A zeroed totals takes the delta's layout; a different layout is
- * NM_ELAYOUT. band_sum_us[2 * i] and [2 * i + 1] accumulate the estimated read and write
- * time of band i (the page has no per-band time: each IO counts at its bin's midpoint).
+ * is taken as is). A zeroed totals takes the delta's layout and keeps it: a delta with other
+ * bins or bands of the same kind is merged onto the totals' bins (a bin into the first
+ * totals bin whose upper bound is >= its own, the last totals bin takes the rest; a band
+ * likewise by its upper size bound). Only a delta of another kind is NM_ELAYOUT.
+ * band_sum_us[2 * i] and [2 * i + 1] accumulate the estimated read and write time of
+ * totals band i (the page has no per-band time: each IO counts at its bin's midpoint).
  */
 int nm_accumulate(nm_page *totals, double *band_sum_us, const nm_page *delta);
 const char *nm_strerror(int code);

@@ -90,10 +90,11 @@ def encode_page(
     band_read: Sequence[Sequence[int]] = (),
     band_write: Sequence[Sequence[int]] = (),
 ) -> bytes:
-    """A raw page: 4096 bytes, or 8192 when it carries IO-size bands (version 1)."""
+    """A raw page: 4096 bytes, or 8192 for instance storage with IO-size detail (version
+    1, or a newer version that keeps its layout)."""
     if version is None:
         version = 1 if band_sizes else 0
-    detail = version == 1 and kind == "instance_store"
+    detail = version >= 1 and kind == "instance_store"
     page = bytearray(DETAIL_PAGE_LEN if detail else BASE_PAGE_LEN)
     struct.pack_into("<II", page, 0, KINDS[kind], version)
     for i, name in enumerate(COUNTERS):

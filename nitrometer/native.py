@@ -165,7 +165,7 @@ class Page:
         out.update(self.counters)
         out["read_io_latency_histogram"] = self.read.to_dict()
         out["write_io_latency_histogram"] = self.write.to_dict()
-        if self.version == 1:
+        if self.version >= 1:  # newer versions keep version 1's detail, when it is valid
             out["io_size_histograms"] = [
                 {
                     "io_size_low": band.low,
@@ -182,14 +182,6 @@ def decode(buf: bytes) -> Page:
     page = ffi.new("nm_page *")
     _check(lib.nm_decode(ffi.from_buffer(buf), len(buf), page), "decode")
     return Page(page)
-
-
-def delta(prev: Page, cur: Page) -> tuple[Page, bool]:
-    """The change from prev to cur, and whether the device reset its counters between."""
-    out = ffi.new("nm_page *")
-    flags = ffi.new("uint32_t *")
-    _check(lib.nm_delta(prev._c, cur._c, out, flags), "delta")
-    return Page(out), bool(flags[0] & lib.NM_DELTA_RESET)
 
 
 _QS_ARRAYS: dict[tuple[float, ...], object] = {}  # the few quantile sets in use, built once
@@ -224,9 +216,14 @@ def merge_bins(hist: Histogram, edges: Sequence[int]) -> list[int]:
     return ffi.unpack(out, len(edges) + 1)
 
 
+# Names of the bin groups a glitch can hit, beside the counter names.
+GLITCH_BINS = ("read_bins", "write_bins", "band_bins")
+
+
 class Summary:
-    """One poll's worth: the delta page, the reset flag, latency quantiles (us) per op and
-    per IO-size band, and IOs per band. Values are read from C memory when first asked for."""
+    """One poll's worth: the delta page, whether the device reset, which fields went down
+    alone (glitches: they grew by 0), latency quantiles (us) per op and per IO-size band,
+    and IOs per band. Values are read from C memory when first asked for."""
 
     __slots__ = ("_c", "_q", "_delta", "reset", "qs")
 
@@ -234,8 +231,24 @@ class Summary:
         self._c = cdata
         self._q: list[list[float]] | None = None
         self._delta: Page | None = None
-        self.reset = bool(cdata.flags & lib.NM_DELTA_RESET)
+        self.reset = bool(cdata.info.flags & lib.NM_DELTA_RESET)
         self.qs = qs
+
+    @property
+    def glitches(self) -> tuple[str, ...]:
+        """Counters (logpage.COUNTERS names) and bin groups that went down, in page order."""
+        info = self._c.info
+        if not info.flags & lib.NM_DELTA_GLITCH:
+            return ()
+        names = [name for i, name in enumerate(COUNTERS) if info.counters >> i & 1]
+        return tuple(names) + tuple(g for g in GLITCH_BINS if getattr(info, g))
+
+    @property
+    def glitch_count(self) -> int:
+        """How many fields went down alone: counters plus bins."""
+        info = self._c.info
+        return (bin(info.counters).count("1") + info.read_bins + info.write_bins
+                + info.band_bins)
 
     @property
     def delta(self) -> Page:
@@ -294,6 +307,11 @@ def summarize(prev: Page, cur: Page, qs: Sequence[float] = DEFAULT_QUANTILES) ->
     return Summary(out, tuple(qs))
 
 
+def delta(prev: Page, cur: Page) -> Summary:
+    """The change from prev to cur (.delta) with .reset and .glitches; no quantiles."""
+    return summarize(prev, cur, ())
+
+
 class LayoutChanged(PageError):
     """The new page decoded, but its bins differ from the previous page's: no delta."""
 
@@ -326,7 +344,8 @@ class Totals:
         self.page = Page(self._c)  # counters, histograms and bands, as totals
 
     def add(self, delta: Page) -> None:
-        """Raises PageError (NM_ELAYOUT) when the delta's bins differ from the totals'."""
+        """Adds a delta; one with other bins or bands is merged onto the totals' own.
+        Raises PageError (NM_ELAYOUT) only for a delta of another kind of device."""
         _check(lib.nm_accumulate(self._c, self._band_sums, delta._c), "accumulate")
 
     @property

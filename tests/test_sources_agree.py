@@ -19,8 +19,8 @@ from nitrometer.collectors.base import KIND_EBS, Device, FastClock, parse_source
 from nitrometer.collectors.nvme_cli import NvmeCliSource
 from nitrometer.collectors.sources import open_sources
 from tests.fakedev import MODEL_EBS, MODEL_INSTANCE_STORE, FakeNvme, identify_bytes
+from tests.native import captures
 
-FIXTURES = Path(__file__).parent / "fixtures" / "nvme-cli"
 IDENTITY = {
     "ebs": ("vol0123456789abcdef0", MODEL_EBS),
     "instance_store": ("AWS1234567890ABCDEF0", MODEL_INSTANCE_STORE),
@@ -58,7 +58,8 @@ def through_nvme_cli(tmp_path, monkeypatch, output: Path, kind: str) -> dict:
 
 @pytest.mark.parametrize("kind", ["ebs", "instance_store"])
 def test_every_source_decodes_the_same_page_identically(tmp_path, monkeypatch, shim, kind):
-    raw = (FIXTURES / f"{kind}.bin").read_bytes()
+    case = captures.TYPICAL[kind]
+    raw = captures.page(case)
     expected = native.decode(raw).to_dict()
 
     snapshot, replayed = through_ioctl_and_replay(tmp_path, shim, raw, kind)
@@ -69,8 +70,8 @@ def test_every_source_decodes_the_same_page_identically(tmp_path, monkeypatch, s
                                   else IDENTITY[kind][0])
     assert snapshot["model"] == IDENTITY[kind][1]
 
-    for variant in ("2.12.json", "2.17.json", "banner.txt", "3.0.txt"):
-        rebuilt = through_nvme_cli(tmp_path, monkeypatch, FIXTURES / f"{kind}-{variant}", kind)
+    for variant in ("2.16-json-details", "3.0rc1-json-details", "3.0rc1-text-details"):
+        rebuilt = through_nvme_cli(tmp_path, monkeypatch, captures.path(case, variant), kind)
         assert rebuilt == expected, variant
 
     saved = tmp_path / "saved.bin"

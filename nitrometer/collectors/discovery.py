@@ -49,7 +49,7 @@ def _field(buf: bytes, start: int, end: int) -> str:
 
 @dataclass(frozen=True)
 class ControllerIdentity:
-    """The fields of Identify Controller nitrometer uses (offsets in LOGPAGE.md)."""
+    """The fields of Identify Controller nitrometer uses (offsets in docs/logpage.md)."""
 
     vid: int
     serial: str

@@ -21,7 +21,7 @@ def _latency_histogram(title: str, hist) -> list[str]:
             *_hist_rows(hist.lower, hist.upper, hist.counts), RULE, ""]
 
 
-def render_text(page: Page, details: bool = True) -> str:
+def render_text(page: Page, details: bool = False) -> str:
     """`nvme amzn stats [-d] DEV` normal output for this page."""
     c = page.counters
     local = page.kind == "instance_store"
@@ -79,9 +79,9 @@ class ParsedStats:
         kind = self.kind or kind
         if kind is None:
             raise StatsFormatError("cannot tell EBS from instance storage")
-        detail = bool(self.band_sizes) and kind == "instance_store"
+        # nvme-cli prints the IO-size detail for version 1 exactly, and only then.
         return encode_page(kind, self.counters, self.read_bins, self.write_bins,
-                           version=1 if detail else 0, band_sizes=self.band_sizes,
+                           version=1 if self.band_sizes else 0, band_sizes=self.band_sizes,
                            band_read=self.band_read, band_write=self.band_write)
 
 

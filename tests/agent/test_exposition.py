@@ -1,7 +1,6 @@
 """Golden exposition files from fixture pages, and promtool on them and on the full registry."""
 
 import gzip
-import os
 from pathlib import Path
 
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
@@ -11,6 +10,7 @@ from nitrometer.agent.exporter import Exporter
 from nitrometer.agent.instance import InstanceContext
 from tests.agent.conftest import promtool_check
 from tests.agent.pages import ScriptedSource, device
+from tests.support.golden import check_golden
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 # These carry the Python version and real poll timings: not reproducible, checked elsewhere.
@@ -56,10 +56,7 @@ def stable(text: str) -> str:
 
 def test_exposition_matches_golden_file(rig):
     text = stable(exposition(rig))
-    golden = GOLDEN / "agent.prom"
-    if os.environ.get("UPDATE_GOLDEN"):
-        golden.write_text(text)
-    assert text == golden.read_text()
+    check_golden(GOLDEN / "agent.prom", text)
 
 
 def test_promtool_has_nothing_to_say(rig):

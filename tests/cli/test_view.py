@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from tests.cli.fixtures import (
     bins,
     sampler_over,
 )
+from tests.support.golden import check_golden
 
 GOLDEN = Path(__file__).with_name("golden")
 PLAIN = view.Style()
@@ -27,11 +27,7 @@ WALL0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 
 
 def golden(name: str, text: str) -> None:
-    """Compare with golden/NAME; NITROMETER_UPDATE_GOLDEN=1 rewrites it after a reviewed change."""
-    path = GOLDEN / name
-    if os.environ.get("NITROMETER_UPDATE_GOLDEN"):
-        path.write_text(text)
-    assert text == path.read_text()
+    check_golden(GOLDEN / name, text)
 
 
 @pytest.fixture(autouse=True)

@@ -39,7 +39,7 @@ def _padded(text: str, size: int) -> bytes:
 
 def identify_bytes(serial: str, model: str, *, vid: int = AMAZON_VID, firmware: str = "1.0",
                    bdev: str = "") -> bytes:
-    """An Identify Controller structure with the fields LOGPAGE.md lists."""
+    """An Identify Controller structure with the fields docs/logpage.md lists."""
     buf = bytearray(4096)
     struct.pack_into("<HH", buf, 0, vid, vid)
     buf[4:24] = _padded(serial, 20)

@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 from nitrometer import logpage
 
 WRAP = 2**32
+MAX64 = 2**64 - 1
+OPS = {"read": "total_read_ops", "write": "total_write_ops"}
 
 
 def bins_from(bounds, counts):
@@ -43,12 +45,15 @@ def realistic_page(kind: str = "instance_store", seed: int = 1, scale: int = 1) 
 
 
 @st.composite
-def layouts(draw):
-    """Bin bounds, band sizes and kind for a valid page."""
-    kind = draw(st.sampled_from(["ebs", "instance_store"]))
+def layouts(draw, kind: str | None = None, collapsing: bool = False):
+    """(kind, bin bounds, band sizes, version) of a page. Bounds stay apart in seconds unless
+    collapsing, which packs them near 2^60 us where neighbours can share one double."""
+    kind = kind or draw(st.sampled_from(["ebs", "instance_store"]))
     detail = kind == "instance_store" and draw(st.booleans())
     nbins = draw(st.integers(0, 32 if detail else 64))
-    edges = sorted(draw(st.sets(st.integers(0, 2**40), min_size=nbins + 1, max_size=nbins + 1)))
+    base, span = (2**60, 2**12) if collapsing else (0, 2**40)
+    edges = sorted(draw(st.sets(st.integers(base, base + span),
+                                min_size=nbins + 1, max_size=nbins + 1)))
     bounds = list(zip(edges[:-1], edges[1:]))
     sizes = ()
     if detail:
@@ -56,7 +61,10 @@ def layouts(draw):
         sizes = sorted(draw(st.sets(st.integers(1, 2**32 - 2), min_size=nbands, max_size=nbands)))
         if sizes and draw(st.booleans()):
             sizes[-1] = logpage.NO_SIZE_BOUND
-    return kind, bounds, tuple(sizes), detail
+        version = draw(st.sampled_from([1, 1, 2, 7]))  # newer versions share version 1's layout
+    else:
+        version = draw(st.sampled_from([0, 0, 2]))
+    return kind, bounds, tuple(sizes), version
 
 
 def counts(n, hi):
@@ -68,6 +76,9 @@ def page_values(draw, layout):
     kind, bounds, sizes, _ = layout
     n = len(bounds)
     counters = dict(zip(logpage.COUNTERS, draw(counts(len(logpage.COUNTERS), 2**64 - 1))))
+    for name in OPS.values():  # a device that never read or never wrote keeps that at 0
+        if draw(st.integers(0, 3)) == 0:
+            counters[name] = 0
     return {
         "counters": counters,
         "read": draw(counts(n, WRAP - 1)),
@@ -78,26 +89,52 @@ def page_values(draw, layout):
 
 
 def encode(layout, values) -> bytes:
-    kind, bounds, sizes, detail = layout
+    kind, bounds, sizes, version = layout
     return logpage.encode_page(
         kind, values["counters"], bins_from(bounds, values["read"]),
-        bins_from(bounds, values["write"]), version=1 if detail else 0, band_sizes=sizes,
+        bins_from(bounds, values["write"]), version=version, band_sizes=sizes,
         band_read=values["band_read"], band_write=values["band_write"])
 
 
 @st.composite
 def successor(draw, layout, prev):
-    """The next poll's values: growth with u32 bin wraps, or occasionally a device reset."""
-    if draw(st.integers(0, 9)) == 0:
+    """The next poll's values: growth (bins wrapping, the op counters covering it or not),
+    a few fields stepping back alone, a device restart, or anything at all."""
+    mode = draw(st.sampled_from(["grow", "grow", "glitch", "glitch", "restart", "anything"]))
+    if mode == "anything":
         return draw(page_values(layout))
-    n = len(layout[1])
-    grow = lambda v, hi: min(v + draw(st.integers(0, 2**20)), hi)  # noqa: E731
-    counters = {k: grow(v, 2**64 - 1) for k, v in prev["counters"].items()}
-    counters["volume_queue_length"] = draw(st.integers(0, 2**64 - 1))
-    return {
-        "counters": counters,
-        "read": [(c + draw(st.integers(0, 2**33))) % WRAP for c in prev["read"]],
-        "write": [(c + draw(st.integers(0, 2**33))) % WRAP for c in prev["write"]],
-        "band_read": [[grow(c, 2**64 - 1) for c in band] for band in prev["band_read"]],
-        "band_write": [[grow(c, 2**64 - 1) for c in band] for band in prev["band_write"]],
-    } if n >= 0 else prev
+    small = st.integers(0, 2**20)
+    cur = {
+        "counters": {k: min(v + draw(small), MAX64) for k, v in prev["counters"].items()},
+        "band_read": [[min(c + draw(small), MAX64) for c in b] for b in prev["band_read"]],
+        "band_write": [[min(c + draw(small), MAX64) for c in b] for b in prev["band_write"]],
+    }
+    cur["counters"]["volume_queue_length"] = draw(st.integers(0, MAX64))
+    for op, counter in OPS.items():
+        grew = [draw(st.integers(0, 2**33)) for _ in prev[op]]
+        cur[op] = [(c + g) % WRAP for c, g in zip(prev[op], grew)]
+        if draw(st.booleans()):  # the op counter accounts for every IO the bins gained
+            cur["counters"][counter] = min(prev["counters"][counter] + sum(grew), MAX64)
+    if mode == "glitch":
+        for _ in range(draw(st.integers(1, 3))):
+            step_back(draw, prev, cur)
+    elif mode == "restart":
+        for counter in OPS.values():
+            before = prev["counters"][counter]
+            cur["counters"][counter] = draw(st.integers(0, before - 1)) if before else 0
+    return cur
+
+
+def step_back(draw, prev, values) -> None:
+    """One counter or bin ends a little below its previous value."""
+    kinds = [[("counters", name) for name in logpage.COUNTERS[:-1]],
+             [(op, b) for op in ("read", "write") for b in range(len(values[op]))],
+             [(op, i) for op in ("band_read", "band_write") for i in range(len(values[op]))]]
+    field, key = draw(st.sampled_from(draw(st.sampled_from([k for k in kinds if k]))))
+    if field in ("read", "write"):  # u32 on the device: 0 steps back to 2^32 - 1
+        values[field][key] = (prev[field][key] - draw(st.integers(1, 16))) % WRAP
+    elif field == "counters":
+        values[field][key] = max(prev[field][key] - draw(st.integers(1, 2**24)), 0)
+    elif values[field][key]:
+        b = draw(st.integers(0, len(values[field][key]) - 1))
+        values[field][key][b] = max(prev[field][key][b] - draw(st.integers(1, 16)), 0)

@@ -62,8 +62,10 @@ static uint8_t *read_file(const char *path, size_t *len)
 /* Overwrite a field the decoder steers by, or random bytes, or cut the page short. */
 static size_t mutate(uint8_t *buf, size_t len)
 {
-    static const size_t fields[] = {0, 4, 512, 2056, 3600, 3604, 3608, 3620, 3632};
-    static const uint64_t values[] = {0, 1, 2, 8, 9, 32, 33, 64, 65, 0xFFFFFFFFull, ~0ull};
+    /* magic, version, num_bins, the far seed's last upper bound, num_of_hists, sizes */
+    static const size_t fields[] = {0, 4, 512, 600, 2056, 3600, 3604, 3608, 3620, 3632};
+    static const uint64_t values[] = {0, 1, 2, 7, 8, 9, 32, 33, 64, 65, 0xFFFFFFFFull,
+                                      (1ull << 60) + 1, ~0ull};
     int rounds = 1 + (int)(next_random() % 4);
 
     for (int r = 0; r < rounds && len > 0; r++) {
@@ -72,7 +74,7 @@ static size_t mutate(uint8_t *buf, size_t len)
         if (roll < 4) {
             size_t off = fields[next_random() % (sizeof(fields) / sizeof(fields[0]))];
             uint64_t v = values[next_random() % (sizeof(values) / sizeof(values[0]))];
-            size_t width = (off == 512 || off == 2056) ? 8 : 4;
+            size_t width = (off == 512 || off == 600 || off == 2056) ? 8 : 4;
 
             if (off + width <= len)
                 memcpy(buf + off, &v, width); /* little-endian hosts only: test input */
@@ -87,6 +89,15 @@ static size_t mutate(uint8_t *buf, size_t len)
 
 static const double qs_all[] = {0.0, 0.5, 0.9, 0.99, 0.999, 1.0};
 
+/* Running totals per kind of device, fed every decoded page whatever its bins: merging. */
+static nm_page kept_totals[3];
+static double kept_sums[3][2 * NM_MAX_BANDS];
+
+static void keep(const nm_page *page)
+{
+    fold_int(nm_accumulate(&kept_totals[page->kind], kept_sums[page->kind], page));
+}
+
 static void exercise(const nm_page *prev, const nm_page *cur)
 {
     const double *qs = qs_all;
@@ -99,7 +110,7 @@ static void exercise(const nm_page *prev, const nm_page *cur)
     fold_int(rc);
     if (rc == 0) {
         fold(summary->delta.counters, sizeof(summary->delta.counters));
-        fold_int(summary->flags);
+        fold(&summary->info, sizeof(summary->info));
         fold(summary->q, sizeof(summary->q[0]) * 6 * (2 + 2 * summary->delta.num_bands));
         for (uint32_t i = 0; i < summary->delta.num_bands; i++)
             fold_int((int64_t)summary->band_read_ops[i]);
@@ -156,6 +167,7 @@ int main(int argc, char **argv)
             free(sampled);
             if (rc == 0) {
                 decoded++;
+                keep(scratch);
                 exercise(&pages[i], scratch);
                 exercise(scratch, &pages[i]);
             } else {
@@ -170,12 +182,17 @@ int main(int argc, char **argv)
     int fd = open("/dev/null", O_RDONLY);
     uint8_t page[NM_DETAIL_PAGE_LEN];
 
-    if (fd < 0 || nm_get_log_page(fd, 1, 0xD0, page, sizeof(page), 0) >= 0 ||
-        nm_identify_controller(fd, page, 0) >= 0) {
+    if (fd < 0 || nm_get_log_page(fd, 1, 0xD0, page, sizeof(page)) >= 0 ||
+        nm_identify_controller(fd, page) >= 0) {
         fprintf(stderr, "ioctl on /dev/null did not fail cleanly\n");
         return 1;
     }
     close(fd);
+    for (int k = 1; k < 3; k++) {
+        fold(kept_totals[k].counters, sizeof(kept_totals[k].counters));
+        fold(kept_totals[k].read.count, sizeof(kept_totals[k].read.count));
+        fold(kept_sums[k], sizeof(kept_sums[k]));
+    }
     printf("%ld mutated pages decoded, %ld rejected, digest %016llx\n", decoded, rejected,
            (unsigned long long)digest);
     free(pages);

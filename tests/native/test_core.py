@@ -44,10 +44,12 @@ def test_magic_is_compared_as_u32_whatever_the_version():
     (lambda p: p[:4095], "shorter"),
     (lambda p: p[:8191], "shorter"),  # instance store version 1 needs the detail half
     (lambda p: patched(p, 0, "<I", 0xDEADBEEF), "not an EC2 NVMe"),
-    (lambda p: patched(p, 4, "<I", 2), "version"),
     (lambda p: patched(p, 512, "<Q", 65), "more than 64 bins"),
     (lambda p: patched(p, 3600, "<I", 9), "more than 8 IO-size bands"),
     (lambda p: patched(p, 512 + 8 + 24 * 3, "<Q", 10**9), "not increasing"),
+    # Last two bins end at 2^60 and 2^60 + 1 us: one double in seconds, one le label.
+    (lambda p: patched(p, 512 + 8 + 24 * 22 + 8, "<QIIQQ", 2**60, 0, 0, 2**60, 2**60 + 1),
+     "apart in seconds"),
     (lambda p: patched(p, 3604 + 4, "<I", 100), "band bounds"),
 ])
 def test_each_malformation_has_its_own_error(mutate, message):
@@ -69,20 +71,21 @@ def test_u32_bins_wrap_and_u64_counters_subtract():
     buf = bytearray(realistic_page("instance_store", scale=1))
     struct.pack_into("<I", buf, 512 + 8 + 24 * 7 + 16, 5)  # bin 7 went 3000 -> 2**32 + 5
     struct.pack_into("<Q", buf, 8, prev["total_read_ops"] + 2**32 + 5 - 3000)
-    d, reset = native.delta(prev, native.decode(bytes(buf)))
-    assert not reset
+    s = native.delta(prev, native.decode(bytes(buf)))
+    assert not s.reset and s.glitches == ()
+    d = s.delta
     assert d.read.counts[7] == 2**32 + 5 - 3000
     assert d.read.counts[8] == 0
     assert d["total_read_ops"] == 2**32 + 5 - 3000
     assert d["volume_queue_length"] == 3  # point in time: the newer page's value
 
 
-def test_a_decreasing_counter_is_a_reset_not_a_negative_delta():
+def test_op_counters_going_down_are_a_reset_not_a_negative_delta():
     big = native.decode(realistic_page("instance_store", scale=10))
     small = native.decode(realistic_page("instance_store", scale=1))
-    d, reset = native.delta(big, small)
-    assert reset
-    assert d.counters == small.counters and d.read.counts == small.read.counts
+    s = native.delta(big, small)
+    assert s.reset and s.glitches == () and s.glitch_count == 0
+    assert s.delta.counters == small.counters and s.delta.read.counts == small.read.counts
 
 
 def test_delta_refuses_pages_of_different_layout():
@@ -123,8 +126,9 @@ def test_summarize_matches_separate_calls():
     prev = native.decode(realistic_page("instance_store", scale=1))
     cur = native.decode(realistic_page("instance_store", scale=3))
     s = native.summarize(prev, cur)
-    d, reset = native.delta(prev, cur)
-    assert s.reset == reset and s.delta.counters == d.counters
+    plain = native.delta(prev, cur)
+    d = plain.delta
+    assert s.reset == plain.reset and s.delta.counters == d.counters
     assert s.read_q == d.read.quantiles() and s.write_q == d.write.quantiles()
     assert s.band_read_q == [b.read.quantiles() for b in d.bands]
     assert s.band_write_q == [b.write.quantiles() for b in d.bands]
@@ -144,8 +148,7 @@ def test_totals_add_deltas_and_never_go_down():
     totals = native.Totals()
     assert totals.empty
     for prev, cur in zip(pages, pages[1:]):
-        d, _ = native.delta(prev, cur)  # 1 -> 3, then a reset (3 -> 2), then 2 -> 5
-        totals.add(d)
+        totals.add(native.delta(prev, cur).delta)  # 1 -> 3, a reset (3 -> 2), then 2 -> 5
     assert not totals.empty
     expected_ops = (3 - 1) + 2 + (5 - 2)
     assert totals.page["total_read_ops"] == expected_ops * pages[0]["total_read_ops"]
@@ -162,10 +165,10 @@ def test_totals_add_deltas_and_never_go_down():
     assert write_us == pytest.approx(sum(m * c for m, c in zip(mids, band.write.counts)))
 
 
-def test_totals_refuse_a_delta_of_another_layout():
+def test_totals_refuse_a_delta_of_another_kind():
     totals = native.Totals()
     totals.add(native.decode(realistic_page("instance_store")))
-    with pytest.raises(native.PageError, match="layout"):
+    with pytest.raises(native.PageError, match="kind or histogram layout"):
         totals.add(native.decode(realistic_page("ebs")))
 
 
@@ -188,3 +191,20 @@ def test_sample_reports_a_new_layout_with_the_decoded_page():
     assert caught.value.page.kind == "ebs"
     with pytest.raises(native.PageError, match="not an EC2"):
         native.sample(prev, b"\0" * 8192)
+
+
+def test_decode_refuses_exactly_the_bounds_whose_le_labels_collide():
+    from nitrometer.agent.exporter import le_strings
+
+    far, outcomes = 2**60, set()
+    for step in (1, 64, 128, 200, 256, 512, 4096):
+        bounds = [(0, far), (far, far + step), (far + step, logpage.OPEN_ENDED_US)]
+        les = le_strings([up for _, up in bounds])  # the last bin is +Inf whatever its bound
+        collide = les[0] == les[1]
+        if collide:
+            with pytest.raises(native.PageError, match="apart in seconds"):
+                hist_page([1, 2, 3], bounds)
+        else:
+            assert hist_page([1, 2, 3], bounds).read.upper == [up for _, up in bounds]
+        outcomes.add(collide)
+    assert outcomes == {True, False}

@@ -1,4 +1,5 @@
-"""`nitrometer decode`: nvme-cli's text for the same bytes, its JSON keys, clean errors."""
+"""`nitrometer decode`: its options, JSON keys and clean errors (the text is checked against
+real nvme-cli output in test_captures.py)."""
 
 import json
 import subprocess
@@ -24,75 +25,6 @@ def write_page(tmp_path, **kwargs):
     return path
 
 
-# What `nvme amzn stats -d` prints for this page (amzn-nvme.c formats, widths and order).
-EXPECTED_INSTANCE_STORE = """\
-Total Ops:
-  Read: 1
-  Write: 2
-Total Bytes:
-  Read: 3
-  Write: 4
-Total Time (us):
-  Read: 5
-  Write: 6
-
-EC2 Instance Local Storage Performance Exceeded (us):
-  IOPS: 9
-  Throughput: 10
-
-Queue Length (point in time): 11
-
-Read IO Latency Histogram
-=================================
-Lower       Upper        IO Count
-=================================
-[0        - 1       ] => 0       
-[1        - 2       ] => 5       
-[2        - 18446744073709551615] => 7       
-=================================
-
-Write IO Latency Histogram
-=================================
-Lower       Upper        IO Count
-=================================
-[0        - 1       ] => 0       
-[1        - 2       ] => 5       
-[2        - 18446744073709551615] => 7       
-=================================
-
-=================================
-IO Size Range:
-(io_size_low: 0 -> io_size_high: 4K]
-Read IO Latency Histogram
-[0        - 1       ] => 1       
-[1        - 2       ] => 2       
-[2        - 18446744073709551615] => 3       
-Write IO Latency Histogram
-[0        - 1       ] => 4       
-[1        - 2       ] => 5       
-[2        - 18446744073709551615] => 6       
-=================================
-IO Size Range:
-(io_size_low: 4K -> io_size_high: max]
-Read IO Latency Histogram
-[0        - 1       ] => 0       
-[1        - 2       ] => 0       
-[2        - 18446744073709551615] => 0       
-Write IO Latency Histogram
-[0        - 1       ] => 0       
-[1        - 2       ] => 0       
-[2        - 18446744073709551615] => 0       
-"""
-
-
-def test_text_is_what_nvme_cli_prints(tmp_path):
-    path = write_page(tmp_path, band_sizes=(4096, logpage.NO_SIZE_BOUND),
-                      band_read=[[1, 2, 3], [0, 0, 0]], band_write=[[4, 5, 6], [0, 0, 0]])
-    result = nitrometer("decode", str(path))
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.decode() == EXPECTED_INSTANCE_STORE
-
-
 def test_ebs_text_names_volume_and_instance_limits(tmp_path):
     out = nitrometer("decode", str(write_page(tmp_path, kind="ebs"))).stdout.decode()
     assert "EBS Volume Performance Exceeded (us):\n  IOPS: 7\n  Throughput: 8\n\n" in out
@@ -113,6 +45,21 @@ def test_json_uses_nvme_cli_keys_and_integer_band_bounds(tmp_path):
     assert [b["count"] for b in bands[1]["read_io_latency_histogram"]["bins"]] == [4, 5, 6]
 
 
+def test_details_only_with_d_and_only_for_version_1(tmp_path):
+    bands = dict(band_sizes=(4096, logpage.NO_SIZE_BOUND), band_read=[[1, 2, 3], [0, 0, 0]],
+                 band_write=[[4, 5, 6], [0, 0, 0]])
+    v1, v2 = write_page(tmp_path, **bands), tmp_path / "v2.bin"
+    v2.write_bytes(logpage.encode_page("instance_store", {}, BINS, BINS, version=2, **bands))
+    assert "IO Size Range" not in nitrometer("decode", str(v1)).stdout.decode()
+    detailed = nitrometer("decode", "-d", str(v1)).stdout.decode()
+    assert "(io_size_low: 0 -> io_size_high: 4K]" in detailed
+    # A newer version decodes (bands too), but nvme-cli's text has detail for version 1 only.
+    assert "IO Size Range" not in nitrometer("decode", "--details", str(v2)).stdout.decode()
+    doc = json.loads(nitrometer("decode", "--json", str(v2)).stdout)
+    assert doc["version"] == 2
+    assert [b["io_size_high"] for b in doc["io_size_histograms"]] == [4096, None]
+
+
 def test_reads_stdin(tmp_path):
     data = write_page(tmp_path, kind="ebs").read_bytes()
     assert json.loads(nitrometer("decode", "-j", "-", stdin=data).stdout)["kind"] == "ebs"
@@ -122,7 +69,8 @@ def test_reads_stdin(tmp_path):
     (b"", "shorter"),
     (b"\x00" * 4096, "not an EC2 NVMe statistics page"),
     (logpage.encode_page("ebs", {}, BINS, BINS)[:2000], "shorter"),
-    (logpage.encode_page("ebs", {}, BINS, BINS, version=3), "unsupported page version"),
+    (logpage.encode_page("ebs", {}, [(0, 2**60, 0), (2**60, 2**60 + 1, 0)], BINS),
+     "apart in seconds"),
 ])
 def test_malformed_files_get_one_line_and_status_2(tmp_path, content, message):
     path = tmp_path / "bad.bin"

@@ -1,0 +1,232 @@
+/*
+ * Deltas of two cumulative pages, and running totals of deltas.
+ *
+ * The rules (docs/logpage.md, "From cumulative pages to deltas"):
+ * - Reset: at least one op counter (total_read_ops, total_write_ops) went down, and every
+ *   op counter that was non-zero before went down (a device that never wrote keeps its
+ *   write ops at 0). The device restarted: every value counts from zero, so the delta is
+ *   the new page itself, flagged NM_DELTA_RESET.
+ * - Otherwise every field stands alone. A u64 counter or IO-size band bin that went down
+ *   grew by 0 this interval: a glitch, flagged NM_DELTA_GLITCH and counted in nm_delta_info.
+ *   Every other field's delta stays exact.
+ * - Base histogram bins are u32 on the device and subtract modulo 2^32. A bin that went
+ *   down wrapped only when the growth that implies fits within the op counter's growth
+ *   over the interval (read ops for read bins, write ops for write bins); otherwise it is
+ *   a glitch like any other.
+ * - The queue length is a gauge: the delta holds the new value, never a glitch.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "nitrometer_native.h"
+
+static int same_hist_layout(const nm_hist *a, const nm_hist *b)
+{
+    return a->num_bins == b->num_bins &&
+           memcmp(a->lower, b->lower, a->num_bins * sizeof(a->lower[0])) == 0 &&
+           memcmp(a->upper, b->upper, a->num_bins * sizeof(a->upper[0])) == 0;
+}
+
+/* Same kind, bins and bands; the version may differ when the shape does not. */
+static int same_layout(const nm_page *a, const nm_page *b)
+{
+    return a->kind == b->kind && a->num_bands == b->num_bands &&
+           same_hist_layout(&a->read, &b->read) && same_hist_layout(&a->write, &b->write) &&
+           memcmp(a->band_high, b->band_high, sizeof(a->band_high)) == 0;
+}
+
+static int device_restarted(const nm_page *prev, const nm_page *cur)
+{
+    static const int ops[] = {NM_READ_OPS, NM_WRITE_OPS};
+    int went_down = 0;
+
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+        if (cur->counters[ops[i]] < prev->counters[ops[i]])
+            went_down = 1;
+        else if (prev->counters[ops[i]] != 0)
+            return 0; /* an op counter that had counted kept counting */
+    }
+    return went_down;
+}
+
+/* Growth of a u64 field; one that went down grew by 0 and counts as a glitch. */
+static uint64_t growth(uint64_t prev, uint64_t cur, uint32_t *glitches)
+{
+    if (cur >= prev)
+        return cur - prev;
+    (*glitches)++;
+    return 0;
+}
+
+static void bins_delta(const nm_hist *prev, const nm_hist *cur, uint64_t ops_growth,
+                       nm_hist *out, uint32_t *glitches)
+{
+    for (uint32_t b = 0; b < cur->num_bins; b++) {
+        uint32_t before = (uint32_t)prev->count[b], now = (uint32_t)cur->count[b];
+        uint64_t grew = (uint32_t)(now - before);
+
+        if (now < before && grew > ops_growth) {
+            grew = 0; /* not a wrap the op counter can account for */
+            (*glitches)++;
+        }
+        out->count[b] = grew;
+    }
+}
+
+int nm_delta(const nm_page *prev, const nm_page *cur, nm_page *out, nm_delta_info *info)
+{
+    if (prev == NULL || cur == NULL || out == NULL || info == NULL)
+        return NM_EARG;
+    if (!same_layout(prev, cur))
+        return NM_ELAYOUT;
+    *out = *cur;
+    memset(info, 0, sizeof(*info));
+    if (device_restarted(prev, cur)) {
+        info->flags = NM_DELTA_RESET;
+        return 0;
+    }
+    for (int i = 0; i < NM_NUM_COUNTERS; i++) {
+        uint32_t went_down = 0;
+
+        if (i == NM_QUEUE_LENGTH)
+            continue;
+        out->counters[i] = growth(prev->counters[i], cur->counters[i], &went_down);
+        info->counters |= went_down << i;
+    }
+    bins_delta(&prev->read, &cur->read, out->counters[NM_READ_OPS], &out->read,
+               &info->read_bins);
+    bins_delta(&prev->write, &cur->write, out->counters[NM_WRITE_OPS], &out->write,
+               &info->write_bins);
+    for (uint32_t i = 0; i < cur->num_bands; i++) {
+        for (uint32_t b = 0; b < cur->band_bins; b++) {
+            out->band_read[i][b] = growth(prev->band_read[i][b], cur->band_read[i][b],
+                                          &info->band_bins);
+            out->band_write[i][b] = growth(prev->band_write[i][b], cur->band_write[i][b],
+                                           &info->band_bins);
+        }
+    }
+    if (info->counters || info->read_bins || info->write_bins || info->band_bins)
+        info->flags |= NM_DELTA_GLITCH;
+    return 0;
+}
+
+/* Totals saturate rather than wrap: they never go down, even past 2^64 - 1. */
+static uint64_t sat_add(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+static void add_counts(uint64_t *into, const uint64_t *count, uint32_t num_bins)
+{
+    for (uint32_t b = 0; b < num_bins; b++)
+        into[b] = sat_add(into[b], count[b]);
+}
+
+/* Where an IO in bin b counts when only its bin is known; the open last bin: its lower bound. */
+static double bin_midpoint_us(const nm_hist *bounds, uint32_t b, uint32_t num_bins)
+{
+    if (b == num_bins - 1)
+        return (double)bounds->lower[b];
+    return ((double)bounds->lower[b] + (double)bounds->upper[b]) / 2.0;
+}
+
+/*
+ * Adds counts binned by upper into the bins ending at edges: each into the first edge >=
+ * its upper bound, the last edge's bin takes the rest. No edges: nowhere to add them.
+ */
+static int add_merged(const uint64_t *upper, const uint64_t *count, uint32_t num_bins,
+                      const uint64_t *edges, uint32_t num_edges, uint64_t *into)
+{
+    uint64_t merged[NM_MAX_BINS + 1];
+    int rc;
+
+    if (num_edges == 0)
+        return 0;
+    rc = nm_merge_bins(upper, count, num_bins, edges, num_edges, merged);
+    if (rc != 0)
+        return rc;
+    merged[num_edges - 1] = sat_add(merged[num_edges - 1], merged[num_edges]);
+    add_counts(into, merged, num_edges);
+    return 0;
+}
+
+/* The totals band a delta band goes into: the first whose upper size bound is >= its own. */
+static uint32_t totals_band(const nm_page *totals, uint64_t high)
+{
+    for (uint32_t j = 0; j < totals->num_bands; j++) {
+        if (totals->band_high[j] >= high)
+            return j;
+    }
+    return totals->num_bands - 1;
+}
+
+static int increasing(const nm_hist *h)
+{
+    for (uint32_t b = 1; b < h->num_bins; b++) {
+        if (h->upper[b] <= h->upper[b - 1])
+            return 0;
+    }
+    return 1;
+}
+
+static void start_totals(nm_page *totals, double *band_sum_us, const nm_page *delta)
+{
+    *totals = *delta;
+    memset(totals->counters, 0, sizeof(totals->counters));
+    memset(totals->read.count, 0, sizeof(totals->read.count));
+    memset(totals->write.count, 0, sizeof(totals->write.count));
+    memset(totals->band_read, 0, sizeof(totals->band_read));
+    memset(totals->band_write, 0, sizeof(totals->band_write));
+    memset(band_sum_us, 0, 2 * NM_MAX_BANDS * sizeof(double));
+}
+
+int nm_accumulate(nm_page *totals, double *band_sum_us, const nm_page *delta)
+{
+    int same;
+
+    if (totals == NULL || band_sum_us == NULL || delta == NULL)
+        return NM_EARG;
+    if (totals->kind == 0)
+        start_totals(totals, band_sum_us, delta);
+    else if (totals->kind != delta->kind)
+        return NM_ELAYOUT;
+    same = same_layout(totals, delta);
+    /* Merging needs increasing edges; checked first so a failed call changes nothing. */
+    if (!same && !(increasing(&totals->read) && increasing(&totals->write)))
+        return NM_EARG;
+    for (int i = 0; i < NM_NUM_COUNTERS; i++) {
+        uint64_t *total = &totals->counters[i];
+
+        *total = i == NM_QUEUE_LENGTH ? delta->counters[i] : sat_add(*total, delta->counters[i]);
+    }
+    if (same) {
+        add_counts(totals->read.count, delta->read.count, delta->read.num_bins);
+        add_counts(totals->write.count, delta->write.count, delta->write.num_bins);
+    } else {
+        add_merged(delta->read.upper, delta->read.count, delta->read.num_bins,
+                   totals->read.upper, totals->read.num_bins, totals->read.count);
+        add_merged(delta->write.upper, delta->write.count, delta->write.num_bins,
+                   totals->write.upper, totals->write.num_bins, totals->write.count);
+    }
+    for (uint32_t i = 0; i < delta->num_bands && totals->num_bands > 0; i++) {
+        uint32_t j = same ? i : totals_band(totals, delta->band_high[i]);
+
+        for (uint32_t b = 0; b < delta->band_bins; b++) {
+            double mid = bin_midpoint_us(&delta->write, b, delta->band_bins);
+
+            band_sum_us[2 * j] += (double)delta->band_read[i][b] * mid;
+            band_sum_us[2 * j + 1] += (double)delta->band_write[i][b] * mid;
+        }
+        if (same) {
+            add_counts(totals->band_read[j], delta->band_read[i], delta->band_bins);
+            add_counts(totals->band_write[j], delta->band_write[i], delta->band_bins);
+            continue;
+        }
+        add_merged(delta->write.upper, delta->band_read[i], delta->band_bins,
+                   totals->write.upper, totals->band_bins, totals->band_read[j]);
+        add_merged(delta->write.upper, delta->band_write[i], delta->band_bins,
+                   totals->write.upper, totals->band_bins, totals->band_write[j]);
+    }
+    return 0;
+}
