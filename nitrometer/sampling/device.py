@@ -36,14 +36,11 @@ class BadPage(DeviceError):
     reason = "bad_page"
 
 
-def bad_page(device, exc: native.PageError, raw: bytes) -> BadPage:
+def bad_page(device, exc: native.PageError) -> BadPage:
     name = device.name
     if exc.code == native.lib.NM_EMAGIC:
         return BadPage(f"{name}: not an EC2 NVMe device (its 0xD0 page has no Amazon "
                        "statistics magic)")
-    if exc.code == native.lib.NM_EVERSION:
-        version = int.from_bytes(raw[4:8], "little") if len(raw) >= 8 else -1
-        return BadPage(f"{name}: unsupported statistics page version {version}")
     message = str(exc).split(" (originated from")[0]
     return BadPage(f"{name}: unreadable statistics page: {message}")
 
@@ -93,7 +90,7 @@ class DeviceTracker:
                             "baseline (one interval lost)", self.device.name, self.device.serial)
             page, summary = exc.page, None
         except native.PageError as exc:
-            raise bad_page(self.device, exc, raw) from None
+            raise bad_page(self.device, exc) from None
         self._check_version(page)
         self.baseline, self.baseline_time = page, t
         if summary is None:
