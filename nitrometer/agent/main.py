@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
+import sys
 import threading
 
 from nitrometer.agent.config import DEMO_SOURCE, AgentConfig, build_config, configure_parser
@@ -13,7 +15,8 @@ from nitrometer.errors import NitrometerError
 
 log = logging.getLogger("nitrometer")
 
-STOP_JOIN_TIMEOUT = 0.8  # SIGTERM to exit within a second
+STOP_JOIN_TIMEOUT = 0.5  # SIGTERM to exit within a second
+FD_LIMIT = 8192  # soft RLIMIT_NOFILE wanted: the web server stays far below it
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -134,7 +137,8 @@ class Agent:
         try:
             config = build_config(self.args)
             web_config = load_web_config(config.web_config_file)
-        except NitrometerError as exc:
+            web_config.ssl_context()
+        except Exception as exc:  # whatever is wrong with the new config, keep the old
             log.error("reload failed, keeping the running config: %s", exc)
             self.notifier.ready()
             return
@@ -181,12 +185,46 @@ class Agent:
         self.notifier.stopping()
         log.info("stopping")
         self.sampler.stop_event.set()
-        sampler_thread.join(STOP_JOIN_TIMEOUT)
         self.server.shutdown()
+        sampler_thread.join(STOP_JOIN_TIMEOUT)
         self.server.server_close()
         self.sampler.close()
         self.events.close()
         return 0
+
+
+def raise_fd_limit(wanted: int = FD_LIMIT) -> int:
+    """Soft RLIMIT_NOFILE up to `wanted` (within the hard limit); returns the soft limit."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open file limit to %d: %s", target, exc)
+    return soft
+
+
+def separate_privileges(config: AgentConfig, spec: SourceSpec):
+    """Fork the privileged reader (ioctl source), then drop every capability here."""
+    from nitrometer import privsep
+
+    broker = None
+    if spec.kind == "ioctl":
+        broker = privsep.start_broker(config.dev_path)
+        privsep.install(broker)
+    if spec.kind == "nvme-cli":
+        log.warning("source nvme-cli: nvme runs with the agent's own capabilities, "
+                    "without privilege separation")
+        return broker
+    try:
+        privsep.limit_capabilities(())
+    except OSError as exc:
+        raise NitrometerError(f"cannot drop capabilities: {exc.strerror}") from None
+    return broker
 
 
 def run(args: argparse.Namespace) -> int:
@@ -194,6 +232,19 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(config.log_level)
     from nitrometer import native  # noqa: F401 - says clearly if the C core is missing
 
-    agent = Agent(config, args)
-    agent.install_signal_handlers()
-    return agent.serve()
+    raise_fd_limit()
+    # Before any thread starts: the reader is forked from a single-threaded process.
+    broker = separate_privileges(config, config.source)
+    try:
+        agent = Agent(config, args)
+        agent.install_signal_handlers()
+        code = agent.serve()
+    finally:
+        if broker is not None:
+            broker.close()
+    # Every close path has run; leave now rather than wait on connection threads (which
+    # may be inside bcrypt) at interpreter exit.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
