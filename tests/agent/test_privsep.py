@@ -179,7 +179,7 @@ def test_the_agent_runs_unprivileged_and_its_reader_dies_with_it(fake, tmp_path,
         port = free_port()
         agent = start_agent(fake, tmp_path / kill_with.name, devices, port)
         try:
-            def serving():
+            def serving(port=port):
                 try:
                     return 'ec2_nvme_read_ops_total{device="nvme0n1"' in scrape(port)
                 except OSError:
