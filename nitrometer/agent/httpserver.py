@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 log = logging.getLogger("nitrometer.web")
 
 REAP_EVERY = 0.1
+LINGER = 1.0  # seconds, and reads of up to 64 KiB, to drain a refused request
+LINGER_READS = 16
 
 
 @dataclass(frozen=True)
@@ -318,6 +320,7 @@ class BoundedHTTPServer:
                     conn.enter("respond", limits.response_timeout)
                     self._send(stream, Response(exc.status, f"{exc}\n".encode(), close=True),
                                head=False)
+                    self._linger(conn, rfile)
                     return
                 if request is None:
                     return
@@ -339,6 +342,18 @@ class BoundedHTTPServer:
                 stream.close()
             except OSError:
                 pass
+
+    def _linger(self, conn: Connection, rfile) -> None:
+        """Read (and drop) what the client still sends for a moment before closing: closing
+        with unread input resets the connection, and the client may never see our answer."""
+        conn.enter("linger", LINGER)
+        try:
+            socket.socket.shutdown(conn.sock, socket.SHUT_WR)
+            for _ in range(LINGER_READS):
+                if not rfile.read1(65536):
+                    break
+        except (OSError, ValueError):
+            pass
 
     def _send(self, stream, response: Response, *, head: bool) -> None:
         stream.sendall(render_response(response, head=head, server=self.server_name,

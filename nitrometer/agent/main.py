@@ -90,7 +90,8 @@ class Agent:
         web_config = load_web_config(config.web_config_file)
         try:
             self.server = MetricsServer((config.listen_host, config.listen_port), self.exporter,
-                                        web_config, status=self.status)
+                                        web_config, status=self.status,
+                                        limits=connection_limits())
         except OSError as exc:
             raise NitrometerError(f"cannot listen on {config.listen_address}: "
                                   f"{exc.strerror}") from None
@@ -206,6 +207,19 @@ def raise_fd_limit(wanted: int = FD_LIMIT) -> int:
         except (ValueError, OSError) as exc:
             log.warning("cannot raise the open file limit to %d: %s", target, exc)
     return soft
+
+
+def connection_limits():
+    """Connections stay under a quarter of the fd limit: the sampler keeps the rest."""
+    import resource
+
+    from nitrometer.agent.httpserver import Limits
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    default = Limits()
+    if soft == resource.RLIM_INFINITY or soft // 4 >= default.max_connections:
+        return default
+    return Limits(max_connections=max(8, soft // 4))
 
 
 def separate_privileges(config: AgentConfig, spec: SourceSpec):
