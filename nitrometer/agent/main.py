@@ -16,6 +16,7 @@ from nitrometer.errors import NitrometerError
 log = logging.getLogger("nitrometer")
 
 STOP_JOIN_TIMEOUT = 0.5  # SIGTERM to exit within a second
+SIGNAL_POLL = 0.1  # seconds; see serve()
 FD_LIMIT = 8192  # soft RLIMIT_NOFILE wanted: the web server stays far below it
 
 
@@ -178,7 +179,9 @@ class Agent:
         self.notifier.ready()
         self.notifier.status(f"polling, serving {self.config.listen_address}")
         while not self.stop_requested:
-            self.wake.wait()
+            # A signal taken by another thread runs its handler only when this thread next
+            # runs Python code: wake up often enough for that, whatever the load.
+            self.wake.wait(SIGNAL_POLL)
             self.wake.clear()
             if self.reload_requested and not self.stop_requested:
                 self.reload_requested = False
