@@ -369,6 +369,18 @@ class BoundedHTTPServer:
         for conn in conns:
             conn.kill()
 
+    def wait_closed(self, timeout: float) -> bool:
+        """Until every connection thread has ended (after shutdown), or the timeout."""
+        deadline = time.monotonic() + timeout
+        while self.busy_threads and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return not self.busy_threads
+
+    @property
+    def busy_threads(self) -> int:
+        with self._lock:
+            return self._threads
+
     def server_close(self) -> None:
         self.socket.close()
 

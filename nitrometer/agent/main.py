@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 from nitrometer.agent.config import DEMO_SOURCE, AgentConfig, build_config, configure_parser
 from nitrometer.collectors.base import Clock, SourceSpec, parse_source
@@ -189,8 +190,10 @@ class Agent:
         self.notifier.stopping()
         log.info("stopping")
         self.sampler.stop_event.set()
+        stop_by = time.monotonic() + STOP_JOIN_TIMEOUT
         self.server.shutdown()
-        sampler_thread.join(STOP_JOIN_TIMEOUT)
+        sampler_thread.join(max(stop_by - time.monotonic(), 0.0))
+        self.server.wait_closed(max(stop_by - time.monotonic(), 0.1))
         self.server.server_close()
         self.sampler.close()
         self.events.close()
@@ -259,9 +262,11 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if broker is not None:
             broker.close()
-    # Every close path has run; leave now rather than wait on connection threads (which
-    # may be inside bcrypt) at interpreter exit.
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    if agent.server.busy_threads:
+        # Every close path has run. A connection thread still inside bcrypt would abort
+        # the interpreter's exit ("exception not rethrown"): leave without one.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code

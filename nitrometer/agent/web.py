@@ -77,6 +77,10 @@ class MetricsServer(BoundedHTTPServer):
         self._settings = (web_config, ssl_context, auth)
         self.response_headers = web_config.headers
 
+    def shutdown(self) -> None:
+        self.auth.close()
+        super().shutdown()
+
     def tls(self):
         return self._settings[1]
 

@@ -7,6 +7,7 @@ import binascii
 import hashlib
 import hmac
 import threading
+import time
 
 MAX_PASSWORD = 72  # bcrypt looks at 72 bytes; a longer password is refused, not truncated
 CHECKS_AT_ONCE = 1  # bcrypt runs at most on one core: a password flood cannot take both
@@ -36,6 +37,11 @@ class Authenticator:
         self._passed: set[bytes] = set()
         self._lock = threading.Lock()
         self._checks = threading.BoundedSemaphore(CHECKS_AT_ONCE)
+        self.closed = False
+
+    def close(self) -> None:
+        """No new password checks: the agent is stopping (a waiting request gets 503)."""
+        self.closed = True
 
     @property
     def required(self) -> bool:
@@ -74,8 +80,10 @@ class Authenticator:
     def _bcrypt(self, password: bytes, hashed: bytes) -> bool:
         import bcrypt
 
-        if not self._checks.acquire(timeout=CHECK_WAIT):
-            raise AuthBusy("too many password checks at once")
+        deadline = time.monotonic() + CHECK_WAIT
+        while not self._checks.acquire(timeout=0.05):
+            if self.closed or time.monotonic() > deadline:
+                raise AuthBusy("too many password checks at once")
         try:
             return bcrypt.checkpw(password, hashed)
         except ValueError:  # a hash bcrypt cannot use: never a pass, never a crash
