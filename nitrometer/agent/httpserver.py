@@ -86,6 +86,8 @@ class Connection:
 
     def __init__(self, sock: socket.socket, peer: str):
         self.sock = sock
+        self.fd = sock.fileno()  # stays valid through the TLS wrap, which detaches `sock`
+        self.family = sock.family
         self.peer = peer
         self.phase = "header"
         self.since = time.monotonic()
@@ -101,12 +103,23 @@ class Connection:
         return self.phase in ("header", "idle")
 
     def kill(self) -> None:
-        # shutdown(2) on the descriptor wakes the thread blocked in recv or send on it, TLS
-        # or not; the thread then closes the socket itself.
+        """Wake the connection's thread from recv or send, TLS handshake included.
+
+        shutdown(2) acts on the socket, whichever descriptor names it: a duplicate works
+        even while the TLS wrap has the original detached. The thread closes the socket
+        itself. Call with the server's lock held: the thread unregisters under that lock
+        before it closes, so the descriptor cannot have been reused by another connection.
+        """
         try:
-            socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
+            dup = socket.fromfd(self.fd, self.family, socket.SOCK_STREAM)
+        except OSError:
+            return
+        try:
+            dup.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+        finally:
+            dup.close()
 
 
 def read_request(rfile, limits: Limits) -> Request | None:
@@ -287,17 +300,16 @@ class BoundedHTTPServer:
         while not self._stopped.wait(REAP_EVERY):
             now = time.monotonic()
             with self._lock:
-                late = [c for c in self._connections if c.deadline <= now]
-            for conn in late:
-                self.expired += 1
-                conn.kill()
+                for conn in [c for c in self._connections if c.deadline <= now]:
+                    self.expired += 1
+                    conn.kill()
 
     # -- one connection ------------------------------------------------------------------
     def _serve_connection(self, conn: Connection) -> None:
         limits = self.limits
-        stream = conn.sock
+        stream, rfile = conn.sock, None
         try:
-            stream.settimeout(max(limits.header_timeout, limits.idle_timeout))
+            stream.settimeout(limits.header_timeout)
             ctx = self.tls()
             if ctx is not None:
                 stream = ctx.wrap_socket(conn.sock, server_side=True)
@@ -305,6 +317,8 @@ class BoundedHTTPServer:
                 if not self.peer_ok(stream.getpeercert()):
                     log.debug("client certificate of %s is not allowed", conn.peer)
                     return
+            # Per read, a backstop only: the reaper enforces each phase's deadline.
+            stream.settimeout(max(limits.header_timeout, limits.idle_timeout))
             rfile = stream.makefile("rb", buffering=limits.max_line)
             first = True
             while not self._stop.is_set():
@@ -338,10 +352,12 @@ class BoundedHTTPServer:
             log.exception("error serving %s", conn.peer)
         finally:
             self._forget(conn)
-            try:
-                stream.close()
-            except OSError:
-                pass
+            for closable in (rfile, stream):  # the descriptor closes with the last of them
+                try:
+                    if closable is not None:
+                        closable.close()
+                except OSError:
+                    pass
 
     def _linger(self, conn: Connection, rfile) -> None:
         """Read (and drop) what the client still sends for a moment before closing: closing
@@ -365,9 +381,8 @@ class BoundedHTTPServer:
         self._stop.set()
         self._stopped.wait(1.0)
         with self._lock:
-            conns = list(self._connections)
-        for conn in conns:
-            conn.kill()
+            for conn in self._connections:
+                conn.kill()
 
     def wait_closed(self, timeout: float) -> bool:
         """Until every connection thread has ended (after shutdown), or the timeout."""

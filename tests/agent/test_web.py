@@ -325,3 +325,30 @@ def test_tls_settings_need_their_partners(tmp_path):
         bad.write_text(base + extra)
         with pytest.raises(ConfigError, match=message):
             load_web_config(str(bad))
+
+
+def test_a_tls_handshake_trickling_in_is_cut_at_the_header_deadline(tmp_path, rig):
+    cert, key = self_signed(tmp_path)
+    config_file = tmp_path / "web.yml"
+    config_file.write_text(f"tls_server_config:\n  cert_file: {cert.name}\n"
+                           f"  key_file: {key.name}\n")
+    r = rig([ScriptedSource(device(), None, lambda b, i: b.advance(reads=10))])
+    server = MetricsServer(("127.0.0.1", 0), r.exporter, load_web_config(str(config_file)),
+                           limits=Limits(header_timeout=1.0))
+    server.serve_in_thread()
+    try:
+        slow = socket.create_connection(("127.0.0.1", server.server_address[1]))
+        hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 200
+        closed = False
+        for byte in hello:  # a byte every 0.1 s: each read is quick, the handshake never ends
+            try:
+                slow.sendall(bytes([byte]))
+            except OSError:
+                closed = True
+                break
+            time.sleep(0.1)
+        assert closed  # long before the 21 s the whole hello would take
+        slow.close()
+    finally:
+        server.shutdown()
+        server.server_close()
