@@ -153,7 +153,7 @@ def raw_exchange(server, data: bytes, timeout=10) -> bytes:
         try:
             while chunk := s.recv(65536):
                 chunks.append(chunk)
-        except TimeoutError:
+        except socket.timeout:
             pass
         return b"".join(chunks)
 
