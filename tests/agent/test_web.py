@@ -153,7 +153,7 @@ def raw_exchange(server, data: bytes, timeout=10) -> bytes:
         try:
             while chunk := s.recv(65536):
                 chunks.append(chunk)
-        except socket.timeout:
+        except OSError:  # the timeout (socket.timeout is no TimeoutError on 3.9)
             pass
         return b"".join(chunks)
 
