@@ -188,7 +188,7 @@ def _text(where: str, key: str, value) -> str | None:
 def _parse_tls(where: str, tls: dict, base: Path) -> dict:
     unknown = set(tls) - TLS_KEYS
     if unknown:
-        raise ConfigError(f"{where}: unknown key tls_server_config.{sorted(unknown)[0]}")
+        raise ConfigError(f"{where}: unknown key tls_server_config.{sorted(unknown, key=str)[0]}")
     text = {k: _text(where, f"tls_server_config.{k}", tls.get(k))
             for k in ("cert", "key", "client_ca", "cert_file", "key_file", "client_ca_file",
                       "client_auth_type", "min_version", "max_version")}
@@ -249,7 +249,7 @@ def _parse_tls(where: str, tls: dict, base: Path) -> dict:
 def _parse_http(where: str, http: dict) -> tuple[tuple[str, str], ...]:
     unknown = set(http) - {"headers", "http2"}
     if unknown:
-        raise ConfigError(f"{where}: unknown key http_server_config.{sorted(unknown)[0]}")
+        raise ConfigError(f"{where}: unknown key http_server_config.{sorted(unknown, key=str)[0]}")
     if http.get("http2") is True:
         raise ConfigError(f"{where}: http_server_config.http2 is not supported (this server "
                           "speaks HTTP/1.1): set it to false or leave it out")
@@ -292,6 +292,13 @@ def load_web_config(path: str | None) -> WebConfig:
     """The web config at path (None: plain HTTP, no auth); ConfigError, one line, on any fault."""
     if path is None:
         return WebConfig()
+    try:
+        return _load(path)
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:  # a shape not foreseen
+        raise ConfigError(f"web.config.file {path}: malformed ({exc})") from None
+
+
+def _load(path: str) -> WebConfig:
     import yaml
 
     where = f"web.config.file {path}"

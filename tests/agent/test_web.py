@@ -11,6 +11,8 @@ import time
 
 import bcrypt
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from nitrometer.agent.httpserver import Limits
 from nitrometer.agent.web import MetricsServer, load_web_config
@@ -352,3 +354,29 @@ def test_a_tls_handshake_trickling_in_is_cut_at_the_header_deadline(tmp_path, ri
     finally:
         server.shutdown()
         server.server_close()
+
+
+_leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8),
+                  st.sampled_from(["TLS12", "TLS13", "RequireAndVerifyClientCert",
+                                   "TLS_AES_128_GCM_SHA256", "deny", "$2b$04$" + "a" * 53]))
+_shape = st.recursive(_leaf, lambda inner: st.one_of(
+    st.lists(inner, max_size=3),
+    st.dictionaries(st.sampled_from(["cert_file", "key_file", "client_ca_file", "headers",
+                                     "client_auth_type", "cipher_suites", "min_version",
+                                     "X-Frame-Options", "prom", "http2", "curve_preferences"]),
+                    inner, max_size=3)), max_leaves=8)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(["tls_server_config", "basic_auth_users",
+                                        "http_server_config", "rate_limit", "other"]),
+                       _shape, max_size=3))
+def test_any_shape_of_web_config_loads_or_is_one_line(tmp_path_factory, data):
+    import yaml
+
+    path = tmp_path_factory.mktemp("shape") / "web.yml"
+    path.write_text(yaml.safe_dump(data))
+    try:
+        load_web_config(str(path))
+    except ConfigError as exc:
+        assert "\n" not in str(exc)
