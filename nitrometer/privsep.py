@@ -32,6 +32,7 @@ OP_IDENTIFY = 0x06
 LOG_ID = 0xD0
 MAX_PAGE = 8192
 MAX_IN_FLIGHT = 64  # reader threads at once; past it a request fails EBUSY
+MAX_OPEN = 256  # device descriptors the reader keeps open between reads
 NODE_RE = re.compile(r"nvme\d+(n\d+)?")
 
 # request: id, opcode, log id, nsid, length, then the path; reply: id, kind, code, data
@@ -205,10 +206,13 @@ class Reader:
             os.close(fd)
             raise
         with self._lock:
-            old = self._fds.pop(real, None)
+            stale = [self._fds.pop(real, None)]
             self._fds[real] = fd
-        if old is not None:
-            os.close(old)
+            while len(self._fds) > MAX_OPEN:  # devices long detached: drop the oldest
+                stale.append(self._fds.pop(next(iter(self._fds))))
+        for old in stale:
+            if old is not None:
+                os.close(old)
         return page
 
 
