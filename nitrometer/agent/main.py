@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
+import sys
 import threading
+import time
 
 from nitrometer.agent.config import DEMO_SOURCE, AgentConfig, build_config, configure_parser
 from nitrometer.agent.logs import setup_logging
@@ -14,7 +17,9 @@ from nitrometer.errors import NitrometerError
 
 log = logging.getLogger("nitrometer")
 
-STOP_JOIN_TIMEOUT = 0.8  # SIGTERM to exit within a second
+STOP_JOIN_TIMEOUT = 0.5  # SIGTERM to exit within a second
+SIGNAL_POLL = 0.1  # seconds; see serve()
+FD_LIMIT = 8192  # soft RLIMIT_NOFILE wanted: the web server stays far below it
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -107,7 +112,8 @@ class Agent:
         web_config = load_web_config(config.web_config_file)
         try:
             self.server = MetricsServer((config.listen_host, config.listen_port), self.exporter,
-                                        web_config, status=self.status)
+                                        web_config, status=self.status,
+                                        limits=connection_limits())
         except OSError as exc:
             raise NitrometerError(f"cannot listen on {config.listen_address}: "
                                   f"{exc.strerror}") from None
@@ -155,7 +161,8 @@ class Agent:
         try:
             config = build_config(self.args)
             web_config = load_web_config(config.web_config_file)
-        except NitrometerError as exc:
+            web_config.ssl_context()
+        except Exception as exc:  # whatever is wrong with the new config, keep the old
             log.error("reload failed, keeping the running config: %s", exc)
             self.notifier.ready()
             return
@@ -197,7 +204,9 @@ class Agent:
         self.notifier.ready()
         self.notifier.status(f"polling, serving {self.config.listen_address}")
         while not self.stop_requested:
-            self.wake.wait()
+            # A signal taken by another thread runs its handler only when this thread next
+            # runs Python code: wake up often enough for that, whatever the load.
+            self.wake.wait(SIGNAL_POLL)
             self.wake.clear()
             if self.reload_requested and not self.stop_requested:
                 self.reload_requested = False
@@ -205,12 +214,61 @@ class Agent:
         self.notifier.stopping()
         log.info("stopping")
         self.sampler.stop_event.set()
-        sampler_thread.join(STOP_JOIN_TIMEOUT)
+        stop_by = time.monotonic() + STOP_JOIN_TIMEOUT
         self.server.shutdown()
+        sampler_thread.join(max(stop_by - time.monotonic(), 0.0))
+        self.server.wait_closed(max(stop_by - time.monotonic(), 0.1))
         self.server.server_close()
         self.sampler.close()
         self.events.close()
         return 0
+
+
+def raise_fd_limit(wanted: int = FD_LIMIT) -> int:
+    """Soft RLIMIT_NOFILE up to `wanted` (within the hard limit); returns the soft limit."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open file limit to %d: %s", target, exc)
+    return soft
+
+
+def connection_limits():
+    """Connections stay under a quarter of the fd limit: the sampler keeps the rest."""
+    import resource
+
+    from nitrometer.agent.httpserver import Limits
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    default = Limits()
+    if soft == resource.RLIM_INFINITY or soft // 4 >= default.max_connections:
+        return default
+    return Limits(max_connections=max(8, soft // 4))
+
+
+def separate_privileges(config: AgentConfig, spec: SourceSpec):
+    """Fork the privileged reader (ioctl source), then drop every capability here."""
+    from nitrometer import privsep
+
+    broker = None
+    if spec.kind == "ioctl":
+        broker = privsep.start_broker(config.dev_path)
+        privsep.install(broker)
+    if spec.kind == "nvme-cli":
+        log.warning("source nvme-cli: nvme runs with the agent's own capabilities, "
+                    "without privilege separation")
+        return broker
+    try:
+        privsep.limit_capabilities(())
+    except OSError as exc:
+        raise NitrometerError(f"cannot drop capabilities: {exc.strerror}") from None
+    return broker
 
 
 def run(args: argparse.Namespace) -> int:
@@ -218,6 +276,21 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(config.log_level, config.log_format)
     from nitrometer import native  # noqa: F401 - says clearly if the C core is missing
 
-    agent = Agent(config, args)
-    agent.install_signal_handlers()
-    return agent.serve()
+    raise_fd_limit()
+    # Before any thread starts: the reader is forked from a single-threaded process.
+    broker = separate_privileges(config, config.source)
+    try:
+        agent = Agent(config, args)
+        agent.install_signal_handlers()
+        code = agent.serve()
+    finally:
+        if broker is not None:
+            broker.close()
+    if agent.server.busy_threads:
+        # Every close path has run. A connection thread still inside bcrypt would abort
+        # the interpreter's exit ("exception not rethrown"): leave without one.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code

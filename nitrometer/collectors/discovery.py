@@ -103,15 +103,16 @@ def device_from_identify(path: str, ident: ControllerIdentity) -> Device:
     )
 
 
-def identify_path(path: str) -> ControllerIdentity:
-    """Identify Controller on a device node; OSError / NvmeStatusError on failure."""
-    from nitrometer import native  # the C extension is needed only when hardware is read
+def identify_path(path: str, admin=None) -> ControllerIdentity:
+    """Identify Controller on a device node; OSError / NvmeStatusError on failure.
 
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        return parse_identify(native.identify_controller(fd))
-    finally:
-        os.close(fd)
+    `admin` sends the command (privsep.Broker in the agent); None: the installed one, or
+    this process itself.
+    """
+    from nitrometer import privsep
+
+    admin = admin or privsep.current_admin() or privsep.DIRECT
+    return parse_identify(admin.identify(path))
 
 
 def _read_attr(path: Path) -> str:

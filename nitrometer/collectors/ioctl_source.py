@@ -6,7 +6,7 @@ import errno
 import os
 import struct
 
-from nitrometer import native
+from nitrometer import native, privsep
 from nitrometer.collectors.base import KIND_EBS, KIND_INSTANCE_STORE, Clock, Device
 from nitrometer.collectors.discovery import (
     CONTROLLER_NSID,
@@ -110,21 +110,20 @@ def device_path(name: str, dev_root: str = "/dev") -> str:
     return name if "/" in name else os.path.join(dev_root, name)
 
 
-def identify_device(path: str) -> Device:
-    """A device named on the command line, identified by Identify Controller (no sysfs)."""
+def identify_device(path: str, admin=None) -> Device:
+    """A device named on the command line, identified by Identify Controller (no sysfs).
+
+    `admin` sends the command (privsep.Broker in the agent); None: the installed one, or
+    this process itself.
+    """
+    admin = admin or privsep.current_admin() or privsep.DIRECT
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError as exc:
-        raise error_from_os(path, exc, "open") from None
-    try:
-        data = native.identify_controller(fd)
+        data = admin.identify(path)
     except OSError as exc:
         raise error_from_os(path, exc, "Identify Controller") from None
     except native.NvmeStatusError as exc:
         raise NvmeStatusReadError(f"{path}: the controller refused Identify Controller with "
                                   f"NVMe status {exc.status:#x}", exc.status) from None
-    finally:
-        os.close(fd)
     ident = parse_identify(data)
     if not ident.is_amazon:
         raise NotEc2Error(f"{path}: not an EC2 NVMe device (PCI vendor id {ident.vid:#06x}, "
@@ -139,7 +138,7 @@ def identify_device(path: str) -> Device:
 class IoctlSource:
     """Reads one device; keeps the fd open between reads and reopens it after a failure."""
 
-    def __init__(self, device: Device, clock: Clock | None = None):
+    def __init__(self, device: Device, clock: Clock | None = None, admin=None):
         if device.kind not in PAGE_LEN:
             model = device.model or "unknown model"
             raise NotEc2Error(f"{device.path}: not an EC2 NVMe device ({model}); "
@@ -149,6 +148,8 @@ class IoctlSource:
         self.length = PAGE_LEN[device.kind]
         self.nsid = nsid_for(device)
         self._fd: int | None = None
+        # A backend (privsep.Broker) sends the command for us; None: this process does.
+        self.admin = admin or privsep.current_admin()
 
     def _open(self) -> int:
         if self._fd is None:
@@ -159,10 +160,14 @@ class IoctlSource:
                 raise error_from_os(self.device.path, exc, "open") from None
         return self._fd
 
+    def _get_log_page(self) -> bytes:
+        if self.admin is not None:
+            return self.admin.get_log_page(self.device.path, self.nsid, self.length)
+        return native.get_log_page(self._open(), self.length, nsid=self.nsid, log_id=LOG_ID)
+
     def read(self) -> tuple[bytes, float]:
-        fd = self._open()
         try:
-            page = native.get_log_page(fd, self.length, nsid=self.nsid, log_id=LOG_ID)
+            page = self._get_log_page()
         except OSError as exc:
             self.close()
             raise error_from_os(self.device.path, exc, "Get Log Page 0xD0") from None

@@ -12,6 +12,7 @@ how many bytes they dropped.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import logging
 import os
@@ -46,42 +47,68 @@ class PageRecord:
 
 
 class RecordingWriter:
-    """Writes a new recording; each record goes out in one write and is flushed."""
+    """Writes a new recording; each record goes out in one write, unbuffered.
+
+    A failed write (a full disk, /dev/full, an I/O error) is one NitrometerError; the file
+    is cut back to its last whole record, so what was written still replays.
+    """
 
     def __init__(self, path: str):
         self.path = path
+        self.pages = 0
+        self._good = 0  # end of the last whole record
         try:
-            self._file = open(path, "wb")
+            self._file = open(path, "wb", buffering=0)
         except OSError as exc:
             raise NitrometerError(f"cannot write {path}: {exc.strerror}") from None
         self._devices: dict[Device, int] = {}
-        self._file.write(HEADER.pack(MAGIC, VERSION))
-        self._file.flush()
+        self._put(HEADER.pack(MAGIC, VERSION))
+
+    def _put(self, data: bytes) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[self._file.write(view):]
+        except OSError as exc:
+            self._cut_back()
+            raise NitrometerError(f"cannot write {self.path}: {exc.strerror}; "
+                                  f"{self.pages} pages kept") from None
+        self._good += len(data)
+
+    def _cut_back(self) -> None:
+        try:
+            os.ftruncate(self._file.fileno(), self._good)
+        except OSError:
+            pass  # not a regular file (a pipe, /dev/full): nothing to cut
 
     def _write(self, rtype: int, payload: bytes) -> None:
         head = RECORD_HEAD.pack(rtype, len(payload))
-        self._file.write(head + payload + CRC.pack(zlib.crc32(head + payload)))
+        self._put(head + payload + CRC.pack(zlib.crc32(head + payload)))
 
     def device_index(self, device: Device) -> int:
         index = self._devices.get(device)
         if index is None:
             index = len(self._devices)
-            self._devices[device] = index
             fields = json.dumps(dataclasses.asdict(device), sort_keys=True).encode()
             self._write(TYPE_DEVICE, DEVICE_HEAD.pack(index) + fields)
+            self._devices[device] = index
         return index
 
     def add_page(self, device: Device, page: bytes, monotonic: float, wall: float) -> None:
         index = self.device_index(device)
         self._write(TYPE_PAGE, PAGE_HEAD.pack(index, wall, monotonic) + zlib.compress(page, 6))
+        self.pages += 1
 
     def flush(self) -> None:
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        try:
+            os.fsync(self._file.fileno())
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.EROFS):  # a pipe or device: no fsync
+                raise NitrometerError(f"cannot write {self.path}: {exc.strerror}; "
+                                      f"{self.pages} pages kept") from None
 
     def close(self) -> None:
         if not self._file.closed:
-            self._file.flush()
             self._file.close()
 
     def __enter__(self) -> RecordingWriter:

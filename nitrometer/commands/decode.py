@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import stat
 import sys
 
 from nitrometer import native
@@ -25,14 +27,32 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "io_size_histograms (always included)")
 
 
+MAX_PAGE = 8192  # the largest 0xD0 page (instance store); anything longer is not one
+
+
 def read_input(path: str) -> bytes:
-    if path == "-":
-        return sys.stdin.buffer.read()
+    """At most one page and a byte: a device or an endless stream is refused, never read."""
+    name = "stdin" if path == "-" else path
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        if path == "-":
+            data = sys.stdin.buffer.read(MAX_PAGE + 1)
+        else:
+            if _is_device(os.stat(path).st_mode):
+                raise NitrometerError(f"{path} is a device, not a saved page: save it first "
+                                      "with nvme get-log ... --raw-binary > FILE")
+            with open(path, "rb") as f:
+                if _is_device(os.fstat(f.fileno()).st_mode):
+                    raise NitrometerError(f"{path} is a device, not a saved page")
+                data = f.read(MAX_PAGE + 1)
     except OSError as exc:
-        raise NitrometerError(f"cannot read {path}: {exc.strerror}") from None
+        raise NitrometerError(f"cannot read {name}: {exc.strerror}") from None
+    if len(data) > MAX_PAGE:
+        raise NitrometerError(f"{name} is larger than a log page ({MAX_PAGE} bytes at most)")
+    return data
+
+
+def _is_device(mode: int) -> bool:
+    return stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
 
 
 def run(args: argparse.Namespace) -> int:

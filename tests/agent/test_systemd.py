@@ -1,6 +1,5 @@
-"""The shipped unit file: systemd-analyze verify clean, security exposure at most 3.0."""
+"""The shipped unit file: systemd-analyze verify clean, security exposure at most 2.0."""
 
-import os
 import re
 import shutil
 import subprocess
@@ -10,7 +9,7 @@ from pathlib import Path
 import pytest
 
 UNIT = Path(__file__).resolve().parents[2] / "deploy" / "nitrometer.service"
-MAX_EXPOSURE = 3.0
+MAX_EXPOSURE = 2.0
 
 
 def analyze():
@@ -31,7 +30,7 @@ def test_unit_verifies_clean(tmp_path):
     assert done.returncode == 0 and done.stdout + done.stderr == b"", done.stderr.decode()
 
 
-def test_security_exposure_is_at_most_3():
+def test_security_exposure_is_at_most_2():
     done = subprocess.run([analyze(), "security", "--offline=yes", str(UNIT)],
                           capture_output=True, timeout=60)
     match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", done.stdout.decode())
@@ -45,13 +44,6 @@ def test_unit_has_the_promised_settings():
                  "NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes",
                  "DevicePolicy=closed", "MemoryDenyWriteExecute=yes",
                  "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
-                 "SystemCallFilter=@system-service"):
+                 "SystemCallFilter=@system-service", "LimitNOFILE=", "MemoryMax=",
+                 "TasksMax="):
         assert line in text, line
-
-
-def test_install_script_refuses_without_root():
-    command = ["sh", str(UNIT.parent / "install.sh")]
-    if os.geteuid() == 0:  # drop to nobody, or the script would really install
-        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
-    done = subprocess.run(command, capture_output=True, timeout=30)
-    assert done.returncode == 2 and b"run as root" in done.stderr

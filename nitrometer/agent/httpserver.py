@@ -1,0 +1,405 @@
+"""A small HTTP/1.1 server with a bound on everything a client can make it spend.
+
+Each connection has one thread, and there are at most `max_connections` of them: past that
+the connection that has waited longest for a request (idle keep-alive, or headers still
+coming) is closed to make room, and when none waits the new one is refused. Every phase of a
+connection has a deadline enforced by one reaper thread, which shuts the socket down:
+request line and headers as a whole (TLS handshake included), the response, and idle
+keep-alive. Headers are capped in line length, total size and count; request bodies are
+not accepted. So a client can hold at most a few KiB and one thread, for a few seconds.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import selectors
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+log = logging.getLogger("nitrometer.web")
+
+REAP_EVERY = 0.1
+LINGER = 1.0  # seconds, and reads of up to 64 KiB, to drain a refused request
+LINGER_READS = 16
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_connections: int = 256
+    header_timeout: float = 5.0  # from the first byte (or the connect) to the last header
+    response_timeout: float = 10.0  # handling plus writing the response
+    idle_timeout: float = 30.0  # keep-alive between requests
+    max_line: int = 8192
+    max_header_bytes: int = 16384
+    max_headers: int = 64
+    max_body: int = 1024  # a GET has none; a small one is read and dropped, more is refused
+    backlog: int = 1024  # the kernel caps this at net.core.somaxconn
+
+
+@dataclass
+class Request:
+    method: str
+    target: str
+    version: str
+    headers: dict[str, str] = field(default_factory=dict)  # lower-case names
+
+    @property
+    def path(self) -> str:
+        return self.target.split("?", 1)[0]
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    content_type: str = "text/plain; charset=utf-8"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    close: bool = False
+
+
+REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+           404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
+           411: "Length Required", 413: "Content Too Large", 414: "URI Too Long",
+           431: "Request Header Fields Too Large", 500: "Internal Server Error",
+           501: "Not Implemented", 503: "Service Unavailable",
+           505: "HTTP Version Not Supported"}
+
+
+class Reject(Exception):
+    """A request we answer with an error status, then close the connection."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+class Connection:
+    """One client: its socket, the phase it is in and when that phase must end."""
+
+    def __init__(self, sock: socket.socket, peer: str):
+        self.sock = sock
+        self.fd = sock.fileno()  # stays valid through the TLS wrap, which detaches `sock`
+        self.family = sock.family
+        self.peer = peer
+        self.phase = "header"
+        self.since = time.monotonic()
+        self.deadline = float("inf")
+
+    def enter(self, phase: str, timeout: float) -> None:
+        self.phase, self.since = phase, time.monotonic()
+        self.deadline = self.since + timeout
+
+    @property
+    def waiting(self) -> bool:
+        """No request in hand: closing it loses a client nothing but a reconnect."""
+        return self.phase in ("header", "idle")
+
+    def kill(self) -> None:
+        """Wake the connection's thread from recv or send, TLS handshake included.
+
+        shutdown(2) acts on the socket, whichever descriptor names it: a duplicate works
+        even while the TLS wrap has the original detached. The thread closes the socket
+        itself. Call with the server's lock held: the thread unregisters under that lock
+        before it closes, so the descriptor cannot have been reused by another connection.
+        """
+        try:
+            dup = socket.fromfd(self.fd, self.family, socket.SOCK_STREAM)
+        except OSError:
+            return
+        try:
+            dup.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        finally:
+            dup.close()
+
+
+def read_request(rfile, limits: Limits) -> Request | None:
+    """The next request on the connection; None at a clean end; Reject when malformed."""
+    line = rfile.readline(limits.max_line + 1)
+    if not line:
+        return None
+    if len(line) > limits.max_line:
+        raise Reject(414, "request line too long")
+    if not line.endswith(b"\n"):
+        return None  # cut off mid-line
+    parts = line.decode("latin-1").split()
+    if len(parts) != 3:
+        # Two words is an HTTP/0.9 request: refused, as other exporters refuse it.
+        raise Reject(400, "malformed request line")
+    method, target, version = parts
+    if not version.startswith("HTTP/"):
+        raise Reject(400, "malformed request line")
+    if version not in ("HTTP/1.0", "HTTP/1.1"):
+        raise Reject(505, f"{version} is not supported; use HTTP/1.1")
+    headers: dict[str, str] = {}
+    total = count = 0
+    while True:
+        line = rfile.readline(limits.max_line + 1)
+        total += len(line)
+        if len(line) > limits.max_line or total > limits.max_header_bytes:
+            raise Reject(431, "request headers too large")
+        if not line.endswith(b"\n"):
+            raise Reject(400, "request headers cut short")
+        if line in (b"\r\n", b"\n"):
+            break
+        count += 1
+        if count > limits.max_headers:
+            raise Reject(431, "too many request headers")
+        name, sep, value = line.decode("latin-1").partition(":")
+        if not sep or not name or name != name.strip() or line[:1] in (b" ", b"\t"):
+            raise Reject(400, "malformed request header")
+        key, value = name.lower(), value.strip()
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    request = Request(method, target, version, headers)
+    if "transfer-encoding" in headers:
+        raise Reject(501, "request bodies are not accepted")
+    length = headers.get("content-length", "0")
+    if not length.isdigit():
+        raise Reject(400, "malformed Content-Length")
+    if int(length) > limits.max_body:
+        raise Reject(413, "request bodies are not accepted")
+    if int(length) and len(rfile.read(int(length))) < int(length):
+        return None
+    return request
+
+
+def render_response(response: Response, *, head: bool, server: str,
+                    extra: tuple[tuple[str, str], ...] = ()) -> bytes:
+    lines = [f"HTTP/1.1 {response.status} {REASONS.get(response.status, 'Unknown')}",
+             f"Date: {email.utils.formatdate(usegmt=True)}",
+             f"Server: {server}",
+             f"Content-Type: {response.content_type}",
+             f"Content-Length: {len(response.body)}"]
+    lines += [f"{name}: {value}" for name, value in (*response.headers, *extra)]
+    if response.close:
+        lines.append("Connection: close")
+    head_bytes = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return head_bytes if head else head_bytes + response.body
+
+
+class BoundedHTTPServer:
+    """Serves `handler(request) -> Response` with the bounds in `limits`.
+
+    `tls()` gives the SSL context for a new connection (None: plain HTTP) and `peer_ok(cert)`
+    may refuse a verified client certificate; both are read per connection, so a reload
+    takes effect on the next connection.
+    """
+
+    server_name = "nitrometer"
+    response_headers: tuple[tuple[str, str], ...] = ()
+
+    def __init__(self, address: tuple[str, int], handler: Callable[[Request], Response],
+                 limits: Limits | None = None):
+        self.limits = limits or Limits()
+        self.handler = handler
+        host, port = address
+        family = socket.AF_INET
+        if host == "" and socket.has_ipv6:
+            family, host = socket.AF_INET6, "::"  # every interface, v4-mapped included
+        elif ":" in host:
+            family = socket.AF_INET6
+        self.socket = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            self.socket.bind((host, port))
+            self.socket.listen(self.limits.backlog)
+        except OSError:
+            self.socket.close()
+            raise
+        self.server_address = self.socket.getsockname()
+        self._connections: dict[Connection, None] = {}  # insertion order: oldest first
+        self._threads = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        self._stopped.set()
+        self.refused = 0
+        self.evicted = 0
+        self.expired = 0
+
+    # -- hooks for the application -------------------------------------------------------
+    def tls(self) -> ssl.SSLContext | None:
+        return None
+
+    def peer_ok(self, cert: dict | None) -> bool:
+        return True
+
+    # -- accept loop -----------------------------------------------------------------------
+    def serve_forever(self) -> None:
+        self._stopped.clear()
+        reaper = threading.Thread(target=self._reap, name="nitrometer-web-reaper", daemon=True)
+        reaper.start()
+        try:
+            with selectors.DefaultSelector() as sel:
+                sel.register(self.socket, selectors.EVENT_READ)
+                while not self._stop.is_set():
+                    if sel.select(0.2):
+                        self._accept()
+        finally:
+            self._stopped.set()
+
+    def serve_in_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self.serve_forever, name="nitrometer-web", daemon=True)
+        thread.start()
+        return thread
+
+    def _accept(self) -> None:
+        try:
+            sock, addr = self.socket.accept()
+        except OSError as exc:  # EMFILE and the like: back off rather than spin
+            log.warning("cannot accept a connection: %s", exc.strerror)
+            time.sleep(0.05)
+            return
+        peer = addr[0] if isinstance(addr, tuple) else str(addr)
+        conn = Connection(sock, peer)
+        with self._lock:
+            if len(self._connections) >= self.limits.max_connections:
+                self._evict_locked()
+            full = (len(self._connections) >= self.limits.max_connections
+                    or self._threads >= self.limits.max_connections + 32)
+            if not full:
+                conn.enter("header", self.limits.header_timeout)
+                self._connections[conn] = None
+                self._threads += 1
+        if full:
+            self.refused += 1
+            sock.close()
+            return
+        try:
+            threading.Thread(target=self._serve_connection, args=(conn,),
+                             name="nitrometer-web-conn", daemon=True).start()
+        except RuntimeError:  # no thread to be had: refuse this one
+            self._forget(conn)
+            sock.close()
+
+    def _evict_locked(self) -> None:
+        waiting = [c for c in self._connections if c.waiting]
+        if waiting:
+            victim = min(waiting, key=lambda c: c.since)
+            del self._connections[victim]
+            self.evicted += 1
+            victim.kill()
+
+    def _forget(self, conn: Connection) -> None:
+        with self._lock:
+            self._connections.pop(conn, None)
+            self._threads -= 1
+
+    def _reap(self) -> None:
+        while not self._stopped.wait(REAP_EVERY):
+            now = time.monotonic()
+            with self._lock:
+                for conn in [c for c in self._connections if c.deadline <= now]:
+                    self.expired += 1
+                    conn.kill()
+
+    # -- one connection ------------------------------------------------------------------
+    def _serve_connection(self, conn: Connection) -> None:
+        limits = self.limits
+        stream, rfile = conn.sock, None
+        try:
+            stream.settimeout(limits.header_timeout)
+            ctx = self.tls()
+            if ctx is not None:
+                stream = ctx.wrap_socket(conn.sock, server_side=True)
+                conn.sock = stream
+                if not self.peer_ok(stream.getpeercert()):
+                    log.debug("client certificate of %s is not allowed", conn.peer)
+                    return
+            # Per read, a backstop only: the reaper enforces each phase's deadline.
+            stream.settimeout(max(limits.header_timeout, limits.idle_timeout))
+            rfile = stream.makefile("rb", buffering=limits.max_line)
+            first = True
+            while not self._stop.is_set():
+                if not first:
+                    conn.enter("idle", limits.idle_timeout)
+                    if not rfile.peek(1):
+                        return
+                    conn.enter("header", limits.header_timeout)
+                first = False
+                try:
+                    request = read_request(rfile, limits)
+                except Reject as exc:
+                    conn.enter("respond", limits.response_timeout)
+                    self._send(stream, Response(exc.status, f"{exc}\n".encode(), close=True),
+                               head=False)
+                    self._linger(conn, rfile)
+                    return
+                if request is None:
+                    return
+                conn.enter("respond", limits.response_timeout)
+                response = self.handler(request)
+                tokens = (request.header("connection") or "").lower().split(",")
+                if request.version == "HTTP/1.0" or "close" in map(str.strip, tokens):
+                    response.close = True
+                self._send(stream, response, head=request.method == "HEAD")
+                if response.close:
+                    return
+        except (OSError, ValueError) as exc:  # resets, TLS failures, our own shutdowns
+            log.debug("connection from %s ended: %s", conn.peer, exc)
+        except Exception:  # a bug in one request must not take the server down
+            log.exception("error serving %s", conn.peer)
+        finally:
+            self._forget(conn)
+            for closable in (rfile, stream):  # the descriptor closes with the last of them
+                try:
+                    if closable is not None:
+                        closable.close()
+                except OSError:
+                    pass
+
+    def _linger(self, conn: Connection, rfile) -> None:
+        """Read (and drop) what the client still sends for a moment before closing: closing
+        with unread input resets the connection, and the client may never see our answer."""
+        conn.enter("linger", LINGER)
+        try:
+            socket.socket.shutdown(conn.sock, socket.SHUT_WR)
+            for _ in range(LINGER_READS):
+                if not rfile.read1(65536):
+                    break
+        except (OSError, ValueError):
+            pass
+
+    def _send(self, stream, response: Response, *, head: bool) -> None:
+        stream.sendall(render_response(response, head=head, server=self.server_name,
+                                       extra=self.response_headers))
+
+    # -- stopping --------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Stop accepting and close every connection; returns within a fraction of a second."""
+        self._stop.set()
+        self._stopped.wait(1.0)
+        with self._lock:
+            for conn in self._connections:
+                conn.kill()
+
+    def wait_closed(self, timeout: float) -> bool:
+        """Until every connection thread has ended (after shutdown), or the timeout."""
+        deadline = time.monotonic() + timeout
+        while self.busy_threads and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return not self.busy_threads
+
+    @property
+    def busy_threads(self) -> int:
+        with self._lock:
+            return self._threads
+
+    def server_close(self) -> None:
+        self.socket.close()
+
+    @property
+    def connections(self) -> int:
+        with self._lock:
+            return len(self._connections)
