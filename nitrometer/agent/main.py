@@ -113,7 +113,8 @@ class Agent:
         try:
             self.server = MetricsServer((config.listen_host, config.listen_port), self.exporter,
                                         web_config, status=self.status,
-                                        limits=connection_limits())
+                                        limits=connection_limits(),
+                                        path=config.telemetry_path)
         except OSError as exc:
             raise NitrometerError(f"cannot listen on {config.listen_address}: "
                                   f"{exc.strerror}") from None
@@ -198,8 +199,9 @@ class Agent:
         if self.watcher is not None:
             self.watcher.start()
         sampler_thread = self.sampler.start()
-        log.info("serving metrics at %s/metrics (listening on %s), source %s, poll every %gs",
-                 self.server.url, self.config.listen_address, self.spec,
+        log.info("serving metrics at %s%s (listening on %s), source %s, poll every %gs",
+                 self.server.url, self.config.telemetry_path, self.config.listen_address,
+                 self.spec,
                  self.config.poll_interval)
         self.notifier.ready()
         self.notifier.status(f"polling, serving {self.config.listen_address}")

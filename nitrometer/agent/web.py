@@ -28,7 +28,7 @@ INDEX = """<!doctype html>
 <html><head><title>nitrometer</title></head>
 <body><h1>nitrometer {version}</h1>
 <p>EC2 NVMe detailed performance statistics.</p>
-<p><a href="/metrics">Metrics</a></p>
+<p><a href="{path}">Metrics</a></p>
 <p>{status}</p>
 </body></html>
 """
@@ -62,8 +62,9 @@ class MetricsServer(BoundedHTTPServer):
 
     def __init__(self, address: tuple[str, int], exporter: Exporter, web_config: WebConfig,
                  status=lambda: "", max_scrapes: int = MAX_SCRAPES,
-                 limits: Limits | None = None):
+                 limits: Limits | None = None, path: str = "/metrics"):
         self.exporter = exporter
+        self.path = path  # --web.telemetry-path
         self.scrapes = threading.BoundedSemaphore(max_scrapes)
         self.status = status
         self.apply(web_config)
@@ -114,10 +115,10 @@ class MetricsServer(BoundedHTTPServer):
         if not allowed:
             return Response(401, b"Unauthorized\n",
                             headers=[("WWW-Authenticate", 'Basic realm="nitrometer"')])
-        if request.path == "/metrics":
+        if request.path == self.path:
             return self._metrics(request)
         if request.path == "/":
-            body = INDEX.format(version=html.escape(__version__),
+            body = INDEX.format(version=html.escape(__version__), path=html.escape(self.path),
                                 status=html.escape(self.status()))
             return Response(200, body.encode(), "text/html; charset=utf-8")
         return Response(404, b"Not found\n")
