@@ -91,6 +91,7 @@ class Agent:
         from nitrometer.agent.web import MetricsServer, load_web_config
         from nitrometer.sampling import Settings
 
+        web_config = load_web_config(config.web_config_file)  # a bad one: before any work
         self.args = args
         self.config = config
         self.clock = clock or Clock()
@@ -109,7 +110,6 @@ class Agent:
         if self.state.instance is not None:
             self.state.volumes.region = self.state.instance.region or None
         self.exporter = Exporter(self.state, process=config.exporter_metrics)
-        web_config = load_web_config(config.web_config_file)
         try:
             self.server = MetricsServer((config.listen_host, config.listen_port), self.exporter,
                                         web_config, status=self.status,

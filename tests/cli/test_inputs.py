@@ -38,7 +38,7 @@ def test_decode_reads_at_most_one_page_and_a_byte(tmp_path):
 
 
 def test_record_to_a_full_device_or_an_unwritable_path(tmp_path):
-    args = ["--source", "simulate:i3en.xlarge", "--count", "2", "--interval", "0.01"]
+    args = ["--source", "simulate:i3en.xlarge", "--count", "2", "--speed", "0"]
     one_line_status_2(nitrometer("record", "--out", "/dev/full", *args),
                       "No space left on device")
     one_line_status_2(nitrometer("record", "--out", str(tmp_path / "no" / "such"), *args),
@@ -53,7 +53,7 @@ def test_a_disk_filling_mid_recording_keeps_what_was_written(tmp_path):
         resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
 
     done = nitrometer("record", "--out", str(out), "--source", "simulate:i3en.xlarge",
-                      "--count", "1000", "--interval", "0.001", preexec_fn=small_disk)
+                      "--count", "1000", "--speed", "0", preexec_fn=small_disk)
     one_line_status_2(done, "cannot write", "pages kept")
     kept = int(done.stderr.split("; ")[-1].split()[0])
     recording = Recording(str(out))
