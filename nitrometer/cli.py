@@ -9,7 +9,7 @@ import signal
 import sys
 
 from nitrometer import __version__
-from nitrometer.errors import NitrometerError
+from nitrometer.errors import ConfigError, NitrometerError
 
 # name -> (module with configure(parser) and run(args) -> int, one-line help)
 COMMANDS = {
@@ -26,24 +26,38 @@ COMMANDS = {
 }
 
 
-def _chosen_command(argv: list[str]) -> str | None:
-    return next((a for a in argv if not a.startswith("-")), None)
+class Parser(argparse.ArgumentParser):
+    """Usage errors are one line (the command's --help has the rest), status 2."""
+
+    def error(self, message: str):
+        raise ConfigError(f"{message} (see `{self.prog} --help`)")
 
 
-def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, object | None]:
-    parser = argparse.ArgumentParser(
-        prog="nitrometer",
-        description="EC2 NVMe detailed performance statistics: agent, CLI and savings model.",
-    )
-    parser.add_argument("--version", action="version", version=f"nitrometer {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    chosen, module = _chosen_command(argv), None
-    for name, (module_name, help_text) in COMMANDS.items():
-        command_parser = sub.add_parser(name, help=help_text, description=help_text)
-        if name == chosen:
-            module = importlib.import_module(module_name)
-            module.configure(command_parser)
-    return parser, module
+def _top_help() -> str:
+    width = max(len(name) for name in COMMANDS)
+    lines = ["usage: nitrometer COMMAND [ARGS...]", "",
+             "EC2 NVMe detailed performance statistics: agent, CLI and savings model.", "",
+             "commands:"]
+    lines += [f"  {name:<{width}}  {help_text}" for name, (_m, help_text) in COMMANDS.items()]
+    lines += ["", "`nitrometer COMMAND --help` for a command's options; --version."]
+    return "\n".join(lines) + "\n"
+
+
+def parse(argv: list[str]) -> tuple[argparse.Namespace, object]:
+    """The command's own parser: options and operands in any order (intermixed)."""
+    name = argv[0]
+    if name not in COMMANDS:
+        raise ConfigError(f"unknown command {name!r} (commands: {', '.join(COMMANDS)})")
+    module_name, help_text = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    parser = Parser(prog=f"nitrometer {name}", description=help_text)
+    module.configure(parser)
+    try:
+        args = parser.parse_intermixed_args(argv[1:])
+    except TypeError:  # a command with subcommands of its own
+        args = parser.parse_args(argv[1:])
+    args.command = name
+    return args, module
 
 
 def _command_logging() -> None:
@@ -61,9 +75,14 @@ def _command_logging() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        (sys.stdout if argv else sys.stderr).write(_top_help())
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        print(f"nitrometer {__version__}")
+        return 0
     try:
-        parser, module = build_parser(argv)
-        args = parser.parse_args(argv)
+        args, module = parse(argv)
         if args.command != "run":  # the agent sets up its own logs
             _command_logging()
         return int(module.run(args) or 0)

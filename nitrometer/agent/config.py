@@ -106,7 +106,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     for key, (default, metavar, help_text) in OPTIONS.items():
         shown = f" (default: {default})" if default is not None else ""
         parser.add_argument(f"--{key}", dest=_dest(key), default=None, metavar=metavar,
-                            help=help_text.replace("%", "%%") + shown)
+                            help=(help_text + shown).replace("%", "%%"))
     parser.add_argument("--config.file", dest="config_file", default=None, metavar="FILE",
                         help="YAML file whose keys are these flag names; SIGHUP reloads it")
     parser.add_argument("--demo", dest="demo", action="store_true", default=None,

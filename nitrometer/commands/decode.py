@@ -13,6 +13,7 @@ import stat
 import sys
 
 from nitrometer import native
+from nitrometer.collectors.recording import MAGIC as RECORDING_MAGIC
 from nitrometer.collectors.nvme_cli_format import render_text
 from nitrometer.errors import NitrometerError
 
@@ -60,7 +61,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         page = native.decode(data)
     except native.PageError as exc:
-        raise NitrometerError(f"{args.file}: {exc}") from None
+        message = str(exc).split(" (originated from")[0]
+        if data.startswith(RECORDING_MAGIC):
+            message = ("a nitrometer recording, not a page: look at it with "
+                       f"`nitrometer replay {args.file}`")
+        raise NitrometerError(f"{args.file}: {message}") from None
     if args.json:
         json.dump(page.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")

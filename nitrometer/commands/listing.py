@@ -6,35 +6,43 @@ import argparse
 import json
 import sys
 
-from nitrometer.collectors.base import KIND_OTHER, Device
+from nitrometer.collectors.base import KIND_OTHER, Device, FastClock, parse_source
 from nitrometer.collectors.discovery import Discovery
-from nitrometer.collectors.ioctl_source import DeviceReadError, IoctlSource
+from nitrometer.collectors.ioctl_source import IoctlSource
+from nitrometer.collectors.sources import open_sources
+from nitrometer.errors import DeviceError
 
 COLUMNS = ("DEVICE", "KIND", "VOLUME/SERIAL", "BDEV", "MODEL", "READABLE")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-j", "--json", action="store_true", help="one JSON array of devices")
+    parser.add_argument("--source", default="ioctl", metavar="SPEC",
+                        help="ioctl (default), nvme-cli, replay:FILE or "
+                        "simulate:TYPE[:SCENARIO[:EBS,...]]")
     parser.add_argument("--path.sysfs", dest="sysfs", default="/sys", metavar="DIR",
                         help="sysfs mount point (default: /sys)")
     parser.add_argument("--path.dev", dest="dev", default="/dev", metavar="DIR",
                         help="where device nodes live (default: /dev)")
 
 
-def probe(device: Device) -> tuple[bool, str, str]:
+def probe(device: Device, source=None) -> tuple[bool, str, str]:
     """(readable, why not, reason label) after one real read of the page."""
     if device.kind == KIND_OTHER:
         return False, "not an Amazon NVMe device: skipped", "not_ec2"
     try:
-        with IoctlSource(device) as source:
+        if source is not None:
             source.read()
-    except DeviceReadError as exc:
-        return False, str(exc), exc.reason
+        else:
+            with IoctlSource(device) as ioctl:
+                ioctl.read()
+    except DeviceError as exc:
+        return False, str(exc), getattr(exc, "reason", "") or "other"
     return True, "", ""
 
 
-def describe(device: Device) -> dict:
-    readable, error, reason = probe(device)
+def describe(device: Device, source=None) -> dict:
+    readable, error, reason = probe(device, source)
     return {
         "device": device.name,
         "path": device.path,
@@ -64,14 +72,26 @@ def _table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _rows(args: argparse.Namespace) -> list[dict]:
+    spec = parse_source(args.source)
+    if spec.kind == "ioctl":
+        return [describe(d) for d in Discovery(args.sysfs, args.dev).scan().devices]
+    # nvme-cli, a recording or a simulation: its devices, each read once through it.
+    sources = open_sources(spec, sysfs_root=args.sysfs, dev_root=args.dev, clock=FastClock(0))
+    try:
+        return [describe(s.device, s) for s in sources]
+    finally:
+        for source in sources:
+            source.close()
+
+
 def run(args: argparse.Namespace) -> int:
-    discovery = Discovery(args.sysfs, args.dev)
-    rows = [describe(d) for d in discovery.scan().devices]
+    rows = _rows(args)
     if args.json:
         json.dump(rows, sys.stdout, indent=2)
         sys.stdout.write("\n")
     elif rows:
         sys.stdout.write(_table(rows))
     else:
-        print(f"no NVMe devices under {discovery.class_dir}")
+        print(f"no NVMe devices under {args.sysfs}/class/nvme")
     return 0

@@ -42,13 +42,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def split_operands(operands: list[str]) -> tuple[list[str], float | None, int | None]:
-    """iostat style: trailing numbers are INTERVAL and COUNT, the rest name devices."""
-    numbers: list[str] = []
-    rest = list(operands)
-    while rest and len(numbers) < 2 and _is_number(rest[-1]):
-        numbers.insert(0, rest.pop())
-    if any(_is_number(x) for x in rest):
-        raise ConfigError(f"{' '.join(operands)}: devices first, then INTERVAL [COUNT]")
+    """iostat style: numbers are INTERVAL then COUNT, wherever they stand; everything else
+    names a device (device names and serials are never plain numbers)."""
+    numbers = [x for x in operands if _is_number(x)]
+    devices = [x for x in operands if not _is_number(x)]
+    if len(numbers) > 2:
+        raise ConfigError(f"{' '.join(numbers)}: at most two numbers, INTERVAL [COUNT]")
     interval = count = None
     if numbers:
         interval = parse_interval(f"INTERVAL {numbers[0]}", float(numbers[0]))
@@ -56,7 +55,7 @@ def split_operands(operands: list[str]) -> tuple[list[str], float | None, int | 
         if not numbers[1].isdigit() or int(numbers[1]) < 1:
             raise ConfigError(f"COUNT {numbers[1]}: must be a whole number of at least 1")
         count = int(numbers[1])
-    return rest, interval, count
+    return devices, interval, count
 
 
 def _is_number(text: str) -> bool:

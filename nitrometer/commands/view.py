@@ -94,6 +94,18 @@ def fmt_bytes(n: int) -> str:
     return f"{n} B"
 
 
+def fmt_size(nbytes: float | None) -> str:
+    """Average request size: 4.0K, 128K, 1.0M; "-" with no IO."""
+    if nbytes is None:
+        return "-"
+    if nbytes >= 1 << 20:
+        return f"{nbytes / (1 << 20):.1f}M"
+    if nbytes >= 1 << 10:
+        kib = nbytes / (1 << 10)
+        return f"{kib:.1f}K" if kib < 100 else f"{kib:.0f}K"
+    return f"{nbytes:.0f}B"
+
+
 def fmt_seconds(us: int) -> str:
     return f"{us / 1e6:.2f}s" if us < 10_000_000 else f"{us / 1e6:.1f}s"
 
@@ -149,15 +161,16 @@ def render_histogram(title: str, hist: native.Histogram, style: Style) -> list[s
     if not rows:
         return lines + ["    (no IO)"]
     peak = max(c for _, c in rows)
+    width = max(11, len(f"{peak:,}"))  # counts stay aligned however large they grow
     for label, count in rows:
         if not count:
-            lines.append(style.dim(f"  {label:>17} {'':{BAR_WIDTH}} {0:>11}"))
+            lines.append(style.dim(f"  {label:>17} {'':{BAR_WIDTH}} {0:>{width}}"))
             continue
         length = max(1, round(BAR_WIDTH * count / peak))
         bar = style.paint(f"{style.bar * length:<{BAR_WIDTH}}", "36")
         pct = 100 * count / total
         share = f"{pct:5.1f}%" if pct >= 0.1 else " <0.1%"
-        lines.append(f"  {label:>17} {bar} {count:>11,} {share}")
+        lines.append(f"  {label:>17} {bar} {count:>{width},} {share}")
     return lines
 
 
@@ -190,10 +203,11 @@ def render_cumulative(device, page: native.Page, style: Style, *, details: bool 
 
 
 def render_band_table(page: native.Page, style: Style) -> list[str]:
-    if page.version != 1 or not page.bands:
+    if not page.bands:
         return ["  IO-size detail: not reported by this device"]
-    lines = [style.paint(f"  {'IO size':10} {'reads':>11} {'p50':>7} {'p99':>7}"
-                         f" {'writes':>11} {'p50':>7} {'p99':>7}", "1")]
+    width = max([11] + [len(f"{h.total:,}") for b in page.bands for h in (b.read, b.write)])
+    lines = [style.paint(f"  {'IO size':10} {'reads':>{width}} {'p50':>7} {'p99':>7}"
+                         f" {'writes':>{width}} {'p50':>7} {'p99':>7}", "1")]
     for band in page.bands:
         label = (f">{native.format_size(band.low)}" if band.high is None
                  else f"<={native.format_size(band.high)}")
@@ -201,14 +215,14 @@ def render_band_table(page: native.Page, style: Style) -> list[str]:
         for hist in (band.read, band.write):
             total = hist.total
             q = [nan_to_none(v) for v in hist.quantiles((0.5, 0.99))] if total else [None] * 2
-            cells.append(f"{total:>11,} {fmt_us(q[0]):>7} {fmt_us(q[1]):>7}")
+            cells.append(f"{total:>{width},} {fmt_us(q[0]):>7} {fmt_us(q[1]):>7}")
         lines.append(f"  {label:10} {' '.join(cells)}")
     return lines
 
 
 # --- the interval view ------------------------------------------------------------------
 
-COLS = ("IOPS", "MB/s", "mean", "p50", "p99", "p99.9")
+COLS = ("IOPS", "MB/s", "avgrq", "mean", "p50", "p99", "p99.9")
 
 
 def interval_header(stamp: str, style: Style) -> str:
@@ -222,7 +236,8 @@ def render_interval(iv: Interval, style: Style, *, details: bool = False) -> lis
     lines = []
     for op in OPS:
         st = iv.op(op)
-        cells = (fmt_rate(st.iops), f"{st.mb_per_s:.1f}", fmt_us(st.mean_us),
+        cells = (fmt_rate(st.iops), f"{st.mb_per_s:.1f}", fmt_size(st.avg_request_bytes),
+                 fmt_us(st.mean_us),
                  fmt_us(st.p50_us), fmt_us(st.p99_us), fmt_us(st.p999_us))
         queue = f"{iv.queue_length:>7,}" if op == "read" else ""
         label = (style.alert(name) if exceeded else name) if op == "read" else " " * 10

@@ -85,7 +85,7 @@ def test_device_io_error(fake):
     (["snapshot", "0"], "INTERVAL 0: must be more than zero"),
     (["snapshot", "0.5"], "INTERVAL 0.5: at least 1s (the device refreshes its statistics"),
     (["record", "--out", "x.nmr", "--interval", "0.2"], "--interval: at least 1s"),
-    (["snapshot", "1", "x2"], "1 x2: devices first, then INTERVAL [COUNT]"),
+    (["snapshot", "1", "2", "3"], "1 2 3: at most two numbers, INTERVAL [COUNT]"),
     (["snapshot", "1", "1.5"], "COUNT 1.5: must be a whole number of at least 1"),
     (["diagnose", "--duration", "soon"], "--duration soon: expected a duration like 1s or "
                                          "5m, got 'soon'"),

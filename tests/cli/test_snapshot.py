@@ -21,7 +21,7 @@ from tests.fakedev import MODEL_EBS, identify_bytes
 SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "snapshot.schema.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 SIM = ["--speed", "0", "--source", "simulate:i3en.xlarge:over-limit:gp3"]
-TICK_HEADER = re.compile(r"^\d\d:\d\d:\d\d  op +IOPS +MB/s +mean +p50 +p99 +p99\.9 +queue$")
+TICK_HEADER = re.compile(r"^\d\d:\d\d:\d\d  op +IOPS +MB/s +avgrq +mean +p50 +p99 +p99\.9 +queue$")
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:
