@@ -2,7 +2,7 @@
 
 `nitrometer savings --cur FILE -o json` runs in a child process; its peak RSS comes from
 getrusage(RUSAGE_CHILDREN) of a fresh intermediate process, so only that one child counts.
-The Parquet files are generated once (nitrometer.savings.synth) and kept in the cache.
+The Parquet files are generated once (tests.support.synth_cur) and kept in the cache.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ print(json.dumps({"rc": done.returncode, "wall": wall, "rss": rss,
 
 
 def cur_file(ctx: Context, lines: int):
-    from nitrometer.savings.synth import write_synthetic_cur
+    from tests.support.synth_cur import write_synthetic_cur
 
     path = ctx.cache / f"cur2-{lines}.parquet"
     if not path.exists():
@@ -75,7 +75,7 @@ def run(ctx: Context) -> Section:
                            rss < RSS_TARGET)
     section.add(
         "`nitrometer savings --cur FILE -o json --no-progress` on a snappy Parquet file of "
-        "synthetic CUR 2.0 lines (nitrometer.savings.synth: EC2 usage of several families, "
+        "synthetic CUR 2.0 lines (tests.support.synth_cur: EC2 usage of several families, "
         "Graviton, Windows, Spot, RI- and SP-covered lines, unknown types, S3). Wall time "
         "is the median of the runs, start-up and report included; peak RSS the largest.",
         "",

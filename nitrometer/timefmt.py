@@ -7,8 +7,9 @@ from datetime import datetime, timezone
 
 from nitrometer.errors import ConfigError
 
-_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*")
-_SCALE = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*")
+_SCALE = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0,
+          None: 1.0}
 # The device refreshes its statistics about once a second: a shorter interval shows
 # alternate rows of zeros and doubled rates.
 MIN_INTERVAL = 1.0
@@ -51,6 +52,22 @@ def parse_share(what: str, value) -> float:
     if not 0.0 <= share <= 1.0:
         raise ConfigError(f"{what}: must be between 0% and 100%, got {value!r}")
     return share
+
+
+def parse_time(text: str) -> float:
+    """Unix seconds or RFC 3339 / ISO 8601 (a date alone is midnight UTC)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"bad time {text!r} (unix seconds or e.g. 2026-07-01T00:00:00Z)"
+                          ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
 
 
 def rfc3339(wall: float) -> str:

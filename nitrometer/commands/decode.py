@@ -13,8 +13,8 @@ import stat
 import sys
 
 from nitrometer import native
-from nitrometer.collectors.nvme_cli_format import render_text
 from nitrometer.collectors.recording import MAGIC as RECORDING_MAGIC
+from nitrometer.commands.nvme_text import render_text
 from nitrometer.errors import NitrometerError
 
 

@@ -17,35 +17,11 @@ from nitrometer import metrics
 from nitrometer.errors import ConfigError, NitrometerError
 from nitrometer.savings.measured import DEFAULT_CONFIDENCE, HostWork, estimate
 from nitrometer.savings.usage import usage_frame
+from nitrometer.timefmt import parse_duration, parse_time
 
 DEFAULT_WORK_METRICS = (metrics.READ_OPS, metrics.WRITE_OPS)
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
-_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-
-
-def parse_duration(text: str) -> float:
-    match = _DURATION.match(text.strip())
-    if not match:
-        raise ConfigError(f"bad duration {text!r} (e.g. 90m, 12h, 7d)")
-    return float(match.group(1)) * _SECONDS[match.group(2)]
-
-
-def parse_time(text: str) -> float:
-    """Unix seconds or RFC 3339 / ISO 8601 (a date alone is midnight UTC)."""
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"bad time {text!r} (unix seconds or e.g. 2026-07-01T00:00:00Z)"
-                          ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
 
 
 def time_range(start: str | None, end: str | None, span: str | None) -> tuple[float, float]:
@@ -53,7 +29,7 @@ def time_range(start: str | None, end: str | None, span: str | None) -> tuple[fl
     end_ts = parse_time(end) if end else time.time()
     if start and span:
         raise ConfigError("give --start or --range, not both")
-    start_ts = parse_time(start) if start else end_ts - parse_duration(span or "7d")
+    start_ts = parse_time(start) if start else end_ts - parse_duration("--range", span or "7d")
     if start_ts >= end_ts:
         raise ConfigError("the time range is empty: --start must be before --end")
     return start_ts, end_ts

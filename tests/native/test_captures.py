@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from nitrometer import logpage, native
-from nitrometer.collectors.nvme_cli_format import render_text
+from nitrometer.commands.nvme_text import render_text
 from tests.native import captures
 from tests.native.captures import CASES
 

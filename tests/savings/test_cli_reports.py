@@ -13,7 +13,7 @@ import pytest
 
 from nitrometer.cli import main
 from nitrometer.savings.schema import JSON_SCHEMA
-from nitrometer.savings.synth import write_synthetic_cur
+from tests.support.synth_cur import write_synthetic_cur
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "savings.md"
 

@@ -11,7 +11,7 @@ import pytest
 from nitrometer.cli import main
 from nitrometer.savings.cur import read_usage
 from nitrometer.savings.model import ELIGIBLE, UNUSED_SP, run_model
-from nitrometer.savings.synth import Template, write_synthetic_cur
+from tests.support.synth_cur import Template, write_synthetic_cur
 
 RI_USAGE = Template("r5.large", "RI-covered", line_type="DiscountedUsage", rate=0.0, weight=10)
 RI_FEE = Template("r5.large", "RI-covered", line_type="RIFee", usage_kind="HeavyUsage",
