@@ -63,6 +63,18 @@ def wait_until(check, timeout: float = 60.0, what: str = ""):
     pytest.fail(f"timed out waiting for {what}")
 
 
+def terminate(agent) -> tuple[str, float]:
+    """SIGTERM; (its output, seconds until it exited). Killed if it does not exit at all."""
+    started = time.monotonic()
+    agent.terminate()
+    try:
+        output = agent.communicate(timeout=30)[0]
+    except subprocess.TimeoutExpired:
+        agent.kill()
+        output = agent.communicate()[0]
+    return output, time.monotonic() - started
+
+
 def test_agent(fake, tmp_path):
     sysfs, dev, cases = set_up(fake, tmp_path)
     port = free_port()
@@ -91,14 +103,8 @@ def test_agent(fake, tmp_path):
         time.sleep(3)
         final = scrape(port)
         history.append(final)
-        stop_started = time.monotonic()
-        agent.terminate()
-        output = agent.communicate(timeout=30)[0]
-        stop_took = time.monotonic() - stop_started
     finally:
-        if agent.poll() is None:
-            agent.kill()
-            agent.communicate()
+        output, stop_took = terminate(agent)
     assert agent.returncode == 0, output
     # A read stuck in the ioctl (120 s) does not hold up SIGTERM.
     assert stop_took < 3, output
@@ -196,14 +202,8 @@ def test_sigterm_ends_an_nvme_cli_run_stuck_in_the_device(tmp_path):
         wait_until(marker.exists, what="nvme-cli to start")
         stuck = int(marker.read_text())
         time.sleep(1.5)
-        started = time.monotonic()
-        agent.terminate()
-        output = agent.communicate(timeout=30)[0]
-        took = time.monotonic() - started
     finally:
-        if agent.poll() is None:
-            agent.kill()
-            agent.communicate()
+        output, took = terminate(agent)
     assert agent.returncode == 0, output
     assert took < 3, output
     # The stuck nvme-cli run was ended, not left behind.
