@@ -98,7 +98,7 @@ class Family:
         if not les:  # a histogram with no bins still has its +Inf bucket
             les, counts = ("+Inf",), (0,)
         lines, running, value = self.lines, 0, "0.0"
-        for le, count in zip(les, counts, strict=False):
+        for le, count in zip(les, counts):
             if count:  # most bins are empty: the running total's text is reused
                 running += count
                 value = fmt(running)
@@ -115,7 +115,7 @@ class Family:
         return f"# HELP {self.name} {doc}\n# TYPE {self.name} {self.kind}\n"
 
 
-@dataclass(slots=True)
+@dataclass
 class DeviceView:
     """One device as a scrape sees it: copies, so the sampler can go on changing the state."""
 
@@ -138,7 +138,7 @@ def copy_totals(totals: native.Totals) -> native.Page:
     return native.Page(native.ffi.new("nm_page *", totals.page._c[0]))
 
 
-@dataclass(slots=True)
+@dataclass
 class Snapshot:
     devices: list
     io_size: bool
@@ -214,8 +214,7 @@ def device_families(snap: Snapshot) -> list[Family]:
                        "bound in io_size); _sum estimated from bin midpoints.")
         names = LABELS + ("op", "io_size")
         for d in live:
-            for band, label, sums in zip(d.totals.bands, d.band_labels, d.band_sums,
-                                         strict=False):
+            for band, label, sums in zip(d.totals.bands, d.band_labels, d.band_sums):
                 les = le_strings(band.read.upper)
                 for op, hist, sum_us in (("read", band.read, sums[0]),
                                          ("write", band.write, sums[1])):

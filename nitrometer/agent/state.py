@@ -140,7 +140,7 @@ def per_second(delta, summary, dt: float, band_labels: tuple[str, ...] = ()) -> 
             "iops": ops / dt,
             "throughput": counters[f"total_{op}_bytes"] / dt,
             "mean": counters[f"total_{op}_time"] * US / ops if ops else math.nan,
-            "quantiles": {q: v * US for q, v in zip(qs, op_q, strict=False)},
+            "quantiles": {q: v * US for q, v in zip(qs, op_q)},
         }
     if band_labels:
         per_op = (("read", summary.band_read_ops, summary.band_read_q),
@@ -148,7 +148,7 @@ def per_second(delta, summary, dt: float, band_labels: tuple[str, ...] = ()) -> 
         for i, label in enumerate(band_labels):
             out["bands"][label] = {
                 op: {"iops": ops[i] / dt,
-                     "quantiles": {q: v * US for q, v in zip(qs, band_q[i], strict=False)}}
+                     "quantiles": {q: v * US for q, v in zip(qs, band_q[i])}}
                 for op, ops, band_q in per_op
             }
     return out

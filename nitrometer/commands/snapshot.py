@@ -114,7 +114,7 @@ def _record(view_name: str, device, page: native.Page, wall: float, elapsed: flo
         pct = 100 * us / (seconds * 1e6) if seconds else None
         exceeded[f"{scope}_{limit}"] = {"us": us, "percent": pct}
     bands = []
-    for band, (rq, wq) in zip(page.bands if page.version == 1 else [], band_q, strict=True):
+    for band, (rq, wq) in zip(page.bands if page.version == 1 else [], band_q):
         bands.append({
             "low_bytes": band.low, "high_bytes": band.high,
             "label": (f">{native.format_size(band.low)}" if band.high is None

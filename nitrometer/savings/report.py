@@ -25,7 +25,7 @@ def _clean(value):
 
 
 def _records(frame, fields: list[str]) -> list[dict]:
-    return [{f: _clean(v) for f, v in zip(fields, row, strict=True)}
+    return [{f: _clean(v) for f, v in zip(fields, row)}
             for row in frame[fields].itertuples(index=False)]
 
 

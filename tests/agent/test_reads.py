@@ -1,5 +1,7 @@
 """Concurrent device reads: one worker per tick, and a hung read never holds up the rest."""
 
+from __future__ import annotations
+
 import threading
 import time
 

@@ -29,7 +29,7 @@ def same_floats(a, b):
     """Equal up to float rounding (C and Python order the arithmetic differently; denormals
     such as q = 5e-324 lose all relative precision)."""
     close = lambda x, y: math.isclose(x, y, rel_tol=1e-12, abs_tol=1e-300)  # noqa: E731
-    return all((math.isnan(x) and math.isnan(y)) or close(x, y) for x, y in zip(a, b, strict=True))
+    return all((math.isnan(x) and math.isnan(y)) or close(x, y) for x, y in zip(a, b))
 
 
 def check_decode_agrees(buf: bytes):
