@@ -170,8 +170,8 @@ int main(int argc, char **argv)
     int fd = open("/dev/null", O_RDONLY);
     uint8_t page[NM_DETAIL_PAGE_LEN];
 
-    if (fd < 0 || nm_get_log_page(fd, 1, 0xD0, page, sizeof(page), 0) >= 0 ||
-        nm_identify_controller(fd, page, 0) >= 0) {
+    if (fd < 0 || nm_get_log_page(fd, 1, 0xD0, page, sizeof(page)) >= 0 ||
+        nm_identify_controller(fd, page) >= 0) {
         fprintf(stderr, "ioctl on /dev/null did not fail cleanly\n");
         return 1;
     }
