@@ -16,7 +16,26 @@ fi
 
 "$PYTHON" -m venv "$PREFIX"
 "$PREFIX/bin/pip" install -q --upgrade pip
-"$PREFIX/bin/pip" install -q "$SRC"
+# A wheel needs no compiler: WHEEL=path, else this machine's from dist/ (make wheels).
+WHEEL=${WHEEL:-}
+if [ -z "$WHEEL" ]; then
+    for found in "$SRC"/dist/nitrometer-*-manylinux2014_"$(uname -m)".whl; do
+        [ -e "$found" ] && WHEEL=$found
+    done
+fi
+if [ -n "$WHEEL" ]; then
+    "$PREFIX/bin/pip" install -q "$WHEEL"
+else
+    echo "install.sh: no wheel for $(uname -m) (WHEEL=... or dist/): building the C core from" \
+        "source, which needs a C compiler (gcc)" >&2
+    compiler=${CC:-cc}
+    if ! command -v "${compiler%% *}" >/dev/null; then
+        echo "install.sh: no C compiler: install gcc, or run make wheels where one is and" \
+            "give WHEEL=dist/nitrometer-...-manylinux2014_$(uname -m).whl" >&2
+        exit 2
+    fi
+    "$PREFIX/bin/pip" install -q "$SRC"
+fi
 "$PREFIX/bin/nitrometer" --version
 
 install -d -m 0755 "$CONFIG_DIR"
