@@ -29,12 +29,15 @@ run: venv ## run the agent (simulated devices where there is no EC2 NVMe hardwar
 unit: venv ## the test suite only, without system packages
 	$(PY) -m pytest -q
 
-# The wheels are built once per run; the packaging tests install them (NITROMETER_WHEELS).
+# The wheels are built once per run; the packaging tests install them (NITROMETER_WHEELS)
+# with their dependencies fetched beforehand, so no test asks a package index.
 test: venv sysdeps wheels ## set up and run the whole suite on CPython 3.9 and 3.13, sanitizer, aarch64
+	./tests/tools/fetch-wheel-deps
 	NITROMETER_WHEELS=dist $(VENV)/bin/nox -s tests-3.9 tests-3.13
 	$(MAKE) --no-print-directory sanitize portability
 
 test-matrix: venv sysdeps wheels ## the whole suite on CPython 3.9, 3.10, 3.11, 3.12 and 3.13
+	./tests/tools/fetch-wheel-deps
 	NITROMETER_WHEELS=dist $(VENV)/bin/nox -s tests
 
 wheels: venv ## wheels for x86_64 and aarch64 Linux (manylinux2014) into dist/: no compiler to install

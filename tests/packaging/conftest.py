@@ -26,18 +26,34 @@ def find_wheels(directory: Path) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def wheels(tmp_path_factory) -> dict[str, Path]:
+def wheel_dir(tmp_path_factory) -> Path:
     given = os.environ.get("NITROMETER_WHEELS")
     if given:
-        found = find_wheels(ROOT / given)
-        assert set(found) == set(ARCHS), f"NITROMETER_WHEELS={given} lacks a wheel: {found}"
-        return found
+        return ROOT / given
     out = tmp_path_factory.mktemp("wheels")
     done = subprocess.run([str(ROOT / "tests/tools/build-wheels")], cwd=ROOT,
                           env={**os.environ, "PYTHON": sys.executable, "WHEEL_DIR": str(out)},
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
-    return find_wheels(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def wheels(wheel_dir) -> dict[str, Path]:
+    found = find_wheels(wheel_dir)
+    assert set(found) == set(ARCHS), f"{wheel_dir} lacks a wheel: {found}"
+    return found
+
+
+@pytest.fixture(scope="session")
+def deps(wheel_dir, wheels) -> Path:
+    """The x86_64 wheel's dependencies for CPython 3.9, so installs ask no index."""
+    if not (wheel_dir / "deps").is_dir():
+        done = subprocess.run([str(ROOT / "tests/tools/fetch-wheel-deps")], cwd=ROOT,
+                              env={**os.environ, "WHEEL_DIR": str(wheel_dir)},
+                              capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stderr[-3000:]
+    return wheel_dir / "deps"
 
 
 def python39() -> str:
@@ -71,7 +87,7 @@ class Install:
 
 
 @pytest.fixture(scope="session")
-def installed(wheels, tmp_path_factory) -> Install:
+def installed(wheels, deps, tmp_path_factory) -> Install:
     base = tmp_path_factory.mktemp("install")
     empty_bin = base / "bin"  # PATH: the venv and this, nothing else
     empty_bin.mkdir()
@@ -80,7 +96,8 @@ def installed(wheels, tmp_path_factory) -> Install:
     for compiler in COMPILERS:
         assert shutil.which(compiler, path=path) is None, compiler
     env = {k: v for k, v in os.environ.items() if k not in ("CC", "CXX", "PYTHONPATH")}
-    env.update(PATH=path, PIP_DISABLE_PIP_VERSION_CHECK="1", AWS_EC2_METADATA_DISABLED="true")
+    env.update(PATH=path, PIP_DISABLE_PIP_VERSION_CHECK="1", AWS_EC2_METADATA_DISABLED="true",
+               PIP_NO_INDEX="1", PIP_FIND_LINKS=str(deps))
     subprocess.run([python39(), "-m", "venv", str(venv)], env=env, check=True, timeout=300)
     install = Install(venv, env, base)
     # Only binary distributions: nothing may be built on this host.

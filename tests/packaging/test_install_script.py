@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def target(tmp_path):
+def target(tmp_path, deps):
     if os.geteuid() != 0:
         pytest.skip("install.sh runs as root only")
     fake_bin = tmp_path / "fake-bin"
@@ -28,7 +28,8 @@ def target(tmp_path):
     systemctl.chmod(0o755)
     env = {**os.environ, "PATH": f"{fake_bin}{os.pathsep}{os.environ['PATH']}",
            "PREFIX": str(tmp_path / "opt"), "UNIT_DIR": str(tmp_path / "unit"),
-           "CONFIG_DIR": str(tmp_path / "etc"), "PYTHON": python39()}
+           "CONFIG_DIR": str(tmp_path / "etc"), "PYTHON": python39(),
+           "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(deps)}
     env.pop("CC", None)
     return tmp_path, env
 
