@@ -35,7 +35,7 @@ def read_input(path: str) -> bytes:
 
 def run(args: argparse.Namespace) -> int:
     if (args.file is None) == (args.sample is None):
-        raise NitrometerError("decode: give FILE or --sample NAME")
+        raise NitrometerError("decode: give either FILE or --sample NAME")
     data = read_sample(args.sample) if args.sample else read_input(args.file)
     try:
         page = native.decode(data)
