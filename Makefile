@@ -6,7 +6,8 @@ NATIVE := $(wildcard native/*.h native/*.c) native/build.py
 LISTEN ?= :9720
 
 .DEFAULT_GOAL := help
-.PHONY: help venv sysdeps run test unit sanitize portability bench lint dashboards install clean
+.PHONY: help venv sysdeps run test test-matrix unit wheels sanitize portability bench lint dashboards \
+	install clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -17,7 +18,7 @@ $(VENV)/.installed: pyproject.toml setup.py $(NATIVE)
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-venv: $(VENV)/.installed ## create .venv, install the package and build the C extension
+venv: $(VENV)/.installed ## create .venv, install the package and build the C core
 
 sysdeps: ## install the system packages the tests use (Prometheus, promtool, Chromium)
 	@./tests/tools/install-system-deps
@@ -28,9 +29,19 @@ run: venv ## run the agent (simulated devices where there is no EC2 NVMe hardwar
 unit: venv ## the test suite only, without system packages
 	$(PY) -m pytest -q
 
-test: venv sysdeps ## set up and run the whole test suite, the sanitizer and aarch64 builds
-	$(PY) -m pytest -q
+# The wheels are built once per run; the packaging tests install them (NITROMETER_WHEELS)
+# with their dependencies fetched beforehand, so no test asks a package index.
+test: venv sysdeps wheels ## set up and run the whole suite on CPython 3.9 and 3.13, sanitizer, aarch64
+	./tests/tools/fetch-wheel-deps
+	NITROMETER_WHEELS=dist $(VENV)/bin/nox -s tests-3.9 tests-3.13
 	$(MAKE) --no-print-directory sanitize portability
+
+test-matrix: venv sysdeps wheels ## the whole suite on CPython 3.9, 3.10, 3.11, 3.12 and 3.13
+	./tests/tools/fetch-wheel-deps
+	NITROMETER_WHEELS=dist $(VENV)/bin/nox -s tests
+
+wheels: venv ## wheels for x86_64 and aarch64 Linux (manylinux2014) into dist/: no compiler to install
+	./tests/tools/build-wheels
 
 sanitize: venv ## drive the C core built with ASan+UBSan over 300,000 mutated pages
 	./tests/tools/run-sanitized
@@ -42,7 +53,7 @@ bench: venv sysdeps ## run the benchmarks and rewrite BENCHMARKS.md
 	$(PY) -m benchmarks
 
 lint: venv ## ruff over the package, tests and benchmarks
-	$(VENV)/bin/ruff check nitrometer tests benchmarks native
+	$(VENV)/bin/ruff check nitrometer tests benchmarks native noxfile.py setup.py
 
 dashboards: venv ## regenerate the dashboards and rules kept in deploy/grafana
 	$(VENV)/bin/nitrometer dashboards --out deploy/grafana
@@ -51,4 +62,4 @@ install: venv ## install the systemd unit (as root) and start the agent
 	./deploy/install.sh
 
 clean: ## remove the venv and build output
-	rm -rf $(VENV) build *.egg-info nitrometer/_native*.so native/*.o .pytest_cache .hypothesis
+	rm -rf $(VENV) build *.egg-info nitrometer/_native*.so nitrometer/libnmcore.so nitrometer/_ffi.py dist .nox native/*.o .pytest_cache .hypothesis

@@ -14,7 +14,8 @@ from pathlib import Path
 from benchmarks.common import ROOT, Context, Section, git_revision, machine
 
 # Run order: the cheap in-process ones first, the agent runs, the savings model last.
-MODULES = ("core", "poll", "accuracy", "agent", "scrape", "jitter", "hostile", "savings")
+MODULES = ("core", "poll", "accuracy", "agent", "scrape", "jitter", "hostile", "install",
+           "savings")
 FINDINGS = Path(__file__).with_name("findings.md")  # profiles behind the missed targets
 DEFAULT_CACHE = Path(tempfile.gettempdir()) / "nitrometer-bench-cache"
 

@@ -15,25 +15,29 @@ import time
 REQUEST_TIMEOUT = 10.0
 
 
+async def get(port: int, request: str) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request.encode())
+    await writer.drain()
+    body = await reader.read()
+    writer.close()
+    return body
+
+
 async def client(port: int, until: float, latencies: list[float], errors: list[str],
                  busy: list[float]) -> None:
     request = f"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
     while time.monotonic() < until:
         start = time.monotonic()
         try:
-            async with asyncio.timeout(REQUEST_TIMEOUT):
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.write(request.encode())
-                await writer.drain()
-                body = await reader.read()
-                writer.close()
+            body = await asyncio.wait_for(get(port, request), REQUEST_TIMEOUT)
             if body.startswith(b"HTTP/1.") and b" 503 " in body[:20]:
                 busy.append(time.monotonic() - start)
             elif not body.startswith(b"HTTP/1.") or b" 200 " not in body[:20]:
                 errors.append("bad response")
             else:
                 latencies.append(time.monotonic() - start)
-        except (OSError, TimeoutError) as exc:
+        except (OSError, asyncio.TimeoutError) as exc:  # not TimeoutError before 3.11
             errors.append(type(exc).__name__)
             await asyncio.sleep(0.05)
 

@@ -36,14 +36,14 @@ if [ -n "$WEB_CONFIG" ] && [ ! -f "$WEB_CONFIG" ]; then
     fail "WEB_CONFIG=$WEB_CONFIG: no such file"
 fi
 
-WHEEL=${1:-}
+# A wheel needs no compiler: the argument or WHEEL=path, else this machine's from dist/.
+WHEEL=${1:-${WHEEL:-}}
 if [ -z "$WHEEL" ]; then
-    for found in "$SRC"/dist/nitrometer-*.whl; do
+    for found in "$SRC"/dist/nitrometer-*-manylinux2014_"$(uname -m)".whl; do
         [ -f "$found" ] && WHEEL=$found
     done
 fi
-[ -n "$WHEEL" ] || fail "no wheel: build one (make wheels) or give its path"
-[ -f "$WHEEL" ] || fail "$WHEEL: no such file"
+[ -z "$WHEEL" ] || [ -f "$WHEEL" ] || fail "$WHEEL: no such file"
 CONSTRAINTS="$SRC/deploy/constraints.txt"
 [ -f "$CONSTRAINTS" ] || fail "$CONSTRAINTS: no such file"
 
@@ -51,8 +51,18 @@ INDEX=""
 [ "${OFFLINE:-0}" = 1 ] && INDEX="--no-index"
 "$PYTHON" -m venv "$PREFIX"
 # shellcheck disable=SC2086 # INDEX is one flag or nothing
-"$PREFIX/bin/pip" install --quiet --no-input --disable-pip-version-check --only-binary=:all: \
-    $INDEX --find-links "$(dirname "$WHEEL")" --constraint "$CONSTRAINTS" "$WHEEL"
+if [ -n "$WHEEL" ]; then
+    "$PREFIX/bin/pip" install --quiet --no-input --disable-pip-version-check --only-binary=:all: \
+        $INDEX --find-links "$(dirname "$WHEEL")" --constraint "$CONSTRAINTS" "$WHEEL"
+else
+    echo "install.sh: no wheel for $(uname -m) (give its path, WHEEL=..., or make wheels):" \
+        "building the C core from source, which needs a C compiler (gcc)" >&2
+    compiler=${CC:-cc}
+    command -v "${compiler%% *}" >/dev/null || fail "no C compiler: install gcc, or run make" \
+        "wheels where one is and give dist/nitrometer-...-manylinux2014_$(uname -m).whl"
+    "$PREFIX/bin/pip" install --quiet --no-input --disable-pip-version-check --prefer-binary \
+        $INDEX --constraint "$CONSTRAINTS" "$SRC"
+fi
 "$PREFIX/bin/nitrometer" --version
 
 install -d -m 0755 "$CONFIG_DIR"

@@ -1,25 +1,52 @@
-"""cffi build script (out-of-line API mode) for nitrometer._native; not installed."""
+"""Builds the C core as a plain shared library and its cffi declarations; not installed.
+
+The library has no Python.h in it: nitrometer/native.py loads it through cffi's ABI mode
+(out-of-line), so one build serves every CPython from 3.9 on, and any C compiler for the
+target will do (`CC="python -m ziglang cc -target aarch64-linux-gnu.2.17"` for Graviton).
+"""
+
+from __future__ import annotations
 
 import os
+import shlex
+import subprocess
 from pathlib import Path
 
 from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
 HEADER = HERE / "nitrometer_native.h"
-SOURCES = sorted(p.name for p in HERE.glob("*.c"))
+SOURCES = tuple(sorted(p.name for p in HERE.glob("*.c")))
+LIBRARY = "libnmcore.so"  # what native.py dlopens, beside it in the package
+FFI_MODULE = "_ffi.py"  # nitrometer._ffi: the declarations, pure Python
+CFLAGS = ("-O2", "-std=c11", "-fPIC", "-Wall", "-Wextra",
+          "-Werror=implicit-function-declaration")
 
 ffibuilder = FFI()
 ffibuilder.cdef(HEADER.read_text())
-ffibuilder.set_source(
-    "nitrometer._native",
-    '#include <stdint.h>\n#include <stddef.h>\n#include "nitrometer_native.h"\n',
-    # setuptools wants source paths relative to the project root.
-    sources=[os.path.relpath(HERE / s) for s in SOURCES],
-    include_dirs=[str(HERE)],
-    extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra",
-                        "-Werror=implicit-function-declaration"],
-)
+ffibuilder.set_source("nitrometer._ffi", None)
+
+
+def compiler() -> list[str]:
+    return shlex.split(os.environ.get("CC") or "cc")
+
+
+def build(package_dir: Path, cc: list[str] | None = None) -> list[Path]:
+    """Writes the library and the declarations module into package_dir (nitrometer/)."""
+    package_dir.mkdir(parents=True, exist_ok=True)
+    library = package_dir / LIBRARY
+    command = [*(cc or compiler()), *CFLAGS, "-shared", f"-I{HERE}",
+               *(str(HERE / s) for s in SOURCES), "-lm", "-o", str(library)]
+    try:
+        subprocess.run(command, check=True)
+    except FileNotFoundError:
+        raise SystemExit(f"native/build.py: no C compiler ({command[0]}): install gcc, or "
+                         "install nitrometer from a wheel, which needs none") from None
+    module = package_dir / FFI_MODULE
+    ffibuilder.emit_python_code(str(module))
+    return [library, module]
+
 
 if __name__ == "__main__":
-    ffibuilder.compile(verbose=True)
+    for path in build(HERE.parent / "nitrometer"):
+        print(path)

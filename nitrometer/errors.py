@@ -1,5 +1,7 @@
 """Errors a user sees as one line on stderr, with the exit status they carry."""
 
+from __future__ import annotations
+
 EXIT_OK = 0
 EXIT_PROBLEM = 1  # diagnose found something wrong
 EXIT_USAGE = 2  # bad input, bad config, unreadable device

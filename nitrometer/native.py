@@ -9,12 +9,15 @@ from dataclasses import dataclass
 from nitrometer.errors import NitrometerError
 from nitrometer.logpage import COUNTERS, NO_SIZE_BOUND
 
+# The core is a plain shared library (no Python.h) loaded through cffi's ABI mode, so one
+# build serves every CPython; native/build.py writes both files into the package.
 try:
-    from nitrometer._native import ffi, lib
-except ImportError as exc:  # pragma: no cover - exercised only on a broken install
+    from nitrometer._ffi import ffi
+    lib = ffi.dlopen(os.path.join(os.path.dirname(__file__), "libnmcore.so"))
+except (ImportError, OSError) as exc:  # pragma: no cover - exercised only on a broken install
     raise NitrometerError(
-        f"the native extension nitrometer._native is missing ({exc}); "
-        "build it with `make venv` or `pip install .`"
+        f"the C core of nitrometer is missing ({exc}); "
+        "build it with `make venv` or install a wheel"
     ) from None
 
 DEFAULT_QUANTILES = (0.5, 0.9, 0.99, 0.999)

@@ -110,7 +110,7 @@ class Family:
         if not les:  # a histogram with no bins still has its +Inf bucket
             les, counts = ("+Inf",), (0,)
         lines, running, value = self.lines, 0, "0.0"
-        for le, count in zip(les, counts, strict=False):
+        for le, count in zip(les, counts):
             if count:  # most bins are empty: the running total's text is reused
                 running += count
                 value = fmt(running)
@@ -241,8 +241,7 @@ def device_families(snap: Snapshot) -> list[Family]:
                        "bound in io_size); _sum estimated from bin midpoints.")
         names = LABELS + ("op", "io_size")
         for d in live:
-            for band, label, sums in zip(d.totals.bands, d.band_labels, d.band_sums,
-                                         strict=False):
+            for band, label, sums in zip(d.totals.bands, d.band_labels, d.band_sums):
                 for op, hist, sum_us in (("read", band.read, sums[0]),
                                          ("write", band.write, sums[1])):
                     les, counts = buckets(hist, snap.band_edges)

@@ -77,11 +77,26 @@ def _pool(timeout: float):
     return ShortPool()
 
 
+def _session(timeout: float):
+    """_pool for ec2-metadata 2.x: a requests session (no retries) with our timeout."""
+    import requests
+
+    class ShortSession(requests.Session):
+        def request(self, method, url, **kw):
+            kw["timeout"] = timeout
+            return super().request(method, url, **kw)
+
+    return ShortSession()
+
+
 def from_imds(endpoint: str = IMDS_ENDPOINT, timeout: float = DEFAULT_TIMEOUT) -> InstanceIdentity:
     """The instance identity document over IMDSv2 (the library does the token PUT)."""
     from ec2_metadata import EC2Metadata
 
-    md = EC2Metadata(pool_manager=_pool(timeout))
+    try:
+        md = EC2Metadata(pool_manager=_pool(timeout))
+    except TypeError:  # ec2-metadata 2.x, the last for Python 3.9, takes a requests session
+        md = EC2Metadata(session=_session(timeout))
     md.service_url = endpoint.rstrip("/") + "/latest/"
     md.dynamic_url = f"{md.service_url}dynamic/"
     md.metadata_url = f"{md.service_url}meta-data/"

@@ -150,7 +150,7 @@ class DeviceCounters:
 
     def bins(self, op: str) -> list[tuple[int, int, int]]:
         counts = self.read_bins if op == "read" else self.write_bins
-        return [(lo, up, int(c)) for (lo, up), c in zip(BOUNDS, counts, strict=True)]
+        return [(lo, up, int(c)) for (lo, up), c in zip(BOUNDS, counts)]
 
 
 @dataclass(frozen=True)

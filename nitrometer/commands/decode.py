@@ -16,13 +16,18 @@ from nitrometer import native
 from nitrometer.collectors.recording import MAGIC as RECORDING_MAGIC
 from nitrometer.commands.nvme_text import render_text
 from nitrometer.errors import NitrometerError
+from nitrometer.samples import SAMPLES, read_sample
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", help="raw page, e.g. from `nvme get-log DEV --log-id=0xd0 "
+    parser.add_argument("file", nargs="?",
+                        help="raw page, e.g. from `nvme get-log DEV --log-id=0xd0 "
                         "--log-len=8192 --raw-binary`; - reads stdin")
     parser.add_argument("-d", "--details", action="store_true",
                         help="also the IO-size histograms (version 1 pages), as nvme-cli's -d")
+    parser.add_argument("--sample", metavar="NAME",
+                        help="decode a page shipped with nitrometer instead of FILE: "
+                             + ", ".join(f"{k} ({v})" for k, v in SAMPLES.items()))
     parser.add_argument("-j", "--json", action="store_true",
                         help="JSON with nvme-cli's keys, plus kind, version and "
                         "io_size_histograms (always included)")
@@ -57,7 +62,9 @@ def _is_device(mode: int) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    data = read_input(args.file)
+    if (args.file is None) == (args.sample is None):
+        raise NitrometerError("decode: give either FILE or --sample NAME")
+    data = read_sample(args.sample) if args.sample else read_input(args.file)
     try:
         page = native.decode(data)
     except native.PageError as exc:

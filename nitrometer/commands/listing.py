@@ -66,7 +66,7 @@ def _table(rows: list[dict]) -> str:
         for r in rows
     ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
              for row in cells]
     lines += [f"{r['device']}: {r['error']}" for r in rows if r["error"]]
     return "\n".join(lines) + "\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 
@@ -69,6 +70,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    missing = [m for m in ("pandas", "pyarrow") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise NitrometerError(f"nitrometer savings needs {' and '.join(missing)}: "
+                              "pip install 'nitrometer[savings]'")
     # pandas and pyarrow load here, only for this command.
     from nitrometer.savings import prom
     from nitrometer.savings.html import render_html

@@ -61,9 +61,9 @@ class PageBuilder:
         self.band_write[band][write_bin] += writes
 
     def page(self) -> bytes:
-        read_bins = [(lo, up, c) for (lo, up), c in zip(self.bounds, self.read_counts, strict=True)]
+        read_bins = [(lo, up, c) for (lo, up), c in zip(self.bounds, self.read_counts)]
         write_bins = [(lo, up, c)
-                      for (lo, up), c in zip(self.bounds, self.write_counts, strict=True)]
+                      for (lo, up), c in zip(self.bounds, self.write_counts)]
         if self.kind != "instance_store":
             return encode_page(self.kind, self.counters, read_bins, write_bins)
         return encode_page(self.kind, self.counters, read_bins, write_bins,

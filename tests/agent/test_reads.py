@@ -1,6 +1,8 @@
 """Per-device read workers: a slow read is kept for the next tick, a hung one isolates only
 its own device, and at most one read per device is ever in flight."""
 
+from __future__ import annotations
+
 import threading
 import time
 

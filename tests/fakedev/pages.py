@@ -20,7 +20,7 @@ def _spread(total: int, centre_bin: float, width: float, num_bins: int = NUM_BIN
 
 def _bins(counts: list[int]) -> list[tuple[int, int, int]]:
     bounds = power_of_two_bounds(len(counts))
-    return [(lo, up, c) for (lo, up), c in zip(bounds, counts, strict=True)]
+    return [(lo, up, c) for (lo, up), c in zip(bounds, counts)]
 
 
 def ebs_page(read_ops: int = 1_234_567, write_ops: int = 2_345_678, *,

@@ -89,8 +89,7 @@ def test_gzip_csv_and_directory_of_parts(tmp_path):
 def test_cur2_csv_with_product_json(tmp_path):
     frame = _frame()
     frame["product"] = [json.dumps({"region": r, "operating_system": o})
-                        for r, o in zip(frame.product_region, frame.product_operating_system,
-                                        strict=True)]
+                        for r, o in zip(frame.product_region, frame.product_operating_system)]
     path = tmp_path / "cur2.csv"
     frame.drop(columns=["product_region", "product_operating_system"]).to_csv(path,
                                                                                index=False)
@@ -102,7 +101,7 @@ def test_cur2_csv_with_product_json(tmp_path):
 def test_cur2_parquet_with_product_map(tmp_path):
     frame = _frame()
     product = pa.array([[("region", r), ("operating_system", o)] for r, o in
-                        zip(frame.product_region, frame.product_operating_system, strict=True)],
+                        zip(frame.product_region, frame.product_operating_system)],
                        pa.map_(pa.string(), pa.string()))
     table = pa.Table.from_pandas(frame.drop(columns=["product_region",
                                                      "product_operating_system"]))

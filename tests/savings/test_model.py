@@ -20,12 +20,12 @@ def test_blog_worked_example(tmp_path, reference):
     x86 = [reference.price(t, r) for t, r in pairs]
     grav = [reference.graviton_target(t, r).price for t, r in pairs]
     # hours such that sum(h * (x86 - grav)) = base and sum(h * grav) * pct = additional
-    hours = np.linalg.solve([[x - g for x, g in zip(x86, grav, strict=True)], grav],
+    hours = np.linalg.solve([[x - g for x, g in zip(x86, grav)], grav],
                             [base, additional / pct])
     assert (hours > 0).all()
     usage = tmp_path / "usage.csv"
     usage.write_text("instance_type,hours\n" + "".join(
-        f"{t},{float(h)!r}\n" for (t, _), h in zip(pairs, hours, strict=True)))
+        f"{t},{float(h)!r}\n" for (t, _), h in zip(pairs, hours)))
     totals = run_model(read_usage_csv(usage, "us-east-1"), reference,
                        nih_reduction=pct).totals()
     assert round(totals["base_savings"], 2) == 61_540.00

@@ -43,7 +43,7 @@ def test_replay_gives_back_the_same_pages_and_devices(tmp_path):
     times = []
     for t in range(5):
         clock.sleep_until(start + t)
-        for sim, rep in zip(again, replayed, strict=True):
+        for sim, rep in zip(again, replayed):
             page, when = rep.read()
             assert native.decode(page).to_dict() == native.decode(sim.read()[0]).to_dict()
             times.append(when)

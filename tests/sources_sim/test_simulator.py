@@ -33,7 +33,7 @@ def delta(first, last):
 
 def share_above(hist, us):
     counts = hist.counts
-    return sum(c for c, lo in zip(counts, hist.lower, strict=True) if lo >= us) / sum(counts)
+    return sum(c for c, lo in zip(counts, hist.lower) if lo >= us) / sum(counts)
 
 
 def test_devices_are_named_and_identified_like_aws():
@@ -64,7 +64,7 @@ def test_same_seed_same_pages_whatever_the_read_cadence():
 
 def test_steady_stays_under_every_limit():
     _, first, last, _ = run(ebs=("gp3",))
-    for a, b in zip(first, last, strict=True):
+    for a, b in zip(first, last):
         d = delta(a, b)
         for name in ("ebs_volume_performance_exceeded_iops",
                      "ec2_instance_performance_exceeded_iops",
@@ -78,7 +78,7 @@ def test_over_limit_writes_queue_in_the_millisecond_bins_reads_stay_fast():
     d = delta(first[0], last[0])
     exceeded_s = d["ec2_instance_performance_exceeded_iops"] / 1e6
     assert 30 <= exceeded_s <= 38  # the guide: ~34 s of 40
-    write_bins = dict(zip(d.write.upper, d.write.counts, strict=True))
+    write_bins = dict(zip(d.write.upper, d.write.counts))
     assert write_bins[2048] / d.write.total > 0.9  # the [1024, 2048] us bin
     assert d.read.quantiles((0.99,))[0] < 50
     assert share_above(d.read, 64) < 0.001
@@ -94,7 +94,7 @@ def test_large_writes_slow_small_reads_into_8_to_16_ms():
     bands = {b.label: b for b in d.bands}
     for label in ("512", "4K"):
         reads = bands[label].read
-        in_bin = dict(zip(reads.upper, reads.counts, strict=True))[16384]
+        in_bin = dict(zip(reads.upper, reads.counts))[16384]
         assert in_bin / reads.total > 0.8, label
     big_writes = bands["max"].write
     assert big_writes.total == d.write.total > 0
@@ -111,7 +111,7 @@ def test_mixed_changes_over_time_and_touches_limits():
     for t in range(0, 601, 30):
         clock.sleep_until(start + t)
         pages.append(native.decode(sources[0].read()[0]))
-    deltas = [delta(a, b) for a, b in zip(pages, pages[1:], strict=False)]
+    deltas = [delta(a, b) for a, b in zip(pages, pages[1:])]
     ops = [d["total_read_ops"] for d in deltas]
     assert max(ops) > 1.5 * min(ops)
     exceeded = [d["ec2_instance_performance_exceeded_iops"]

@@ -1,0 +1,97 @@
+"""The x86_64 wheel installed with Python 3.9 on a host with no compiler: the device commands
+and the agent work, and the lean install says what `savings` needs."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.support.prometheus import free_port
+
+pytestmark = [pytest.mark.wheel, pytest.mark.slow]
+CAPTURES = Path(__file__).resolve().parent / "nvme-cli"
+
+
+def test_the_installed_package_is_the_wheel_on_python_39(installed):
+    done = installed.run("python", "-c", "import sys, nitrometer.native as n; "
+                         "print(sys.version_info[:2], n.__file__, n.lib.NM_MAX_BINS)")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("(3, 9) ")
+    assert str(installed.venv) in done.stdout and done.stdout.split()[-1] == "64"
+
+
+@pytest.mark.parametrize("name", ["ebs", "instance-store"])
+def test_decode_sample_prints_what_nvme_cli_printed(installed, name):
+    done = installed.run("nitrometer", "decode", "--sample", name)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (CAPTURES / f"{name}.txt").read_text()
+
+
+def test_decode_a_file_and_an_unknown_sample(installed, tmp_path):
+    page = tmp_path / "page.bin"
+    shipped = next(installed.venv.glob("lib/python3.9/site-packages/nitrometer/data/samples"))
+    page.write_bytes((shipped / "ebs.bin").read_bytes())
+    done = installed.run("nitrometer", "decode", str(page))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (CAPTURES / "ebs.txt").read_text()
+    done = installed.run("nitrometer", "decode", "--sample", "nvme9")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "nitrometer: unknown sample 'nvme9' (known: ebs, instance-store)"]
+    assert "instance-store" in installed.run("nitrometer", "decode", "--help").stdout
+
+
+def test_snapshot_of_simulated_devices(installed):
+    done = installed.run("nitrometer", "snapshot", "--source", "simulate:i3en.xlarge", "1", "2")
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("nvme1n1")]
+    assert len(rows) == 2 and all(" read " in row for row in rows)
+    assert "worst " in done.stdout
+
+
+def test_agent_serves_metrics(installed):
+    port = free_port()
+    agent = installed.popen("nitrometer", "run", "--source", "simulate:i3en.xlarge",
+                            f"--web.listen-address=127.0.0.1:{port}", "--poll.interval=1s",
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        text = ""
+        deadline = time.monotonic() + 60
+        while "ec2_nvme_read_ops_total{" not in text:
+            assert agent.poll() is None, agent.stdout.read().decode()[-2000:]
+            assert time.monotonic() < deadline, text[-2000:]
+            time.sleep(0.3)
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics",
+                                            timeout=5) as resp:
+                    text = resp.read().decode()
+            except OSError:
+                continue
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        try:
+            agent.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            agent.wait()
+    assert agent.returncode == 0
+    assert re.search(r'nitrometer_build_info\{python_version="3\.9\.\d+"', text)
+    assert re.search(r'nitrometer_device_up\{device="nvme1n1",kind="instance_store"[^}]*\} 1', text)
+    reads = re.search(r'ec2_nvme_read_ops_total\{[^}]*device="nvme1n1"[^}]*\} (\S+)', text)
+    assert reads and float(reads.group(1)) > 0
+
+
+def test_savings_without_the_extra_says_what_to_install(installed):
+    assert installed.run("python", "-c", "import pandas").returncode != 0
+    assert installed.run("python", "-c", "import pyarrow").returncode != 0
+    done = installed.run("nitrometer", "savings", "--usage", "nothing.csv")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "nitrometer: nitrometer savings needs pandas and pyarrow: "
+        "pip install 'nitrometer[savings]'"]

@@ -1,0 +1,65 @@
+"""The wheels: manylinux2014 for x86_64 and aarch64 as auditwheel sees them, holding the core
+built for their architecture, the sample pages and the lean set of dependencies."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import zipfile
+from email.parser import Parser
+from pathlib import Path
+
+import pytest
+
+from tests.packaging.conftest import ARCHS
+
+pytestmark = pytest.mark.wheel
+ROOT = Path(__file__).resolve().parents[2]
+ELF_MACHINE = {"x86_64": 62, "aarch64": 183}  # e_machine: EM_X86_64, EM_AARCH64
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_auditwheel_confirms_manylinux2014(wheels, arch):
+    done = subprocess.run([sys.executable, "-m", "auditwheel", "show", str(wheels[arch])],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = " ".join(done.stdout.split())
+    assert f'consistent with the following platform tag: "manylinux_2_17_{arch}"' in report
+    # Only glibc, and nothing newer than Amazon Linux 2's 2.26 (manylinux2014 is 2.17).
+    libraries = set(re.findall(r"(\S+\.so\.\d+) with versions", report))
+    assert "libc.so.6" in libraries and libraries <= {"libc.so.6", "libm.so.6"}, libraries
+    glibc = [tuple(map(int, v)) for v in re.findall(r"GLIBC_(\d+)\.(\d+)", report)]
+    assert glibc and max(glibc) <= (2, 17), glibc
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_wheel_holds_the_core_for_its_architecture(wheels, arch):
+    with zipfile.ZipFile(wheels[arch]) as whl:
+        core = whl.read("nitrometer/libnmcore.so")
+        names = set(whl.namelist())
+    assert core[:4] == b"\x7fELF"
+    assert int.from_bytes(core[18:20], "little") == ELF_MACHINE[arch]
+    assert "nitrometer/_ffi.py" in names and "nitrometer/native.py" in names
+    assert not [n for n in names if n.endswith(".so") and n != "nitrometer/libnmcore.so"]
+
+
+def test_wheel_ships_the_sample_pages(wheels):
+    with zipfile.ZipFile(wheels["x86_64"]) as whl:
+        ebs = whl.read("nitrometer/data/samples/ebs.bin")
+        store = whl.read("nitrometer/data/samples/instance-store.bin")
+    samples = ROOT / "nitrometer/data/samples"
+    assert ebs == (samples / "ebs.bin").read_bytes() and len(ebs) == 4096
+    assert store == (samples / "instance-store.bin").read_bytes() and len(store) == 8192
+
+
+def test_pandas_and_pyarrow_are_only_in_the_savings_extra(wheels):
+    with zipfile.ZipFile(wheels["x86_64"]) as whl:
+        meta_name = next(n for n in whl.namelist() if n.endswith(".dist-info/METADATA"))
+        meta = Parser().parsestr(whl.read(meta_name).decode())
+    assert meta["Requires-Python"] == ">=3.9"
+    requires = meta.get_all("Requires-Dist")
+    heavy = [r for r in requires if r.lower().startswith(("pandas", "pyarrow"))]
+    assert heavy and all('extra == "savings"' in r for r in heavy), heavy
+    base = [r for r in requires if "extra ==" not in r]
+    assert base and not [r for r in base if r.lower().startswith(("pandas", "pyarrow"))]
