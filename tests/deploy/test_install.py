@@ -125,10 +125,17 @@ def test_listening_beyond_localhost_needs_a_web_config(setup):
     assert f"web.config.file: {tmp_path}/etc/web-config.yml" in config
 
 
-def test_without_a_wheel_it_says_how_to_make_one(setup):
-    run, _, _, _ = setup
-    done = run()
-    assert done.returncode == 2 and "make wheels" in done.stderr
+def test_without_a_wheel_it_builds_from_source_or_says_what_it_needs(setup):
+    run, tmp_path, _, logs = setup
+    done = run(CC="no-such-compiler")
+    assert done.returncode == 2 and "no C compiler" in done.stderr
+    assert "make wheels" in done.stderr
+    assert not (logs / "pip.log").exists()
+    done = run(CC="sh")  # a compiler is there: pinned, from the source tree
+    assert done.returncode == 0, done.stderr
+    assert "building the C core from source" in done.stderr
+    [pip] = (logs / "pip.log").read_text().splitlines()
+    assert "--constraint" in pip and pip.endswith("/src")
 
 
 def test_refuses_without_root(readable_dir):
