@@ -14,8 +14,17 @@ from pathlib import Path
 from benchmarks.common import ROOT, Context, Section, git_revision, machine
 
 # Run order: the cheap in-process ones first, the agent runs, the savings model last.
-MODULES = ("core", "poll", "accuracy", "agent", "scrape", "jitter", "savings")
-FINDINGS = Path(__file__).with_name("findings.md")  # profiles behind the missed targets
+# One module a line.
+MODULES = (
+    "core",
+    "poll",
+    "accuracy",
+    "agent",
+    "node_exporter",
+    "scrape",
+    "jitter",
+    "savings",
+)
 DEFAULT_CACHE = Path(tempfile.gettempdir()) / "nitrometer-bench-cache"
 
 
@@ -48,8 +57,10 @@ def render(sections: list[Section], command: str, quick: bool, started: str,
         f"in {seconds / 60:.1f} minutes." + (" A --quick smoke run: the figures are rough."
                                              if quick else ""),
         "The machine is shared with other work, so every comparison runs side by side in "
-        "one run, interleaved, and is given as a ratio of medians over repeated rounds. No "
-        "test asserts any of these figures.",
+        "one run, interleaved, and is given as a ratio of medians over repeated rounds. Every "
+        "figure below was measured by this run, and each says how many samples it rests "
+        "on; a target with too few samples to judge says so instead of a verdict. No test "
+        "asserts any of these figures.",
         "",
         "## Machine",
         "",
@@ -59,18 +70,17 @@ def render(sections: list[Section], command: str, quick: bool, started: str,
         "",
         "## Targets",
         "",
-        "| measurement | target | measured | met |",
-        "|---|---|---|---|",
+        "| measurement | target | measured | samples | met |",
+        "|---|---|---|---|---|",
     ]
+    verdicts = {True: "yes", False: "**no**", None: "not judged"}
     for section in sections:
         for t in section.targets:
-            lines.append(f"| {t.what} | {t.goal} | {t.measured} | "
-                         f"{'yes' if t.met else '**no**'} |")
+            lines.append(f"| {t.what} | {t.goal} | {t.measured} | {t.samples} | "
+                         f"{verdicts[t.met]} |")
     lines.append("")
     for section in sections:
         lines.append(section.markdown())
-    if FINDINGS.exists():  # read at the end so it is the version beside these figures
-        lines.append(FINDINGS.read_text())
     return "\n".join(lines).rstrip() + "\n"
 
 
