@@ -49,11 +49,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def render(sections: list[Section], command: str, quick: bool, started: str,
-           seconds: float, host: list[tuple[str, str]]) -> str:
+           seconds: float, host: list[tuple[str, str]], revision: str) -> str:
     lines = [
         "# Benchmarks",
         "",
-        f"Written by `{command}` on {started} (revision {git_revision()}), "
+        f"Written by `{command}` on {started} (revision {revision}), "
         f"in {seconds / 60:.1f} minutes." + (" A --quick smoke run: the figures are rough."
                                              if quick else ""),
         "The machine is shared with other work, so every comparison runs side by side in "
@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python -m benchmarks", *argv]) if argv else "make bench"
     started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     host = machine()
+    revision = git_revision()  # the code that runs, whatever is committed meanwhile
     t0 = time.monotonic()
     sections: list[Section] = []
     failed = 0
@@ -113,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
                 section.add(f"Not measured: {type(exc).__name__}: {exc}", "")
                 sections.append(section)
     out = Path(args.out)
-    out.write_text(render(sections, command, args.quick, started, time.monotonic() - t0, host))
+    out.write_text(render(sections, command, args.quick, started, time.monotonic() - t0, host,
+                          revision))
     print(f"wrote {out} in {time.monotonic() - t0:.0f} s", file=sys.stderr)
     return 1 if failed else 0
 
