@@ -24,6 +24,7 @@ TITLE = "1. One device sample: C core, pure Python, nvme-cli JSON"
 FIXTURES = ROOT / "tests" / "fixtures" / "nvme-cli"
 QUEUE = "volume_queue_length"
 U32 = 2**32
+WRAPPER_LOOPS = 2000  # calls per round when timing each wrapper against its bare call
 
 
 def _earlier(obj):
@@ -129,11 +130,11 @@ def _wrapper_costs(prev: bytes, cur: bytes, rounds: int) -> list[list[str]]:
     page, out = ffi.new("nm_page *"), ffi.new("nm_summary *")
     qs, buf = ffi.new("double[]", list(QUANTILES)), ffi.from_buffer(cur)
     times = interleaved({
-        "native.decode": (_loop(native.decode, cur), 2000),
-        "nm_decode": (_loop(lib.nm_decode, buf, len(cur), page), 2000),
-        "native.sample": (_loop(native.sample, p, cur, QUANTILES), 2000),
+        "native.decode": (_loop(native.decode, cur), WRAPPER_LOOPS),
+        "nm_decode": (_loop(lib.nm_decode, buf, len(cur), page), WRAPPER_LOOPS),
+        "native.sample": (_loop(native.sample, p, cur, QUANTILES), WRAPPER_LOOPS),
         "nm_sample": (_loop(lib.nm_sample, p._c, buf, len(cur), page, qs, len(QUANTILES),
-                            out), 2000),
+                            out), WRAPPER_LOOPS),
     }, rounds)
     rows = []
     for wrapped, bare in (("native.decode", "nm_decode"), ("native.sample", "nm_sample")):
@@ -198,7 +199,8 @@ def run(ctx: Context) -> Section:
         "nitrometer's nvme-cli source after the spawn: parse, rebuild the page, C core. "
         "Neither includes spawning nvme (see 2.).",
         "",
-        "Where the time of the wrapped C path goes (instance-store page, same run):",
+        "Where the time of the wrapped C path goes (instance-store page, same run; medians "
+        f"over {rounds} interleaved rounds of {WRAPPER_LOOPS:,} calls each):",
         "",
     )
     section.table(["call", "wrapped", "bare C call", "spent in Python"],

@@ -98,7 +98,8 @@ def run(ctx: Context) -> Section:
         f"{fmt_ms(percentile(lat, 0.99))}. {load.get('busy', 0):,} scrapes were turned away "
         f"with 503 because enough were in flight (answered in {fmt_ms(median(busy))} "
         f"median). The agent's overrun counter rose by "
-        f"{overruns:.0f}; its mean poll (one tick over all devices) took {fmt_ms(poll_mean)}.",
+        f"{overruns:.0f}; its mean poll (one tick over all devices) took {fmt_ms(poll_mean)} "
+        f"over its {polls:,.0f} polls.",
         "",
     )
     section.target("tick lateness p99 under 50 scraping clients", "< 20 ms", fmt_ms(p99),
