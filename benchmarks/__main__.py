@@ -14,9 +14,19 @@ from pathlib import Path
 from benchmarks.common import ROOT, Context, Section, git_revision, machine
 
 # Run order: the cheap in-process ones first, the agent runs, the savings model last.
-MODULES = ("core", "poll", "accuracy", "agent", "scrape", "jitter", "hostile", "install",
-           "savings")
-FINDINGS = Path(__file__).with_name("findings.md")  # profiles behind the missed targets
+# One module a line.
+MODULES = (
+    "core",
+    "poll",
+    "accuracy",
+    "agent",
+    "node_exporter",
+    "scrape",
+    "jitter",
+    "hostile",
+    "install",
+    "savings",
+)
 DEFAULT_CACHE = Path(tempfile.gettempdir()) / "nitrometer-bench-cache"
 
 
@@ -41,16 +51,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def render(sections: list[Section], command: str, quick: bool, started: str,
-           seconds: float, host: list[tuple[str, str]]) -> str:
+           seconds: float, host: list[tuple[str, str]], revision: str) -> str:
     lines = [
         "# Benchmarks",
         "",
-        f"Written by `{command}` on {started} (revision {git_revision()}), "
+        f"Written by `{command}` on {started} (revision {revision}), "
         f"in {seconds / 60:.1f} minutes." + (" A --quick smoke run: the figures are rough."
                                              if quick else ""),
         "The machine is shared with other work, so every comparison runs side by side in "
-        "one run, interleaved, and is given as a ratio of medians over repeated rounds. No "
-        "test asserts any of these figures.",
+        "one run, interleaved, and is given as a ratio of medians over repeated rounds. Every "
+        "figure below was measured by this run, and each says how many samples it rests "
+        "on; a target with too few samples to judge says so instead of a verdict. No test "
+        "asserts any of these figures.",
         "",
         "## Machine",
         "",
@@ -60,18 +72,17 @@ def render(sections: list[Section], command: str, quick: bool, started: str,
         "",
         "## Targets",
         "",
-        "| measurement | target | measured | met |",
-        "|---|---|---|---|",
+        "| measurement | target | measured | samples | met |",
+        "|---|---|---|---|---|",
     ]
+    verdicts = {True: "yes", False: "**no**", None: "not judged"}
     for section in sections:
         for t in section.targets:
-            lines.append(f"| {t.what} | {t.goal} | {t.measured} | "
-                         f"{'yes' if t.met else '**no**'} |")
+            lines.append(f"| {t.what} | {t.goal} | {t.measured} | {t.samples} | "
+                         f"{verdicts[t.met]} |")
     lines.append("")
     for section in sections:
         lines.append(section.markdown())
-    if FINDINGS.exists():  # read at the end so it is the version beside these figures
-        lines.append(FINDINGS.read_text())
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -81,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python -m benchmarks", *argv]) if argv else "make bench"
     started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     host = machine()
+    revision = git_revision()  # the code that runs, whatever is committed meanwhile
     t0 = time.monotonic()
     sections: list[Section] = []
     failed = 0
@@ -104,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
                 section.add(f"Not measured: {type(exc).__name__}: {exc}", "")
                 sections.append(section)
     out = Path(args.out)
-    out.write_text(render(sections, command, args.quick, started, time.monotonic() - t0, host))
+    out.write_text(render(sections, command, args.quick, started, time.monotonic() - t0, host,
+                          revision))
     print(f"wrote {out} in {time.monotonic() - t0:.0f} s", file=sys.stderr)
     return 1 if failed else 0
 

@@ -11,19 +11,19 @@ import json
 import sys
 import time
 
-from nitrometer.agent import sampler
 from nitrometer.cli import main
+from nitrometer.sampling.engine import Engine
 
 
 def run(ticks_file: str, args: list[str]) -> int:
     starts: list[float] = []
-    tick = sampler.Sampler.tick
+    tick = Engine.tick
 
-    def noted_tick(self) -> None:
+    def noted_tick(self):
         starts.append(time.monotonic())
-        tick(self)
+        return tick(self)
 
-    sampler.Sampler.tick = noted_tick
+    Engine.tick = noted_tick
     try:
         return main(["run", *args])
     finally:

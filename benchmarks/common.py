@@ -23,7 +23,8 @@ class Target:
     what: str
     goal: str
     measured: str
-    met: bool
+    met: bool | None  # None: too few samples to judge
+    samples: str  # what the figure rests on, e.g. "34 rendered scrapes"
 
 
 @dataclass
@@ -42,8 +43,12 @@ class Section:
             self.body.append("| " + " | ".join(str(c) for c in row) + " |")
         self.body.append("")
 
-    def target(self, what: str, goal: str, measured: str, met: bool) -> None:
-        self.targets.append(Target(what, goal, measured, met))
+    def target(self, what: str, goal: str, measured: str, met: bool, samples: str,
+               count: int | None = None, minimum: int | None = None) -> None:
+        """A target; with count and minimum it is judged only on at least minimum samples."""
+        if count is not None and minimum is not None and count < minimum:
+            measured, met = f"{measured} (not judged: {count} samples, needs {minimum})", None
+        self.targets.append(Target(what, goal, measured, met, samples))
 
     def markdown(self) -> str:
         return "\n".join([f"## {self.title}", "", *self.body]).rstrip() + "\n"
@@ -144,3 +149,30 @@ def peak_rss(pid: int) -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
     raise RuntimeError(f"no VmHWM for pid {pid}")
+
+
+class Usage:
+    """CPU and resident memory of one process, sampled by the caller (once a second)."""
+
+    def __init__(self, pid: int):
+        self.ps = psutil.Process(pid)
+        self.rss: list[int] = []
+        self.intervals = 0
+        self._first: tuple[float, float] | None = None
+        self._last: tuple[float, float] | None = None
+
+    def sample(self) -> None:
+        times = self.ps.cpu_times()
+        now = (time.monotonic(), times.user + times.system)
+        self.rss.append(self.ps.memory_info().rss)
+        if self._first is None:
+            self._first = now
+        else:
+            self.intervals += 1
+        self._last = now
+
+    def cpu_percent(self) -> float:
+        """Mean CPU in % of one core from the first sample to the last."""
+        if self._first is None or self._last is None or self._last[0] <= self._first[0]:
+            return float("nan")
+        return (self._last[1] - self._first[1]) / (self._last[0] - self._first[0]) * 100

@@ -74,12 +74,12 @@ class Agent:
                                          stdout=log, stderr=subprocess.STDOUT)
         self.ps = psutil.Process(self.proc.pid)
 
-    def scrape(self, timeout: float = 10.0) -> tuple[bytes, float]:
+    def scrape(self, timeout: float = 10.0, headers=None) -> tuple[bytes, float]:
         """The /metrics body and the seconds from connecting to the last byte."""
         start = time.perf_counter()
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
-            conn.request("GET", "/metrics")
+            conn.request("GET", "/metrics", headers=headers or {})
             resp = conn.getresponse()
             body = resp.read()
             if resp.status != 200:

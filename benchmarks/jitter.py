@@ -23,6 +23,7 @@ DEVICES = 32
 CLIENTS = 50
 INTERVAL = 1.0
 TARGET = 0.020  # p99 lateness, seconds
+MIN_TICKS = 300  # a p99 needs at least this many ticks to be more than the maximum
 
 
 def lateness(ticks: list[float], start: float, end: float, origin: float):
@@ -40,7 +41,8 @@ def lateness(ticks: list[float], start: float, end: float, origin: float):
 
 def run(ctx: Context) -> Section:
     section = Section(TITLE)
-    quiet, loaded = (4.0, 6.0) if ctx.quick else (10.0, 30.0)
+    # The loaded phase runs long enough for MIN_TICKS ticks and a few to spare.
+    quiet, loaded = (4.0, 6.0) if ctx.quick else (10.0, MIN_TICKS * INTERVAL + 10.0)
     [(_, _, agent)] = start_agents(ctx, (DEVICES,), kinds=("fake ioctl",))
     try:
         before = metric(agent.scrape()[0].decode(), "nitrometer_poll_overruns_total")
@@ -68,10 +70,11 @@ def run(ctx: Context) -> Section:
     for label, (a, b) in (("quiet", (quiet_start, load_start)),
                           (f"{CLIENTS} clients scraping", (load_start, load_end))):
         late, missed = lateness(ticks, a, b, origin)
+        counted = len(late)
         late = late or [float("nan")]
         gaps = [y - x for x, y in zip(ticks, ticks[1:]) if a <= y and x < b] or [0.0]
         results[label] = (late, missed)
-        rows.append([label, len(late), fmt_ms(median(late)), fmt_ms(percentile(late, 0.99)),
+        rows.append([label, counted, fmt_ms(median(late)), fmt_ms(percentile(late, 0.99)),
                      fmt_ms(max(late)), missed, f"{max(gaps):.2f} s"])
     lat = load["latencies"] or [float("nan")]
     busy = load.get("busy_latencies") or [float("nan")]
@@ -83,7 +86,8 @@ def run(ctx: Context) -> Section:
         f"An agent with {DEVICES} fake-ioctl instance-store devices (five IO-size bands "
         f"each), {quiet:.0f} s quiet, then {CLIENTS} concurrent clients (asyncio, one "
         f"process, loopback) scraping back to back for {loaded:.0f} s. Lateness is the start "
-        "of each tick against its slot on the 1 s deadline schedule.",
+        "of each tick against its slot on the 1 s deadline schedule; the ticks column is how "
+        "many the percentiles rest on (the quiet phase is a baseline, not judged).",
         "",
     )
     section.table(["phase", "ticks", "p50 late", "p99 late", "max late", "missed slots",
@@ -94,12 +98,14 @@ def run(ctx: Context) -> Section:
         f"{fmt_ms(percentile(lat, 0.99))}. {load.get('busy', 0):,} scrapes were turned away "
         f"with 503 because enough were in flight (answered in {fmt_ms(median(busy))} "
         f"median). The agent's overrun counter rose by "
-        f"{overruns:.0f}; its mean poll (one tick over all devices) took {fmt_ms(poll_mean)}.",
+        f"{overruns:.0f}; its mean poll (one tick over all devices) took {fmt_ms(poll_mean)} "
+        f"over its {polls:,.0f} polls.",
         "",
     )
     section.target("tick lateness p99 under 50 scraping clients", "< 20 ms", fmt_ms(p99),
-                   p99 < TARGET)
+                   p99 < TARGET, f"{len(loaded_late)} ticks", count=len(loaded_late),
+                   minimum=MIN_TICKS)
     section.target("missed ticks under load", "none",
                    f"{loaded_missed} missed, overruns +{overruns:.0f}",
-                   loaded_missed == 0 and overruns == 0)
+                   loaded_missed == 0 and overruns == 0, f"{loaded:.0f} s of 1 s slots")
     return section

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import attr  # grafanalib's panels are attrs classes
 from grafanalib import core as g
 from grafanalib._gen import DashboardEncoder
 
@@ -63,6 +64,43 @@ def targets(*specs: tuple[str, str], instant: bool = False,
     """(expr, legend) pairs as targets A, B, C..."""
     return [target(expr, legend, chr(ord("A") + i), instant=instant, fmt=fmt)
             for i, (expr, legend) in enumerate(specs)]
+
+
+@attr.s
+class Heatmap(g.Panel):
+    """Grafana's heatmap panel (10 and later) over buckets Prometheus already counted.
+
+    grafanalib's Heatmap writes the legacy Angular panel, which newer Grafana no longer
+    renders; this writes the options the current panel saves.
+    """
+
+    unit = attr.ib(default="s")  # of the buckets' bounds (the y axis)
+    cell_unit = attr.ib(default="short")  # of a cell's value
+
+    def to_json_data(self):
+        return self.panel_json({
+            "type": "heatmap",
+            "options": {
+                "calculate": False,  # the series are histogram buckets already
+                "cellGap": 1,
+                "cellValues": {"unit": self.cell_unit},
+                "color": {"mode": "scheme", "scheme": "Oranges", "scale": "exponential",
+                          "exponent": 0.5, "steps": 64, "fill": "dark-orange",
+                          "reverse": False},
+                "exemplars": {"color": "rgba(255,0,255,0.7)"},
+                "filterValues": {"le": 1e-9},  # empty buckets stay blank
+                "legend": {"show": True},
+                "rowsFrame": {"layout": "auto"},
+                "tooltip": {"mode": "single", "yHistogram": True, "showColorScale": False},
+                "yAxis": {"axisPlacement": "left", "reverse": False, "unit": self.unit,
+                          "decimals": 0},
+                "showValue": "never",
+            },
+            "fieldConfig": {"defaults": {"custom": {
+                "hideFrom": {"legend": False, "tooltip": False, "viz": False},
+                "scaleDistribution": {"type": "linear"},
+            }}, "overrides": []},
+        })
 
 
 class Grid:

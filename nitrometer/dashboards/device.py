@@ -8,18 +8,26 @@ from nitrometer import metrics as m
 from nitrometer.dashboards.common import (
     DATASOURCE,
     Grid,
+    Heatmap,
     dashboard,
     datasource_variable,
     query_variable,
     targets,
 )
+from nitrometer.dashboards.rules import NEAR_LIMIT_SHARE
 
 UID = "nitrometer-device"
 SEL = 'instance=~"$instance", kind=~"$kind", device=~"$device"'
 HOST_SEL = 'instance=~"$instance"'
+KIND_SEL = 'instance=~"$instance", kind=~"$kind"'  # instance limits cover every device
 BY_DEVICE = "instance, device"
 RATE = "[$__rate_interval]"
 WHO = "{{instance}} {{device}}"
+KINDS = {"ebs": "EBS", "instance_store": "Instance store"}
+# "% of limit" panels: orange from the near-limit alert's share, red at the limit.
+LIMIT_STEPS = [{"color": "green", "value": None},
+               {"color": "orange", "value": NEAR_LIMIT_SHARE},
+               {"color": "red", "value": 1.0}]
 
 
 def _rate(metric: str, extra: str = "") -> str:
@@ -37,19 +45,99 @@ def _series(title: str, description: str, specs, unit: str, **kw) -> g.TimeSerie
                         tooltipMode="multi", **kw)
 
 
-def _heatmap(op: str) -> g.Heatmap:
+def _heatmap(title: str, description: str, histogram: str, selector: str) -> Heatmap:
     # A rate, not increase over $__interval: that window can hold a single scrape and be empty.
-    expr = f"sum by (le) (rate({m.LATENCY}_bucket{{{SEL}, op=\"{op}\"}}{RATE}))"
-    panel = g.Heatmap(
-        title=f"{op.capitalize()} latency distribution",
-        description=f"{op.capitalize()}s per second completing in each latency bucket; a band "
-                    "creeping upward or a second band appearing means queueing or throttling.",
+    expr = f"sum by (le) (rate({histogram}_bucket{{{selector}}}{RATE}))"
+    return Heatmap(
+        title=title, description=description, unit="s", cell_unit="iops", maxDataPoints=60,
         targets=[g.Target(expr=expr, legendFormat="{{le}}", refId="A", format="heatmap",
                           datasource=DATASOURCE, intervalFactor=1)],
-        dataFormat="tsbuckets", hideZeroBuckets=True,
-        yAxis=g.YAxis(format="s", decimals=0), maxDataPoints=60,
     )
-    return panel
+
+
+def _latency_heatmaps(grid: Grid) -> None:
+    """One heatmap per kind and op: EBS and instance-store latencies are never summed."""
+    for kind, name in KINDS.items():
+        for op in m.OPS:
+            grid.add(_heatmap(
+                f"{name} {op} latency distribution",
+                f"{op.capitalize()}s per second of the selected {name} devices completing in "
+                "each latency bucket; a band creeping upward or a second band appearing "
+                "means queueing or throttling.",
+                m.LATENCY, f'{SEL}, kind="{kind}", op="{op}"'), w=6)
+    for op in m.OPS:
+        panel = _heatmap(
+            f"Instance store {op} latency, IO size $io_size",
+            f"{op.capitalize()}s per second of one IO-size band (instance store only) "
+            "completing in each latency bucket, one panel per band: large IOs slowing small "
+            "ones shows as the small bands' cells moving up with the large.",
+            m.IO_SIZE_LATENCY,
+            f'{SEL}, kind="instance_store", op="{op}", io_size=~"$io_size"')
+        panel.repeat = g.Repeat(direction="h", variable="io_size", maxPerRow=5)
+        grid.add(panel, w=24)
+
+
+def _share_of_limit(title: str, description: str, specs) -> g.TimeSeries:
+    return _series(title, description, specs, "percentunit", valueMin=0,
+                   thresholdsStyleMode="line", thresholds=LIMIT_STEPS)
+
+
+def _headroom(grid: Grid) -> None:
+    """Demand as a share of the limit it runs under: how much room is left before EC2 holds
+    IO back."""
+    grid.row("Headroom: how close to the limit")
+    volume = {"iops": ((m.READ_OPS, m.WRITE_OPS), m.VOLUME_IOPS_LIMIT, "IOPS"),
+              "throughput": ((m.READ_BYTES, m.WRITE_BYTES), m.VOLUME_THROUGHPUT_LIMIT,
+                             "throughput")}
+    for counters, gauge, name in volume.values():
+        demand = " + ".join(_rate(c) for c in counters)
+        grid.add(_share_of_limit(
+            f"Volume {name}, % of provisioned",
+            f"Reads and writes together as a share of each EBS volume's provisioned {name}; "
+            f"above {NEAR_LIMIT_SHARE:.0%} for long the near-limit alert fires, at 100 % EC2 "
+            "holds IO back (see Time over a limit).",
+            [(f"({demand}) / on ({BY_DEVICE}) max by ({BY_DEVICE}) ({gauge}{{{SEL}}} > 0)",
+              WHO)]), w=6)
+    instance = {"IOPS": ({"read": m.READ_OPS, "write": m.WRITE_OPS}, m.INSTANCE_IOPS_LIMIT),
+                "throughput": ({"read": m.READ_BYTES, "write": m.WRITE_BYTES},
+                               m.INSTANCE_THROUGHPUT_LIMIT)}
+    for name, (counters, gauge) in instance.items():
+        specs = [(f"sum by (instance, kind) (rate({counter}{{{KIND_SEL}}}{RATE})) / on "
+                  f"(instance, kind) max by (instance, kind) "
+                  f"({gauge}{{{KIND_SEL}, op=\"{op}\"}} > 0)",
+                  f"{op} {{{{kind}}}} {{{{instance}}}}")
+                 for op, counter in counters.items()]
+        grid.add(_share_of_limit(
+            f"Instance {name}, % of the instance limit",
+            f"All of the instance's devices of a kind together, per op, as a share of the "
+            f"instance type's {name} limit for that kind (EBS and instance store have "
+            "separate limits); not narrowed by the device selection, since the limit is "
+            "shared.", specs), w=6)
+
+
+def _health(grid: Grid) -> None:
+    grid.row("Device health")
+    grid.add(_series(
+        "Read errors by reason", "Failed reads of each device's statistics per second, by "
+        "reason; the device's numbers have a gap while they last.",
+        [(f"sum by (instance, device, reason) (rate({m.DEVICE_ERRORS}{{{HOST_SEL}, "
+          f"device=~\"$device\"}}{RATE}))", "{{reason}} {{instance}} {{device}}")],
+        "short", valueMin=0), w=8)
+    grid.add(_series(
+        "Device up", "1 while the agent reads the device, 0 while its reads fail; a device "
+        "that is gone (detached) has no line.",
+        [(f"min by ({BY_DEVICE}) ({m.DEVICE_UP}{{{SEL}}})", WHO)], "none", valueMin=0), w=8)
+    grid.add(_series(
+        "Counter resets, glitches and layout changes", "Breaks in a device's counters in the "
+        "window: a reset (counters went back), a glitch (one field went back while the "
+        "others grew) or a new layout (bins or bands changed); the agent starts a new "
+        "baseline, so the interval around one is not counted.",
+        [(f"sum by ({BY_DEVICE}) (increase({m.COUNTER_RESETS}{{{SEL}}}{RATE}))",
+          f"reset {WHO}"),
+         (f"sum by ({BY_DEVICE}, field) (increase({m.GLITCHES}{{{SEL}}}{RATE}))",
+          f"glitch {{{{field}}}} {WHO}"),
+         (f"sum by ({BY_DEVICE}) (increase({m.LAYOUT_CHANGES}{{{SEL}}}{RATE}))",
+          f"layout {WHO}")], "short", valueMin=0), w=8)
 
 
 def build() -> g.Dashboard:
@@ -77,8 +165,7 @@ def build() -> g.Dashboard:
             "p99.9 far above p50 means tail latency from queueing or throttling.",
             [(_quantile(q, m.LATENCY, op), f"p{label} {WHO}")
              for q, label in ((0.5, "50"), (0.99, "99"), (0.999, "99.9"))], "s"), w=8)
-    for op in m.OPS:
-        grid.add(_heatmap(op))
+    _latency_heatmaps(grid)
     for op in m.OPS:
         grid.add(_series(
             f"{op.capitalize()} p99 by IO size",
@@ -86,6 +173,8 @@ def build() -> g.Dashboard:
             "small ones shows as the small bands rising with the large.",
             [(_quantile(0.99, m.IO_SIZE_LATENCY, op, f"{BY_DEVICE}, io_size"),
               f"{{{{io_size}}}} {WHO}")], "s"))
+
+    _headroom(grid)
 
     grid.row("Limits and queueing")
     grid.add(_series(
@@ -130,6 +219,8 @@ def build() -> g.Dashboard:
         [(f"max by ({BY_DEVICE}, op, quantile) ({m.PEAK_LATENCY}{{{SEL}}})",
           f"{{{{op}}}} q{{{{quantile}}}} {WHO}")], "s"), w=8)
 
+    _health(grid)
+
     grid.row("Host and agent")
     grid.add(_series(
         "Host CPU", "CPU busy and iowait share in the last second; a busy host can look like "
@@ -138,12 +229,13 @@ def build() -> g.Dashboard:
          (f"max by (instance) ({m.HOST_CPU_IOWAIT}{{{HOST_SEL}}})", "iowait {{instance}}")],
         "percentunit", valueMin=0))
     grid.add(_series(
-        "Device health", "Whether each device was read (1 up, 0 down), failed reads and counter "
-        "resets per second; errors or resets mean gaps or restarts in this device's numbers.",
-        [(f"sum by (instance, device, reason) (rate({m.DEVICE_ERRORS}{{{HOST_SEL}, "
-          f"device=~\"$device\"}}{RATE}))", "{{reason}} {{instance}} {{device}}"),
-         (_rate(m.COUNTER_RESETS), f"reset {WHO}"),
-         (f"min by ({BY_DEVICE}) ({m.DEVICE_UP}{{{SEL}}})", f"up {WHO}")], "short"))
+        "Failed ticks and overruns", "Per agent: ticks that raised an error (logged; sampling "
+        "goes on) and ticks skipped because a poll missed its 1 s deadline; either means "
+        "gaps in every device's 1-second data.",
+        [(f"sum by (instance) (increase({m.TICK_ERRORS}{{{HOST_SEL}}}{RATE}))",
+          "failed {{instance}}"),
+         (f"sum by (instance) (increase({m.POLL_OVERRUNS}{{{HOST_SEL}}}{RATE}))",
+          "overruns {{instance}}")], "short", valueMin=0))
 
     variables = [
         datasource_variable(),
@@ -151,6 +243,8 @@ def build() -> g.Dashboard:
         query_variable("kind", "Kind", m.READ_OPS, "kind", 'instance=~"$instance"'),
         query_variable("device", "Device", m.READ_OPS, "device",
                        'instance=~"$instance", kind=~"$kind"'),
+        query_variable("io_size", "IO size", f"{m.IO_SIZE_LATENCY}_count", "io_size",
+                       'instance=~"$instance"'),
     ]
     # An episode shows while the 0/1 gauge is up, or as a point when one ended between scrapes.
     episodes = (

@@ -15,6 +15,7 @@ from nitrometer.dashboards.common import (
     custom_variable,
     dashboard,
     datasource_variable,
+    info_join,
     query_variable,
     targets,
 )
@@ -49,6 +50,37 @@ def _series(title: str, description: str, specs, unit: str) -> g.TimeSeries:
                         tooltipMode="multi")
 
 
+def _headroom(grid: Grid) -> None:
+    """Who is about to run out of room: the highest 5-minute share of a limit in the range."""
+    grid.row("Headroom: closest to their limits")
+    closest = "topk($k, {})"
+    peak = f"max_over_time({{}}{RANGE})"
+    grid.add(_table(
+        "Volumes closest to their provisioned limits", "The $k EBS volumes whose demand came "
+        "closest to their provisioned IOPS or throughput (highest 5-minute share in the "
+        f"range; 1 = at the limit, above {r.NEAR_LIMIT_SHARE:.0%} for "
+        f"{r.NEAR_LIMIT_MINUTES} minutes alerts): raise these before they are held back.",
+        [(closest.format(info_join(peak.format(r.VOLUME_UTILISATION), "instance_type",
+                                   "$__range", SEL)), "")], "percentunit"))
+    grid.add(_table(
+        "Instances closest to their instance limits", "The $k instances whose devices of a "
+        "kind together came closest to the instance type's IOPS or throughput limit for "
+        "that kind and op (highest 5-minute share in the range): candidates for a larger "
+        "type before any single volume is full.",
+        [(closest.format(info_join(peak.format(r.INSTANCE_UTILISATION), "instance_type",
+                                   "$__range", SEL)), "")], "percentunit"))
+    grid.add(_series(
+        "Closest to a limit by instance type", "The highest share of a limit any volume or "
+        "instance of each type is at, over time: a type that keeps climbing toward 1 is "
+        "running out of room.",
+        [(f"max by (instance_type, limit) "
+          f"({info_join(r.VOLUME_UTILISATION, 'instance_type', '1h', SEL)})",
+          "volume {{limit}} {{instance_type}}"),
+         (f"max by (instance_type, limit) "
+          f"({info_join(r.INSTANCE_UTILISATION, 'instance_type', '1h', SEL)})",
+          "instance {{limit}} {{instance_type}}")], "percentunit"), w=24)
+
+
 def build() -> g.Dashboard:
     grid = Grid()
     exceeded_instance = r.INSTANCE_RATES[m.EXCEEDED_INTERVALS]
@@ -72,6 +104,8 @@ def build() -> g.Dashboard:
         "Time over a limit by family", "Device-seconds over a limit per instance family in "
         "the range: a family that is always throttled may suit a storage-optimized one.",
         [(_seconds_in_range(exceeded_instance, "family"), "{{family}}")], "s"))
+
+    _headroom(grid)
 
     grid.row("Latency by instance type")
     p99 = f'quantile="0.99", {SEL}'

@@ -43,6 +43,14 @@ TYPE_LATENCY_BUCKETS = f"instance_type_op:{m.LATENCY}_bucket:rate{WINDOW}"
 TYPE_LATENCY_QUANTILE = f"instance_type_op:{m.LATENCY}:quantile_rate{WINDOW}"
 TYPE_EXCEEDED_ANY = f"instance_type:{_base(m.EXCEEDED_INTERVALS)}:rate{WINDOW}"
 
+# Headroom: demand as a share of the limit it runs under (1 = at the limit), with a `limit`
+# label (iops, throughput). An EBS volume against its provisioned IOPS and throughput...
+VOLUME_UTILISATION = f"instance_device:ec2_nvme_volume_limit:ratio_rate{WINDOW}"
+# ...and all of an instance's devices of a kind, per op, against the instance's limit.
+INSTANCE_UTILISATION = f"instance_kind_op:ec2_nvme_instance_limit:ratio_rate{WINDOW}"
+NEAR_LIMIT_SHARE = 0.8  # the near-limit alerts fire above this share...
+NEAR_LIMIT_MINUTES = 15  # ...sustained this long
+
 
 # The measured NIH reduction (nitrometer.dashboards.nih) over a rolling hour, per comparison
 # group (job) and for the fleet, with a normal interval from the per-host spread. The fleet
@@ -144,7 +152,52 @@ def recording_rules() -> dict:
         {"name": "nitrometer-device", "rules": device},
         {"name": "nitrometer-fleet", "rules": instance + fleet},
         nih_rules(),
+        headroom_recording_group(),
     ]}
+
+
+def _per_second(metric: str, by: str) -> str:
+    return f"sum by ({by}) (rate({metric}[{WINDOW}]))"
+
+
+def _limit(gauge: str, by: str, selector: str = "") -> str:
+    """The limit gauge per `by`; a limit of 0 (unknown) gives no ratio rather than +Inf."""
+    series = f"{gauge}{{{selector}}}" if selector else gauge
+    return f"max by ({by}) ({series} > 0)"
+
+
+def headroom_recording_group() -> dict:
+    """How close each volume, and each instance per kind and op, runs to its limits."""
+    volume = {
+        "iops": ((m.READ_OPS, m.WRITE_OPS), m.VOLUME_IOPS_LIMIT),
+        "throughput": ((m.READ_BYTES, m.WRITE_BYTES), m.VOLUME_THROUGHPUT_LIMIT),
+    }
+    rules = []
+    for limit, (counters, gauge) in volume.items():
+        demand = " + ".join(_per_second(counter, DEVICE_KEY) for counter in counters)
+        rules.append({"record": VOLUME_UTILISATION,
+                      "expr": f"({demand}) / on ({DEVICE_KEY}) {_limit(gauge, DEVICE_KEY)}",
+                      "labels": {"limit": limit}})
+    by_kind = f"{TARGET}, kind"
+    instance = {
+        "iops": ({"read": m.READ_OPS, "write": m.WRITE_OPS}, m.INSTANCE_IOPS_LIMIT),
+        "throughput": ({"read": m.READ_BYTES, "write": m.WRITE_BYTES},
+                       m.INSTANCE_THROUGHPUT_LIMIT),
+    }
+    for limit, (counters, gauge) in instance.items():
+        for op, counter in counters.items():
+            selector = f'op="{op}"'
+            rules.append({"record": INSTANCE_UTILISATION,
+                          "expr": f"{_per_second(counter, by_kind)} / on ({by_kind}) "
+                                  f"{_limit(gauge, by_kind, selector)}",
+                          "labels": {"op": op, "limit": limit}})
+        # A limit for reads and writes together (the instance's EBS limits): op="total".
+        both = " + ".join(_per_second(counter, by_kind) for counter in counters.values())
+        total = _limit(gauge, by_kind, 'op="total"')
+        rules.append({"record": INSTANCE_UTILISATION,
+                      "expr": f"({both}) / on ({by_kind}) {total}",
+                      "labels": {"op": "total", "limit": limit}})
+    return {"name": "nitrometer-headroom", "rules": rules}
 
 
 def alerting_rules(p99_threshold: float = P99_THRESHOLD_SECONDS,
@@ -200,7 +253,48 @@ def alerting_rules(p99_threshold: float = P99_THRESHOLD_SECONDS,
             },
         },
     ]
-    return {"groups": [{"name": "nitrometer-alerts", "rules": rules}]}
+    return {"groups": [{"name": "nitrometer-alerts", "rules": rules},
+                       headroom_alerting_group()]}
+
+
+def headroom_alerting_group(share: float = NEAR_LIMIT_SHARE) -> dict:
+    """Warnings while there is still headroom: sustained demand close to a limit."""
+    near = f"{share:g}"
+    percent = f"{share:.0%}"
+    rules = [
+        {
+            "alert": "NitrometerVolumeNearLimit",
+            "expr": f"{VOLUME_UTILISATION} > {near}",
+            "for": f"{NEAR_LIMIT_MINUTES}m",
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": "{{ $labels.device }} on {{ $labels.instance }} at "
+                           "{{ $value | humanizePercentage }} of its provisioned "
+                           "{{ $labels.limit }}",
+                "description": f"The volume has run above {percent} of its provisioned "
+                               f"{{{{ $labels.limit }}}} for {NEAR_LIMIT_MINUTES} minutes: "
+                               "raise the provisioned "
+                               "{{ $labels.limit }} before EC2 starts holding IO back.",
+            },
+        },
+        {
+            "alert": "NitrometerInstanceNearLimit",
+            "expr": f"{INSTANCE_UTILISATION} > {near}",
+            "for": f"{NEAR_LIMIT_MINUTES}m",
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": "{{ $labels.instance }} at {{ $value | humanizePercentage }} of "
+                           "its instance {{ $labels.kind }} {{ $labels.op }} "
+                           "{{ $labels.limit }} limit",
+                "description": f"All {{{{ $labels.kind }}}} devices of this instance "
+                               f"together have run above {percent} of the instance's "
+                               f"{{{{ $labels.op }}}} {{{{ $labels.limit }}}} limit for "
+                               f"{NEAR_LIMIT_MINUTES} minutes: a larger instance type "
+                               "raises it.",
+            },
+        },
+    ]
+    return {"name": "nitrometer-headroom-alerts", "rules": rules}
 
 
 def to_yaml(rules: dict) -> str:

@@ -3,29 +3,71 @@
 No timing is asserted: figures from a shared machine are not test material.
 """
 
+from __future__ import annotations
+
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from benchmarks.common import Section
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_quick_core_run_writes_the_report(tmp_path):
+def run_benchmarks(tmp_path, *names):
     out = tmp_path / "BENCHMARKS.md"
-    done = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--only", "core",
-                           "--out", str(out), "--cache", str(tmp_path / "cache")],
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--only",
+                           ",".join(names), "--out", str(out), "--cache",
+                           str(tmp_path / "cache")],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    report = out.read_text()
+    return out.read_text()
+
+
+def test_quick_core_run_writes_the_report(tmp_path):
+    report = run_benchmarks(tmp_path, "core")
     for heading in ("# Benchmarks", "## Machine", "## Targets",
                     "## 1. One device sample: C core, pure Python, nvme-cli JSON"):
         assert f"\n{heading}\n" in f"\n{report}", heading
     assert "| Python | CPython" in report or "| Python | " in report
-    assert "C core vs pure Python (instance_store)" in report
+    assert "| measurement | target | measured | samples | met |" in report
+    # Each target says what it rests on: the quick run's 3 rounds.
+    row = next(line for line in report.splitlines()
+               if line.startswith("| C core vs pure Python (instance_store)"))
+    assert "| 3 interleaved rounds |" in row
     for path in ("C core (native.py)", "pure Python", "nvme-cli JSON + Python"):
         assert f"| instance_store | {path} |" in report
-    # Only what was asked for runs.
+    # Only what was asked for runs, and nothing but the run is in the report.
     assert "## 3." not in report and "## 6." not in report
+    assert "Why targets are missed" not in report
+
+
+def test_a_target_with_too_few_samples_is_not_judged():
+    section = Section("x")
+    section.target("p99", "< 20 ms", "4.00 ms", True, "12 ticks", count=12, minimum=300)
+    section.target("median", "< 25 ms", "9.00 ms", True, "30 scrapes", count=30, minimum=30)
+    few, enough = section.targets
+    assert few.met is None and "not judged: 12 samples, needs 300" in few.measured
+    assert enough.met is True and "not judged" not in enough.measured
+
+
+@pytest.mark.slow
+def test_quick_node_exporter_run_reports_both_exporters_and_ratios(tmp_path):
+    report = run_benchmarks(tmp_path, "node_exporter")
+    section = report.split("## 8. Beside node_exporter", 1)[1]
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in section.splitlines()
+            if line.startswith("| node_exporter |") or line.startswith("| nitrometer, ")}
+    assert {"node_exporter", "nitrometer, 8 fake-ioctl devices",
+            "nitrometer, 32 fake-ioctl devices"} <= set(rows)
+    # CPU, intervals, RSS median and max, RSS samples, scrapes: all measured, none empty.
+    cells = rows["node_exporter"].strip("| ").split(" | ")
+    assert re.fullmatch(r"\d+\.\d\d %", cells[1]) and int(cells[2]) >= 5
+    assert cells[3].endswith("MiB") and int(cells[5]) == int(cells[2]) + 1
+    assert re.search(r"\| nitrometer, 32 fake-ioctl devices \| [\d.,]+x \| [\d.,]+x \|", section)
+    assert re.search(r"default collectors \(\d+ ran", section)
 
 
 def test_unknown_benchmark_is_one_line(tmp_path):

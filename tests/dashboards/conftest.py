@@ -1,5 +1,6 @@
 """A demo fleet for the live tests: two simulated agents (x86 and Graviton) and a real
-Prometheus on 127.0.0.1 scraping them every second with the generated rules loaded."""
+Prometheus on 127.0.0.1 scraping them every second with the generated rules loaded, plus
+the headroom limit gauges the agents do not export themselves (tests.dashboards.limits)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from nitrometer.dashboards import cli
+from tests.dashboards.limits import JOB, LimitsServer
 from tests.support.prometheus import PrometheusServer, free_port
 
 AGENTS = {"x86": "simulate:i3en.xlarge:mixed:gp3", "graviton": "simulate:im4gn.xlarge:mixed:gp3"}
@@ -24,13 +26,19 @@ class Fleet:
     prom: PrometheusServer
     started: float  # when Prometheus began scraping
     targets: dict[str, str]  # AGENTS key -> host:port
+    limits: LimitsServer
 
 
 def start_agent(source: str, port: int, log: Path) -> subprocess.Popen:
-    process = subprocess.Popen(
+    return start_agent_process(
         [sys.executable, "-m", "nitrometer", "run", "--source", source,
-         "--web.listen-address", f"127.0.0.1:{port}", "--poll.interval", "1s"],
-        stdout=log.open("wb"), stderr=subprocess.STDOUT)
+         "--web.listen-address", f"127.0.0.1:{port}", "--poll.interval", "1s"], port, log)
+
+
+def start_agent_process(argv: list[str], port: int, log: Path, env=None) -> subprocess.Popen:
+    """Starts an agent and waits until it serves /metrics on 127.0.0.1:port."""
+    process = subprocess.Popen(argv, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
+    source = " ".join(argv[3:])
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -59,13 +67,18 @@ def fleet(tmp_path_factory):
             port = free_port()
             agents.append(start_agent(source, port, tmp / f"agent-{name}.log"))
             targets[name] = f"127.0.0.1:{port}"
-        with PrometheusServer(tmp, targets=list(targets.values()), scrape_interval="1s",
-                              rule_files=rule_files) as prom:
+        with LimitsServer(list(targets.values())) as limits, PrometheusServer(
+                tmp, scrape_interval="1s", rule_files=rule_files, scrape_configs=[
+                    {"job_name": JOB, "static_configs": [{"targets": list(targets.values())}]},
+                    # Its series carry the agents' instance and job labels: keep them.
+                    {"job_name": "limits", "honor_labels": True,
+                     "static_configs": [{"targets": [limits.target]}]},
+                ]) as prom:
             started = time.time()
-            prom.wait_for("count(up == 1) == 2", timeout=30)
+            prom.wait_for("count(up == 1) == 3", timeout=30)
             # Enough seconds that rates, increases and recorded series all have data.
             prom.wait_for(f"min(count_over_time(up[5m])) >= {SECONDS_OF_DATA}", timeout=60)
-            yield Fleet(prom, started, targets)
+            yield Fleet(prom, started, targets, limits)
     finally:
         for process in agents:
             process.terminate()

@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from nitrometer import metrics as m
-from nitrometer.dashboards import device, fleet, savings
+from nitrometer.dashboards import device, fleet, rules, savings
 from tests.dashboards import grafana
 
 DASHBOARDS = grafana.dashboards()
@@ -45,7 +45,7 @@ def test_every_referenced_variable_exists(path):
     dash = DASHBOARDS[path]
     defined = grafana.variable_names(dash) | grafana.BUILTINS
     texts = [q["expr"] for _, q in grafana.all_queries(dash)]
-    texts += [p["title"] + p["description"] for p in grafana.data_panels(dash)]
+    texts += [p["title"] + " " + p["description"] for p in grafana.data_panels(dash)]
     texts += [v["query"] for v in dash["templating"]["list"] if isinstance(v["query"], str)]
     for text in texts:
         assert grafana.referenced(text) <= defined, text
@@ -95,3 +95,65 @@ def test_device_dashboard_marks_exceeded_episodes():
     annotation = next(a for a in dash["annotations"]["list"] if "expr" in a)
     assert m.EXCEEDED_NOW in annotation["expr"] and m.EXCEEDED_EPISODES in annotation["expr"]
     assert grafana.variable_names(dash) >= {"datasource", "instance", "device", "kind"}
+
+
+def test_heatmaps_are_the_current_panel_one_per_kind():
+    dash = DASHBOARDS["dashboards/nitrometer-device.json"]
+    heatmaps = [p for p in grafana.data_panels(dash) if p["type"] == "heatmap"]
+    kinds = {}
+    for panel in heatmaps:
+        options = panel["options"]
+        # The current panel over Prometheus buckets, not the legacy Angular one.
+        assert options["calculate"] is False and "yAxis" in options and "cellValues" in options
+        assert options["yAxis"]["unit"] == "s" and "dataFormat" not in panel
+        (query,) = panel["targets"]
+        assert query["format"] == "heatmap" and query["expr"].startswith("sum by (le) (")
+        # EBS and instance-store buckets never land in one panel.
+        pinned = [k for k in ("ebs", "instance_store") if f'kind="{k}"' in query["expr"]]
+        assert len(pinned) == 1, panel["title"]
+        histogram = m.IO_SIZE_LATENCY if m.IO_SIZE_LATENCY in query["expr"] else m.LATENCY
+        kinds.setdefault(histogram, set()).add(pinned[0])
+    assert kinds == {m.LATENCY: {"ebs", "instance_store"}, m.IO_SIZE_LATENCY: {"instance_store"}}
+    # One IO-size heatmap per band and op: repeated over the io_size variable.
+    bands = [p for p in heatmaps if m.IO_SIZE_LATENCY in p["targets"][0]["expr"]]
+    assert len(bands) == 2 and all(p["repeat"] == "io_size" for p in bands)
+
+
+def test_device_health_panels_each_mean_one_thing():
+    dash = DASHBOARDS["dashboards/nitrometer-device.json"]
+    panels = {p["title"]: " ".join(t["expr"] for t in p["targets"])
+              for p in grafana.data_panels(dash)}
+    assert "Device health" not in panels
+    where = {name: [title for title, exprs in panels.items() if name in exprs]
+             for name in (m.DEVICE_ERRORS, m.DEVICE_UP, m.COUNTER_RESETS, m.GLITCHES,
+                          m.LAYOUT_CHANGES, m.TICK_ERRORS)}
+    assert where[m.DEVICE_ERRORS] == ["Read errors by reason"]
+    assert where[m.DEVICE_UP] == ["Device up"]
+    breaks = "Counter resets, glitches and layout changes"
+    assert where[m.COUNTER_RESETS] == where[m.GLITCHES] == where[m.LAYOUT_CHANGES] == [breaks]
+    assert where[m.TICK_ERRORS] == ["Failed ticks and overruns"]
+
+
+def test_headroom_panels_divide_by_the_limit_gauges():
+    device_dash = DASHBOARDS["dashboards/nitrometer-device.json"]
+    shares = {p["title"]: p for p in grafana.data_panels(device_dash)
+              if "% of" in p["title"]}
+    gauges = {"Volume IOPS, % of provisioned": m.VOLUME_IOPS_LIMIT,
+              "Volume throughput, % of provisioned": m.VOLUME_THROUGHPUT_LIMIT,
+              "Instance IOPS, % of the instance limit": m.INSTANCE_IOPS_LIMIT,
+              "Instance throughput, % of the instance limit": m.INSTANCE_THROUGHPUT_LIMIT}
+    assert set(shares) == set(gauges)
+    for title, gauge in gauges.items():
+        panel = shares[title]
+        assert panel["fieldConfig"]["defaults"]["unit"] == "percentunit"
+        assert all(gauge in t["expr"] and "> 0" in t["expr"] for t in panel["targets"])
+    # The instance shares are per op, over every device of the kind: no device filter.
+    for title in ("Instance IOPS, % of the instance limit",
+                  "Instance throughput, % of the instance limit"):
+        exprs = [t["expr"] for t in shares[title]["targets"]]
+        assert [('op="read"' in e, 'op="write"' in e) for e in exprs] == [(True, False),
+                                                                           (False, True)]
+        assert not any("$device" in e for e in exprs)
+    fleet_dash = DASHBOARDS["dashboards/nitrometer-fleet.json"]
+    exprs = " ".join(q["expr"] for _, q in grafana.all_queries(fleet_dash))
+    assert rules.VOLUME_UTILISATION in exprs and rules.INSTANCE_UTILISATION in exprs
