@@ -98,21 +98,29 @@ def _headroom(grid: Grid) -> None:
             "holds IO back (see Time over a limit).",
             [(f"({demand}) / on ({BY_DEVICE}) max by ({BY_DEVICE}) ({gauge}{{{SEL}}} > 0)",
               WHO)]), w=6)
-    instance = {"IOPS": ({"read": m.READ_OPS, "write": m.WRITE_OPS}, m.INSTANCE_IOPS_LIMIT),
+    # Published per op: instance-store IOPS; for reads and writes together: EBS IOPS and
+    # throughput (the guide gives no instance-store throughput).
+    instance = {"IOPS": ({"read": m.READ_OPS, "write": m.WRITE_OPS}, m.INSTANCE_IOPS_LIMIT,
+                         True),
                 "throughput": ({"read": m.READ_BYTES, "write": m.WRITE_BYTES},
-                               m.INSTANCE_THROUGHPUT_LIMIT)}
-    for name, (counters, gauge) in instance.items():
+                               m.INSTANCE_THROUGHPUT_LIMIT, False)}
+    for name, (counters, gauge, per_op) in instance.items():
         specs = [(f"sum by (instance, kind) (rate({counter}{{{KIND_SEL}}}{RATE})) / on "
                   f"(instance, kind) max by (instance, kind) "
                   f"({gauge}{{{KIND_SEL}, op=\"{op}\"}} > 0)",
                   f"{op} {{{{kind}}}} {{{{instance}}}}")
-                 for op, counter in counters.items()]
+                 for op, counter in counters.items()] if per_op else []
+        both = " + ".join(f"sum by (instance, kind) (rate({c}{{{KIND_SEL}}}{RATE}))"
+                          for c in counters.values())
+        specs.append((f"({both}) / on (instance, kind) max by (instance, kind) "
+                      f"({gauge}{{{KIND_SEL}, op=\"total\"}} > 0)",
+                      "total {{kind}} {{instance}}"))
         grid.add(_share_of_limit(
             f"Instance {name}, % of the instance limit",
-            f"All of the instance's devices of a kind together, per op, as a share of the "
-            f"instance type's {name} limit for that kind (EBS and instance store have "
-            "separate limits); not narrowed by the device selection, since the limit is "
-            "shared.", specs), w=6)
+            f"All of the instance's devices of a kind together as a share of the instance "
+            f"type's {name} limit for that kind, as the EC2 guide publishes it: per op for "
+            "instance store, reads and writes together (total) for EBS; not narrowed by the "
+            "device selection, since the limit is shared.", specs), w=6)
 
 
 def _health(grid: Grid) -> None:

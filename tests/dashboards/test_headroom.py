@@ -8,20 +8,31 @@ import time
 import urllib.request
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from nitrometer import metrics as m
 from nitrometer.dashboards import rules as r
 from tests.dashboards import grafana
 from tests.dashboards.limits import devices
 
+LIMIT_OF = {m.INSTANCE_IOPS_LIMIT: "iops", m.INSTANCE_THROUGHPUT_LIMIT: "throughput"}
+
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 
 
-def agent_devices(fleet) -> dict[str, list[dict]]:
+def agent_devices(fleet) -> dict[str, tuple[list[dict], set]]:
+    """Per agent: its devices, and the (kind, op, limit) of the instance limits it exports."""
     found = {}
     for target in fleet.targets.values():
         with urllib.request.urlopen(f"http://{target}/metrics", timeout=10) as resp:
-            found[target] = devices(resp.read().decode())
+            text = resp.read().decode()
+        limits = set()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name in LIMIT_OF and sample.value > 0:
+                    limits.add((sample.labels["kind"], sample.labels["op"],
+                                LIMIT_OF[sample.name]))
+        found[target] = (devices(text), limits)
     return found
 
 
@@ -33,12 +44,16 @@ def test_a_share_per_ebs_volume_and_per_instance_kind_and_op(fleet):
     instances = {(s["metric"]["instance"], s["metric"]["kind"], s["metric"]["op"],
                   s["metric"]["limit"]) for s in fleet.prom.query(r.INSTANCE_UTILISATION)}
     want_volumes, want_instances = set(), set()
-    for target, devs in agent_devices(fleet).items():
+    for target, (devs, limits) in agent_devices(fleet).items():
         want_volumes |= {(target, d["device"], limit) for d in devs if d["kind"] == "ebs"
                          for limit in m.LIMITS}
-        want_instances |= {(target, d["kind"], op, limit) for d in devs
-                           for op in m.OPS for limit in m.LIMITS}
+        kinds = {d["kind"] for d in devs}
+        want_instances |= {(target, kind, op, limit) for kind, op, limit in limits
+                           if kind in kinds}
     assert want_volumes and volumes == want_volumes  # instance-store disks have no such limit
+    # Instance store: reads and writes each against their own limit; EBS: both together.
+    assert {(kind, op) for _t, kind, op, _l in want_instances} >= {
+        ("instance_store", "read"), ("instance_store", "write"), ("ebs", "total")}
     assert instances == want_instances
 
 
@@ -55,10 +70,15 @@ def _at_the_rules_time(fleet, record: str, direct: str, on: str) -> tuple[list, 
      f"(sum by ({r.DEVICE_KEY}) (rate({m.READ_OPS}[5m])) + sum by ({r.DEVICE_KEY}) "
      f"(rate({m.WRITE_OPS}[5m]))) / on ({r.DEVICE_KEY}) max by ({r.DEVICE_KEY}) "
      f"({m.VOLUME_IOPS_LIMIT})", r.DEVICE_KEY),
-    (f'{r.INSTANCE_UTILISATION}{{kind="instance_store", op="read", limit="throughput"}}',
-     f"sum by (instance, job, kind) (rate({m.READ_BYTES}{{kind=\"instance_store\"}}[5m])) / "
+    (f'{r.INSTANCE_UTILISATION}{{kind="instance_store", op="read", limit="iops"}}',
+     f"sum by (instance, job, kind) (rate({m.READ_OPS}{{kind=\"instance_store\"}}[5m])) / "
      f"on (instance, job, kind) max by (instance, job, kind) "
-     f"({m.INSTANCE_THROUGHPUT_LIMIT}{{op=\"read\"}})", "instance, job, kind"),
+     f"({m.INSTANCE_IOPS_LIMIT}{{op=\"read\"}})", "instance, job, kind"),
+    (f'{r.INSTANCE_UTILISATION}{{kind="ebs", op="total", limit="throughput"}}',
+     f"(sum by (instance, job, kind) (rate({m.READ_BYTES}{{kind=\"ebs\"}}[5m])) + "
+     f"sum by (instance, job, kind) (rate({m.WRITE_BYTES}{{kind=\"ebs\"}}[5m]))) / "
+     f"on (instance, job, kind) max by (instance, job, kind) "
+     f"({m.INSTANCE_THROUGHPUT_LIMIT}{{op=\"total\"}})", "instance, job, kind"),
 ])
 def test_recorded_share_is_demand_over_the_limit(fleet, record, direct, on):
     # A scrape committed just after the rule ran can change the direct figure: try again.

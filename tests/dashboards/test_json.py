@@ -147,12 +147,15 @@ def test_headroom_panels_divide_by_the_limit_gauges():
         panel = shares[title]
         assert panel["fieldConfig"]["defaults"]["unit"] == "percentunit"
         assert all(gauge in t["expr"] and "> 0" in t["expr"] for t in panel["targets"])
-    # The instance shares are per op, over every device of the kind: no device filter.
-    for title in ("Instance IOPS, % of the instance limit",
-                  "Instance throughput, % of the instance limit"):
+    # The instance shares are over every device of the kind (no device filter): per op
+    # where the limit is published per op (instance-store IOPS), else reads and writes
+    # together against the total.
+    ops = {"Instance IOPS, % of the instance limit": ["read", "write", "total"],
+           "Instance throughput, % of the instance limit": ["total"]}
+    for title, expected in ops.items():
         exprs = [t["expr"] for t in shares[title]["targets"]]
-        assert [('op="read"' in e, 'op="write"' in e) for e in exprs] == [(True, False),
-                                                                           (False, True)]
+        assert [next(op for op in ("read", "write", "total") if f'op="{op}"' in e)
+                for e in exprs] == expected
         assert not any("$device" in e for e in exprs)
     fleet_dash = DASHBOARDS["dashboards/nitrometer-fleet.json"]
     exprs = " ".join(q["expr"] for _, q in grafana.all_queries(fleet_dash))
