@@ -14,6 +14,7 @@ import time
 
 from nitrometer import native
 from nitrometer.commands import devices, view
+from nitrometer.commands.headroom import Headroom, headroom_for
 from nitrometer.errors import EXIT_USAGE, ConfigError, DeviceError
 from nitrometer.logpage import EXCEEDED_COUNTERS
 from nitrometer.sampling import OPS, Interval, SourceEnded, nan_to_none
@@ -34,6 +35,9 @@ def add_view_options(parser: argparse.ArgumentParser) -> None:
                         help="JSON Lines: one object per device per interval")
     parser.add_argument("-z", "--skip-idle", action="store_true",
                         help="leave out devices with no IO and no limit exceeded in an interval")
+    parser.add_argument("--instance.type", dest="instance_type", metavar="TYPE",
+                        help="for %% of the instance's limits (default: a simulation's type, "
+                        "or the instance's own from DMI)")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -177,6 +181,7 @@ def show_intervals(engine, reporter: devices.Reporter, count: int | None, args, 
                    style) -> int:
     """Rows until COUNT, the end of a recording, or Ctrl+C; then the one-line summary."""
     wall0, t0 = engine.wall_origin, engine.clock.monotonic()
+    limits = headroom_for(args, engine) if hasattr(args, "source") else Headroom()
     seen: list[Interval] = []
     steps = 0
     try:
@@ -192,7 +197,8 @@ def show_intervals(engine, reporter: devices.Reporter, count: int | None, args, 
                 for iv in ticks:
                     write_json(interval_record(iv, wall0, t0), out)
             else:
-                out.write(view.render_tick(ticks, wall0, style, details=args.details))
+                out.write(view.render_tick(ticks, wall0, style, details=args.details,
+                                           notes=limits.lines(ticks)))
             out.flush()
     except KeyboardInterrupt:
         pass

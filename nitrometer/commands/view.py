@@ -272,13 +272,15 @@ def clock_stamp(wall0: float, offset: float) -> str:
 
 
 def render_tick(intervals: list[Interval], wall0: float, style: Style, *,
-                details: bool = False) -> str:
-    """One interval for every device: a header with the time, then each device's rows."""
+                details: bool = False, notes: list[str] = ()) -> str:
+    """One interval for every device: a header with the time, then each device's rows, then
+    the notes (how close to the limits)."""
     if not intervals:
         return ""
     lines = [interval_header(clock_stamp(wall0, intervals[0].end), style)]
     for iv in intervals:
         lines += render_interval(iv, style, details=details)
+    lines += [style.dim(note) for note in notes]
     return "\n".join(lines) + "\n\n"
 
 

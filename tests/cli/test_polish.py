@@ -92,3 +92,18 @@ def test_skip_idle_and_average_request_size():
     assert rows == ["nvme2n1"]  # the idle EBS volume is left out, the local disk shown once
     # 4 KiB reads and 32 KiB writes in LOCAL_NEXT's second.
     assert " 4.0K " in out.getvalue() and "32.0K" in out.getvalue()
+
+
+def test_interval_view_shows_how_close_to_the_limits(capsys):
+    over = ["--source", "simulate:i3en.2xlarge:over-limit:gp3", "--speed", "0"]
+    assert main(["snapshot", "1", "1", *over]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    volume = next(line for line in lines if "volume (gp3) at" in line)
+    assert volume.startswith("  nvme3n1 ") and "% of 3,000 IOPS" in volume
+    store = next(line for line in lines if line.startswith("  instance store (i3en.2xlarge)"))
+    # The scenario asks for writes past the instance's write IOPS limit: at the limit.
+    assert "writes 100% of 130,000 IOPS" in store and "reads" in store
+    assert any(line.startswith("  instance EBS (i3en.2xlarge) at ") for line in lines)
+    # An instance type nitrometer has no limits for: no such lines, nothing made up.
+    assert main(["snapshot", "1", "1", *over, "--instance.type", "t3.nano"]) == 0
+    assert "instance store (" not in capsys.readouterr().out
