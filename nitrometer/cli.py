@@ -65,12 +65,13 @@ def _command_logging() -> None:
     logger = logging.getLogger("nitrometer")
     for old in [h for h in logger.handlers if getattr(h, "nitrometer_cli", False)]:
         logger.removeHandler(old)  # main() run again in one process (tests)
-    handler = logging.StreamHandler(sys.stderr)
+    from nitrometer.agent.logs import StderrHandler
+
+    handler = StderrHandler()
     handler.setFormatter(logging.Formatter("nitrometer: %(message)s"))
     handler.nitrometer_cli = True
     logger.addHandler(handler)
     logger.setLevel(logging.WARNING)
-    logger.propagate = False
 
 
 def main(argv: list[str] | None = None) -> int:

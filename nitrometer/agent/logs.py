@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from datetime import datetime, timezone
 
 
@@ -39,14 +40,25 @@ class JsonFormatter(logging.Formatter):
 FORMATTERS = {"logfmt": LogfmtFormatter, "json": JsonFormatter}
 
 
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time (a test may have swapped it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def setup_logging(level: str, fmt: str = "logfmt") -> None:
     """One handler on stderr for everything under "nitrometer"; called again on reload."""
     logger = logging.getLogger("nitrometer")
     handler = next((h for h in logger.handlers if getattr(h, "nitrometer_agent", False)), None)
     if handler is None:
-        handler = logging.StreamHandler()
+        handler = StderrHandler()
         handler.nitrometer_agent = True
         logger.addHandler(handler)
-        logger.propagate = False
     handler.setFormatter(FORMATTERS[fmt]())
     logger.setLevel(level.upper())

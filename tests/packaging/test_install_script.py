@@ -54,6 +54,7 @@ def test_without_wheel_or_compiler_says_what_it_needs(target):
     script = tmp_path / "checkout/deploy/install.sh"  # a checkout with no dist/ wheels
     script.parent.mkdir(parents=True)
     script.write_bytes((ROOT / "deploy/install.sh").read_bytes())
+    (script.parent / "constraints.txt").write_bytes((ROOT / "deploy/constraints.txt").read_bytes())
     done = subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 2

@@ -15,7 +15,11 @@ import pytest
 from tests.support.prometheus import free_port
 
 pytestmark = [pytest.mark.wheel, pytest.mark.slow]
-CAPTURES = Path(__file__).resolve().parent / "nvme-cli"
+CAPTURES = Path(__file__).resolve().parents[1] / "fixtures" / "nvme-cli-captures"
+# What real nvme-cli 3.0 printed for the shipped pages: `amzn stats` and `amzn stats -d`.
+PRINTED = {"ebs": CAPTURES / "case3-ebs-v0" / "nvme-3.0rc1-text.out",
+           "instance-store": CAPTURES / "case1-local-v1" / "nvme-3.0rc1-text.out",
+           "instance-store -d": CAPTURES / "case1-local-v1" / "nvme-3.0rc1-text-details.out"}
 
 
 def test_the_installed_package_is_the_wheel_on_python_39(installed):
@@ -26,11 +30,11 @@ def test_the_installed_package_is_the_wheel_on_python_39(installed):
     assert str(installed.venv) in done.stdout and done.stdout.split()[-1] == "64"
 
 
-@pytest.mark.parametrize("name", ["ebs", "instance-store"])
+@pytest.mark.parametrize("name", sorted(PRINTED))
 def test_decode_sample_prints_what_nvme_cli_printed(installed, name):
-    done = installed.run("nitrometer", "decode", "--sample", name)
+    done = installed.run("nitrometer", "decode", "--sample", *name.split())
     assert done.returncode == 0, done.stderr
-    assert done.stdout == (CAPTURES / f"{name}.txt").read_text()
+    assert done.stdout == PRINTED[name].read_text()
 
 
 def test_decode_a_file_and_an_unknown_sample(installed, tmp_path):
@@ -39,7 +43,7 @@ def test_decode_a_file_and_an_unknown_sample(installed, tmp_path):
     page.write_bytes((shipped / "ebs.bin").read_bytes())
     done = installed.run("nitrometer", "decode", str(page))
     assert done.returncode == 0, done.stderr
-    assert done.stdout == (CAPTURES / "ebs.txt").read_text()
+    assert done.stdout == PRINTED["ebs"].read_text()
     done = installed.run("nitrometer", "decode", "--sample", "nvme9")
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
