@@ -17,16 +17,20 @@ def openssl(*args, cwd):
 
 
 def make_ca(tmp_path, stem, cn):
+    # Key usage marked as a real CA has it: Python 3.13 verifies strictly (X509_STRICT).
     openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
             "-days", "1", "-subj", f"/CN={cn}", "-keyout", f"{stem}.key", "-out", f"{stem}.crt",
-            cwd=tmp_path)
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=tmp_path)
 
 
 def issue(tmp_path, ca, stem, cn, san, usage):
     openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
             "-subj", f"/CN={cn}", "-keyout", f"{stem}.key", "-out", f"{stem}.csr", cwd=tmp_path)
     ext = tmp_path / f"{stem}.ext"
-    ext.write_text(f"subjectAltName={san}\nextendedKeyUsage={usage}\n")
+    ext.write_text(f"subjectAltName={san}\nextendedKeyUsage={usage}\n"
+                   "keyUsage=critical,digitalSignature\n"
+                   "authorityKeyIdentifier=keyid,issuer\n")
     openssl("x509", "-req", "-in", f"{stem}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
             "-CAcreateserial", "-days", "1", "-extfile", ext.name, "-out", f"{stem}.crt",
             cwd=tmp_path)
