@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml setup.py $(NATIVE)
 
 venv: $(VENV)/.installed ## create .venv, install the package and build the C core
 
-sysdeps: ## install the system packages the tests use (Prometheus, promtool, Chromium)
+sysdeps: ## install the system packages the tests use (Prometheus, node_exporter, Chromium, ...)
 	@./tests/tools/install-system-deps
 
 run: venv ## run the agent (simulated devices where there is no EC2 NVMe hardware)
