@@ -4,9 +4,12 @@ provisioned IOPS and throughput, and the instance's published limits by instance
 from __future__ import annotations
 
 import os
+import textwrap
 from dataclasses import dataclass, field
 
 from nitrometer.agent.instance import storage_limits
+
+WIDTH = 80
 
 
 @dataclass
@@ -20,7 +23,13 @@ class Headroom:
         return bool(self.instance or self.volumes)
 
     def lines(self, intervals) -> list[str]:
-        """'% of limit' lines for one tick: per EBS volume, then per kind for the instance."""
+        """'% of limit' lines for one tick, within 80 columns."""
+        return [wrapped for line in self._lines(intervals)
+                for wrapped in textwrap.wrap(line, WIDTH, initial_indent="  ",
+                                             subsequent_indent="    ")]
+
+    def _lines(self, intervals) -> list[str]:
+        """Per EBS volume, then per kind for the instance."""
         out = []
         for iv in intervals:
             volume = self.volumes.get(iv.device.serial) if iv.device.kind == "ebs" else None
@@ -30,7 +39,7 @@ class Headroom:
             tp = iv.op("read").throughput + iv.op("write").throughput
             parts = _shares([(iops, volume.iops, "IOPS"), (tp, volume.throughput, "MB/s")])
             if parts:
-                out.append(f"  {iv.device.name} volume ({volume.volume_type or 'EBS'}) at "
+                out.append(f"{iv.device.name} volume ({volume.volume_type or 'EBS'}) at "
                            + ", ".join(parts))
         for kind, title in (("instance_store", "instance store"), ("ebs", "instance EBS")):
             mine = [iv for iv in intervals if iv.device.kind == kind]
@@ -48,7 +57,7 @@ class Headroom:
                                   (tp, limit.get("throughput"), "MB/s")])
                 parts += [f"{op}s {s}" if op != "total" else s for s in shares]
             if parts:
-                out.append(f"  {title} ({self.instance_type}) at " + ", ".join(parts))
+                out.append(f"{title} ({self.instance_type}) at " + ", ".join(parts))
         return out
 
 

@@ -97,7 +97,10 @@ def test_skip_idle_and_average_request_size():
 def test_interval_view_shows_how_close_to_the_limits(capsys):
     over = ["--source", "simulate:i3en.2xlarge:over-limit:gp3", "--speed", "0"]
     assert main(["snapshot", "1", "1", *over]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert all(len(line) <= 80 for line in lines[:-1])  # wrapped; the summary line is last
+    lines = out.replace("\n    ", " ").splitlines()  # wrapped notes back on one line
     volume = next(line for line in lines if "volume (gp3) at" in line)
     assert volume.startswith("  nvme3n1 ") and "% of 3,000 IOPS" in volume
     store = next(line for line in lines if line.startswith("  instance store (i3en.2xlarge)"))
