@@ -78,9 +78,9 @@ def run(ctx: Context) -> Section:
         "A rendered scrape's time includes the client reading the whole uncompressed body "
         "over loopback; Prometheus asks for gzip (the \"body gzipped\" column, one scrape "
         "each). The simulated agents' renders can land during a tick and share the "
-        "interpreter with the simulator stepping every device. Most of the fake-ioctl body "
-        "is the IO-size-band histograms: coarser band buckets (`native.merge_bins`) would "
-        "shrink it, but would change the exported buckets.",
+        "interpreter with the simulator stepping every device. The agents export their "
+        "default coarse latency buckets (`--histogram.buckets=coarse`); the IO-size-band "
+        "histograms are still the largest part of a fake-ioctl body.",
         "",
     )
     return section
