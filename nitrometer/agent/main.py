@@ -215,7 +215,7 @@ class Agent:
                 self.reload()
         self.notifier.stopping()
         log.info("stopping")
-        self.sampler.stop_event.set()
+        self.sampler.interrupt()
         stop_by = time.monotonic() + STOP_JOIN_TIMEOUT
         self.server.shutdown()
         sampler_thread.join(max(stop_by - time.monotonic(), 0.0))

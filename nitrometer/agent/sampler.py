@@ -82,6 +82,12 @@ class Sampler:
         thread.start()
         return thread
 
+    def interrupt(self) -> None:
+        """Stopping: a tick waiting for reads returns at once."""
+        self.stop_event.set()
+        if self.engine.reads is not None:
+            self.engine.reads.close()
+
     def close(self) -> None:
         """Stop reading (never waiting on a hung device) and write the open episodes."""
         self.events.write(self.engine.close())
