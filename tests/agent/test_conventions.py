@@ -20,6 +20,7 @@ from nitrometer.agent.instance import build_instance
 from nitrometer.agent.volumes import VolumeDirectory
 from nitrometer.ec2 import VolumeLimits
 from tests.agent.conftest import promtool_check
+from tests.support.processes import stop
 from tests.support.prometheus import free_port
 
 
@@ -52,11 +53,6 @@ def wait_for(check, what: str, timeout: float = 30):
             return result
         time.sleep(0.2)
     pytest.fail(f"timed out waiting for {what}")
-
-
-def stop(proc):
-    proc.terminate()
-    proc.wait(timeout=30)
 
 
 def test_telemetry_path_json_logs_and_no_exporter_metrics(tmp_path):

@@ -15,6 +15,7 @@ import pytest
 
 from nitrometer.dashboards import cli
 from tests.dashboards.limits import JOB, LimitsServer
+from tests.support.processes import stop
 from tests.support.prometheus import PrometheusServer, free_port
 
 AGENTS = {"x86": "simulate:i3en.xlarge:mixed:gp3", "graviton": "simulate:im4gn.xlarge:mixed:gp3"}
@@ -81,9 +82,4 @@ def fleet(tmp_path_factory):
             yield Fleet(prom, started, targets, limits)
     finally:
         for process in agents:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process)

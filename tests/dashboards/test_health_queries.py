@@ -5,7 +5,6 @@ so this is where the error and up panels show what they are for."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
 from types import SimpleNamespace
@@ -18,6 +17,7 @@ from tests.dashboards.conftest import start_agent_process
 from tests.dashboards.test_queries import check_shape, run_query
 from tests.fakedev import MODEL_INSTANCE_STORE, FakeNvme, build_shim, identify_bytes
 from tests.fakedev.pages import instance_store_page
+from tests.support.processes import stop
 from tests.support.prometheus import PrometheusServer, free_port
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
@@ -63,12 +63,7 @@ def failing_host(tmp_path_factory):
             prom.wait_for(f"count_over_time({m.DEVICE_UP}[5m]) >= 8", timeout=60)
             yield SimpleNamespace(prom=prom, started=started)
     finally:
-        agent.terminate()
-        try:
-            agent.wait(10)
-        except subprocess.TimeoutExpired:
-            agent.kill()
-            agent.wait()
+        stop(agent)
 
 
 def panel_results(failing_host, title: str) -> list[list]:

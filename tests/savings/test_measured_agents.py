@@ -15,6 +15,7 @@ import pytest
 
 from nitrometer.collectors.simhost import GRAVITON_CPU_SAVING
 from tests.dashboards.conftest import start_agent
+from tests.support.processes import stop
 from tests.support.prometheus import PrometheusServer, free_port
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
@@ -47,12 +48,7 @@ def demo(tmp_path_factory):
             yield prom, start, start + math.floor(time.time() - start)
     finally:
         for process in agents:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process)
 
 
 def test_simulated_fleet_shows_the_gain_at_equal_load(demo):
