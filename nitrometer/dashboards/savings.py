@@ -110,13 +110,19 @@ def _group_table(query: nih.Query) -> g.Table:
                     "interval (per-host spread), the raw reduction, and the hosts with work on "
                     "each side. Jobs with one architecture only show no reduction.",
         targets=targets(*specs, instant=True, fmt=g.TABLE_TARGET_FORMAT),
-        transformations=[
-            {"id": "merge", "options": {}},
-            {"id": "organize", "options": {
-                "excludeByName": {"Time": True},
-                "renameByName": {f"Value #{chr(ord('A') + i)}": name
-                                 for i, (_, name) in enumerate(specs)}}},
-        ])
+        transformations=_one_row_per_series(specs))
+
+
+def _one_row_per_series(specs) -> list[dict]:
+    """Table transformations: the instant queries merged into one row per series, each
+    value column named after its query."""
+    return [
+        {"id": "merge", "options": {}},
+        {"id": "organize", "options": {
+            "excludeByName": {"Time": True},
+            "renameByName": {f"Value #{chr(ord('A') + i)}": name
+                             for i, (_, name) in enumerate(specs)}}},
+    ]
 
 
 def build() -> g.Dashboard:
@@ -216,13 +222,7 @@ def build() -> g.Dashboard:
         description="Per instance type over the range: instances, hours, normalized hours, "
                     "on-demand cost and the Graviton-equivalent cost of the same hours.",
         targets=targets(*specs, instant=True, fmt=g.TABLE_TARGET_FORMAT),
-        transformations=[
-            {"id": "merge", "options": {}},
-            {"id": "organize", "options": {
-                "excludeByName": {"Time": True},
-                "renameByName": {f"Value #{chr(ord('A') + i)}": name
-                                 for i, (_, name) in enumerate(specs)}}},
-        ])
+        transformations=_one_row_per_series(specs))
     grid.add(table, w=24, h=10)
 
     variables = [
