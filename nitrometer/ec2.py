@@ -100,3 +100,23 @@ def published_limits(scope: str, name: str) -> dict[str, float]:
     if row["throughput_mb_s"]:
         out["throughput"] = float(row["throughput_mb_s"]) * 1e6
     return out
+
+
+def storage_limits(instance_type: str) -> dict:
+    """The instance's published storage limits by (kind, op): instance store per op (the
+    guide's 100 % read and 100 % write figures for all its volumes), EBS for the instance
+    as a whole (op "total")."""
+    out = {}
+    store = published_limits("instance_store", instance_type)
+    for op in ("read", "write"):
+        if f"{op}_iops" in store:
+            out[("instance_store", op)] = {"iops": store[f"{op}_iops"]}
+    if "throughput" in store:
+        out[("instance_store", "total")] = {"throughput": store["throughput"]}
+    ebs = published_limits("ebs_instance", instance_type)
+    if ebs:
+        total = {"iops": ebs.get("read_iops")}
+        if "throughput" in ebs:
+            total["throughput"] = ebs["throughput"]
+        out[("ebs", "total")] = {k: v for k, v in total.items() if v}
+    return out

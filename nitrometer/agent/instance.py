@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from nitrometer.ec2 import split_instance_type
+from nitrometer.ec2 import split_instance_type, storage_limits
 
 log = logging.getLogger("nitrometer.instance")
 
@@ -102,27 +102,6 @@ def build_instance(config, simulated_type: str | None = None) -> InstanceContext
         _price(ctx)
     return ctx
 
-
-def storage_limits(instance_type: str) -> dict:
-    """The instance's published storage limits by (kind, op): instance store per op (the
-    guide's 100 % read and 100 % write figures for all its volumes), EBS for the instance
-    as a whole (op "total")."""
-    from nitrometer.ec2 import published_limits
-
-    out = {}
-    store = published_limits("instance_store", instance_type)
-    for op in ("read", "write"):
-        if f"{op}_iops" in store:
-            out[("instance_store", op)] = {"iops": store[f"{op}_iops"]}
-    if "throughput" in store:
-        out[("instance_store", "total")] = {"throughput": store["throughput"]}
-    ebs = published_limits("ebs_instance", instance_type)
-    if ebs:
-        total = {"iops": ebs.get("read_iops")}
-        if "throughput" in ebs:
-            total["throughput"] = ebs["throughput"]
-        out[("ebs", "total")] = {k: v for k, v in total.items() if v}
-    return out
 
 
 def _price(ctx: InstanceContext) -> None:

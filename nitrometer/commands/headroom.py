@@ -7,7 +7,7 @@ import os
 import textwrap
 from dataclasses import dataclass, field
 
-from nitrometer.agent.instance import storage_limits
+from nitrometer.ec2 import storage_limits
 
 WIDTH = 80
 
