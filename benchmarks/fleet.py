@@ -62,7 +62,7 @@ class FakeFleet:
 
 
 class Agent:
-    def __init__(self, label: str, args: list[str], workdir: Path, env=None):
+    def __init__(self, label: str, args: list[str], workdir: Path, env=None, preexec_fn=None):
         self.label = label
         self.port = free_port()
         self.ticks_file = workdir / f"ticks-{self.port}.json"
@@ -71,7 +71,8 @@ class Agent:
                 f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warning"]
         with open(self.log_file, "wb") as log:
             self.proc = subprocess.Popen(argv, cwd=ROOT, env=env or dict(os.environ),
-                                         stdout=log, stderr=subprocess.STDOUT)
+                                         stdout=log, stderr=subprocess.STDOUT,
+                                         preexec_fn=preexec_fn)
         self.ps = psutil.Process(self.proc.pid)
 
     def scrape(self, timeout: float = 10.0, headers=None) -> tuple[bytes, float]:
