@@ -8,6 +8,7 @@ stepping back) no exported counter ever goes down.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections import deque
@@ -18,6 +19,8 @@ from nitrometer.collectors.base import Device
 from nitrometer.logpage import exceeded_limits
 from nitrometer.sampling.device import failure_reason, key_of
 from nitrometer.sampling.interval import US
+
+log = logging.getLogger("nitrometer.agent")
 
 POLL_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
@@ -103,7 +106,13 @@ class DeviceState:
         return exceeded_limits(self.device.kind)
 
     def add(self, page) -> None:
+        moved = (self.totals.band_ios_unplaced, self.totals.band_ios_widened)
         self.totals.add(page)
+        if moved == (0, 0) and (self.totals.band_ios_unplaced or self.totals.band_ios_widened):
+            log.warning("%s (%s): IO-size bands changed; %d band IOs have no band in the "
+                        "exported histograms and %d went into the widest one (logged once "
+                        "per device)", self.device.name, self.device.serial,
+                        self.totals.band_ios_unplaced, self.totals.band_ios_widened)
         if not self.band_labels and self.totals.page.bands:
             self.band_labels = tuple(band.label for band in self.totals.page.bands)
 
