@@ -161,8 +161,26 @@ int nm_guard_step(nm_guard *g, const nm_page *cur, double t, const nm_bounds *bo
         g->base_t = t;
         g->has_base = 1;
         g->has_held = 0;
+        g->confirmed = 0;
         info->flags = NM_DELTA_BASELINE;
         return had_base ? NM_ELAYOUT : 0;
+    }
+    if (!g->confirmed) {
+        /* Nothing vouches for a first page yet: the next one must grow from it in every
+         * field, or it takes its place (a spiked first page must not poison the baseline). */
+        rc = nm_delta(&g->base, cur, delta, info);
+        if (rc == 0 && plausible(&g->base, cur, t - g->base_t, bounds, &bad_from_base) &&
+            !(info->flags & (NM_DELTA_GLITCH | NM_DELTA_RESET))) {
+            g->confirmed = 1;
+            advance(&g->base, cur, delta);
+            g->base_t = t;
+            return 0;
+        }
+        memset(info, 0, sizeof(*info));
+        g->base = *cur;
+        g->base_t = t;
+        info->flags = NM_DELTA_BASELINE;
+        return rc;
     }
     if (!g->has_held) {
         if (plausible(&g->base, cur, t - g->base_t, bounds, &bad_from_base))

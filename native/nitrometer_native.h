@@ -106,6 +106,7 @@ typedef struct {
     double held_t;
     uint32_t has_base;
     uint32_t has_held;
+    uint32_t confirmed; /* the next page grew from the baseline: it was no transient */
 } nm_guard;
 
 /*
@@ -134,7 +135,8 @@ int nm_same_layout(const nm_page *a, const nm_page *b);
 /*
  * Folds a page read at t (seconds) into the guard: the delta committed to the totals now
  * (NM_DELTA_* flags in info; with HELD or BASELINE there is none). A page of another
- * layout becomes the new baseline and returns NM_ELAYOUT.
+ * layout becomes the new baseline and returns NM_ELAYOUT. A baseline stands once the next
+ * page grows from it in every field; until then such a page is the new BASELINE.
  */
 int nm_guard_step(nm_guard *g, const nm_page *cur, double t, const nm_bounds *bounds,
                   nm_page *delta, nm_delta_info *info);

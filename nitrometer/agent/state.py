@@ -83,6 +83,7 @@ class DeviceState:
     peak_window: float = 60.0
     totals: native.Totals = field(default_factory=native.Totals)
     band_labels: tuple[str, ...] = ()  # of the totals' layout, computed once
+    first_page: native.Page | None = None  # counted once the engine commits an interval
     version: int = 0  # of the last page
     exceeded_now: dict = field(default_factory=dict)
     exceeded_intervals: int = 0
@@ -117,13 +118,17 @@ class DeviceState:
             self.band_labels = tuple(band.label for band in self.totals.page.bands)
 
     def baseline(self, page) -> None:
-        """The device's first page counts from the device's own zero; a later baseline (a
+        """The device's first page counts from the device's own zero, once the next page
+        has grown from it (until then a later first page replaces it); a later baseline (a
         new histogram layout) adds nothing: that interval is lost, not counted twice."""
         self.version = page.version
         if not self.live:
-            self.add(page)
+            self.first_page = page
 
     def interval(self, interval, peaks: bool) -> None:
+        if self.first_page is not None:
+            self.add(self.first_page)
+            self.first_page = None
         self.add(interval.delta)
         self.version = interval.page.version
         throttled = set(interval.throttled())

@@ -26,13 +26,19 @@ def page(seconds: int, **override) -> bytes:
 
 
 def run(pages: list[bytes]) -> tuple[dict, list[native.Summary]]:
-    """Feed pages one a second; the running totals of what was committed, and each step."""
-    guard, totals, steps = native.Guard(ops_per_s=10 * OPS, bytes_per_s=10 * OPS * SIZE), \
-        native.Totals(), []
+    """Feed pages one a second and add up what was committed as the agent does: the first
+    baseline from the device's zero once an interval is committed, then each delta."""
+    guard = native.Guard(ops_per_s=10 * OPS, bytes_per_s=10 * OPS * SIZE)
+    totals, steps, first = native.Totals(), [], None
     for t, raw in enumerate(pages):
-        _page, summary = guard.sample(raw, float(t))
+        decoded, summary = guard.sample(raw, float(t))
         steps.append(summary)
-        if not (summary.held or summary.baseline):
+        if summary.baseline and totals.empty:
+            first = decoded
+        elif not (summary.held or summary.baseline):
+            if first is not None:
+                totals.add(first)
+                first = None
             totals.add(summary.delta)
     counters = totals.page.counters if not totals.empty else {}
     return counters, steps
@@ -88,15 +94,23 @@ def test_a_restart_is_committed_once_the_next_page_counts_on_from_it():
     pages = [page(10), page(11), page(1), page(2), page(3)]
     totals, steps = run(pages)
     assert steps[2].held and steps[3].reset
-    # 1 s before the restart, then everything the device counted since it: 2 s, then 1 s.
-    assert totals["total_read_ops"] == OPS + 2 * OPS + OPS
+    # Its first page, 1 s before the restart, then all it counted since it: 2 s, then 1 s.
+    assert totals["total_read_ops"] == 10 * OPS + OPS + 2 * OPS + OPS
 
 
 def test_totals_never_grow_faster_than_the_bounds():
     pages = [page(s, total_read_ops=10**15 * s) for s in range(4)]
     totals, steps = run(pages)
     assert totals.get("total_read_ops", 0) < 2**53
-    assert all(s.held for s in steps[1:])
+    assert all(s.held or s.baseline for s in steps[1:])
+
+
+def test_a_spiked_first_page_does_not_become_the_baseline():
+    pages = [page(s) for s in range(5)]
+    pages[0] = page(0, total_read_ops=10**12)
+    totals, steps = run(pages)
+    assert steps[0].baseline and steps[1].baseline  # the second page took its place
+    assert totals["total_read_ops"] == 4 * OPS and not any(s.glitches for s in steps)
 
 
 @settings(max_examples=200, deadline=None)
