@@ -6,7 +6,7 @@ NATIVE := $(wildcard native/*.h native/*.c) native/build.py
 LISTEN ?= :9720
 
 .DEFAULT_GOAL := help
-.PHONY: help venv sysdeps run test test-matrix unit wheels sanitize portability bench lint dashboards \
+.PHONY: help venv sysdeps run test test-matrix unit wheels sanitize portability bench lint goldens dashboards \
 	install clean
 
 help: ## list the targets
@@ -54,6 +54,12 @@ bench: venv sysdeps ## run the benchmarks and rewrite BENCHMARKS.md
 
 lint: venv ## ruff over the package, tests and benchmarks
 	$(VENV)/bin/ruff check nitrometer tests benchmarks native noxfile.py setup.py
+
+goldens: venv ## rewrite the golden files after a reviewed change (the run fails by design)
+	-NITROMETER_REGEN_GOLDEN=1 $(PY) -m pytest -q tests/agent/test_exposition.py \
+		tests/cli/test_view.py
+	$(MAKE) --no-print-directory dashboards
+	@git status --short tests deploy/grafana
 
 dashboards: venv ## regenerate the dashboards and rules kept in deploy/grafana
 	$(VENV)/bin/nitrometer dashboards --out deploy/grafana

@@ -2,10 +2,10 @@
  * Deltas of two cumulative pages, and running totals of deltas.
  *
  * The rules (docs/logpage.md, "From cumulative pages to deltas"):
- * - Reset: at least one op counter (total_read_ops, total_write_ops) went down, and every
- *   op counter that was non-zero before went down (a device that never wrote keeps its
- *   write ops at 0). The device restarted: every value counts from zero, so the delta is
- *   the new page itself, flagged NM_DELTA_RESET.
+ * - Reset: at least one traffic counter (ops, bytes and time, read and write) went down,
+ *   and every one that was non-zero before went down (a device that never wrote keeps its
+ *   write counters at 0). The device restarted: every value counts from zero, so the delta
+ *   is the new page itself, flagged NM_DELTA_RESET.
  * - Otherwise every field stands alone. A u64 counter or IO-size band bin that went down
  *   grew by 0 this interval: a glitch, flagged NM_DELTA_GLITCH and counted in nm_delta_info.
  *   Every other field's delta stays exact.
@@ -29,23 +29,28 @@ static int same_hist_layout(const nm_hist *a, const nm_hist *b)
 }
 
 /* Same kind, bins and bands; the version may differ when the shape does not. */
-static int same_layout(const nm_page *a, const nm_page *b)
+int nm_same_layout(const nm_page *a, const nm_page *b)
 {
     return a->kind == b->kind && a->num_bands == b->num_bands &&
            same_hist_layout(&a->read, &b->read) && same_hist_layout(&a->write, &b->write) &&
            memcmp(a->band_high, b->band_high, sizeof(a->band_high)) == 0;
 }
 
-static int device_restarted(const nm_page *prev, const nm_page *cur)
+/*
+ * The device restarted when its traffic counters as a whole started again: at least one
+ * went down, and every one that had counted went down. A counter that is and stays 0 (a
+ * device that never wrote) is no evidence either way, and one field going back while the
+ * others grow is a glitch, never a restart.
+ */
+int nm_restarted(const nm_page *prev, const nm_page *cur)
 {
-    static const int ops[] = {NM_READ_OPS, NM_WRITE_OPS};
     int went_down = 0;
 
-    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
-        if (cur->counters[ops[i]] < prev->counters[ops[i]])
+    for (int i = NM_READ_OPS; i <= NM_WRITE_TIME_US; i++) {
+        if (cur->counters[i] < prev->counters[i])
             went_down = 1;
-        else if (prev->counters[ops[i]] != 0)
-            return 0; /* an op counter that had counted kept counting */
+        else if (prev->counters[i] != 0)
+            return 0; /* a counter that had counted kept counting */
     }
     return went_down;
 }
@@ -78,11 +83,11 @@ int nm_delta(const nm_page *prev, const nm_page *cur, nm_page *out, nm_delta_inf
 {
     if (prev == NULL || cur == NULL || out == NULL || info == NULL)
         return NM_EARG;
-    if (!same_layout(prev, cur))
+    if (!nm_same_layout(prev, cur))
         return NM_ELAYOUT;
     *out = *cur;
     memset(info, 0, sizeof(*info));
-    if (device_restarted(prev, cur)) {
+    if (nm_restarted(prev, cur)) {
         info->flags = NM_DELTA_RESET;
         return 0;
     }
@@ -181,17 +186,27 @@ static void start_totals(nm_page *totals, double *band_sum_us, const nm_page *de
     memset(band_sum_us, 0, 2 * NM_MAX_BANDS * sizeof(double));
 }
 
-int nm_accumulate(nm_page *totals, double *band_sum_us, const nm_page *delta)
+static uint64_t band_ios(const nm_page *delta, uint32_t i)
 {
-    int same;
+    uint64_t n = 0;
 
-    if (totals == NULL || band_sum_us == NULL || delta == NULL)
+    for (uint32_t b = 0; b < delta->band_bins; b++)
+        n = sat_add(n, sat_add(delta->band_read[i][b], delta->band_write[i][b]));
+    return n;
+}
+
+int nm_accumulate(nm_page *totals, double *band_sum_us, uint64_t *band_ios_moved,
+                  const nm_page *delta)
+{
+    int same, rc = 0;
+
+    if (totals == NULL || band_sum_us == NULL || band_ios_moved == NULL || delta == NULL)
         return NM_EARG;
     if (totals->kind == 0)
         start_totals(totals, band_sum_us, delta);
     else if (totals->kind != delta->kind)
         return NM_ELAYOUT;
-    same = same_layout(totals, delta);
+    same = nm_same_layout(totals, delta);
     /* Merging needs increasing edges; checked first so a failed call changes nothing. */
     if (!same && !(increasing(&totals->read) && increasing(&totals->write)))
         return NM_EARG;
@@ -204,14 +219,21 @@ int nm_accumulate(nm_page *totals, double *band_sum_us, const nm_page *delta)
         add_counts(totals->read.count, delta->read.count, delta->read.num_bins);
         add_counts(totals->write.count, delta->write.count, delta->write.num_bins);
     } else {
-        add_merged(delta->read.upper, delta->read.count, delta->read.num_bins,
-                   totals->read.upper, totals->read.num_bins, totals->read.count);
-        add_merged(delta->write.upper, delta->write.count, delta->write.num_bins,
-                   totals->write.upper, totals->write.num_bins, totals->write.count);
+        rc = add_merged(delta->read.upper, delta->read.count, delta->read.num_bins,
+                        totals->read.upper, totals->read.num_bins, totals->read.count);
+        if (rc == 0)
+            rc = add_merged(delta->write.upper, delta->write.count, delta->write.num_bins,
+                            totals->write.upper, totals->write.num_bins, totals->write.count);
     }
-    for (uint32_t i = 0; i < delta->num_bands && totals->num_bands > 0; i++) {
+    for (uint32_t i = 0; rc == 0 && i < delta->num_bands; i++) {
+        if (totals->num_bands == 0) { /* totals of a page with no bands: nowhere to go */
+            band_ios_moved[0] = sat_add(band_ios_moved[0], band_ios(delta, i));
+            continue;
+        }
         uint32_t j = same ? i : totals_band(totals, delta->band_high[i]);
 
+        if (!same && totals->band_high[j] < delta->band_high[i]) /* wider than any */
+            band_ios_moved[1] = sat_add(band_ios_moved[1], band_ios(delta, i));
         for (uint32_t b = 0; b < delta->band_bins; b++) {
             double mid = bin_midpoint_us(&delta->write, b, delta->band_bins);
 
@@ -223,10 +245,11 @@ int nm_accumulate(nm_page *totals, double *band_sum_us, const nm_page *delta)
             add_counts(totals->band_write[j], delta->band_write[i], delta->band_bins);
             continue;
         }
-        add_merged(delta->write.upper, delta->band_read[i], delta->band_bins,
-                   totals->write.upper, totals->band_bins, totals->band_read[j]);
-        add_merged(delta->write.upper, delta->band_write[i], delta->band_bins,
-                   totals->write.upper, totals->band_bins, totals->band_write[j]);
+        rc = add_merged(delta->write.upper, delta->band_read[i], delta->band_bins,
+                        totals->write.upper, totals->band_bins, totals->band_read[j]);
+        if (rc == 0)
+            rc = add_merged(delta->write.upper, delta->band_write[i], delta->band_bins,
+                            totals->write.upper, totals->band_bins, totals->band_write[j]);
     }
-    return 0;
+    return rc;
 }

@@ -19,6 +19,26 @@
 #define DETAIL_WRITE_OFF 256
 #define NO_SIZE_BOUND 0xFFFFFFFFu
 
+/* The layout as LOGPAGE.md draws it: each region ends where the next begins. */
+_Static_assert(OFF_COUNTERS + 8 * NM_NUM_COUNTERS <= OFF_READ_HIST, "counters overlap");
+_Static_assert(OFF_READ_HIST + 8 + NM_MAX_BINS * HIST_BIN_LEN == OFF_WRITE_HIST,
+               "read histogram is not 8 + 64 bins of 24 bytes");
+_Static_assert(OFF_WRITE_HIST + 8 + NM_MAX_BINS * HIST_BIN_LEN == OFF_NUM_HISTS,
+               "write histogram is not 8 + 64 bins of 24 bytes");
+_Static_assert(OFF_IO_SIZES + 4 * NM_MAX_BANDS <= NM_BASE_PAGE_LEN, "band sizes overflow");
+_Static_assert(DETAIL_WRITE_OFF == 8 * NM_DETAIL_BINS, "detail writes follow 32 read bins");
+_Static_assert(DETAIL_BLOCK_LEN == 2 * DETAIL_WRITE_OFF, "a detail block is reads + writes");
+_Static_assert(OFF_DETAIL + NM_MAX_BANDS * DETAIL_BLOCK_LEN == NM_DETAIL_PAGE_LEN,
+               "8 detail blocks fill the detailed page");
+/* The header spells array sizes as numbers (cffi cannot read expressions): keep them true. */
+_Static_assert(sizeof(((nm_page *)0)->counters) == 8 * NM_NUM_COUNTERS, "nm_page.counters");
+_Static_assert(sizeof(((nm_hist *)0)->count) == 8 * NM_MAX_BINS, "nm_hist.count");
+_Static_assert(sizeof(((nm_page *)0)->band_high) == 8 * NM_MAX_BANDS, "nm_page.band_high");
+_Static_assert(sizeof(((nm_page *)0)->band_read) == 8 * NM_MAX_BANDS * NM_DETAIL_BINS,
+               "nm_page.band_read");
+_Static_assert(sizeof(((nm_summary *)0)->q) ==
+               8 * (2 + 2 * NM_MAX_BANDS) * NM_MAX_QUANTILES, "nm_summary.q");
+
 /* Little-endian loads that never assume alignment or host byte order. */
 static uint32_t le32(const uint8_t *p)
 {

@@ -52,6 +52,11 @@
 /* Delta flags (docs/logpage.md has the rules). */
 #define NM_DELTA_RESET 1  /* the op counters went down: the device restarted */
 #define NM_DELTA_GLITCH 2 /* some fields went down alone: they grew by 0 this interval */
+/* Flags of a guarded step (nm_guard_step, native/guard.c has the rules). */
+#define NM_DELTA_HELD 4      /* implausible page: nothing committed, held for the next one */
+#define NM_DELTA_DROPPED 8   /* a held page the next one did not confirm: dropped */
+#define NM_DELTA_CONFIRMED 16 /* a held page the next one confirmed: committed */
+#define NM_DELTA_BASELINE 32 /* the first page, or one of a new layout: nothing to commit */
 
 typedef struct {
     uint32_t num_bins;
@@ -83,7 +88,26 @@ typedef struct {
     uint32_t read_bins;      /* how many read bins went down without a plausible wrap */
     uint32_t write_bins;     /* the same for write bins */
     uint32_t band_bins;      /* how many IO-size band bins went down */
+    uint32_t implausible;    /* held or dropped page: bit i, counter i grew past the
+                                bounds; the top bit, some bin did */
 } nm_delta_info;
+
+/* The most a device can do in a second, per direction: the bound on any field's growth. */
+typedef struct {
+    double ops_per_s;
+    double bytes_per_s;
+} nm_bounds;
+
+/* One device's committed baseline, and a page held until the next confirms or drops it. */
+typedef struct {
+    nm_page base;
+    double base_t;    /* seconds, on any one clock */
+    nm_page held;
+    double held_t;
+    uint32_t has_base;
+    uint32_t has_held;
+    uint32_t confirmed; /* the next page grew from the baseline: it was no transient */
+} nm_guard;
 
 /*
  * Everything one poll needs, computed in one call. Quantiles (microseconds, NaN when no
@@ -105,6 +129,21 @@ int nm_quantiles(const uint64_t *lower, const uint64_t *upper, const uint64_t *c
                  uint32_t num_bins, const double *qs, uint32_t num_q, double *out);
 int nm_merge_bins(const uint64_t *upper, const uint64_t *count, uint32_t num_bins,
                   const uint64_t *edges, uint32_t num_edges, uint64_t *out);
+/* 1 when every traffic counter that had counted went down (and one did): a restart. */
+int nm_restarted(const nm_page *prev, const nm_page *cur);
+int nm_same_layout(const nm_page *a, const nm_page *b);
+/*
+ * Folds a page read at t (seconds) into the guard: the delta committed to the totals now
+ * (NM_DELTA_* flags in info; with HELD or BASELINE there is none). A page of another
+ * layout becomes the new baseline and returns NM_ELAYOUT. A baseline stands once the next
+ * page grows from it in every field; until then such a page is the new BASELINE.
+ */
+int nm_guard_step(nm_guard *g, const nm_page *cur, double t, const nm_bounds *bounds,
+                  nm_page *delta, nm_delta_info *info);
+/* A guarded poll in one call: decode buf into cur, step the guard, quantiles of the delta. */
+int nm_guard_sample(nm_guard *g, const uint8_t *buf, size_t len, double t,
+                    const nm_bounds *bounds, nm_page *cur, const double *qs, uint32_t num_q,
+                    nm_summary *out);
 int nm_summarize(const nm_page *prev, const nm_page *cur, const double *qs, uint32_t num_q,
                  nm_summary *out);
 /* A poll in one call: decode buf into cur, then summarize prev -> cur into out. */
@@ -118,8 +157,11 @@ int nm_sample(const nm_page *prev, const uint8_t *buf, size_t len, nm_page *cur,
  * likewise by its upper size bound). Only a delta of another kind is NM_ELAYOUT.
  * band_sum_us[2 * i] and [2 * i + 1] accumulate the estimated read and write time of
  * totals band i (the page has no per-band time: each IO counts at its bin's midpoint).
+ * band_ios_moved[0] counts band IOs with no totals band to go to (the totals have none),
+ * band_ios_moved[1] those added to a narrower band (a delta band wider than any).
  */
-int nm_accumulate(nm_page *totals, double *band_sum_us, const nm_page *delta);
+int nm_accumulate(nm_page *totals, double *band_sum_us, uint64_t *band_ios_moved,
+                  const nm_page *delta);
 const char *nm_strerror(int code);
 
 /*

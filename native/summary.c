@@ -79,20 +79,14 @@ int nm_merge_bins(const uint64_t *upper, const uint64_t *count, uint32_t num_bin
     return 0;
 }
 
-int nm_summarize(const nm_page *prev, const nm_page *cur, const double *qs, uint32_t num_q,
-                 nm_summary *out)
+/* Quantiles of both ops and every band, and IOs per band, of out->delta. */
+static int summarize_delta(const double *qs, uint32_t num_q, nm_summary *out)
 {
-    int rc;
-
-    if (out == NULL || num_q > NM_MAX_QUANTILES)
-        return NM_EARG;
-    rc = nm_delta(prev, cur, &out->delta, &out->info);
-    if (rc != 0)
-        return rc;
-    out->num_q = num_q;
     const nm_page *d = &out->delta;
     double *q = out->q;
+    int rc;
 
+    out->num_q = num_q;
     rc = nm_quantiles(d->read.lower, d->read.upper, d->read.count, d->read.num_bins, qs,
                       num_q, q);
     if (rc == 0)
@@ -113,6 +107,35 @@ int nm_summarize(const nm_page *prev, const nm_page *cur, const double *qs, uint
                               qs, num_q, band_q + num_q);
     }
     return rc;
+}
+
+int nm_summarize(const nm_page *prev, const nm_page *cur, const double *qs, uint32_t num_q,
+                 nm_summary *out)
+{
+    int rc;
+
+    if (out == NULL || num_q > NM_MAX_QUANTILES)
+        return NM_EARG;
+    rc = nm_delta(prev, cur, &out->delta, &out->info);
+    return rc != 0 ? rc : summarize_delta(qs, num_q, out);
+}
+
+int nm_guard_sample(nm_guard *g, const uint8_t *buf, size_t len, double t,
+                    const nm_bounds *bounds, nm_page *cur, const double *qs, uint32_t num_q,
+                    nm_summary *out)
+{
+    int rc;
+
+    if (out == NULL || num_q > NM_MAX_QUANTILES)
+        return NM_EARG;
+    rc = nm_decode(buf, len, cur);
+    if (rc == 0)
+        rc = nm_guard_step(g, cur, t, bounds, &out->delta, &out->info);
+    if (rc != 0 || out->info.flags & (NM_DELTA_HELD | NM_DELTA_BASELINE)) {
+        out->num_q = 0;
+        return rc;
+    }
+    return summarize_delta(qs, num_q, out);
 }
 
 int nm_sample(const nm_page *prev, const uint8_t *buf, size_t len, nm_page *cur,

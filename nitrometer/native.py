@@ -247,6 +247,29 @@ class Summary:
         return tuple(names) + tuple(g for g in GLITCH_BINS if getattr(info, g))
 
     @property
+    def flags(self) -> int:
+        return self._c.info.flags
+
+    @property
+    def held(self) -> bool:
+        """The page was implausible: nothing committed, it waits for the next page."""
+        return bool(self._c.info.flags & lib.NM_DELTA_HELD)
+
+    @property
+    def baseline(self) -> bool:
+        """The first page, or one of a new layout: nothing to commit."""
+        return bool(self._c.info.flags & lib.NM_DELTA_BASELINE)
+
+    @property
+    def dropped(self) -> tuple[str, ...]:
+        """A held page the next did not confirm: the fields that grew past the bounds."""
+        info = self._c.info
+        if not info.flags & lib.NM_DELTA_DROPPED:
+            return ()
+        names = [name for i, name in enumerate(COUNTERS) if info.implausible >> i & 1]
+        return tuple(names) + (("bins",) if info.implausible & IMPLAUSIBLE_BINS else ())
+
+    @property
     def glitch_count(self) -> int:
         """How many fields went down alone: counters plus bins."""
         info = self._c.info
@@ -336,20 +359,70 @@ def sample(prev: Page, buf: bytes, qs: Sequence[float] = DEFAULT_QUANTILES
     return Page(page), Summary(out, tuple(qs))
 
 
+# Where no limit is known: more than any NVMe device does per direction, less than a spike.
+CEILING_OPS_PER_S = 1e7
+CEILING_BYTES_PER_S = 2e10
+IMPLAUSIBLE_BINS = 0x80000000
+
+
+class Guard:
+    """One device's committed baseline (native/guard.c): a page whose growth no device
+    can do, or on which every traffic counter went back, is held until the next page
+    confirms it (committed) or not (dropped), so totals follow the device's true growth."""
+
+    __slots__ = ("_c", "_bounds")
+
+    def __init__(self, ops_per_s: float = CEILING_OPS_PER_S,
+                 bytes_per_s: float = CEILING_BYTES_PER_S):
+        self._c = ffi.new("nm_guard *")
+        self._bounds = ffi.new("nm_bounds *", {"ops_per_s": ops_per_s,
+                                               "bytes_per_s": bytes_per_s})
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return self._bounds.ops_per_s, self._bounds.bytes_per_s
+
+    def sample(self, buf: bytes, t: float, qs: Sequence[float] = DEFAULT_QUANTILES
+               ) -> tuple[Page, Summary]:
+        """Decode buf read at t (seconds), step the guard, quantiles of what it committed.
+        A page of another layout is the new baseline: LayoutChanged."""
+        qs_c = _check_qs(qs)
+        page = _new_unzeroed("nm_page *")
+        out = _new_unzeroed("nm_summary *")
+        rc = lib.nm_guard_sample(self._c, ffi.from_buffer(buf), len(buf), t, self._bounds,
+                                 page, qs_c, len(qs), out)
+        if rc == lib.NM_ELAYOUT:
+            raise LayoutChanged(f"{strerror(rc)} (originated from guard)", rc, Page(page))
+        _check(rc, "guard")
+        return Page(page), Summary(out, tuple(qs))
+
+
 class Totals:
     """A device's running totals: deltas added up in C, so they never go down."""
 
-    __slots__ = ("_c", "_band_sums", "page")
+    __slots__ = ("_c", "_band_sums", "_moved", "page")
 
     def __init__(self):
         self._c = ffi.new("nm_page *")
         self._band_sums = ffi.new("double[]", 2 * lib.NM_MAX_BANDS)
+        self._moved = ffi.new("uint64_t[2]")
         self.page = Page(self._c)  # counters, histograms and bands, as totals
 
     def add(self, delta: Page) -> None:
         """Adds a delta; one with other bins or bands is merged onto the totals' own.
         Raises PageError (NM_ELAYOUT) only for a delta of another kind of device."""
-        _check(lib.nm_accumulate(self._c, self._band_sums, delta._c), "accumulate")
+        _check(lib.nm_accumulate(self._c, self._band_sums, self._moved, delta._c),
+               "accumulate")
+
+    @property
+    def band_ios_unplaced(self) -> int:
+        """IO-size band IOs left out: these totals were started from a page without bands."""
+        return self._moved[0]
+
+    @property
+    def band_ios_widened(self) -> int:
+        """Band IOs added to the widest totals band: their own band was wider than any."""
+        return self._moved[1]
 
     @property
     def empty(self) -> bool:

@@ -8,6 +8,7 @@ stepping back) no exported counter ever goes down.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections import deque
@@ -18,6 +19,8 @@ from nitrometer.collectors.base import Device
 from nitrometer.logpage import exceeded_limits
 from nitrometer.sampling.device import failure_reason, key_of
 from nitrometer.sampling.interval import US
+
+log = logging.getLogger("nitrometer.agent")
 
 POLL_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
@@ -80,6 +83,7 @@ class DeviceState:
     peak_window: float = 60.0
     totals: native.Totals = field(default_factory=native.Totals)
     band_labels: tuple[str, ...] = ()  # of the totals' layout, computed once
+    first_page: native.Page | None = None  # counted once the engine commits an interval
     version: int = 0  # of the last page
     exceeded_now: dict = field(default_factory=dict)
     exceeded_intervals: int = 0
@@ -103,18 +107,28 @@ class DeviceState:
         return exceeded_limits(self.device.kind)
 
     def add(self, page) -> None:
+        moved = (self.totals.band_ios_unplaced, self.totals.band_ios_widened)
         self.totals.add(page)
+        if moved == (0, 0) and (self.totals.band_ios_unplaced or self.totals.band_ios_widened):
+            log.warning("%s (%s): IO-size bands changed; %d band IOs have no band in the "
+                        "exported histograms and %d went into the widest one (logged once "
+                        "per device)", self.device.name, self.device.serial,
+                        self.totals.band_ios_unplaced, self.totals.band_ios_widened)
         if not self.band_labels and self.totals.page.bands:
             self.band_labels = tuple(band.label for band in self.totals.page.bands)
 
     def baseline(self, page) -> None:
-        """The device's first page counts from the device's own zero; a later baseline (a
+        """The device's first page counts from the device's own zero, once the next page
+        has grown from it (until then a later first page replaces it); a later baseline (a
         new histogram layout) adds nothing: that interval is lost, not counted twice."""
         self.version = page.version
         if not self.live:
-            self.add(page)
+            self.first_page = page
 
     def interval(self, interval, peaks: bool) -> None:
+        if self.first_page is not None:
+            self.add(self.first_page)
+            self.first_page = None
         self.add(interval.delta)
         self.version = interval.page.version
         throttled = set(interval.throttled())

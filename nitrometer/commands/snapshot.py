@@ -156,6 +156,9 @@ def interval_record(iv: Interval, wall0: float, t0: float) -> dict:
     record = _record("interval", iv.device, iv.delta, wall0 + iv.end, iv.end - t0,
                      iv.seconds, iv.reset, op_q, band_q)
     record["queue_length"] = iv.queue_length
+    for op in OPS:
+        if iv.op(op).time_us is None:  # the time counter went down: no measure, not 0
+            record[op].update(time_us=None, mean_us=None)
     return record
 
 

@@ -13,6 +13,7 @@ from nitrometer.sampling.interval import QUANTILES, Interval
 
 log = logging.getLogger("nitrometer.sampling")
 
+DEFAULT_BOUNDS = (native.CEILING_OPS_PER_S, native.CEILING_BYTES_PER_S)
 MAX_BACKOFF = 30.0  # seconds between retries of a device that keeps failing
 
 
@@ -54,7 +55,7 @@ class DeviceTracker:
     """Baseline, counters of odd events, failure state and episodes of one device."""
 
     def __init__(self, device, source, *, share: float, episode_gap: int,
-                 ongoing_every: float):
+                 ongoing_every: float, bounds: tuple[float, float] = DEFAULT_BOUNDS):
         self.device = device
         self.source = source
         self.share = share
@@ -67,6 +68,10 @@ class DeviceTracker:
         self.resets = 0
         self.layout_changes = 0
         self.glitches: dict[str, int] = {}
+        self.glitching: set[str] = set()  # fields below their committed value
+        self.held = 0  # pages held as implausible until the next one decided
+        self.holding = False  # the last page is held
+        self.guard = native.Guard(*bounds)
         self.version_warned = False
         self.episodes = EpisodeTracker(device, episode_gap, ongoing_every)
 
@@ -75,33 +80,46 @@ class DeviceTracker:
         return key_of(self.device)
 
     def observe(self, raw: bytes, t: float) -> Interval | None:
-        """Fold a page in: an Interval from the baseline, or None when this page is a new
-        baseline (the first page, or one with another histogram layout)."""
-        prev, prev_t = self.baseline, self.baseline_time
+        """Fold a page in: an Interval of what it committed since the last committed page,
+        or None when it commits nothing (the first page, a new layout, or a page held
+        because no device could have done what it shows)."""
+        prev_t = self.baseline_time
         try:
-            if prev is None:
-                page, summary = native.decode(raw), None
-            else:
-                page, summary = native.sample(prev, raw, QUANTILES)
+            page, summary = self.guard.sample(raw, t, QUANTILES)
         except native.LayoutChanged as exc:
             self.layout_changes += 1
             if self.layout_changes == 1:
                 log.warning("%s (%s): histogram layout changed; counting from a new "
                             "baseline (one interval lost)", self.device.name, self.device.serial)
-            page, summary = exc.page, None
+            self.baseline, self.baseline_time, self.holding = exc.page, t, False
+            return None
         except native.PageError as exc:
             raise bad_page(self.device, exc) from None
         self._check_version(page)
-        self.baseline, self.baseline_time = page, t
-        if summary is None:
+        self.baseline = page
+        if summary.dropped:
+            self._count_glitches(summary.dropped, "grew faster than any device can, then "
+                                 "fell back; that page was dropped")
+        self.holding = summary.held
+        if summary.held:
+            self.held += 1
+            return None
+        if summary.baseline:
+            self.baseline_time = t
             return None
         if summary.reset:
             self.resets += 1
             log.info("%s (%s): the device restarted its counters; counting from zero",
                      self.device.name, self.device.serial)
-        glitches = getattr(summary, "glitches", ())
-        if glitches:
-            self._count_glitches(glitches)
+        # A field stays below its committed value until it grows past it again: one
+        # glitch however many intervals that takes.
+        glitches = summary.glitches
+        new = [name for name in glitches if name not in self.glitching]
+        self.glitching = set(glitches)
+        if new:
+            self._count_glitches(new, "went down while the device kept counting; no "
+                                 "growth counted for it until it is back above its value")
+        self.baseline_time = t
         # A reading older than the baseline cannot happen on one clock; guard the division.
         seconds = t - prev_t if t > prev_t else 1e-9
         return Interval(self.device, prev_t, seconds, summary, page, self.share)
@@ -113,14 +131,13 @@ class DeviceTracker:
                         "knows; decoding the layout it shares with version 1",
                         self.device.name, self.device.serial, page.version)
 
-    def _count_glitches(self, fields) -> None:
+    def _count_glitches(self, fields, what: str) -> None:
         first = not self.glitches
         for name in fields:
             self.glitches[name] = self.glitches.get(name, 0) + 1
         if first:
-            log.warning("%s (%s): %s went down while the device kept counting; no growth "
-                        "counted for it this interval (logged once per device)",
-                        self.device.name, self.device.serial, ", ".join(fields))
+            log.warning("%s (%s): %s %s (logged once per device)", self.device.name,
+                        self.device.serial, ", ".join(fields), what)
 
     def failed(self, exc: BaseException, now: float, interval: float) -> bool:
         """Note a failed read; True when the device was fine until now."""

@@ -249,7 +249,8 @@ class Engine:
             result.recovered.append(device)
         result.readings.append((device, raw, t))
         if interval is None:
-            result.baselines.append((device, tracker.baseline))
+            if not tracker.holding:
+                result.baselines.append((device, tracker.baseline))
             return
         result.intervals.append(interval)
         result.events += tracker.episodes.update(self.wall(interval.start),

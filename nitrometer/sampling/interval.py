@@ -35,7 +35,7 @@ class OpStats:
 
     ops: int
     bytes: int
-    time_us: int
+    time_us: int | None  # None: the time counter went down, so the interval has no measure
     seconds: float
     quantiles_us: dict  # quantile -> us or None (no IO)
 
@@ -54,7 +54,7 @@ class OpStats:
 
     @property
     def mean_us(self) -> float | None:
-        return self.time_us / self.ops if self.ops else None
+        return self.time_us / self.ops if self.ops and self.time_us is not None else None
 
     @property
     def avg_request_bytes(self) -> float | None:
@@ -153,8 +153,10 @@ class Interval:
         if stats is None:
             d = self.summary.delta
             q = self.summary.read_q if name == "read" else self.summary.write_q
+            time_field = f"total_{name}_time"
+            time_us = None if time_field in self.summary.glitches else d[time_field]
             stats = self._ops[name] = OpStats(
-                d[f"total_{name}_ops"], d[f"total_{name}_bytes"], d[f"total_{name}_time"],
+                d[f"total_{name}_ops"], d[f"total_{name}_bytes"], time_us,
                 self.seconds, _named(self.summary.qs, q))
         return stats
 

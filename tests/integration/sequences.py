@@ -83,6 +83,34 @@ def version_2(b: PageBuilder, i: int):
     return bytes(page)
 
 
+def _with_counter(b: PageBuilder, index: int, value: int) -> bytes:
+    """The builder's page with one counter (page order, LOGPAGE.md) set to value."""
+    page = bytearray(b.page())
+    struct.pack_into("<Q", page, 8 + 8 * index, value)
+    return bytes(page)
+
+
+def read_ops_spike(b: PageBuilder, i: int):
+    b.advance(reads=READS, writes=WRITES)
+    if i == 2:  # one page 10^12 ops ahead, the next ones back on track
+        return _with_counter(b, 0, b.counters["total_read_ops"] + 10**12)
+    return None
+
+
+def write_ops_max(b: PageBuilder, i: int):
+    b.advance(reads=READS, writes=WRITES)
+    if i == 2:  # write ops read as 2^64 - 1 once
+        return _with_counter(b, 1, 2**64 - 1)
+    return None
+
+
+def back_by_one_never_wrote(b: PageBuilder, i: int):
+    b.advance(reads=READS)
+    if i in (2, 4):  # read ops back by one on two pages, flapping; writes stay 0
+        return _with_counter(b, 0, b.counters["total_read_ops"] - READS - 1)
+    return None
+
+
 def steady(b: PageBuilder, i: int):
     b.advance(reads=READS, writes=WRITES)
 
@@ -110,6 +138,13 @@ def scenarios() -> list[Scenario]:
                  control="hang=120000", serial="AWSHUNG0000000000007"),
         Scenario("renamed", "nvme8n1", "instance_store", _pages("instance_store", steady), full,
                  serial="AWSRENAMED0000000008"),
+        # Transient pages no device can produce leave the totals at the device's growth.
+        Scenario("read ops spike", "nvme10n1", "instance_store",
+                 _pages("instance_store", read_ops_spike), full, serial="AWSSPIKE000000000010"),
+        Scenario("write ops at 2^64-1", "nvme11n1", "ebs", _pages("ebs", write_ops_max), full,
+                 serial="vol-0000000000000c0b1"),
+        Scenario("read ops back by one, never wrote", "nvme12n1", "ebs",
+                 _pages("ebs", back_by_one_never_wrote), full, serial="vol-0000000000000c0b2"),
     ]
 
 

@@ -19,7 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from nitrometer import metrics as m
-from tests.integration.sequences import PAGES, READS, scenarios, write_sysfs
+from tests.integration.sequences import PAGES, READS, WRITES, scenarios, write_sysfs
 from tests.support.prometheus import free_port
 
 pytestmark = pytest.mark.slow
@@ -133,6 +133,18 @@ def test_agent(fake, tmp_path):
     assert value(final, f"{m.LATENCY}_count", device=bins.device, op="read") < 2 * PAGES * READS
     assert value(final, m.COUNTER_RESETS, device=cases["reset"].device) == 1
     assert value(final, m.LAYOUT_CHANGES, device=cases["layout change"].device) == 1
+    for name in ("read ops spike", "write ops at 2^64-1", "read ops back by one, never wrote"):
+        device = cases[name].device
+        assert value(final, m.COUNTER_RESETS, device=device) == 0, name
+        assert value(final, m.WRITE_OPS, device=device) == (
+            0 if "never wrote" in name else PAGES * WRITES), name
+        # A field that stepped back catches up in the next second: 2x, never 10^9.
+        assert value(final, m.PEAK_IOPS, device=device, op="read") <= 2.2 * READS, name
+    spike, top = cases["read ops spike"].device, cases["write ops at 2^64-1"].device
+    assert value(final, m.GLITCHES, device=spike, field="total_read_ops") == 1
+    assert value(final, m.GLITCHES, device=top, field="total_write_ops") == 1
+    flapping = cases["read ops back by one, never wrote"].device
+    assert value(final, m.GLITCHES, device=flapping, field="total_read_ops") == 2
     newer = cases["version 2"]
     assert value(final, m.DEVICE_INFO, device=newer.device, page_version="2") == 1
     assert value(final, f"{m.IO_SIZE_LATENCY}_count", device=newer.device, op="read",
@@ -169,17 +181,25 @@ def test_snapshot(fake, tmp_path):
 
     assert reads("one counter back") == [READS] * (PAGES - 1)
     back = rows[cases["one counter back"].device]
-    assert back[1]["write"]["time_us"] == 0  # the glitch interval: no growth for it
+    # The glitch interval has no measure of write time: null, not 0.
+    assert back[1]["write"]["time_us"] is None and back[1]["write"]["mean_us"] is None
     assert all(r["write"]["time_us"] > 0 for i, r in enumerate(back) if i != 1)
     assert not any(r["reset"] for r in back)
     assert reads("one bin back") == [READS] * (PAGES - 1)
     reset = rows[cases["reset"].device]
-    assert [r["reset"] for r in reset] == [False, False, True, False, False]
-    assert reads("reset") == [READS, READS, 500, READS, READS]
+    # The page after the restart is held until the next one confirms it: one row of two
+    # seconds holds what the device did since it restarted.
+    assert [r["reset"] for r in reset] == [False, False, True, False]
+    assert reads("reset") == [READS, READS, 500 + READS, READS]
+    assert reset[2]["interval_s"] == pytest.approx(2.0, abs=0.3)
     # The interval into the new layout is a new baseline, not a row.
     assert reads("layout change") == [READS] * (PAGES - 2)
     assert reads("version 2") == [READS] * (PAGES - 1)
     assert reads("slow reads") == [READS] * (PAGES - 1)
+    # A held page is no row; the next row spans both intervals and holds both.
+    assert reads("read ops spike") == [READS, 2 * READS, READS, READS]
+    assert reads("write ops at 2^64-1") == [READS, 2 * READS, READS, READS]
+    assert sum(reads("read ops back by one, never wrote")) == (PAGES - 1) * READS
     assert all(r["interval_s"] == pytest.approx(1.0, abs=0.3) for r in rows["nvme6n1"])
 
 

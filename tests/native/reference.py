@@ -16,6 +16,7 @@ COUNTER_NAMES = (
     "ec2_instance_performance_exceeded_tp", "volume_queue_length",
 )
 READ_OPS, WRITE_OPS, QUEUE = 0, 1, 10
+TRAFFIC = 6  # ops, bytes and time, read and write: the counters a restart sets back
 U32 = 2**32
 MAX64 = 2**64 - 1
 
@@ -103,12 +104,17 @@ def layout(page: dict) -> tuple:
             [(b["low"], b["high"]) for b in page["bands"]])
 
 
+def restarted(prev: dict, cur: dict) -> bool:
+    """Every traffic counter (ops, bytes, time) that had counted went down, and one did."""
+    pairs = list(zip(prev["counters"][:TRAFFIC], cur["counters"][:TRAFFIC]))
+    return any(c < p for p, c in pairs) and all(c < p for p, c in pairs if p)
+
+
 def delta(prev: dict, cur: dict) -> tuple[dict, dict]:
     """(delta page, {"reset", "glitches", "glitch_count"}) by the rules in docs/logpage.md."""
     if layout(prev) != layout(cur):
         raise Invalid("layout")
-    ops = [(prev["counters"][i], cur["counters"][i]) for i in (READ_OPS, WRITE_OPS)]
-    if any(c < p for p, c in ops) and all(c < p for p, c in ops if p):
+    if restarted(prev, cur):
         return cur, {"reset": True, "glitches": (), "glitch_count": 0}
     glitches, counters = [], []
     for i, (p, c) in enumerate(zip(prev["counters"], cur["counters"])):

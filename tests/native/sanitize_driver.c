@@ -92,10 +92,11 @@ static const double qs_all[] = {0.0, 0.5, 0.9, 0.99, 0.999, 1.0};
 /* Running totals per kind of device, fed every decoded page whatever its bins: merging. */
 static nm_page kept_totals[3];
 static double kept_sums[3][2 * NM_MAX_BANDS];
+static uint64_t moved[2];
 
 static void keep(const nm_page *page)
 {
-    fold_int(nm_accumulate(&kept_totals[page->kind], kept_sums[page->kind], page));
+    fold_int(nm_accumulate(&kept_totals[page->kind], kept_sums[page->kind], moved, page));
 }
 
 static void exercise(const nm_page *prev, const nm_page *cur)
@@ -117,12 +118,27 @@ static void exercise(const nm_page *prev, const nm_page *cur)
         nm_page *totals = calloc(1, sizeof(*totals));
         double band_sums[2 * NM_MAX_BANDS];
 
-        fold_int(nm_accumulate(totals, band_sums, &summary->delta));
-        fold_int(nm_accumulate(totals, band_sums, &summary->delta));
+        fold_int(nm_accumulate(totals, band_sums, moved, &summary->delta));
+        fold_int(nm_accumulate(totals, band_sums, moved, &summary->delta));
         fold(totals->counters, sizeof(totals->counters));
         fold(band_sums, sizeof(band_sums[0]) * 2 * totals->num_bands);
         free(totals);
     }
+    /* The guard over prev, cur, prev, cur: held, dropped, confirmed, restarts alike. */
+    nm_guard *guard = calloc(1, sizeof(*guard));
+    static const nm_bounds bounds = {1e4, 1e8};
+    const nm_page *seq[] = {prev, cur, prev, cur, cur};
+
+    for (size_t i = 0; i < sizeof(seq) / sizeof(seq[0]); i++) {
+        int step = nm_guard_step(guard, seq[i], (double)i, &bounds, &summary->delta,
+                                 &summary->info);
+
+        fold_int(step);
+        fold(&summary->info, sizeof(summary->info));
+        if (step == 0 && !(summary->info.flags & (NM_DELTA_HELD | NM_DELTA_BASELINE)))
+            fold(summary->delta.counters, sizeof(summary->delta.counters));
+    }
+    free(guard);
     rc = nm_merge_bins(cur->read.upper, cur->read.count, cur->read.num_bins, edges, 4, merged);
     fold_int(rc);
     fold(merged, sizeof(merged));
@@ -192,6 +208,7 @@ int main(int argc, char **argv)
         fold(kept_totals[k].counters, sizeof(kept_totals[k].counters));
         fold(kept_totals[k].read.count, sizeof(kept_totals[k].read.count));
         fold(kept_sums[k], sizeof(kept_sums[k]));
+        fold(moved, sizeof(moved));
     }
     printf("%ld mutated pages decoded, %ld rejected, digest %016llx\n", decoded, rejected,
            (unsigned long long)digest);

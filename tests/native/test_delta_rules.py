@@ -78,12 +78,26 @@ def test_a_wrap_bigger_than_the_op_growth_is_a_glitch():
     assert s.delta.write.counts == [100] * 8
 
 
-def test_reset_when_the_only_op_counter_that_counted_went_down():
-    prev = page(total_write_ops=0)
-    cur = page(read=[0, 1, 2, 3, 0, 0, 0, 0], total_read_ops=6, total_write_ops=4)
+NEVER_WROTE = {"total_write_ops": 0, "total_write_bytes": 0, "total_write_time": 0}
+
+
+def test_reset_when_every_traffic_counter_that_counted_went_down():
+    prev = page(**NEVER_WROTE)
+    cur = page(read=[0, 1, 2, 3, 0, 0, 0, 0], total_read_ops=6, total_read_bytes=24576,
+               total_read_time=600, total_write_ops=4, total_write_bytes=0,
+               total_write_time=0)
     s = native.delta(prev, cur)
     assert s.reset and s.glitches == ()
     assert s.delta.counters == cur.counters and s.delta.read.counts == [0, 1, 2, 3, 0, 0, 0, 0]
+
+
+def test_read_ops_back_by_one_on_a_device_that_never_wrote_is_a_glitch_not_a_reset():
+    prev = page(**NEVER_WROTE)
+    cur = page(read=grown(READ, 1), total_read_ops=999, total_read_bytes=4100096,
+               total_read_time=90900, **NEVER_WROTE)
+    s = native.delta(prev, cur)
+    assert not s.reset and s.glitches == ("total_read_ops",)
+    assert s.delta["total_read_ops"] == 0 and s.delta["total_read_bytes"] == 4096
 
 
 def test_one_op_counter_down_while_the_other_counts_on_is_a_glitch():
@@ -168,3 +182,24 @@ def test_a_newer_version_without_a_valid_detail_part_has_no_bands(raw_len, num_h
     newer = native.decode(version_page(3, raw_len, num_hists))
     assert (newer.version, newer.bands) == (3, [])
     assert newer["total_read_ops"] == 1000 and newer.write.counts == WRITE
+
+
+def test_band_ios_the_totals_cannot_place_are_counted_not_lost_silently():
+    totals = native.Totals()
+    totals.add(native.delta(page(band_read=(), band_write=()),
+                            page(read=grown(READ, 1), band_read=(), band_write=())).delta)
+    with_bands = native.delta(page(), page(band_read=[grown(b, 1) for b in BAND_READ],
+                                           band_write=[grown(b, 2) for b in BAND_WRITE]))
+    totals.add(with_bands.delta)
+    assert totals.band_ios_unplaced == 2 * 8 * (1 + 2)  # 2 bands x 8 bins x (1 read + 2 write)
+    assert totals.band_ios_widened == 0 and not totals.page.bands
+
+
+def test_a_band_wider_than_any_of_the_totals_is_counted_where_it_goes():
+    totals = native.Totals()
+    narrow = (4096, 65536)
+    totals.add(native.delta(page(sizes=narrow), page(sizes=narrow)).delta)
+    wide = native.delta(page(), page(band_read=[grown(b, 1) for b in BAND_READ]))
+    totals.add(wide.delta)
+    assert totals.band_ios_widened == 8  # the open-ended band's 8 bins, one read each
+    assert totals.band_ios_unplaced == 0

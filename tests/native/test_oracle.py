@@ -157,9 +157,11 @@ def scenario(name: str) -> tuple[bytes, bytes]:
         cur["read"][2], cur["counters"]["total_read_ops"] = 5, 5003
     elif name == "a band bin back":
         cur["band_write"][1][3] = 1
-    elif name == "reset with one op counter at 0":
-        prev["counters"]["total_write_ops"] = 0
-        cur["counters"].update(total_read_ops=7, total_write_ops=3)
+    elif name == "reset of a device that never wrote":
+        prev["counters"].update(total_write_ops=0, total_write_bytes=0, total_write_time=0)
+        cur["counters"].update(total_read_ops=7, total_write_ops=3, total_read_bytes=700,
+                               total_read_time=70, total_write_bytes=12288,
+                               total_write_time=300)
     elif name == "version 2":
         layout = layout[:3] + (2,)
     return encode(layout, prev), encode(layout, cur)
@@ -167,7 +169,7 @@ def scenario(name: str) -> tuple[bytes, bytes]:
 
 @pytest.mark.parametrize("name", [
     "one counter back", "one bin back by 1", "a wrap within the op growth",
-    "a wrap beyond the op growth", "a band bin back", "reset with one op counter at 0",
+    "a wrap beyond the op growth", "a band bin back", "reset of a device that never wrote",
     "version 2"])
 def test_named_cases_agree_with_reference(name):
     prev, cur = scenario(name)
@@ -176,6 +178,6 @@ def test_named_cases_agree_with_reference(name):
     assert as_reference(summary.delta) == expected
     assert (summary.reset, summary.glitches, summary.glitch_count) == (
         info["reset"], info["glitches"], info["glitch_count"])
-    assert summary.reset == (name == "reset with one op counter at 0")
+    assert summary.reset == (name == "reset of a device that never wrote")
     assert bool(summary.glitches) == (name in ("one counter back", "one bin back by 1",
                                                "a wrap beyond the op growth", "a band bin back"))
