@@ -22,10 +22,9 @@ from nitrometer.prices.cache import (
     RESERVED,
     SAVINGS_PLAN,
     UPDATE_COMMAND,
-    CachedRegion,
     RateKey,
-    load_region,
 )
+from nitrometer.prices.lookup import CachedRegion, load_region
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 PRICES_FILE = DATA_DIR / "ec2_prices.csv"
@@ -148,17 +147,13 @@ class Reference:
         # the cache from `nitrometer prices update` comes before the packaged snapshot
         self.cache_dir, self.use_cache = cache_dir, use_cache
         self._cached: dict[str, CachedRegion | None] = {}
-        self._cached_types: dict[str, set[str]] = {}
         self.used_regions: set[str] = set()
 
     def cached(self, region: str) -> CachedRegion | None:
         if not self.use_cache or not region:
             return None
-        if region not in self._cached:
+        if region not in self._cached:  # an open file, asked one rate at a time
             self._cached[region] = load_region(self.cache_dir, region)
-            cached = self._cached[region]
-            self._cached_types[region] = ({k.instance_type for k in cached.rates}
-                                          if cached else set())
         return self._cached[region]
 
     def rate(self, instance_type: str, region: str, operation: str = LINUX,
@@ -175,8 +170,8 @@ class Reference:
                     return self.overrides[key]
         cached = self.cached(region)
         if cached is not None:
-            return cached.rates.get(RateKey(instance_type, operation, term, offering, lease,
-                                            payment))
+            return cached.rate(RateKey(instance_type, operation, term, offering, lease,
+                                       payment))
         if plain:
             item = self.types.get((region, instance_type))
             return item.price if item else None
@@ -196,8 +191,8 @@ class Reference:
 
     def exists_in(self, instance_type: str, region: str) -> bool:
         """The price list knows the type in that region (cached regions only)."""
-        return self.cached(region) is not None and \
-            instance_type in self._cached_types.get(region, set())
+        cached = self.cached(region)
+        return cached is not None and cached.has_type(instance_type)
 
     def load_prices(self, path: str | Path) -> int:
         """A user CSV (instance_type, price[, region]) whose rates replace the packaged ones."""
