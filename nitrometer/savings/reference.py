@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from nitrometer.ec2 import parse_instance_type
+from nitrometer.ec2 import looks_graviton, parse_instance_type, size_factor
 from nitrometer.errors import ConfigError
 from nitrometer.prices.cache import (
     COMPUTE_SP,
@@ -58,28 +58,6 @@ SOURCES = {
                "(cloud-intelligence-dashboards-framework @8de0d7d3)",
 }
 MAPPING_AS_OF = "2026-06-22"
-
-# EC2 User Guide: instance size flexibility by normalization factor.
-SIZE_FACTORS = {"nano": 0.25, "micro": 0.5, "small": 1.0, "medium": 2.0, "large": 4.0,
-                "xlarge": 8.0}
-_MULTI_XLARGE = re.compile(r"^(\d+)xlarge$")
-_METAL_XL = re.compile(r"^metal-(\d+)xl$")
-_FAMILY_SUFFIX = re.compile(r"^[a-z-]*?\d+(.*)$")
-
-
-def size_factor(size: str) -> float | None:
-    """Normalization factor a size name implies, per the EC2 docs; None for plain 'metal'."""
-    if size in SIZE_FACTORS:
-        return SIZE_FACTORS[size]
-    match = _MULTI_XLARGE.match(size) or _METAL_XL.match(size)
-    return 8.0 * int(match.group(1)) if match else None
-
-
-def looks_graviton(family: str) -> bool:
-    """Graviton families carry a 'g' after the generation digit (m6g, c7gn, im4gn, x2gd)."""
-    match = _FAMILY_SUFFIX.match(family)
-    return bool(match) and "g" in match.group(1)
-
 
 @dataclass(frozen=True)
 class InstanceType:

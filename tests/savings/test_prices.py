@@ -178,24 +178,3 @@ def test_cli_names_sources_and_regions_without_prices(capsys, bill, cache):
     assert not spot["in_headline"] and spot["cost"] == pytest.approx(0.035 * HOURS)
     assert efforts[("Excluded", "no Graviton equivalent")]["cost"] == pytest.approx(0.416 * HOURS)
     assert any("1 invalid lines" in w for w in doc["warnings"])
-
-
-def test_agent_prices_come_from_the_cache(cache, monkeypatch, caplog):
-    from nitrometer.agent.instance import InstanceContext, _price
-    from nitrometer.savings import reference
-
-    def priced(instance_type: str, region: str) -> InstanceContext:
-        ctx = InstanceContext("i-0", instance_type, *instance_type.split("."), "", region, "",
-                              "config")
-        reference.default_reference.cache_clear()
-        _price(ctx)
-        return ctx
-
-    monkeypatch.setenv("NITROMETER_CACHE_DIR", str(cache))
-    ctx = priced("m5.large", "eu-west-1")  # a region the packaged snapshot lacks
-    assert (ctx.price, ctx.graviton_type, ctx.graviton_price) == (0.107, "m6g.large", 0.086)
-    assert priced("m5.metal", "us-east-1").price == 4.608  # bare metal, from the bulk API
-    monkeypatch.setenv("NITROMETER_CACHE_DIR", str(cache / "missing"))
-    assert priced("m5.large", "us-east-1").price == 0.096  # the packaged snapshot
-    assert priced("m5.large", "eu-west-1").price is None
-    reference.default_reference.cache_clear()
