@@ -69,8 +69,12 @@ class PlanReader:
                     self.meta[{"publicationDate": "publication_date"}.get(prefix, prefix)] = \
                         str(value)
         except ijson.JSONError as exc:
+            detail = exc.args[0] if exc.args else ""
+            if isinstance(detail, bytes):  # the C parser's message
+                detail = detail.decode("utf-8", "replace")
+            detail = (str(detail).splitlines() or [""])[0].strip()[:120]
             raise NitrometerError(f"{self.url}: not a Savings Plans price list file "
-                                  f"({str(exc).splitlines()[0][:120]})") from None
+                                  f"({detail})") from None
         if not products:
             raise NitrometerError(f"{self.url}: not a Savings Plans price list file (no "
                                   "products[] list)")

@@ -64,6 +64,11 @@ BAD = {
         _replace(offers.sp_path("eu-west-1"), b'"price": "0.0602"', b'"price": "cheap"'), (),
         "'cheap'"),
     "Savings Plans file cut short": (None, (offers.sp_path("eu-west-1"),), "dropped after"),
+    "non-UTF-8 byte in the Savings Plans file": (
+        _replace(offers.sp_path("eu-west-1"), b"EU-BoxUsage:m6g.large", b"EU-BoxUsage:m6g.l\xff"),
+        (), "not a Savings Plans price list file"),
+    "Savings Plans file without products": (
+        _replace(offers.sp_path("eu-west-1"), b'"products"', b'"productz"'), (), "no products"),
 }
 
 
