@@ -71,6 +71,7 @@ class PendingRegion:
                                     dir=self.target.parent)
         os.close(fd)
         self.path = Path(name)
+        self.installed = False
         self.db = sqlite3.connect(str(self.path))
         # a scratch file: nothing to recover if the process dies, it is deleted
         self.db.execute("PRAGMA journal_mode = OFF")
@@ -96,13 +97,14 @@ class PendingRegion:
             os.fsync(f.fileno())
 
     def discard(self) -> None:
-        try:
-            self.db.close()
-        finally:
+        """Drop the scratch file, unless it was installed."""
+        self.db.close()
+        if not self.installed:
             self.path.unlink(missing_ok=True)
 
     def install(self) -> Path:
         os.replace(self.path, self.target)
+        self.installed = True
         return self.target
 
 

@@ -166,6 +166,7 @@ def _decoys(region: str, product: dict) -> list[tuple[str, dict]]:
                              "usageType": f"{prefix}UnusedBox:{t}"}),
         ("market option", {**product, "MarketOption": "CapacityBlock"}),
         ("usage type", {**product, "usageType": f"{prefix}SpotUsage:{t}"}),
+        ("operation", {**product, "operation": f"{product['operation']}:SV001"}),
         ("license model", {**product, "License Model": "Bring your own license"}),
         ("pre-installed software", {**product, "Pre Installed S/W": "SQL Web"}),
     ]
