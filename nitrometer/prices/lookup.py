@@ -31,6 +31,9 @@ class CachedRegion:
 
     def __init__(self, region: str, path: Path):
         self.region, self.path = region, path
+        # answers already asked for: a bill asks the same few keys many times
+        self._rates: dict[RateKey, float | None] = {}
+        self._types: dict[str, bool] = {}
         try:
             self._db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
                                        check_same_thread=False)
@@ -53,15 +56,20 @@ class CachedRegion:
             raise self._damaged(exc) from None
 
     def rate(self, key: RateKey) -> float | None:
+        if key in self._rates:
+            return self._rates[key]
         rows = self._query("SELECT usd_per_hour FROM rates WHERE instance_type = ? AND "
                            "operation = ? AND term = ? AND offering = ? AND lease = ? AND "
                            "payment = ?", (key.instance_type, key.operation, key.term,
                                            key.offering, key.lease, key.payment))
-        return rows[0][0] if rows else None
+        self._rates[key] = rows[0][0] if rows else None
+        return self._rates[key]
 
     def has_type(self, instance_type: str) -> bool:
-        return bool(self._query("SELECT 1 FROM rates WHERE instance_type = ? LIMIT 1",
-                                (instance_type,)))
+        if instance_type not in self._types:
+            self._types[instance_type] = bool(self._query(
+                "SELECT 1 FROM rates WHERE instance_type = ? LIMIT 1", (instance_type,)))
+        return self._types[instance_type]
 
     def count(self) -> int:
         return self._query("SELECT count(*) FROM rates")[0][0]
