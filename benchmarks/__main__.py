@@ -26,6 +26,7 @@ MODULES = (
     "hostile",
     "install",
     "savings",
+    "prices",
 )
 DEFAULT_CACHE = Path(tempfile.gettempdir()) / "nitrometer-bench-cache"
 

@@ -4,6 +4,7 @@ and the storage limits table (nitrometer/data/storage_limits.csv, sources cited 
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,27 @@ from nitrometer.errors import ConfigError
 # taken to move its write IOPS limit at 16 KiB each.
 INSTANCE_STORE_TP_BYTES_PER_IOP = 16384
 LIMITS_FILE = Path(__file__).resolve().parent / "data" / "storage_limits.csv"
+
+# EC2 User Guide: instance size flexibility by normalization factor.
+SIZE_FACTORS = {"nano": 0.25, "micro": 0.5, "small": 1.0, "medium": 2.0, "large": 4.0,
+                "xlarge": 8.0}
+_MULTI_XLARGE = re.compile(r"^(\d+)xlarge$")
+_METAL_XL = re.compile(r"^metal-(\d+)xl$")
+_FAMILY_SUFFIX = re.compile(r"^[a-z-]*?\d+(.*)$")
+
+
+def size_factor(size: str) -> float | None:
+    """Normalization factor a size name implies, per the EC2 docs; None for plain 'metal'."""
+    if size in SIZE_FACTORS:
+        return SIZE_FACTORS[size]
+    match = _MULTI_XLARGE.match(size) or _METAL_XL.match(size)
+    return 8.0 * int(match.group(1)) if match else None
+
+
+def looks_graviton(family: str) -> bool:
+    """Graviton families carry a 'g' after the generation digit (m6g, c7gn, im4gn, x2gd)."""
+    match = _FAMILY_SUFFIX.match(family)
+    return bool(match) and "g" in match.group(1)
 
 
 def split_instance_type(instance_type: str) -> tuple[str, str]:

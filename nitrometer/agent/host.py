@@ -62,10 +62,8 @@ def host_sampler(spec, state, clock, instance_type: str | None = None):
     if spec.kind != "simulate":
         return HostSampler()
     from nitrometer.collectors.simhost import SimulatedCpu
-    from nitrometer.savings.reference import default_reference
+    from nitrometer.prices.instance import instance_specs
 
-    instance_type = instance_type or spec.target
-    ref = default_reference()
-    arch = ref.arch(instance_type) if ref.known(instance_type) else ""
-    return SimulatedCpu(simulated_host_ios(state), clock.monotonic, arch=arch or "",
-                        normalization_factor=ref.normalization_factor(instance_type))
+    specs = instance_specs(instance_type or spec.target)
+    return SimulatedCpu(simulated_host_ios(state), clock.monotonic, arch=specs.arch,
+                        normalization_factor=specs.normalization_factor)

@@ -103,34 +103,16 @@ def build_instance(config, simulated_type: str | None = None) -> InstanceContext
     return ctx
 
 
-
 def _price(ctx: InstanceContext) -> None:
     if ctx.instance_type == UNKNOWN_TYPE:
         return  # off EC2 without --instance.type: no price, no cost counters
-    try:
-        from nitrometer.savings import reference
-    except ImportError:
-        log.warning("price data unavailable: cost counters are not exported")
-        return
-    from nitrometer.errors import NitrometerError
+    from nitrometer.prices.instance import instance_pricing
 
-    ref = reference.default_reference()  # the price cache first, then the packaged snapshot
-    try:
-        ctx.price = ref.price(ctx.instance_type, ctx.region)
-    except NitrometerError as exc:  # a damaged cache: the packaged snapshot still serves
-        log.warning("%s", exc)
-        ref = reference.Reference()
-        ctx.price = ref.price(ctx.instance_type, ctx.region)
-    log.info("prices for %s: %s", ctx.region,
-             ref.region_source(ctx.region)["source"] or "none")
-    ctx.normalization_factor = ref.normalization_factor(ctx.instance_type)
+    # the price cache first, then the packaged snapshot; only this type's rates are read
+    pricing = instance_pricing(ctx.instance_type, ctx.region, warn=log.warning)
+    log.info("prices for %s: %s", ctx.region, pricing.source)
+    ctx.price = pricing.price
+    ctx.normalization_factor = pricing.specs.normalization_factor
     if not ctx.arch:
-        ctx.arch = ARCH_LABELS.get(ref.arch(ctx.instance_type) or "", "") if \
-            ref.known(ctx.instance_type) else ""
-    if reference.looks_graviton(ctx.family):
-        # Already on Graviton: its equivalent is itself.
-        ctx.graviton_type, ctx.graviton_price = ctx.instance_type, ctx.price
-        return
-    target = ref.graviton_target(ctx.instance_type, ctx.region)
-    if target is not None:
-        ctx.graviton_type, ctx.graviton_price = target.instance_type, target.price
+        ctx.arch = ARCH_LABELS.get(pricing.specs.arch, "")
+    ctx.graviton_type, ctx.graviton_price = pricing.graviton_type, pricing.graviton_price

@@ -1,25 +1,32 @@
-"""The local price cache: one CSV of rates and one JSON of provenance per region.
+"""The local price cache: one SQLite file per region, only the columns a lookup uses.
 
-Standard library only: the agent reads it for its price metrics without pandas. Files are
-written whole to a temporary name and renamed, so a reader never sees half a region.
+Standard library only. A region's file is built under a temporary name beside the cache and
+renamed into place when every region of an update is complete, so a reader (or a failed
+update) never sees half a region. Reading is in nitrometer.prices.lookup.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import os
+import sqlite3
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from nitrometer.errors import NitrometerError
-
-RATE_COLUMNS = ("instance_type", "operation", "tenancy", "term", "offering", "lease",
-                "payment", "usd_per_hour")
 ON_DEMAND, RESERVED, SAVINGS_PLAN = "OnDemand", "Reserved", "SavingsPlan"
 COMPUTE_SP, INSTANCE_SP = "ComputeSavingsPlans", "EC2InstanceSavingsPlans"
 UPDATE_COMMAND = "nitrometer prices update --region {region}"
+SUFFIX = ".sqlite"
+RATE_COLUMNS = ("instance_type", "operation", "term", "offering", "lease", "payment")
+SCHEMA = """
+CREATE TABLE rates (instance_type TEXT NOT NULL, operation TEXT NOT NULL, term TEXT NOT NULL,
+                    offering TEXT NOT NULL, lease TEXT NOT NULL, payment TEXT NOT NULL,
+                    usd_per_hour REAL NOT NULL,
+                    PRIMARY KEY (instance_type, operation, term, offering, lease, payment))
+                    WITHOUT ROWID;
+CREATE TABLE provenance (doc TEXT NOT NULL);
+"""
 
 
 def default_cache_dir() -> Path:
@@ -37,9 +44,13 @@ def prices_dir(cache_dir: str | Path | None) -> Path:
     return Path(cache_dir if cache_dir else default_cache_dir()) / "prices"
 
 
+def region_file(cache_dir: str | Path | None, region: str) -> Path:
+    return prices_dir(cache_dir) / f"{region}{SUFFIX}"
+
+
 @dataclass(frozen=True)
 class RateKey:
-    """What a rate is for. On-demand has no offering, lease or payment."""
+    """What a rate is for (shared tenancy). On-demand has no offering, lease or payment."""
 
     instance_type: str
     operation: str = "RunInstances"
@@ -47,79 +58,77 @@ class RateKey:
     offering: str = ""  # standard | convertible | ComputeSavingsPlans | EC2InstanceSavingsPlans
     lease: str = ""  # 1yr | 3yr
     payment: str = ""  # No Upfront | Partial Upfront | All Upfront
-    tenancy: str = "Shared"
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+class PendingRegion:
+    """A region's cache file under construction: a temporary file in the cache directory."""
+
+    def __init__(self, cache_dir: str | Path | None, region: str):
+        self.region = region
+        self.target = region_file(cache_dir, region)
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{region}.", suffix=SUFFIX,
+                                    dir=self.target.parent)
+        os.close(fd)
+        self.path = Path(name)
+        self.installed = False
+        self.db = sqlite3.connect(str(self.path))
+        # a scratch file: nothing to recover if the process dies, it is deleted
+        self.db.execute("PRAGMA journal_mode = OFF")
+        self.db.execute("PRAGMA synchronous = OFF")
+        self.db.executescript(SCHEMA)
+
+    def add_rates(self, rates) -> int:
+        """(RateKey, USD/h) pairs; a key already present keeps its first rate. Rows added."""
+        before = self.db.total_changes
+        self.db.executemany("INSERT OR IGNORE INTO rates VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            ((k.instance_type, k.operation, k.term, k.offering, k.lease,
+                              k.payment, float(v)) for k, v in rates))
+        return self.db.total_changes - before
+
+    def finish(self, meta: dict) -> None:
+        count = self.db.execute("SELECT count(*) FROM rates").fetchone()[0]
+        self.db.execute("INSERT INTO provenance VALUES (?)",
+                        (json.dumps({**meta, "region": self.region, "rates": count}),))
+        self.db.commit()
+        self.db.execute("VACUUM")  # drop the pages of the scratch tables
+        self.db.close()
+        with open(self.path, "rb+") as f:
+            os.fsync(f.fileno())
+
+    def discard(self) -> None:
+        """Drop the scratch file, unless it was installed."""
+        self.db.close()
+        if not self.installed:
+            self.path.unlink(missing_ok=True)
+
+    def install(self) -> Path:
+        os.replace(self.path, self.target)
+        self.installed = True
+        return self.target
+
+
+def install_all(pending: list[PendingRegion]) -> list[Path]:
+    """Rename every finished region into place, once all of them are complete."""
+    return [p.install() for p in pending]
 
 
 def write_region(cache_dir: str | Path | None, region: str, rates: dict[RateKey, float],
                  meta: dict) -> Path:
-    """The region's rates, then its provenance (a region counts as cached once both exist)."""
-    directory = prices_dir(cache_dir)
-
-    def rows(f):
-        writer = csv.writer(f)
-        writer.writerow(RATE_COLUMNS)
-        for key in sorted(rates, key=lambda k: (k.instance_type, k.operation, k.term, k.offering,
-                                                 k.lease, k.payment, k.tenancy)):
-            writer.writerow([key.instance_type, key.operation, key.tenancy, key.term,
-                             key.offering, key.lease, key.payment, repr(rates[key])])
-
-    path = directory / f"{region}.csv"
-    _atomic_write(path, rows)
-    _atomic_write(directory / f"{region}.json",
-                  lambda f: json.dump({**meta, "region": region, "rates": len(rates)}, f,
-                                      indent=2))
-    return path
-
-
-@dataclass
-class CachedRegion:
-    region: str
-    rates: dict[RateKey, float]
-    meta: dict
-
-    @property
-    def as_of(self) -> str:
-        return str(self.meta.get("ec2", {}).get("publication_date", ""))[:10]
-
-    @property
-    def source(self) -> str:
-        return str(self.meta.get("base_url", "AWS Price List bulk API"))
-
-
-def load_region(cache_dir: str | Path | None, region: str) -> CachedRegion | None:
-    """The cached region, None when it was never updated; a damaged file is an error."""
-    directory = prices_dir(cache_dir)
-    rates_path, meta_path = directory / f"{region}.csv", directory / f"{region}.json"
-    if not (rates_path.is_file() and meta_path.is_file()):
-        return None
+    """A region's rates and provenance, written as one file replaced at once."""
+    pending = PendingRegion(cache_dir, region)
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        rates = {}
-        with open(rates_path, newline="", encoding="utf-8") as f:
-            for row in csv.DictReader(f):
-                key = RateKey(row["instance_type"], row["operation"], row["term"],
-                              row["offering"], row["lease"], row["payment"], row["tenancy"])
-                rates[key] = float(row["usd_per_hour"])
-    except (OSError, ValueError, KeyError) as exc:
-        raise NitrometerError(f"price cache {rates_path} is damaged ({exc}); run "
-                              f"{UPDATE_COMMAND.format(region=region)}") from None
-    return CachedRegion(region, rates, meta)
+        pending.add_rates(rates.items())
+        pending.finish(meta)
+    except BaseException:
+        pending.discard()
+        raise
+    return pending.install()
 
 
 def cached_regions(cache_dir: str | Path | None) -> list[str]:
     directory = prices_dir(cache_dir)
     if not directory.is_dir():
         return []
-    return sorted(p.stem for p in directory.glob("*.json") if (p.with_suffix(".csv")).is_file())
+    return sorted(p.name[:-len(SUFFIX)] for p in directory.glob(f"*{SUFFIX}")
+                  if not p.name.startswith("."))

@@ -27,7 +27,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nitrometer.prices.cache import cached_regions, load_region, prices_dir
+    from nitrometer.prices.cache import cached_regions, prices_dir
+    from nitrometer.prices.lookup import load_region
 
     if args.action == "update":
         from nitrometer.prices.bulk import update
@@ -42,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for region in regions:
         cached = load_region(args.cache_dir, region)
-        print(f"{region}\t{len(cached.rates)} rates\tas of {cached.as_of}\t"
+        print(f"{region}\t{cached.count()} rates\tas of {cached.as_of}\t"
               f"updated {cached.meta.get('updated_at', '?')}\t{cached.source}")
+        cached.close()
     return 0

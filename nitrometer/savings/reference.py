@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from nitrometer.ec2 import parse_instance_type
+from nitrometer.ec2 import looks_graviton, parse_instance_type, size_factor
 from nitrometer.errors import ConfigError
 from nitrometer.prices.cache import (
     COMPUTE_SP,
@@ -22,10 +22,9 @@ from nitrometer.prices.cache import (
     RESERVED,
     SAVINGS_PLAN,
     UPDATE_COMMAND,
-    CachedRegion,
     RateKey,
-    load_region,
 )
+from nitrometer.prices.lookup import CachedRegion, load_region
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 PRICES_FILE = DATA_DIR / "ec2_prices.csv"
@@ -59,28 +58,6 @@ SOURCES = {
                "(cloud-intelligence-dashboards-framework @8de0d7d3)",
 }
 MAPPING_AS_OF = "2026-06-22"
-
-# EC2 User Guide: instance size flexibility by normalization factor.
-SIZE_FACTORS = {"nano": 0.25, "micro": 0.5, "small": 1.0, "medium": 2.0, "large": 4.0,
-                "xlarge": 8.0}
-_MULTI_XLARGE = re.compile(r"^(\d+)xlarge$")
-_METAL_XL = re.compile(r"^metal-(\d+)xl$")
-_FAMILY_SUFFIX = re.compile(r"^[a-z-]*?\d+(.*)$")
-
-
-def size_factor(size: str) -> float | None:
-    """Normalization factor a size name implies, per the EC2 docs; None for plain 'metal'."""
-    if size in SIZE_FACTORS:
-        return SIZE_FACTORS[size]
-    match = _MULTI_XLARGE.match(size) or _METAL_XL.match(size)
-    return 8.0 * int(match.group(1)) if match else None
-
-
-def looks_graviton(family: str) -> bool:
-    """Graviton families carry a 'g' after the generation digit (m6g, c7gn, im4gn, x2gd)."""
-    match = _FAMILY_SUFFIX.match(family)
-    return bool(match) and "g" in match.group(1)
-
 
 @dataclass(frozen=True)
 class InstanceType:
@@ -148,17 +125,13 @@ class Reference:
         # the cache from `nitrometer prices update` comes before the packaged snapshot
         self.cache_dir, self.use_cache = cache_dir, use_cache
         self._cached: dict[str, CachedRegion | None] = {}
-        self._cached_types: dict[str, set[str]] = {}
         self.used_regions: set[str] = set()
 
     def cached(self, region: str) -> CachedRegion | None:
         if not self.use_cache or not region:
             return None
-        if region not in self._cached:
+        if region not in self._cached:  # an open file, asked one rate at a time
             self._cached[region] = load_region(self.cache_dir, region)
-            cached = self._cached[region]
-            self._cached_types[region] = ({k.instance_type for k in cached.rates}
-                                          if cached else set())
         return self._cached[region]
 
     def rate(self, instance_type: str, region: str, operation: str = LINUX,
@@ -175,8 +148,8 @@ class Reference:
                     return self.overrides[key]
         cached = self.cached(region)
         if cached is not None:
-            return cached.rates.get(RateKey(instance_type, operation, term, offering, lease,
-                                            payment))
+            return cached.rate(RateKey(instance_type, operation, term, offering, lease,
+                                       payment))
         if plain:
             item = self.types.get((region, instance_type))
             return item.price if item else None
@@ -196,8 +169,8 @@ class Reference:
 
     def exists_in(self, instance_type: str, region: str) -> bool:
         """The price list knows the type in that region (cached regions only)."""
-        return self.cached(region) is not None and \
-            instance_type in self._cached_types.get(region, set())
+        cached = self.cached(region)
+        return cached is not None and cached.has_type(instance_type)
 
     def load_prices(self, path: str | Path) -> int:
         """A user CSV (instance_type, price[, region]) whose rates replace the packaged ones."""

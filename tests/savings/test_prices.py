@@ -11,7 +11,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from nitrometer.cli import main
-from nitrometer.prices.cache import load_region
 from nitrometer.savings.cur import read_usage
 from nitrometer.savings.model import run_model
 from nitrometer.savings.reference import Reference
@@ -33,38 +32,6 @@ def cache(tmp_path_factory, price_list):
     assert main(["prices", "update", "--region", "us-east-1", "eu-west-1",
                  "--base-url", price_list, "--cache-dir", str(cache), "--no-progress"]) == 0
     return cache
-
-
-def test_update_keeps_the_dashboard_rates(cache):
-    east = load_region(cache, "us-east-1")
-    assert east.as_of == "2026-11-20"
-    rates = {(k.instance_type, k.operation, k.term, k.offering, k.lease, k.payment, k.tenancy): v
-             for k, v in east.rates.items()}
-    assert rates[("m5.large", "RunInstances", "OnDemand", "", "", "", "Shared")] == 0.096
-    assert rates[("m6g.large", "RunInstances:0010", "OnDemand", "", "", "", "Shared")] == 0.1058
-    # the upfront fee amortized over the term's 24 x 365 hours, on top of the hourly fee
-    assert rates[("m6g.large", "RunInstances", "Reserved", "standard", "1yr", "Partial Upfront",
-                  "Shared")] == pytest.approx(0.022 + 196 / 8760)
-    assert rates[("m6g.large", "RunInstances", "SavingsPlan", "EC2InstanceSavingsPlans", "3yr",
-                  "All Upfront", "Shared")] == 0.0328
-    assert rates[("m6g.metal", "RunInstances", "OnDemand", "", "", "", "Shared")] == 2.464
-    # unused capacity reservations, bring-your-own-license and dedicated hosts are left out
-    assert 0.9 not in east.rates.values() and 0.01 not in east.rates.values()
-    assert 0.001 not in east.rates.values()
-    assert not list((cache / "prices").glob(".*"))  # no temporary files left behind
-
-
-def test_update_refuses_a_region_the_list_lacks(capsys, price_list, tmp_path):
-    code = main(["prices", "update", "--region", "xx-nowhere-1", "--base-url", price_list,
-                 "--cache-dir", str(tmp_path), "--no-progress"])
-    err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and "xx-nowhere-1" in err
-
-
-def test_update_says_when_the_endpoint_is_not_there(capsys, tmp_path):
-    code = main(["prices", "update", "--base-url", "http://127.0.0.1:9", "--cache-dir",
-                 str(tmp_path), "--no-progress"])
-    assert code == 2 and "cannot read http://127.0.0.1:9/" in capsys.readouterr().err
 
 
 def _line(line_type, usage_type, operation, region="us-east-1", cost=0.0, month="2026-10",
@@ -211,24 +178,3 @@ def test_cli_names_sources_and_regions_without_prices(capsys, bill, cache):
     assert not spot["in_headline"] and spot["cost"] == pytest.approx(0.035 * HOURS)
     assert efforts[("Excluded", "no Graviton equivalent")]["cost"] == pytest.approx(0.416 * HOURS)
     assert any("1 invalid lines" in w for w in doc["warnings"])
-
-
-def test_agent_prices_come_from_the_cache(cache, monkeypatch, caplog):
-    from nitrometer.agent.instance import InstanceContext, _price
-    from nitrometer.savings import reference
-
-    def priced(instance_type: str, region: str) -> InstanceContext:
-        ctx = InstanceContext("i-0", instance_type, *instance_type.split("."), "", region, "",
-                              "config")
-        reference.default_reference.cache_clear()
-        _price(ctx)
-        return ctx
-
-    monkeypatch.setenv("NITROMETER_CACHE_DIR", str(cache))
-    ctx = priced("m5.large", "eu-west-1")  # a region the packaged snapshot lacks
-    assert (ctx.price, ctx.graviton_type, ctx.graviton_price) == (0.107, "m6g.large", 0.086)
-    assert priced("m5.metal", "us-east-1").price == 4.608  # bare metal, from the bulk API
-    monkeypatch.setenv("NITROMETER_CACHE_DIR", str(cache / "missing"))
-    assert priced("m5.large", "us-east-1").price == 0.096  # the packaged snapshot
-    assert priced("m5.large", "eu-west-1").price is None
-    reference.default_reference.cache_clear()
