@@ -15,8 +15,9 @@ SP_RATES = {RateKey("m7g.large", "RunInstances", SAVINGS_PLAN, COMPUTE_SP, "1yr"
             RateKey("c7g.large", "RunInstances", SAVINGS_PLAN, INSTANCE_SP, "3yr",
                     "All Upfront"): 0.0312}
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-SAMPLE_2018 = SHARED_DATA / "cur-samples" / "wa-labs-workshop-cur-2018"
+# AWS Well-Architected Labs' sample CUR (its README, LICENSE and NOTICE beside it).
+SAMPLE_2018 = Path(__file__).resolve().parents[1] / "fixtures" / "cur-samples" / \
+    "wa-labs-workshop-cur-2018"
 
 
 @pytest.fixture(scope="session")
@@ -27,8 +28,7 @@ def reference() -> Reference:
 @pytest.fixture(scope="session")
 def sample_2018() -> list[Path]:
     parts = sorted(SAMPLE_2018.glob("*.parquet"))
-    if not parts:
-        pytest.skip(f"the shared 2018 sample CUR is not at {SAMPLE_2018}")
+    assert len(parts) == 3, f"the 2018 sample CUR is missing from {SAMPLE_2018}"
     return parts
 
 
