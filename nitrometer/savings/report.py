@@ -215,7 +215,7 @@ def render_table(doc: dict) -> str:
     out += ["", nih_line(doc), ""]
     if doc["measured"]:
         out += [f"Measured by comparison group ({doc['measured']['confidence_pct']:g} % "
-                "intervals, bootstrap over hosts)",
+                "intervals, normal approximation over hosts)",
                 tabulate(measured_group_rows(doc["measured"]), headers=MEASURED_GROUP_HEADERS,
                          disable_numparse=True),
                 *(f"  note: {note}" for note in doc["measured"]["notes"]), ""]
