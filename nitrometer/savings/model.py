@@ -115,6 +115,10 @@ class Result:
         sums["all_cost"] = float(self.lines["cost"].fillna(0).sum())
         sums["all_unused_fees"] = float(self.lines["unused_fees"].sum())
         sums["eligible_lines"] = int(headline["lines"].sum())
+        # usage the model could not price keeps the cost the input states, and says why
+        unpriced = self.lines[self.lines["reason"] == "no price"]
+        sums["no_price_cost"] = float(unpriced["cost"].fillna(0).sum())
+        sums["no_price_regions"] = sorted({r for r in unpriced["region"] if r})
         return sums
 
     def latest_month(self) -> dict | None:

@@ -105,7 +105,10 @@ JSON_SCHEMA = {
                                 "eligible_lines"],
                    "properties": {**_GROUP, "all_lines": {"type": "integer"},
                                   "all_cost": _NUMBER, "all_unused_fees": _NUMBER,
-                                  "eligible_lines": {"type": "integer"}}},
+                                  "eligible_lines": {"type": "integer"},
+                                  "no_price_cost": _NUMBER,
+                                  "no_price_regions": {"type": "array",
+                                                       "items": {"type": "string"}}}},
         "exclusions": {"type": "array", "items": {
             "type": "object", "required": ["reason", "lines", "hours", "cost", "unused_fees"],
             "properties": {"reason": {"type": "string"}, "lines": {"type": "integer"},

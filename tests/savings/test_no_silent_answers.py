@@ -54,3 +54,19 @@ def test_usage_without_prices_keeps_its_billed_cost(tmp_path, capsys):
     assert "$73.44" in no_price
     assert "nitrometer prices update --region eu-north-1" in out
     assert "nitrometer prices update --region eu-north-1" in err
+
+
+def test_a_bill_without_prices_says_its_cost_and_the_fix(tmp_path, capsys):
+    usage = tmp_path / "usage.csv"
+    usage.write_text("instance_type,hours,region,cost\nm5.large,720,eu-north-1,73.44\n"
+                     "c5.large,720,eu-north-1,65.52\n")
+    for output in ("table", "html"):
+        assert main(["savings", "--usage", str(usage), "-o", output]) == 0
+        out = capsys.readouterr().out
+        assert "cost of usage without prices" in out, output
+        assert "usage without prices costs $138.96 and is not in the headline: run nitrometer " \
+               "prices update --region eu-north-1" in out, output
+    assert main(["savings", "--usage", str(usage), "-o", "json"]) == 0
+    totals = json.loads(capsys.readouterr().out)["totals"]
+    assert totals["cost"] == 0 and totals["no_price_cost"] == pytest.approx(138.96)
+    assert totals["no_price_regions"] == ["eu-north-1"]

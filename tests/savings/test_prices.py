@@ -214,6 +214,9 @@ def test_cli_names_sources_and_regions_without_prices(capsys, bill, cache):
     assert efforts[("Typically Easy", "no Graviton equivalent")]["cost"] == \
         pytest.approx(0.416 * HOURS)
     assert any("1 invalid lines" in w for w in doc["warnings"])
+    # usage in a region without prices keeps the cost the bill states
+    no_price = next(e for e in doc["exclusions"] if e["reason"] == "no price")
+    assert no_price["lines"] == 1 and no_price["cost"] == pytest.approx(0.096 * HOURS)
 
 
 def test_agent_prices_come_from_the_cache(cache, monkeypatch, caplog):
