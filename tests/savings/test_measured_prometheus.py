@@ -26,7 +26,7 @@ LOADS = {"equal-load": (0.5, 0.5), "half-load": (0.6, 0.3)}
 HOSTS = fleet(np.random.default_rng(2), LOADS, hosts_per_side=8, hours=SPAN / 3600)
 
 
-def _openmetrics(end: int) -> str:
+def _openmetrics(end: int, hosts=HOSTS) -> str:
     """Every host's counters grow linearly to what the CPU model says it did over SPAN."""
     per_second = {
         family(metrics.INSTANCE_SECONDS): lambda h: 1.0,
@@ -39,7 +39,7 @@ def _openmetrics(end: int) -> str:
     }
     out = [f"# TYPE {metrics.INSTANCE_INFO} gauge"]
     times = range(end - SPAN, end + 1, STEP)
-    for h in HOSTS:
+    for h in hosts:
         # `service` is a target label, on every series of the host, like `job`
         labels = (f'instance="{h.instance}",job="{h.job}",instance_id="i-{h.instance}",'
                   f'instance_type="{h.instance_type}",family="{h.instance_type.split(".")[0]}",'
@@ -48,7 +48,7 @@ def _openmetrics(end: int) -> str:
         out += [f"{metrics.INSTANCE_INFO}{{{labels}}} 1 {t}" for t in times]
     for base, rate in per_second.items():
         out.append(f"# TYPE {base} counter")
-        for h in HOSTS:
+        for h in hosts:
             labels = f'instance="{h.instance}",job="{h.job}",service="{h.job}-svc"'
             if base in (family(metrics.READ_OPS), family(metrics.WRITE_OPS)):
                 labels += f',device="nvme1n1",serial="vol-{h.instance[:8]}",kind="ebs"'
@@ -189,3 +189,24 @@ def test_cli_and_recording_rules_agree(prom, capsys):
                                   for job, g in groups.items()}, rel=1e-6)
     # eight hosts a side: a real spread, not an interval closed on the figure
     assert high - low > 1
+
+
+def test_one_host_with_an_impossible_cpu_share_is_left_out(tmp_path, capsys):
+    hosts = fleet(np.random.default_rng(7), {"db": (0.5, 0.5)}, hosts_per_side=4,
+                  hours=SPAN / 3600)
+    broken = next(h for h in hosts if h.arch == "x86_64")
+    # busy seconds 9.33 times the CPU seconds, a broken counter; its work stays the same
+    broken.efficiency *= 9.33 / broken.load
+    broken.load = 9.33
+    end = (int(time.time()) - 3 * 3600) // STEP * STEP
+    storage = backfill_openmetrics(tmp_path, _openmetrics(end, hosts))
+    with PrometheusServer(tmp_path, targets=[], storage_dir=storage) as server:
+        code = main(["savings", "--prometheus", server.url, "--measured", "--start",
+                     str(end - SPAN), "--end", str(end), "-o", "json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    measured = json.loads(out)["measured"]
+    assert measured["basis"] == "equal_load"
+    assert measured["x86"]["hosts_with_cpu"] == 3
+    assert _contains(measured["interval_pct"], TRUE_REDUCTION_PCT)
+    assert f"host {broken.instance} (job db): CPU busy share 9.33" in err
