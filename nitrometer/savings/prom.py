@@ -72,7 +72,7 @@ class Host:
     arch: str
     hours: float = 0.0
     nih: float = 0.0
-    cost: float = 0.0
+    cost: float = float("nan")  # no cost counter (no price on the agent): priced by the model
     work: float = 0.0
     group: tuple = ()  # values of the comparison group labels
 

@@ -70,3 +70,15 @@ def test_a_bill_without_prices_says_its_cost_and_the_fix(tmp_path, capsys):
     totals = json.loads(capsys.readouterr().out)["totals"]
     assert totals["cost"] == 0 and totals["no_price_cost"] == pytest.approx(138.96)
     assert totals["no_price_regions"] == ["eu-north-1"]
+
+
+def test_a_host_without_a_cost_counter_is_priced_not_free(reference):
+    """An agent without a price exports no cost counter: its hours are priced on demand,
+    not taken as costing nothing (which would make every move look like a loss)."""
+    from nitrometer.savings.prom import Host, fleet_usage
+
+    host = Host("nitrometer", "x1:9720", "m5.large", "us-east-1", "x86_64", hours=100.0,
+                nih=400.0)
+    line = run_model(fleet_usage([host]), reference).lines.iloc[0]
+    assert line["reason"] == "eligible"
+    assert line["cost"] == pytest.approx(100 * reference.price("m5.large", "us-east-1"))
