@@ -255,16 +255,17 @@ def _listed(lines: pd.DataFrame, ref: Reference) -> pd.Series:
     return lines["price"].notna() | (~cached & ~spot_operation)
 
 
-def _invalid_months(usage: pd.DataFrame) -> pd.DataFrame:
-    """A usage date that is no date cannot name a month: its line counts as invalid."""
-    months = usage["month"].fillna("")
-    bad = (months != "") & ~months.map(lambda m: bool(_MONTH.match(str(m))))
+def _invalid_months(usage: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """A usage date that is no date cannot name a month: its line counts as invalid (with
+    its hours and cost), and cannot take the latest-month headline. Returns the bad dates."""
+    months = usage["month"].fillna("").astype(str)
+    bad = (months != "") & ~months.map(lambda m: bool(_MONTH.match(m)))
     if not bad.any():
-        return usage
+        return usage, []
     usage = usage.copy()
     usage.loc[bad, "category"] = "invalid"
     usage.loc[bad, "month"] = ""
-    return usage
+    return usage, sorted(set(months[bad]))
 
 
 def run_model(usage: pd.DataFrame, ref: Reference, *, nih_reduction: float = 0.10,
@@ -275,9 +276,7 @@ def run_model(usage: pd.DataFrame, ref: Reference, *, nih_reduction: float = 0.1
         raise ConfigError(f"NIH reduction {nih_reduction * 100:g} % is not between -100 and 100 %")
     if usage.empty:
         raise NitrometerError("no EC2 instance usage found in the input")
-    bad_months = sorted({str(m) for m in usage["month"].fillna("")
-                         if m and not _MONTH.match(str(m))})
-    usage = _invalid_months(usage)
+    usage, bad_months = _invalid_months(usage)
     pairs = usage[["instance_type", "region"]].drop_duplicates()
     facts = pd.DataFrame([{"instance_type": t, "region": r,
                            **_type_facts(ref, t, r, generation, keep_local_storage)}
