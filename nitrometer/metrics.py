@@ -53,10 +53,11 @@ INSTANCE_INFO = "ec2_instance_info"  # instance_id, instance_type, family, size,
 NORMALIZATION_FACTOR = "ec2_instance_normalization_factor"
 PRICE = "ec2_instance_price_usd_per_hour"  # on-demand Linux rate of this instance type
 GRAVITON_PRICE = "ec2_instance_graviton_price_usd_per_hour"  # + graviton_instance_type
-# Counted in instance-hours, the billing unit (not time, so not seconds); promtool rejects a
-# "_hours_" name token, hence one word.
-INSTANCE_HOURS = "ec2_instance_instancehours_total"
-NORMALIZED_HOURS = "ec2_instance_normalized_instancehours_total"  # NIH
+# Instance time in seconds, Prometheus's base unit: increase() / 3600 gives the instance-hours
+# a bill counts, and the normalized ones the normalized instance hours (NIH).
+INSTANCE_SECONDS = "ec2_instance_seconds_total"
+NORMALIZED_SECONDS = "ec2_instance_normalized_seconds_total"
+SECONDS_PER_HOUR = 3600
 COST = "ec2_instance_cost_usd_total"
 GRAVITON_COST = "ec2_instance_graviton_cost_usd_total"  # what the same hours cost on Graviton
 

@@ -378,8 +378,10 @@ def instance_families(ctx) -> list[Family]:
                 tp.add(labels, values["throughput"])
         out += [iops, tp]
     accrued = (
-        (m.INSTANCE_HOURS, "Hours this agent has run on the instance.", ctx.hours, True),
-        (m.NORMALIZED_HOURS, "Normalized instance hours accrued.", ctx.normalized_hours,
+        (m.INSTANCE_SECONDS, "Seconds this agent has run on the instance (instance time).",
+         ctx.seconds, True),
+        (m.NORMALIZED_SECONDS, "Normalized instance seconds accrued: instance time x the "
+         "normalization factor.", ctx.normalized_seconds,
          ctx.normalization_factor is not None),
         (m.COST, "On-demand cost accrued while the agent ran.", ctx.cost,
          ctx.price is not None),

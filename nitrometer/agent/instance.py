@@ -33,8 +33,8 @@ class InstanceContext:
     graviton_price: float | None = None
     # (kind, op) -> {"iops": ..., "throughput": ...}: the instance's storage limits.
     limits: dict | None = None
-    hours: float = 0.0
-    normalized_hours: float = 0.0
+    seconds: float = 0.0  # instance time while the agent ran
+    normalized_seconds: float = 0.0
     cost: float = 0.0
     graviton_cost: float = 0.0
 
@@ -48,9 +48,9 @@ class InstanceContext:
         if seconds <= 0:
             return
         hours = seconds / 3600.0
-        self.hours += hours
+        self.seconds += seconds
         if self.normalization_factor is not None:
-            self.normalized_hours += hours * self.normalization_factor
+            self.normalized_seconds += seconds * self.normalization_factor
         if self.price is not None:
             self.cost += hours * self.price
         if self.graviton_price is not None:

@@ -1,19 +1,22 @@
 """The measured NIH reduction in PromQL, for the savings dashboard and the recording rules.
 
-The same estimate as `nitrometer savings --measured` (nitrometer.savings.measured): per
-comparison group (the scrape `job`), Graviton against x86 hosts, each side's work per
-normalized hour, at equal load per *busy* normalized hour (normalized hours x the host's CPU
-busy share); the fleet figure is the groups' reductions weighted by their x86 normalized
-hours, at equal load when any group can be compared with CPU counters, else raw.
+The one definition `nitrometer savings --measured` also computes (nitrometer.savings.measured;
+docs/savings.md, "Measured NIH reduction"): per comparison group (the scrape `job`, the CLI's
+default --group-by), Graviton against x86 hosts with at least min_hosts hosts and min_hours
+instance hours a side (1 and 1), each side's work per normalized hour, at equal load per
+*busy* normalized hour (normalized hours x the host's CPU busy share, hosts whose share is in
+(0, 1]); the fleet figure is the groups' reductions weighted by their x86 normalized hours,
+at equal load when any group can be compared with CPU counters, else raw.
 
-Its interval is simpler than the CLI's bootstrap: a normal interval from the spread of the
-per-host rates (standard error of each side's mean, combined for the ratio, then for the
-weighted groups), so it is only as good as a normal approximation from a few hosts is.
+The interval is a normal approximation from the spread of the per-host rates (standard error
+of each side's mean, combined for the ratio, then for the weighted groups), so it is only as
+good as a normal approximation from a few hosts is.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from statistics import NormalDist
 
 from nitrometer import metrics as m
 
@@ -21,7 +24,12 @@ TARGET = "instance, job"
 GROUP = "job"
 GRAVITON, X86 = "arm64", "x86_64"
 EQUAL_LOAD, RAW = "equal_load", "raw"
-Z = {90: 1.6449, 95: 1.96}  # two-sided normal quantiles
+MIN_HOSTS, MIN_HOURS = 1, 1
+
+
+def z_score(level_pct: float) -> float:
+    """The two-sided normal quantile of a confidence level in % (90 -> 1.645), as the CLI's."""
+    return NormalDist().inv_cdf(0.5 + level_pct / 200)
 
 
 @dataclass(frozen=True)
@@ -31,8 +39,8 @@ class Query:
 
     window: str
     info_selector: str = ""
-    min_hosts: str = "1"
-    min_hours: str = "0"
+    min_hosts: str = str(MIN_HOSTS)
+    min_hours: str = str(MIN_HOURS)
 
     def per_host(self, metric: str) -> str:
         return f"sum by ({TARGET}) (increase({metric}{self.window}))"
@@ -41,9 +49,12 @@ class Query:
     def work(self) -> str:
         return f"({self.per_host(m.READ_OPS)} + {self.per_host(m.WRITE_OPS)})"
 
+    def hours(self, seconds_metric: str) -> str:
+        return f"({self.per_host(seconds_metric)} / {m.SECONDS_PER_HOUR})"
+
     @property
     def nih(self) -> str:
-        return self.per_host(m.NORMALIZED_HOURS)
+        return self.hours(m.NORMALIZED_SECONDS)
 
     def hosts(self, arch: str, basis: str) -> str:
         """One series per host of that architecture the basis can use (value: its work)."""
@@ -51,8 +62,11 @@ class Query:
         info = f"max by ({TARGET}) (last_over_time({m.INSTANCE_INFO}{{{sel}}}{self.window}))"
         expr = f"({self.work} > 0) and on ({TARGET}) ({self.nih} > 0) and on ({TARGET}) {info}"
         if basis == EQUAL_LOAD:
-            for metric in (m.HOST_CPU_BUSY_SECONDS, m.HOST_CPU_SECONDS):
-                expr += f" and on ({TARGET}) ({self.per_host(metric)} > 0)"
+            busy, total = (self.per_host(m.HOST_CPU_BUSY_SECONDS),
+                           self.per_host(m.HOST_CPU_SECONDS))
+            # a busy share outside (0, 1] is a broken counter: the host counts only raw
+            expr += (f" and on ({TARGET}) ({busy} > 0) and on ({TARGET}) ({total} > 0)"
+                     f" and on ({TARGET}) ({busy} / {total} <= 1)")
         return f"({expr})"
 
     def denominator(self, basis: str) -> str:
@@ -71,7 +85,7 @@ class Query:
     def side_enough(self, arch: str, basis: str) -> str:
         hosts = self.hosts(arch, basis)
         return (f"(count by ({GROUP}) ({hosts}) >= {self.min_hosts}) and on ({GROUP}) "
-                f"({self._sum(self.per_host(m.INSTANCE_HOURS), hosts)} >= {self.min_hours})")
+                f"({self._sum(self.hours(m.INSTANCE_SECONDS), hosts)} >= {self.min_hours})")
 
     def _comparable(self, expr: str, basis: str) -> str:
         return (f"({expr} and on ({GROUP}) {self.side_enough(X86, basis)} "
@@ -124,11 +138,12 @@ class Query:
         basis)."""
         def one(b: str) -> str:
             op = "+" if sign > 0 else "-"
-            return f"({self.fleet_reduction(b)} {op} {Z[level]} * {self.fleet_stderr(b)})"
+            return f"({self.fleet_reduction(b)} {op} {z_score(level)!r} * {self.fleet_stderr(b)})"
         if basis:
             return one(basis)
         return f"({one(EQUAL_LOAD)} or on () {one(RAW)})"
 
     def group_bound(self, sign: int, basis: str, level: int = 90) -> str:
         op = "+" if sign > 0 else "-"
-        return f"({self.group_reduction(basis)} {op} {Z[level]} * {self.group_stderr(basis)})"
+        return (f"({self.group_reduction(basis)} {op} {z_score(level)!r} * "
+                f"{self.group_stderr(basis)})")

@@ -79,7 +79,7 @@ def _weighted(per_group: str, weight: str) -> str:
 
 def nih_rules() -> dict:
     query = nih.Query(f"[{NIH_WINDOW}]")
-    z = nih.Z[NIH_LEVEL]
+    z = repr(nih.z_score(NIH_LEVEL))
     rules = []
     for b in BASES:
         rules += [{"record": NIH_GROUP_REDUCTION[b], "expr": query.group_reduction(b)},

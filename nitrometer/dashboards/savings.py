@@ -149,9 +149,9 @@ def build() -> g.Dashboard:
                     "hosts need for the same IO operations as x86 hosts of the same job, at "
                     "equal CPU load (raw work per normalized hour when no job has CPU "
                     "counters on both sides), the jobs weighted by their x86 normalized "
-                    "hours; the same figure as `nitrometer savings --measured`. Low and high: "
-                    "a 90 % interval from the spread between hosts (normal approximation; "
-                    "the CLI's bootstrap interval is the one to quote). Assumed: the slider. "
+                    "hours; the same figure and interval as `nitrometer savings --measured` "
+                    "(docs/savings.md). Low and high: a 90 % interval from the spread "
+                    "between hosts (normal approximation). Assumed: the slider. "
                     "'NIH reduction from' chooses which the savings use.",
         targets=targets((query.measured(), "measured"), (query.bound(-1), "low (90 %)"),
                         (query.bound(1), "high (90 %)"), (f"vector({NIH_PCT})", "assumed"),
@@ -183,12 +183,13 @@ def build() -> g.Dashboard:
         title="Normalized hours by family and architecture",
         description="Normalized instance hours (NIH) accrued per hour: instance size weighted "
                     "by the AWS normalization factor, the unit savings are counted in.",
-        targets=targets((_by("family, arch", m.NORMALIZED_HOURS), "{{family}} {{arch}}")),
+        targets=targets((_by("family, arch", m.NORMALIZED_SECONDS, per_hour=False),
+                         "{{family}} {{arch}}")),
         unit="short", stacking={"mode": "normal"}, fillOpacity=30,
         legendDisplayMode="table", legendCalcs=["mean", "max"]))
-    nih_graviton = (f"sum(({_per_agent(m.NORMALIZED_HOURS)}) and on ({TARGET}) "
+    nih_graviton = (f"sum(({_per_agent(m.NORMALIZED_SECONDS)}) and on ({TARGET}) "
                     f"{_agents(f'{GRAVITON_SEL}, {SEL}')})")
-    nih_all = f"sum(({_per_agent(m.NORMALIZED_HOURS)}) and on ({TARGET}) {_agents(SEL)})"
+    nih_all = f"sum(({_per_agent(m.NORMALIZED_SECONDS)}) and on ({TARGET}) {_agents(SEL)})"
     grid.add(g.GaugePanel(
         title="Normalized hours already on Graviton",
         description="Share of the range's normalized hours that ran on Graviton; low means "
@@ -209,12 +210,13 @@ def build() -> g.Dashboard:
 
     grid.row("Details")
     per_type = "instance_type, arch, family"
-    columns = [
-        ("hours", m.INSTANCE_HOURS), ("normalized hours", m.NORMALIZED_HOURS),
-        ("cost", m.COST), ("Graviton cost", m.GRAVITON_COST),
+    columns = [  # the time counters in seconds, shown in hours
+        ("hours", m.INSTANCE_SECONDS, " / 3600"),
+        ("normalized hours", m.NORMALIZED_SECONDS, " / 3600"),
+        ("cost", m.COST, ""), ("Graviton cost", m.GRAVITON_COST, ""),
     ]
-    specs = [(f"sum by ({per_type}) ({info_join(_per_agent(metric), per_type, '$__range', SEL)})",
-              name) for name, metric in columns]
+    specs = [(f"sum by ({per_type}) ({info_join(_per_agent(metric), per_type, '$__range', SEL)})"
+              f"{scale}", name) for name, metric, scale in columns]
     specs.append((f"count by ({per_type}) (last_over_time({m.INSTANCE_INFO}{{{SEL}}}{RANGE}))",
                   "instances"))
     table = g.Table(
@@ -230,8 +232,10 @@ def build() -> g.Dashboard:
         query_variable("region", "Region", m.INSTANCE_INFO, "region"),
         custom_variable("nih", "Estimated NIH reduction %", list(range(0, 41)), 10),
         custom_variable("nih_source", "NIH reduction from", ["slider", "measured"], "slider"),
-        custom_variable("min_hosts", "Measured: min hosts a side", [1, 2, 3, 5, 10], 1),
-        custom_variable("min_hours", "Measured: min hours a side", [0, 1, 24, 168], 0),
+        custom_variable("min_hosts", "Measured: min hosts a side", [1, 2, 3, 5, 10],
+                        nih.MIN_HOSTS),
+        custom_variable("min_hours", "Measured: min hours a side", [0, 1, 24, 168],
+                        nih.MIN_HOURS),
     ]
     return dashboard(
         "nitrometer: Graviton savings", UID,

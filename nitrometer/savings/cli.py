@@ -123,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
                        generation=args.generation, easy_only=args.easy_only,
                        keep_local_storage=args.keep_local_storage)
     result.measured = measured
+    if measured:
+        result.warnings += measured["warnings"]
     if client is not None:
         hosts = hosts if hosts is not None else prom.fleet_hosts(client, start, end)
         result.storage_fit = prom.storage_fit(client, start, end, hosts, result)

@@ -18,6 +18,8 @@ from nitrometer.savings.report import (
     provenance_lines,
     storage_cells,
     storage_fit_rows,
+    summary_rows,
+    unpriced_line,
 )
 
 COLORS = ("#2f6fb0", "#e58a2b", "#6a9e3f", "#8e5ea2")
@@ -114,16 +116,10 @@ def render_html(doc: dict) -> str:
            f"<p><strong>{escape(nih_line(doc))}</strong></p>",
            "<ul class=\"note\">", *(f"<li>{escape(line)}</li>" for line in provenance_lines(doc)),
            "</ul>",
-           _table(["", ""], [
-               ["lines in the headline", f"{t['eligible_lines']:,} of {t['all_lines']:,}"],
-               ["current cost (headline)", money(t["cost"])],
-               ["Graviton cost", money(t["graviton_cost"])],
-               ["base savings", money(t["base_savings"])],
-               [f"additional savings at {pct:g} %", money(t["additional_savings"])],
-               ["total savings", f"{money(t['total_savings'])} ({t['savings_pct']:.1f} %)"],
-               ["normalized hours now / projected",
-                f"{_hours(t['nih'])} / {_hours(t['projected_nih'])}"]]),
+           _table(["", ""], summary_rows(doc)),
            f"<p class=\"note\">{escape(headline_line(doc))}</p>"]
+    if unpriced_line(doc):
+        out.append(f"<p><strong>{escape(unpriced_line(doc))}</strong></p>")
     if latest_month_line(doc):
         out.append(f"<p><strong>{escape(latest_month_line(doc))}</strong></p>")
     if doc["measured"]:

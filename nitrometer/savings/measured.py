@@ -11,13 +11,24 @@ group reduction = 1 - x86 rate / Graviton rate
 fleet reduction = the groups' reductions weighted by their x86 normalized hours (the hours
 the reduction is applied to).
 
-The interval is a percentile bootstrap over hosts: hosts are drawn with replacement within
-each group and side (seeded), and every statistic is computed again from each draw.
+The interval is a normal approximation from the spread of the per-host rates, the one the
+recording rules compute in PromQL (nitrometer.dashboards.nih), so that the CLI and the
+dashboard give the same figure and interval on the same data (docs/savings.md, "Measured NIH
+reduction"): each side's relative standard error is (stddev / mean of its hosts' rates)^2 / n
+(population stddev, as PromQL's stddev), the group's standard error is
+100 x ratio x sqrt(x86's + Graviton's) in % points, the fleet's is
+sqrt(sum((group stderr x weight)^2)) / sum(weights), and the interval is the figure +- z x
+that, z the normal quantile of the confidence level.
+
+A host whose CPU busy share is not in (0, 1] (counters reset or mislabelled) has no usable
+CPU counters: it counts only in the raw figure, and a note names it.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from statistics import NormalDist
 
 import numpy as np
 
@@ -28,8 +39,13 @@ RAW = "raw"
 BASES = (EQUAL_LOAD, RAW)
 SIDES = (("graviton", "arm64"), ("x86", "x86_64"))
 DEFAULT_CONFIDENCE = 0.90
-DEFAULT_RESAMPLES = 2000
-DEFAULT_SEED = 0
+DEFAULT_MIN_HOURS = 1.0
+DEFAULT_GROUP_BY = ("job",)
+
+
+def z_score(confidence: float) -> float:
+    """The two-sided normal quantile of a confidence level (0.90 -> 1.645)."""
+    return NormalDist().inv_cdf(0.5 + confidence / 2)
 
 
 @dataclass
@@ -50,8 +66,19 @@ class HostWork:
         return self.work > 0 and self.nih > 0
 
     @property
+    def bad_cpu_share(self) -> bool:
+        """CPU counters whose busy share is above 1, negative or not a number."""
+        busy, total = self.cpu_busy_seconds, self.cpu_seconds
+        if busy == 0 and total == 0:
+            return False  # no counters
+        return not (math.isfinite(busy) and math.isfinite(total) and total > 0
+                    and 0 <= busy <= total)
+
+    @property
     def has_cpu(self) -> bool:
-        return self.cpu_busy_seconds > 0 and self.cpu_seconds > 0
+        """CPU counters that give a busy share in (0, 1]."""
+        busy, total = self.cpu_busy_seconds, self.cpu_seconds
+        return math.isfinite(busy) and math.isfinite(total) and 0 < busy <= total
 
     @property
     def busy_share(self) -> float:
@@ -99,22 +126,25 @@ def _short(side: str, hosts: list[HostWork], min_hosts: int, min_hours: float) -
     return None
 
 
-def _interval(draws: np.ndarray, confidence: float) -> list[float]:
-    tail = (1 - confidence) / 2
-    low, high = np.quantile(draws, [tail, 1 - tail])
-    return [100 * float(low), 100 * float(high)]
+def _interval(point: float, stderr: float, z: float) -> list[float]:
+    """In %: both are fractions."""
+    return [100 * (point - z * stderr), 100 * (point + z * stderr)]
+
+
+def _relative_variance(work: np.ndarray, denominator: np.ndarray) -> float:
+    """(stddev / mean)^2 / n of the hosts' rates: the squared relative standard error."""
+    rates = work / denominator
+    return float((rates.std() / rates.mean()) ** 2 / len(rates))
 
 
 class _Basis:
-    """One basis (raw or equal load) over the groups: point figures and bootstrap draws."""
+    """One basis (raw or equal load) over the groups: figures and standard errors."""
 
-    def __init__(self, basis: str, groups: dict, min_hosts: int, min_hours: float,
-                 rng: np.random.Generator, resamples: int):
+    def __init__(self, basis: str, groups: dict, min_hosts: int, min_hours: float):
         self.basis = basis
         self.reductions: dict[tuple, float] = {}
-        self.draws: dict[tuple, np.ndarray] = {}
+        self.stderrs: dict[tuple, float] = {}
         self.weights: dict[tuple, float] = {}
-        self.weight_draws: dict[tuple, np.ndarray] = {}
         self.reasons: dict[tuple, str] = {}
         for group, sides in groups.items():
             chosen = {name: [h for h in side.hosts if basis == RAW or h.has_cpu]
@@ -124,36 +154,34 @@ class _Basis:
             if short:
                 self.reasons[group] = "; ".join(short)
                 continue
-            rates, rate_draws = {}, {}
+            rates, variance = {}, 0.0
             for name, _ in SIDES:
                 work, den, nih = _arrays(chosen[name], basis)
                 rates[name] = float(work.sum() / den.sum())
-                picks = rng.integers(0, len(work), size=(resamples, len(work)))
-                rate_draws[name] = work[picks].sum(axis=1) / den[picks].sum(axis=1)
+                variance += _relative_variance(work, den)
                 if name == "x86":
                     self.weights[group] = float(nih.sum())
-                    self.weight_draws[group] = nih[picks].sum(axis=1)
-            self.reductions[group] = 1 - rates["x86"] / rates["graviton"]
-            self.draws[group] = 1 - rate_draws["x86"] / rate_draws["graviton"]
+            ratio = rates["x86"] / rates["graviton"]
+            self.reductions[group] = 1 - ratio
+            self.stderrs[group] = ratio * math.sqrt(variance)
 
     @property
     def comparable(self) -> bool:
         return bool(self.reductions)
 
-    def fleet(self) -> tuple[float, np.ndarray]:
+    def fleet(self) -> tuple[float, float]:
+        """The x86-hours-weighted figure and its standard error."""
         groups = list(self.reductions)
         weights = np.array([self.weights[g] for g in groups])
         point = float(np.dot([self.reductions[g] for g in groups], weights) / weights.sum())
-        weight_draws = np.stack([self.weight_draws[g] for g in groups])
-        draws = (np.stack([self.draws[g] for g in groups]) * weight_draws).sum(axis=0) \
-            / weight_draws.sum(axis=0)
-        return point, draws
+        stderr = float(np.sqrt(np.sum((np.array([self.stderrs[g] for g in groups])
+                                       * weights) ** 2)) / weights.sum())
+        return point, stderr
 
 
-def estimate(hosts: list[HostWork], group_by: tuple[str, ...] = ("job",), *,
-             min_hosts: int = 1, min_hours: float = 1.0,
-             confidence: float = DEFAULT_CONFIDENCE, resamples: int = DEFAULT_RESAMPLES,
-             seed: int = DEFAULT_SEED) -> dict:
+def estimate(hosts: list[HostWork], group_by: tuple[str, ...] = DEFAULT_GROUP_BY, *,
+             min_hosts: int = 1, min_hours: float = DEFAULT_MIN_HOURS,
+             confidence: float = DEFAULT_CONFIDENCE) -> dict:
     """The measured reduction per group and for the fleet, on both bases, with intervals.
 
     The figure used is the one at equal load when at least one group can be compared with
@@ -167,8 +195,8 @@ def estimate(hosts: list[HostWork], group_by: tuple[str, ...] = ("job",), *,
         for name, arch in SIDES:
             if host.arch == arch:
                 sides[name].hosts.append(host)
-    rng = np.random.default_rng(seed)
-    bases = {b: _Basis(b, groups, min_hosts, min_hours, rng, resamples) for b in BASES}
+    z = z_score(confidence)
+    bases = {b: _Basis(b, groups, min_hosts, min_hours) for b in BASES}
     if not bases[RAW].comparable:
         why = "; ".join(f"{_group_name(group_by, g)}: {r}"
                         for g, r in bases[RAW].reasons.items()) or "no host has work"
@@ -180,9 +208,9 @@ def estimate(hosts: list[HostWork], group_by: tuple[str, ...] = ("job",), *,
     figures = {}
     for name, basis in bases.items():
         if basis.comparable:
-            point, draws = basis.fleet()
+            point, stderr = basis.fleet()
             figures[name] = {"nih_reduction_pct": 100 * point,
-                             "interval_pct": _interval(draws, confidence),
+                             "interval_pct": _interval(point, stderr, z),
                              "groups": len(basis.reductions)}
         else:
             figures[name] = {"nih_reduction_pct": None, "interval_pct": None, "groups": 0}
@@ -195,7 +223,8 @@ def estimate(hosts: list[HostWork], group_by: tuple[str, ...] = ("job",), *,
         for name, basis in bases.items():
             if group in basis.reductions:
                 row[name] = {"nih_reduction_pct": 100 * basis.reductions[group],
-                             "interval_pct": _interval(basis.draws[group], confidence)}
+                             "interval_pct": _interval(basis.reductions[group],
+                                                       basis.stderrs[group], z)}
             else:
                 row[name] = {"nih_reduction_pct": None, "interval_pct": None}
         row.update({name: side.summary() for name, side in sides.items()})
@@ -204,10 +233,23 @@ def estimate(hosts: list[HostWork], group_by: tuple[str, ...] = ("job",), *,
                           for h in groups[g][name].hosts]).summary() for name, _ in SIDES}
     return {"nih_reduction_pct": figures[used]["nih_reduction_pct"],
             "interval_pct": figures[used]["interval_pct"], "basis": used,
-            "confidence_pct": 100 * confidence, "resamples": resamples, "seed": seed,
-            "group_by": list(group_by), "equal_load": figures[EQUAL_LOAD],
-            "raw": figures[RAW], "groups": rows, "notes": _notes(groups, bases, used, group_by),
+            "confidence_pct": 100 * confidence, "interval_method": "normal",
+            "min_hosts": min_hosts, "min_hours": min_hours, "group_by": list(group_by),
+            "equal_load": figures[EQUAL_LOAD],
+            "raw": figures[RAW], "groups": rows,
+            "notes": _notes(groups, bases, used, group_by), "warnings": _cpu_warnings(hosts),
             **totals}
+
+
+def _cpu_warnings(hosts: list[HostWork]) -> list[str]:
+    warnings = []
+    for h in hosts:
+        if h.usable and h.bad_cpu_share:
+            share = h.cpu_busy_seconds / h.cpu_seconds if h.cpu_seconds else float("nan")
+            warnings.append(f"host {h.key[1]} (job {h.key[0]}): CPU busy share {share:.3g} is "
+                            "not between 0 and 1: left out of the figure at equal load "
+                            "(it counts in the raw one)")
+    return warnings
 
 
 def _group_name(group_by: tuple[str, ...], group: tuple) -> str:
@@ -223,8 +265,8 @@ def _notes(groups: dict, bases: dict, used: str, group_by: tuple[str, ...]) -> l
                      "(nitrometer_host_cpu_*_seconds_total) on both sides: the figure is the "
                      "raw work per normalized hour, which also measures any difference in load")
     elif without_cpu:
-        notes.append(f"{without_cpu} hosts have no CPU counters and count only in the raw "
-                     "figure")
+        notes.append(f"{without_cpu} hosts have no usable CPU counters and count only in "
+                     "the raw figure")
     raw_only = [g for g in bases[RAW].reductions if g not in bases[used].reductions]
     if raw_only:
         notes.append("compared only raw, without CPU counters: "

@@ -8,6 +8,7 @@ payment option); additional savings = Graviton cost x NIH reduction; total = bot
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,11 +20,13 @@ from nitrometer.savings.reference import NO_GRAVITON_LICENSE, UPDATE_COMMAND, Re
 
 ELIGIBLE = "eligible"
 INVALID = "invalid lines"
+# A priced move whose Graviton rate costs more than the line does now: not a recommendation.
+STAY = "stay: Graviton costs more"
 # In the order the dashboard applies them (ours in between): the first that matches names
 # the line. RI-covered comes before Spot, "no Graviton equivalent" before instance-SP.
 REASONS = (INVALID, "already Graviton", "Windows", "RI-covered", "Spot",
            "unknown instance type", "no Graviton equivalent", "no price",
-           "instance-SP-covered")
+           "instance-SP-covered", STAY)
 # Not a reason a line of usage is left out but a cost with no instance type: its own row.
 UNUSED_SP = "unused Savings Plan commitment"
 EXCLUSION_ROWS = (ELIGIBLE, *REASONS, UNUSED_SP)
@@ -38,6 +41,9 @@ SWEEP = tuple(range(0, 45, 5))
 MAX_NIH_REDUCTION = 0.40
 MONEY = ["cost", "graviton_cost", "base_savings", "additional_savings", "total_savings"]
 SUMMED = ["hours", "nih", "projected_nih", *MONEY]
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+# The usage operation of Spot lines (RunInstances:SV001, ...): no price list row has it.
+_SPOT_OPERATION = "RunInstances:SV"
 
 
 @dataclass
@@ -109,6 +115,10 @@ class Result:
         sums["all_cost"] = float(self.lines["cost"].fillna(0).sum())
         sums["all_unused_fees"] = float(self.lines["unused_fees"].sum())
         sums["eligible_lines"] = int(headline["lines"].sum())
+        # usage the model could not price keeps the cost the input states, and says why
+        unpriced = self.lines[self.lines["reason"] == "no price"]
+        sums["no_price_cost"] = float(unpriced["cost"].fillna(0).sum())
+        sums["no_price_regions"] = sorted({r for r in unpriced["region"] if r})
         return sums
 
     def latest_month(self) -> dict | None:
@@ -153,16 +163,28 @@ def _none_to_nan(value):
     return np.nan if value is None else value
 
 
+def _family_known(ref: Reference, instance_type: str) -> bool:
+    family = instance_type.split(".")[0]
+    return any(name.startswith(family + ".") for name in ref.specs)
+
+
 def _type_facts(ref: Reference, instance_type: str, region: str, generation: str,
                 keep_local_storage: bool) -> dict:
     try:
         family, size = parse_instance_type(instance_type)
     except NitrometerError:
         return {"family": instance_type, "size": "", "arch": "", "nf": np.nan,
-                "known": False, "target_type": None, "mapped_type": None, "target_nf": np.nan,
+                "known": False, "mapped": False, "target_type": None, "mapped_type": None,
+                "target_nf": np.nan,
                 "local_storage_gb": np.nan, "target_local_storage_gb": np.nan}
     target = ref.graviton_target(instance_type, region, generation)
     target_type = target.instance_type if target else None
+    named = ref.graviton_type(instance_type, generation)
+    if target_type is None and named and not _family_known(ref, named) and \
+            not ref.region_source(region).get("cached"):
+        # a family the packaged tables do not carry (i8ge): its prices are missing, which
+        # says nothing about whether the size exists
+        target_type = named
     mapped_type = target_type
     storage = ref.local_storage(instance_type)
     # keeping the local disk may take another family or size (i3en.3xlarge has no i4g of
@@ -174,6 +196,8 @@ def _type_facts(ref: Reference, instance_type: str, region: str, generation: str
     return {
         "family": family, "size": size, "arch": ref.arch(instance_type),
         "nf": _none_to_nan(nf), "known": ref.known(instance_type, region),
+        # the dashboard's graviton_instance_exists keys off the default (latest) family
+        "mapped": ref.graviton_type(instance_type, "latest") is not None,
         "target_type": target_type, "mapped_type": mapped_type,
         "target_nf": _none_to_nan(ref.normalization_factor(target_type)
                                   if target_type else None),
@@ -206,14 +230,42 @@ def _reason(row) -> str:
 
 
 def _effort(row) -> str:
+    """The dashboard's "Savings Implementation Effort" (graviton_savings_dashboard-definition
+    .yaml): Excluded when graviton_instance_exists is '*Unavailable' (the family maps to no
+    Graviton family, or the price list has no row of the source type for the line's
+    operation, as for Spot's RunInstances:SV... operations) or the OS is Windows; Planning
+    for RI-, Spot- and Instance-SP-covered usage; else Typically Easy, also when the mapped
+    size or operation has no Graviton rate ("No equivalent graviton instance")."""
     if row.reason == "already Graviton":
         return GRAVITON
     if row.reason in (INVALID, UNUSED_SP, "Windows", "unknown instance type") or \
-            not isinstance(row.target_type, str) or row.operation in NO_GRAVITON_LICENSE:
+            not row.available:
         return EXCLUDED
     if row.reason in ("RI-covered", "Spot", "instance-SP-covered"):
         return PLANNING
     return EASY
+
+
+def _listed(lines: pd.DataFrame, ref: Reference) -> pd.Series:
+    """The source type has a price list row for the line's operation. A region without a
+    cached price list can only say so for on-demand Linux: other operations are presumed
+    listed, except Spot's, which no price list row has."""
+    cached = lines["region"].map(lambda r: bool(ref.region_source(r).get("cached")))
+    spot_operation = lines["operation"].str.startswith(_SPOT_OPERATION)
+    return lines["price"].notna() | (~cached & ~spot_operation)
+
+
+def _invalid_months(usage: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """A usage date that is no date cannot name a month: its line counts as invalid (with
+    its hours and cost), and cannot take the latest-month headline. Returns the bad dates."""
+    months = usage["month"].fillna("").astype(str)
+    bad = (months != "") & ~months.map(lambda m: bool(_MONTH.match(m)))
+    if not bad.any():
+        return usage, []
+    usage = usage.copy()
+    usage.loc[bad, "category"] = "invalid"
+    usage.loc[bad, "month"] = ""
+    return usage, sorted(set(months[bad]))
 
 
 def run_model(usage: pd.DataFrame, ref: Reference, *, nih_reduction: float = 0.10,
@@ -224,6 +276,7 @@ def run_model(usage: pd.DataFrame, ref: Reference, *, nih_reduction: float = 0.1
         raise ConfigError(f"NIH reduction {nih_reduction * 100:g} % is not between -100 and 100 %")
     if usage.empty:
         raise NitrometerError("no EC2 instance usage found in the input")
+    usage, bad_months = _invalid_months(usage)
     pairs = usage[["instance_type", "region"]].drop_duplicates()
     facts = pd.DataFrame([{"instance_type": t, "region": r,
                            **_type_facts(ref, t, r, generation, keep_local_storage)}
@@ -248,9 +301,14 @@ def run_model(usage: pd.DataFrame, ref: Reference, *, nih_reduction: float = 0.1
     lines["cost"] = lines["cost"].fillna(lines["hours"] * lines["price"])
     lines["nih"] = lines["nih"] + lines["hours_without_nf"] * lines["nf"].fillna(0.0)
     lines["reason"] = [_reason(row) for row in lines.itertuples(index=False)]
-    lines["effort"] = [_effort(row) for row in lines.itertuples(index=False)]
-    priced = lines["reason"].isin(PRICED_REASONS) & lines["target_rate"].notna() \
+    priceable = lines["reason"].isin(PRICED_REASONS) & lines["target_rate"].notna() \
         & lines["cost"].notna()
+    # a move that costs more at the same hours is no saving, whatever the NIH reduction
+    costs_more = priceable & (lines["hours"] * lines["target_rate"] > lines["cost"] + 1e-9)
+    lines.loc[costs_more, "reason"] = STAY
+    lines["available"] = lines["mapped"].astype(bool) & _listed(lines, ref)
+    lines["effort"] = [_effort(row) for row in lines.itertuples(index=False)]
+    priced = priceable & ~costs_more
     lines["priced"] = priced
     lines["target_family"] = lines["target_type"].str.split(".").str[0]
     lines["graviton_cost"] = np.where(priced, lines["hours"] * lines["target_rate"], 0.0)
@@ -262,7 +320,11 @@ def run_model(usage: pd.DataFrame, ref: Reference, *, nih_reduction: float = 0.1
     target_nih = np.where(resized, lines["hours"] * lines["target_nf"], lines["nih"])
     lines["projected_nih"] = np.where(priced, target_nih * (1 - nih_reduction), 0.0)
     efforts = (EASY,) if easy_only else (EASY, PLANNING)
-    result = Result(lines, nih_reduction, generation, ref.sources(), _warnings(lines, ref),
+    warnings = _warnings(lines, ref)
+    if bad_months:
+        warnings.insert(0, f"usage dates that are no date ({_names(bad_months, 3)}): "
+                           "their lines counted as invalid lines")
+    result = Result(lines, nih_reduction, generation, ref.sources(), warnings,
                     efforts=efforts, keep_local_storage=keep_local_storage)
     return result
 
@@ -292,8 +354,8 @@ def _warnings(lines: pd.DataFrame, ref: Reference) -> list[str]:
     invalid = lines[lines["reason"] == INVALID]
     if len(invalid):
         warnings.append(f"{int(invalid['lines'].sum())} invalid lines (usage or cost negative, "
-                        f"not finite or not a number) of {_names(invalid['instance_type'])} "
-                        "left out")
+                        "not finite, not a number, or no date) of "
+                        f"{_names(invalid['instance_type'])} left out")
     unknown = lines[lines["reason"] == "unknown instance type"]
     if len(unknown):
         warnings.append(f"{int(unknown['lines'].sum())} lines of "
@@ -312,6 +374,11 @@ def _warnings(lines: pd.DataFrame, ref: Reference) -> list[str]:
     if len(missing_nf):
         warnings.append(f"no normalization factor for {_names(missing_nf['instance_type'])}: "
                         "their normalized hours count as 0")
+    stay = lines[lines["reason"] == STAY]
+    for (source, target), group in stay.groupby(["instance_type", "target_type"]):
+        more = float((group["hours"] * group["target_rate"] - group["cost"]).sum())
+        warnings.append(f"{source} stays: {target} would cost ${more:,.2f} more for the same "
+                        "hours")
     shrunk = lines[lines["priced"] & (lines["target_local_storage_gb"].fillna(0)
                                       < lines["local_storage_gb"].fillna(0))]
     for (source, target), group in shrunk.groupby(["instance_type", "target_type"]):

@@ -72,7 +72,7 @@ class Host:
     arch: str
     hours: float = 0.0
     nih: float = 0.0
-    cost: float = 0.0
+    cost: float = float("nan")  # no cost counter (no price on the agent): priced by the model
     work: float = 0.0
     group: tuple = ()  # values of the comparison group labels
 
@@ -95,6 +95,21 @@ def group_labels(group_by) -> tuple[str, ...]:
     return labels or ("job",)
 
 
+def _check_group_labels(prom: Prometheus, group_by: tuple[str, ...], info: list[dict],
+                        window: str, end: float) -> None:
+    """A group label no host has would pool every host into one group: refuse it."""
+    present = {name for series in info for name in series["metric"]}
+    missing = [label for label in group_by if label not in present]
+    if not missing or not info:
+        return
+    # every target label of the hosts, to name the valid keys
+    labels = set()
+    for series in prom.query(f"last_over_time({metrics.INSTANCE_INFO}[{window}])", end):
+        labels.update(name for name in series["metric"] if name != "__name__")
+    raise ConfigError(f"--group-by: no host has the label {', '.join(missing)} "
+                      f"(labels of {metrics.INSTANCE_INFO}: {', '.join(sorted(labels))})")
+
+
 def fleet_hosts(prom: Prometheus, start: float, end: float,
                 group_by: tuple[str, ...] = ("job",)) -> list[Host]:
     """Every host with its identity, group and hours, normalized hours and cost over the range.
@@ -106,6 +121,7 @@ def fleet_hosts(prom: Prometheus, start: float, end: float,
     by = ", ".join(dict.fromkeys(("job", "instance", "instance_type", "region", "arch",
                                   *group_by)))
     info = prom.query(f"max by ({by}) (last_over_time({metrics.INSTANCE_INFO}[{window}]))", end)
+    _check_group_labels(prom, group_by, info, window, end)
     hosts = {}
     for series in info:
         labels = series["metric"]
@@ -113,12 +129,13 @@ def fleet_hosts(prom: Prometheus, start: float, end: float,
         hosts[key] = Host(*key, labels.get("instance_type", ""), labels.get("region", ""),
                           labels.get("arch", ""),
                           group=tuple(labels.get(label, "") for label in group_by))
-    for attr, name in (("hours", metrics.INSTANCE_HOURS), ("nih", metrics.NORMALIZED_HOURS),
-                       ("cost", metrics.COST)):
+    for attr, name, scale in (("hours", metrics.INSTANCE_SECONDS, metrics.SECONDS_PER_HOUR),
+                              ("nih", metrics.NORMALIZED_SECONDS, metrics.SECONDS_PER_HOUR),
+                              ("cost", metrics.COST, 1)):
         for key, value in prom.per_host(
                 f"sum by (job, instance) (increase({name}[{window}]))", end).items():
             if key in hosts:
-                setattr(hosts[key], attr, value)
+                setattr(hosts[key], attr, value / scale)
     if not hosts:
         raise NitrometerError(f"no {metrics.INSTANCE_INFO} series in Prometheus between "
                               f"{iso(start)} and {iso(end)}: is the agent scraped?")

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from tabulate import tabulate
 
 from nitrometer.savings.model import Result
+from nitrometer.savings.reference import UPDATE_COMMAND
 
 SCHEMA_VERSION = 1
 EXCLUSION_HEADERS = ["reason", "lines", "hours", "cost", "of which unused fees"]
@@ -139,6 +140,37 @@ def latest_month_line(doc: dict) -> str | None:
             f"({_pct(latest['savings_pct'])}) of {money(latest['cost'])}")
 
 
+def summary_rows(doc: dict) -> list[list[str]]:
+    """The headline's figures, and the cost of usage left without prices (with the fix)."""
+    t = doc["totals"]
+    rows = [
+        ["lines in the headline", f"{t['eligible_lines']:,} of {t['all_lines']:,}"],
+        ["current cost (headline)", money(t["cost"])],
+        ["Graviton cost", money(t["graviton_cost"])],
+        ["base savings", money(t["base_savings"])],
+        [f"additional savings at {doc['nih_reduction_pct']:g} %",
+         money(t["additional_savings"])],
+        ["total savings", f"{money(t['total_savings'])} ({_pct(t['savings_pct'])})"],
+        ["normalized hours now -> projected",
+         f"{_hours(t['nih'])} -> {_hours(t['projected_nih'])}"],
+    ]
+    if t.get("no_price_cost"):
+        rows.append(["cost of usage without prices", money(t["no_price_cost"])])
+    return rows
+
+
+def unpriced_line(doc: dict) -> str | None:
+    """What the usage without prices costs, and the command that fetches its prices."""
+    t = doc["totals"]
+    if not t.get("no_price_cost"):
+        return None
+    regions = t.get("no_price_regions") or []
+    fix = (f"run {UPDATE_COMMAND.format(region=' '.join(regions))}" if regions
+           else "give the region (--region or a region column)")
+    return (f"usage without prices costs {money(t['no_price_cost'])} and is not in the "
+            f"headline: {fix}")
+
+
 def headline_line(doc: dict) -> str:
     return f"headline counts: {', '.join(doc['headline_efforts'])} (priced usage)"
 
@@ -215,22 +247,13 @@ def render_table(doc: dict) -> str:
     out += ["", nih_line(doc), ""]
     if doc["measured"]:
         out += [f"Measured by comparison group ({doc['measured']['confidence_pct']:g} % "
-                "intervals, bootstrap over hosts)",
+                "intervals, normal approximation over hosts)",
                 tabulate(measured_group_rows(doc["measured"]), headers=MEASURED_GROUP_HEADERS,
                          disable_numparse=True),
                 *(f"  note: {note}" for note in doc["measured"]["notes"]), ""]
-    summary = [
-        ["lines in the headline", f"{t['eligible_lines']:,} of {t['all_lines']:,}"],
-        ["current cost (headline)", money(t["cost"])],
-        ["Graviton cost", money(t["graviton_cost"])],
-        ["base savings", money(t["base_savings"])],
-        [f"additional savings at {doc['nih_reduction_pct']:g} %",
-         money(t["additional_savings"])],
-        ["total savings", f"{money(t['total_savings'])} ({_pct(t['savings_pct'])})"],
-        ["normalized hours now -> projected",
-         f"{_hours(t['nih'])} -> {_hours(t['projected_nih'])}"],
-    ]
-    out += [tabulate(summary, tablefmt="plain"), headline_line(doc)]
+    out += [tabulate(summary_rows(doc), tablefmt="plain"), headline_line(doc)]
+    if unpriced_line(doc):
+        out.append(unpriced_line(doc))
     if latest_month_line(doc):
         out.append(latest_month_line(doc))
     out += ["", "Savings implementation effort"]

@@ -76,7 +76,8 @@ def test_queries_use_metric_names_from_the_contract():
     exprs = " ".join(q["expr"] for d in DASHBOARDS.values() for _, q in grafana.all_queries(d))
     used = {n for n in names if n.startswith(("ec2_", "nitrometer_")) and n in exprs}
     for must in (m.LATENCY, m.IO_SIZE_LATENCY, m.EXCEEDED_SECONDS, m.EXCEEDED_EPISODES,
-                 m.EXCEEDED_NOW, m.PEAK_IOPS, m.COST, m.GRAVITON_COST, m.NORMALIZED_HOURS):
+                 m.EXCEEDED_NOW, m.PEAK_IOPS, m.COST, m.GRAVITON_COST, m.NORMALIZED_SECONDS,
+                 m.INSTANCE_SECONDS):
         assert must in used
 
 

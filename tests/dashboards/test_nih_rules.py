@@ -27,3 +27,18 @@ def test_nih_rule_names_follow_level_metric_operation():
     recorded = {r["record"] for r in group["rules"]}
     assert {rules.NIH_FLEET, *rules.NIH_FLEET_BOUNDS.values(),
             *rules.NIH_GROUP_REDUCTION.values()} <= recorded
+
+
+def test_one_definition_of_minimums_grouping_and_interval():
+    """The rules, the dashboard and `savings --measured` share their defaults (the figures
+    themselves agree in tests/savings/test_measured_prometheus.py)."""
+    from nitrometer.dashboards import nih
+    from nitrometer.savings import measured
+
+    assert nih.MIN_HOURS == measured.DEFAULT_MIN_HOURS == 1
+    assert (nih.GROUP,) == measured.DEFAULT_GROUP_BY
+    assert nih.z_score(rules.NIH_LEVEL) == measured.z_score(measured.DEFAULT_CONFIDENCE)
+    query = nih.Query("[1h]")
+    assert query.min_hours == "1" and query.min_hosts == "1"
+    text = str(rules.recording_rules())
+    assert repr(nih.z_score(rules.NIH_LEVEL)) in text

@@ -9,9 +9,11 @@ import time
 
 import numpy as np
 import pytest
+import requests
 
 from nitrometer import metrics
 from nitrometer.cli import main
+from nitrometer.dashboards import nih, rules
 from nitrometer.metrics import family
 from tests.savings.fleets import TRUE_REDUCTION_PCT, fleet
 from tests.support.prometheus import PrometheusServer, backfill_openmetrics
@@ -24,11 +26,11 @@ LOADS = {"equal-load": (0.5, 0.5), "half-load": (0.6, 0.3)}
 HOSTS = fleet(np.random.default_rng(2), LOADS, hosts_per_side=8, hours=SPAN / 3600)
 
 
-def _openmetrics(end: int) -> str:
+def _openmetrics(end: int, hosts=HOSTS) -> str:
     """Every host's counters grow linearly to what the CPU model says it did over SPAN."""
     per_second = {
-        family(metrics.INSTANCE_HOURS): lambda h: 1 / 3600,
-        family(metrics.NORMALIZED_HOURS): lambda h: h.nf / 3600,
+        family(metrics.INSTANCE_SECONDS): lambda h: 1.0,
+        family(metrics.NORMALIZED_SECONDS): lambda h: h.nf,
         family(metrics.COST): lambda h: h.price / 3600,
         family(metrics.READ_OPS): lambda h: 0.75 * h.work / SPAN,
         family(metrics.WRITE_OPS): lambda h: 0.25 * h.work / SPAN,
@@ -37,7 +39,7 @@ def _openmetrics(end: int) -> str:
     }
     out = [f"# TYPE {metrics.INSTANCE_INFO} gauge"]
     times = range(end - SPAN, end + 1, STEP)
-    for h in HOSTS:
+    for h in hosts:
         # `service` is a target label, on every series of the host, like `job`
         labels = (f'instance="{h.instance}",job="{h.job}",instance_id="i-{h.instance}",'
                   f'instance_type="{h.instance_type}",family="{h.instance_type.split(".")[0]}",'
@@ -46,7 +48,7 @@ def _openmetrics(end: int) -> str:
         out += [f"{metrics.INSTANCE_INFO}{{{labels}}} 1 {t}" for t in times]
     for base, rate in per_second.items():
         out.append(f"# TYPE {base} counter")
-        for h in HOSTS:
+        for h in hosts:
             labels = f'instance="{h.instance}",job="{h.job}",service="{h.job}-svc"'
             if base in (family(metrics.READ_OPS), family(metrics.WRITE_OPS)):
                 labels += f',device="nvme1n1",serial="vol-{h.instance[:8]}",kind="ebs"'
@@ -136,3 +138,75 @@ def test_too_few_hosts_is_refused_in_one_line(prom, capsys):
     assert _savings(prom, "--group-by", "bad-label") == 2
     assert "not a label name" in capsys.readouterr().err
     assert _savings(prom, "--confidence", "100") == 2
+
+
+def test_a_mistyped_group_label_names_the_labels(prom, capsys):
+    assert _savings(prom, "--group-by", "servce") == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "servce" in err and "service" in err and "instance_type" in err
+
+
+def _inlined_nih_rules() -> dict[str, str]:
+    """Each NIH recording rule's expression with the recorded series it reads replaced by
+    their own expressions: what the rules record, evaluable at any past time."""
+    exprs: dict[str, str] = {}
+    for rule in rules.nih_rules()["rules"]:
+        expr = rule["expr"]
+        for name in sorted(exprs, key=len, reverse=True):
+            expr = expr.replace(name, f"({exprs[name]})")
+        exprs[rule["record"]] = expr
+    return exprs
+
+
+def test_cli_and_recording_rules_agree(prom, capsys):
+    """The same hosts, hour and definition: the rules' figures and 90 % intervals equal the
+    CLI's (docs/savings.md, "Measured NIH reduction")."""
+    server, end = prom
+    window = 3600  # the rules' rolling hour
+    assert main(["savings", "--prometheus", server.url, "--measured", "--start",
+                 str(end - window), "--end", str(end), "-o", "json"]) == 0
+    measured = json.loads(capsys.readouterr().out)["measured"]
+    assert measured["interval_method"] == "normal" and measured["min_hours"] == nih.MIN_HOURS
+    exprs = _inlined_nih_rules()
+
+    def value(record: str) -> dict[str, float]:
+        response = requests.post(f"{server.url}/api/v1/query",
+                                 data={"query": exprs[record], "time": end}, timeout=60)
+        result = response.json()["data"]["result"]
+        return {r["metric"].get("job", ""): float(r["value"][1]) for r in result}
+
+    assert value(rules.NIH_FLEET)[""] == pytest.approx(measured["nih_reduction_pct"], rel=1e-6)
+    low, high = measured["interval_pct"]
+    assert value(rules.NIH_FLEET_BOUNDS[-1])[""] == pytest.approx(low, rel=1e-6)
+    assert value(rules.NIH_FLEET_BOUNDS[1])[""] == pytest.approx(high, rel=1e-6)
+    groups = {g["labels"]["job"]: g for g in measured["groups"]}
+    for basis in ("equal_load", "raw"):
+        assert value(rules.NIH_GROUP_REDUCTION[basis]) == pytest.approx(
+            {job: g[basis]["nih_reduction_pct"] for job, g in groups.items()}, rel=1e-6)
+    lows = value(rules.NIH_GROUP_BOUNDS[-1])
+    assert lows == pytest.approx({job: g["equal_load"]["interval_pct"][0]
+                                  for job, g in groups.items()}, rel=1e-6)
+    # eight hosts a side: a real spread, not an interval closed on the figure
+    assert high - low > 1
+
+
+def test_one_host_with_an_impossible_cpu_share_is_left_out(tmp_path, capsys):
+    hosts = fleet(np.random.default_rng(7), {"db": (0.5, 0.5)}, hosts_per_side=4,
+                  hours=SPAN / 3600)
+    broken = next(h for h in hosts if h.arch == "x86_64")
+    # busy seconds 9.33 times the CPU seconds, a broken counter; its work stays the same
+    broken.efficiency *= 9.33 / broken.load
+    broken.load = 9.33
+    end = (int(time.time()) - 3 * 3600) // STEP * STEP
+    storage = backfill_openmetrics(tmp_path, _openmetrics(end, hosts))
+    with PrometheusServer(tmp_path, targets=[], storage_dir=storage) as server:
+        code = main(["savings", "--prometheus", server.url, "--measured", "--start",
+                     str(end - SPAN), "--end", str(end), "-o", "json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    measured = json.loads(out)["measured"]
+    assert measured["basis"] == "equal_load"
+    assert measured["x86"]["hosts_with_cpu"] == 3
+    assert _contains(measured["interval_pct"], TRUE_REDUCTION_PCT)
+    assert f"host {broken.instance} (job db): CPU busy share 9.33" in err

@@ -37,8 +37,8 @@ def _openmetrics(end: int) -> str:
     """Counters that grow linearly, so work per normalized hour has a known ratio."""
     times = range(end - SPAN, end + 1, STEP)
     families = {metrics.INSTANCE_INFO: ("gauge", lambda h, t: 1),
-                family(metrics.INSTANCE_HOURS): ("counter", lambda h, t: t / 3600),
-                family(metrics.NORMALIZED_HOURS): ("counter", lambda h, t: h[2] * t / 3600),
+                family(metrics.INSTANCE_SECONDS): ("counter", lambda h, t: t),
+                family(metrics.NORMALIZED_SECONDS): ("counter", lambda h, t: h[2] * t),
                 family(metrics.COST): ("counter", lambda h, t: h[3] * t / 3600),
                 family(metrics.READ_OPS): ("counter", lambda h, t: 0.75 * h[4] * t),
                 family(metrics.WRITE_OPS): ("counter", lambda h, t: 0.25 * h[4] * t)}

@@ -44,7 +44,11 @@ def test_the_dashboard_mapping_shows_what_the_disk_becomes(capsys, usage):
     assert "local disk" in table and "2,500 GB" in table and "937 GB" in table
 
 
-def test_keep_local_storage_picks_a_target_with_the_disk(capsys, usage, reference):
+def test_keep_local_storage_picks_a_target_with_the_disk(capsys, tmp_path, reference):
+    # billed above on demand (say, a dedicated host), so that keeping the disk saves money
+    usage = tmp_path / "usage.csv"
+    usage.write_text("instance_type,hours,cost\ni3en.xlarge,720,720\ni3en.3xlarge,720,1440\n"
+                     "m5.large,720,69.12\n")
     doc, err = _json(capsys, "--usage", str(usage), "--keep-local-storage")
     assert doc["keep_local_storage"] is True
     rows = {r["instance_type"]: r for r in doc["by_instance_type"]}
@@ -75,3 +79,20 @@ def test_host_checks_against_instance_store_limits():
     # no throughput in the guide: write IOPS at 16 KiB
     assert checks["throughput_bytes_per_second"]["limit"] == 100_000 * 16384
     assert host_checks("zz9.large", {("ebs", "read", "iops"): 1.0})[0]["fits"] is None
+
+
+def test_a_move_that_costs_more_stays(capsys, usage, reference):
+    """At on-demand rates both disk-keeping moves cost more than the i3en they replace: they
+    are no recommendation, but a "stay" row with what the move would cost."""
+    doc, err = _json(capsys, "--usage", str(usage), "--keep-local-storage")
+    assert {r["instance_type"] for r in doc["by_instance_type"]} == {"m5.large"}
+    reasons = {e["reason"]: e for e in doc["exclusions"]}
+    stay = reasons["stay: Graviton costs more"]
+    assert stay["lines"] == 2 and stay["cost"] == pytest.approx(
+        720 * (reference.price("i3en.xlarge", "us-east-1")
+               + reference.price("i3en.3xlarge", "us-east-1")))
+    more = 720 * (reference.price("is4gen.xlarge", "us-east-1")
+                  - reference.price("i3en.xlarge", "us-east-1"))
+    assert f"i3en.xlarge stays: is4gen.xlarge would cost ${more:,.2f} more" in err
+    assert doc["totals"]["eligible_lines"] == 1
+    assert all(s["total_savings"] >= 0 for s in doc["sweep"])

@@ -79,6 +79,9 @@ DEFAULT_TEMPLATES = (
     Template("d3.xlarge", "no Graviton equivalent", rate=0.499, normalization_factor=8,
              weight=2),
     Template("m5.large", "no price", region="eu-central-1", rate=0.115, weight=2),
+    # billed below the Graviton rate (a deep private discount): moving would cost more
+    Template("m5.xlarge", "stay: Graviton costs more", rate=0.05, normalization_factor=8,
+             weight=1),
     Template("", "", product_code="AmazonS3", usage_kind="TimedStorage-ByteHrs", weight=5),
 )
 REGION_PREFIX = {"us-east-1": "", "eu-central-1": "EUC1-", "us-west-2": "USW2-"}
