@@ -174,10 +174,10 @@ def read_usage(paths: Iterable[str | Path], progress: bool = False) -> pd.DataFr
                 names = group[0] if len(group) == 1 else f"{group[0].parent} ({len(group)} files)"
                 raise NitrometerError(f"{names}: unreadable line(s): {_first_line(exc)}") from None
     con.close()
-    return _usage_frame(parts)
+    return combine_parts(parts)
 
 
-def _usage_frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
+def combine_parts(parts: list[pd.DataFrame]) -> pd.DataFrame:
     """One row per key across every part, in the model's columns and types."""
     parts = [p for p in parts if len(p)]
     if not parts:
