@@ -7,6 +7,8 @@ memory stays flat however long the report is.
 
 from __future__ import annotations
 
+import csv
+import gzip
 import os
 import stat
 import threading
@@ -23,6 +25,7 @@ REPORT_SUFFIXES = (".parquet", ".csv", ".csv.gz", ".gz")
 # DuckDB's own budget: the reader streams, so this bounds the hash table and buffers only.
 MEMORY_LIMIT = "256MB"
 THREADS = 2
+HEADER_BYTES = 1 << 20  # a legacy CUR header with every tag column stays far below
 _KINDS = {stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device",
           stat.S_ISFIFO: "a named pipe", stat.S_ISSOCK: "a socket"}
 
@@ -63,9 +66,45 @@ def report_files(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def _is_parquet(path: Path) -> bool:
+def _format(path: Path) -> str:
+    """"parquet", "gzip" (CSV inside) or "csv", from the file's first bytes."""
     with open(path, "rb") as f:
-        return f.read(4) == b"PAR1"
+        magic = f.read(4)
+    if magic == b"PAR1":
+        return "parquet"
+    return "gzip" if magic[:2] == b"\x1f\x8b" else "csv"
+
+
+def _csv_header(path: Path, compression: str) -> list[str]:
+    """The header line's names; a file that is no CSV text says so here, in words."""
+    opener = gzip.open if compression == "gzip" else open
+    try:
+        with opener(path, "rb") as f:
+            first = f.readline(HEADER_BYTES)
+    except (OSError, EOFError) as exc:
+        raise NitrometerError(f"{path} is not a readable gzip file: {exc}") from None
+    if b"\0" in first:
+        raise NitrometerError(f"{path} is neither Parquet nor CSV: it holds binary data")
+    try:
+        text = first.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise NitrometerError(f"{path} is not a CSV report: its header line is not UTF-8 "
+                              "text") from None
+    return next(csv.reader([text]), [])
+
+
+def _unique(names: list[str]) -> list[str]:
+    """Header names made unique as SQL sees them (case-insensitively): name, name_1, ..."""
+    seen: set[str] = set()
+    unique = []
+    for name in names:
+        candidate, n = name, 0
+        while candidate.lower() in seen:
+            n += 1
+            candidate = f"{name}_{n}"
+        seen.add(candidate.lower())
+        unique.append(candidate)
+    return unique
 
 
 def connect():
@@ -82,46 +121,67 @@ def connect():
     return con
 
 
-def _scan(paths: list[Path], parquet: bool) -> str:
-    """DuckDB's reader of report files: Parquet, or CSV with every column as text (a line
-    whose number is no number is counted invalid, not fatal)."""
-    listed = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
-    if parquet:
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _scan(paths: list[Path], kind: str, names: tuple[str, ...]) -> str:
+    """DuckDB's reader of report files: Parquet, or CSV with the header's columns, every one
+    as text (a line whose number is no number is counted invalid, not fatal)."""
+    listed = "[" + ", ".join(_quote(str(p)) for p in paths) + "]"
+    if kind == "parquet":
         return f"read_parquet({listed}, union_by_name = true)"
-    return (f"read_csv({listed}, header = true, all_varchar = true, delim = ',', "
-            "quote = '\"', escape = '\"', union_by_name = true)")
+    columns = "{" + ", ".join(f"{_quote(n)}: 'VARCHAR'" for n in names) + "}"
+    return (f"read_csv({listed}, header = true, auto_detect = false, columns = {columns}, "
+            f"delim = ',', quote = '\"', escape = '\"', compression = "
+            f"'{'gzip' if kind == 'gzip' else 'none'}')")
 
 
-def _columns(con, path: Path, scan: str) -> dict[str, cur_sql.Column]:
+def _columns(con, path: Path) -> tuple[str, tuple[str, ...], dict[str, cur_sql.Column]]:
+    """The file's format, its CSV header (empty for Parquet) and the columns the query reads."""
     import duckdb
 
+    kind = _format(path)
+    names: tuple[str, ...] = ()
     try:
-        described = con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()
+        if kind == "parquet":
+            described = con.execute(f"DESCRIBE SELECT * FROM {_scan([path], kind, ())}")
+            types = {name: sql_type for name, sql_type, *_ in described.fetchall()}
+        else:
+            names = tuple(_unique(_csv_header(path, kind)))
+            types = dict.fromkeys(names, "VARCHAR")
     except duckdb.Error as exc:
-        raise NitrometerError(f"{path} is not a readable usage report: "
-                              f"{_first_line(exc)}") from None
+        raise NitrometerError(f"{path} is not a readable usage report: {_reason(exc)}") from None
     try:
-        return cur_sql.resolve(str(path), {name: kind for name, kind, *_ in described})
+        return kind, names, cur_sql.resolve(str(path), types)
     except ValueError as exc:
         raise NitrometerError(str(exc)) from None
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+def _reason(exc: BaseException) -> str:
+    """DuckDB's message in one line: what is wrong and where, without its advice."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    first = lines[0].split("Error: ", 1)[-1]
+    if first.startswith("CSV Error on Line") and len(lines) > 2:
+        reason = lines[2] if lines[1].startswith("Original Line") else lines[1]
+        return f"{first.replace('CSV Error on Line:', 'line')}: {reason}"
+    return first
 
 
 class _Progress:
     """A bar on stderr fed by DuckDB's own estimate of the running query's progress."""
 
-    def __init__(self, con, enabled: bool, files: int):
-        self.con, self.enabled, self.files = con, enabled, files
+    def __init__(self, con, enabled: bool, queries: int):
+        self.con, self.enabled, self.queries = con, enabled, queries
         self.done = threading.Event()
 
     def __enter__(self):
         if self.enabled:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=100 * self.files, unit="%", desc="reading usage",
+            self.bar = tqdm(total=100 * self.queries, unit="%", desc="reading usage",
                             leave=False, bar_format="{desc}: {percentage:3.0f}%|{bar}| "
                                                     "{elapsed}<{remaining}")
             self.base = 0
@@ -135,18 +195,23 @@ class _Progress:
 
     def _poll(self) -> None:
         while not self.done.wait(0.2):
+            import duckdb
+
             try:
-                percent = self.con.query_progress()
-            except Exception:  # no query running at this instant
+                percent = self.con.query_progress()  # -1 between queries
+            except duckdb.Error:
                 continue
             if percent >= 0:
                 self.bar.n = min(self.base + percent, self.bar.total)
                 self.bar.refresh()
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, *exc):
         if self.enabled:
             self.done.set()
             self.thread.join()
+            if exc_type is None:
+                self.bar.n = self.bar.total
+                self.bar.refresh()
             self.bar.close()
 
 
@@ -159,20 +224,19 @@ def read_usage(paths: Iterable[str | Path], progress: bool = False) -> pd.DataFr
     # files with the same columns run as one query (a directory of parts in parallel)
     groups: dict[tuple, list[Path]] = {}
     for path in files:
-        parquet = _is_parquet(path)
-        columns = _columns(con, path, _scan([path], parquet))
-        groups.setdefault((parquet, tuple(sorted(columns.items()))), []).append(path)
+        kind, names, columns = _columns(con, path)
+        groups.setdefault((kind, names, tuple(sorted(columns.items()))), []).append(path)
     parts = []
     with _Progress(con, progress, len(groups)) as bar:
-        for index, ((parquet, columns), group) in enumerate(groups.items()):
+        for index, ((kind, names, columns), group) in enumerate(groups.items()):
             bar.next_file(index)
             try:
                 con.execute(f"CREATE OR REPLACE TEMP VIEW {cur_sql.RELATION} AS "
-                            f"SELECT * FROM {_scan(group, parquet)}")
+                            f"SELECT * FROM {_scan(group, kind, names)}")
                 parts.append(con.execute(cur_sql.render(dict(columns), "duckdb")).df())
             except duckdb.Error as exc:
                 names = group[0] if len(group) == 1 else f"{group[0].parent} ({len(group)} files)"
-                raise NitrometerError(f"{names}: unreadable line(s): {_first_line(exc)}") from None
+                raise NitrometerError(f"{names}: unreadable line(s): {_reason(exc)}") from None
     con.close()
     return combine_parts(parts)
 
