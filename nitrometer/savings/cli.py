@@ -84,11 +84,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    missing = [m for m in ("pandas", "pyarrow") if importlib.util.find_spec(m) is None]
+    missing = [m for m in ("pandas", "pyarrow", "duckdb", "sqlglot")
+               if importlib.util.find_spec(m) is None]
     if missing:
-        raise NitrometerError(f"nitrometer savings needs {' and '.join(missing)}: "
+        names = ", ".join(missing[:-1]) + " and " * (len(missing) > 1) + missing[-1]
+        raise NitrometerError(f"nitrometer savings needs {names}: "
                               "pip install 'nitrometer[savings]'")
-    # pandas and pyarrow load here, only for this command.
+    # pandas, pyarrow and DuckDB load here, only for this command.
     from nitrometer.savings import prom
     from nitrometer.savings.html import render_html
     from nitrometer.savings.model import check_nih_reduction, run_model
