@@ -155,31 +155,38 @@ def aggregation_sql(columns: dict[str, Column]) -> str:
         return "(" + " OR ".join(f"{c}__bad" for c in canons) + ")"
 
     blank = "(trim({0}) = '' OR {0} IS NULL)"
+    # Lines are first summed per distinct raw value (as cheap as a bare GROUP BY); the text
+    # rules then run once per group, not once per line.
+    raw_keys = ", ".join(["usage_type", "line_type", "operation", "month_key", "sp_type",
+                          "ri_lease", "ri_payment", "ri_class", "sp_term", "sp_payment",
+                          "instance_type", "region", "os", "invalid"])
+    start = columns.get("start")
+    if start is not None and start.kind == "time":
+        month_key = f"date_trunc('month', {_quote(start.name)})"
+        month = "coalesce(substr(CAST(month_key AS VARCHAR), 1, 7), '')"
+    else:
+        month_key = "substr(start, 1, 7)"
+        month = "coalesce(month_key, '')"
+    line_flags = f"""
+    line_type = {_literal(RI_FEE)} AS ri_fee,
+    line_type = {_literal(SP_FEE)} AS sp_fee,
+    line_type IN ({_literal(RI_FEE)}, {_literal(SP_FEE)}) AS fee,
+    line_type IN ('DiscountedUsage', {_literal(RI_FEE)}) AS ri_covered,
+    line_type = 'SavingsPlanCoveredUsage' AS sp_covered"""
     return f"""
 WITH named AS (
-  SELECT {', '.join(first)}
+  SELECT {', '.join(first)}, {month_key} AS month_key
   FROM {RELATION}
 ), numbers AS (
   SELECT *, {', '.join(finite)}
   FROM named
 ), kept AS (
-  SELECT *,
-    line_type = {_literal(RI_FEE)} AS ri_fee,
-    line_type = {_literal(SP_FEE)} AS sp_fee,
-    line_type IN ({_literal(RI_FEE)}, {_literal(SP_FEE)}) AS fee,
-    line_type IN ('DiscountedUsage', {_literal(RI_FEE)}) AS ri_covered,
-    line_type = 'SavingsPlanCoveredUsage' AS sp_covered,
-    (line_type = 'SavingsPlanCoveredUsage'
-     AND coalesce(sp_type LIKE '%EC2Instance%', FALSE)) AS instance_sp,
-    (coalesce(usage_type LIKE '%SpotUsage%', FALSE)
-     OR coalesce(operation LIKE '%:SV%', FALSE)) AS spot,
-    (coalesce(os LIKE '%Windows%', FALSE)
-     OR coalesce(operation IN ({_in(WINDOWS_OPERATIONS)}), FALSE)) AS windows,
+  SELECT *, {line_flags},
     coalesce(usage_amount, 0E0) AS usage_hours,
     coalesce(unblended_cost, 0E0) AS unblended
   FROM numbers
   WHERE coalesce({keep}, FALSE)
-), priced AS (
+), checked AS (
   SELECT *,
     CASE WHEN ri_fee THEN coalesce(ri_unused_upfront, 0E0) + coalesce(ri_unused_recurring, 0E0)
          WHEN sp_fee THEN coalesce(sp_commitment, 0E0) - coalesce(sp_used_commitment, 0E0)
@@ -190,9 +197,37 @@ WITH named AS (
                                         WHEN ri_covered THEN ri_cost__bad
                                         ELSE unblended_cost__bad END END AS invalid
   FROM kept
-), lines AS (
+), amounts AS (
+  SELECT {raw_keys},
+    CASE WHEN fee OR invalid THEN 0E0 ELSE usage_hours END AS hours,
+    CASE WHEN fee OR invalid THEN 0E0
+         ELSE coalesce(CASE WHEN normalized_usage > 0 THEN normalized_usage END,
+                       usage_hours * CASE WHEN normalization_factor > 0
+                                          THEN normalization_factor END) END AS nih,
+    CASE WHEN invalid THEN 0E0 WHEN fee THEN unused
+         WHEN sp_covered THEN coalesce(sp_cost, unblended)
+         WHEN ri_covered THEN coalesce(ri_cost, unblended) ELSE unblended END AS cost,
+    CASE WHEN invalid THEN 0E0 ELSE unused END AS unused_fees
+  FROM checked
+), raw_groups AS (
+  SELECT {raw_keys},
+    sum(hours) AS hours, sum(coalesce(nih, 0E0)) AS nih,
+    sum(CASE WHEN nih IS NULL THEN hours ELSE 0E0 END) AS hours_without_nf,
+    sum(cost) AS cost, sum(unused_fees) AS unused_fees, count(*) AS lines
+  FROM amounts
+  GROUP BY {raw_keys}
+), flagged AS (
+  SELECT *, {line_flags},
+    (line_type = 'SavingsPlanCoveredUsage'
+     AND coalesce(sp_type LIKE '%EC2Instance%', FALSE)) AS instance_sp,
+    (coalesce(usage_type LIKE '%SpotUsage%', FALSE)
+     OR coalesce(operation LIKE '%:SV%', FALSE)) AS spot,
+    (coalesce(os LIKE '%Windows%', FALSE)
+     OR coalesce(operation IN ({_in(WINDOWS_OPERATIONS)}), FALSE)) AS windows
+  FROM raw_groups
+), keyed AS (
   SELECT
-    coalesce(substr(start, 1, 7), '') AS month,
+    {month} AS month,
     CASE WHEN {blank.format('region')} THEN '' ELSE region END AS region,
     CASE WHEN sp_fee THEN ''
          ELSE coalesce(CASE WHEN {blank.format('instance_type')} THEN NULL
@@ -209,22 +244,13 @@ WITH named AS (
          WHEN ri_covered THEN coalesce(ri_payment, '') ELSE '' END AS payment,
     CASE WHEN sp_covered THEN coalesce(sp_type, '') WHEN ri_covered THEN coalesce(ri_class, '')
          ELSE '' END AS offering,
-    CASE WHEN fee OR invalid THEN 0E0 ELSE usage_hours END AS hours,
-    CASE WHEN fee OR invalid THEN 0E0
-         ELSE coalesce(CASE WHEN normalized_usage > 0 THEN normalized_usage END,
-                       usage_hours * CASE WHEN normalization_factor > 0
-                                          THEN normalization_factor END) END AS nih,
-    CASE WHEN invalid THEN 0E0 WHEN fee THEN unused
-         WHEN sp_covered THEN coalesce(sp_cost, unblended)
-         WHEN ri_covered THEN coalesce(ri_cost, unblended) ELSE unblended END AS cost,
-    CASE WHEN invalid THEN 0E0 ELSE unused END AS unused_fees
-  FROM priced
+    hours, nih, hours_without_nf, cost, unused_fees, lines
+  FROM flagged
 )
 SELECT {', '.join(GROUP_KEYS)},
-  sum(hours) AS hours, sum(coalesce(nih, 0E0)) AS nih,
-  sum(CASE WHEN nih IS NULL THEN hours ELSE 0E0 END) AS hours_without_nf,
-  sum(cost) AS cost, sum(unused_fees) AS unused_fees, count(*) AS lines
-FROM lines
+  sum(hours) AS hours, sum(nih) AS nih, sum(hours_without_nf) AS hours_without_nf,
+  sum(cost) AS cost, sum(unused_fees) AS unused_fees, sum(lines) AS lines
+FROM keyed
 GROUP BY {', '.join(GROUP_KEYS)}
 """
 
