@@ -11,6 +11,7 @@ import csv
 import gzip
 import os
 import stat
+import tempfile
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -107,13 +108,17 @@ def _unique(names: list[str]) -> list[str]:
     return unique
 
 
-def connect():
-    """An in-process DuckDB with a bounded budget; times in UTC (the bill's months)."""
+def connect(spill_dir: str | None = None):
+    """An in-process DuckDB with a bounded budget; times in UTC (the bill's months).
+
+    spill_dir: where DuckDB may spill past its budget (else nowhere: never the working
+    directory)."""
     import duckdb
 
     con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT,
                                  "threads": min(THREADS, os.cpu_count() or 1),
-                                 "preserve_insertion_order": False})
+                                 "preserve_insertion_order": False,
+                                 "temp_directory": spill_dir or ""})
     con.execute("SET TimeZone = 'UTC'")
     # progress is tracked for the bar (query_progress), never printed by DuckDB itself
     con.execute("SET enable_progress_bar = true")
@@ -217,10 +222,19 @@ class _Progress:
 
 def read_usage(paths: Iterable[str | Path], progress: bool = False) -> pd.DataFrame:
     """The normalised usage table (see usage.USAGE_COLUMNS) of one or more CUR files."""
+    files = report_files(paths)
+    with tempfile.TemporaryDirectory(prefix="nitrometer-duckdb-") as spill:
+        con = connect(spill)
+        try:
+            parts = _aggregate(con, files, progress)
+        finally:
+            con.close()
+    return combine_parts(parts)
+
+
+def _aggregate(con, files: list[Path], progress: bool) -> list[pd.DataFrame]:
     import duckdb
 
-    files = report_files(paths)
-    con = connect()
     # files with the same columns run as one query (a directory of parts in parallel)
     groups: dict[tuple, list[Path]] = {}
     for path in files:
@@ -235,10 +249,9 @@ def read_usage(paths: Iterable[str | Path], progress: bool = False) -> pd.DataFr
                             f"SELECT * FROM {_scan(group, kind, names)}")
                 parts.append(con.execute(cur_sql.render(dict(columns), "duckdb")).df())
             except duckdb.Error as exc:
-                names = group[0] if len(group) == 1 else f"{group[0].parent} ({len(group)} files)"
-                raise NitrometerError(f"{names}: unreadable line(s): {_reason(exc)}") from None
-    con.close()
-    return combine_parts(parts)
+                label = group[0] if len(group) == 1 else f"{group[0].parent} ({len(group)} files)"
+                raise NitrometerError(f"{label}: unreadable line(s): {_reason(exc)}") from None
+    return parts
 
 
 def combine_parts(parts: list[pd.DataFrame]) -> pd.DataFrame:
