@@ -142,3 +142,19 @@ def test_progress_bar_only_on_a_terminal(small_bill, tmp_path):
     quiet = subprocess.run([*command, "--no-progress"], capture_output=True, text=True,
                            timeout=120)
     assert "reading usage" not in quiet.stderr
+
+
+def test_legacy_csv_with_repeated_tag_headers_and_a_quote_in_its_name(tmp_path):
+    """Legacy CUR repeats tag columns that differ only in case (resourceTags/user:Name and
+    resourceTags/user:name): SQL sees them as one name, so they are told apart."""
+    from nitrometer.savings.cur import read_usage
+
+    path = tmp_path / "bill's.csv"
+    path.write_text(
+        "lineItem/UsageType,lineItem/UsageAmount,lineItem/LineItemType,lineItem/UnblendedCost,"
+        "resourceTags/user:Name,resourceTags/user:name,lineItem/UsageStartDate\n"
+        "BoxUsage:m5.large,2,Usage,0.192,web,Web,2026-05-03T00:00:00Z\n"
+        "BoxUsage:m5.large,1.5,Usage,not-a-number,web,Web,2026-05-04T00:00:00Z\n")
+    usage = read_usage([path]).set_index("category")
+    assert usage.loc["usage", ["hours", "cost", "lines"]].tolist() == [2.0, 0.192, 1]
+    assert usage.loc["invalid", "lines"] == 1 and usage.loc["usage", "month"] == "2026-05"
