@@ -18,6 +18,7 @@ from nitrometer.savings.cur_columns import (
     COLUMNS,
     NUMERIC,
     PRODUCT_KEYS,
+    REQUIRED,
     RI_FEE,
     RI_FEE_COLUMNS,
     SP_FEE,
@@ -68,9 +69,7 @@ def resolve(label: str, types: dict[str, str]) -> dict[str, Column]:
         raise ValueError(f"{label} is not a Cost and Usage Report "
                          "(no line_item_usage_type or lineItem/UsageType column)")
     legacy = not found["usage_type"].islower()
-    missing = [COLUMNS[c][1 if legacy else 0] for c in ("usage_amount", "line_type",
-                                                        "unblended_cost")
-               if found[c] is None]
+    missing = [COLUMNS[c][1 if legacy else 0] for c in REQUIRED if found[c] is None]
     if missing:
         raise ValueError(f"{label}: missing required column {', '.join(missing)}")
     columns = {canon: Column(name, column_kind(canon, types[name]))
