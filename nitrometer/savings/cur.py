@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import gzip
 import os
-import stat
 import tempfile
 import threading
 from collections.abc import Iterable
@@ -20,7 +19,7 @@ import pandas as pd
 
 from nitrometer.errors import NitrometerError
 from nitrometer.savings import cur_sql
-from nitrometer.savings.usage import USAGE_COLUMNS
+from nitrometer.savings.usage import USAGE_COLUMNS, check_input_file
 
 REPORT_SUFFIXES = (".parquet", ".csv", ".csv.gz", ".gz")
 # DuckDB's own budget: the reader streams, so this bounds the hash table and buffers only.
@@ -29,28 +28,6 @@ MEMORY_LIMIT = "256MB"
 # a full product map): four keep a 10M-line bill well under 500 MiB.
 THREADS = 4
 HEADER_BYTES = 1 << 20  # a legacy CUR header with every tag column stays far below
-_KINDS = {stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device",
-          stat.S_ISFIFO: "a named pipe", stat.S_ISSOCK: "a socket"}
-
-
-def _check_file(path: Path) -> None:
-    """A report file must be a regular, readable, non-empty file: say which it is not."""
-    try:
-        mode = path.stat()
-    except FileNotFoundError:
-        raise NitrometerError(f"{path}: no such file or directory") from None
-    except OSError as exc:
-        raise NitrometerError(f"cannot read {path}: {exc.strerror}") from None
-    for test, kind in _KINDS.items():
-        if test(mode.st_mode):
-            raise NitrometerError(f"{path} is {kind}, not a report file: give a Parquet or "
-                                  "CSV file, or a directory of them")
-    if mode.st_size == 0:
-        raise NitrometerError(f"{path} is empty: a report has at least a header line")
-    if not os.access(path, os.R_OK):
-        raise NitrometerError(f"cannot read {path}: permission denied")
-
-
 def report_files(paths: Iterable[str | Path]) -> list[Path]:
     """Files named, and the report parts inside directories named (sorted)."""
     files: list[Path] = []
@@ -62,10 +39,10 @@ def report_files(paths: Iterable[str | Path]) -> list[Path]:
                 raise NitrometerError(f"{path}: no .parquet or .csv(.gz) report files inside")
             files.extend(parts)
         else:
-            _check_file(path)
+            check_input_file(path)
             files.append(path)
     for part in files:
-        _check_file(part)
+        check_input_file(part)
     return files
 
 

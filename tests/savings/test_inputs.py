@@ -22,8 +22,8 @@ def _err(capsys, *argv) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda tmp: "/dev/zero", "/dev/zero is a character device, not a report file"),
-    (lambda tmp: _fifo(tmp), "is a named pipe, not a report file"),
+    (lambda tmp: "/dev/zero", "/dev/zero is a character device, not a file to read"),
+    (lambda tmp: _fifo(tmp), "is a named pipe, not a file to read"),
     (lambda tmp: _write(tmp / "empty.csv", b""), "empty.csv is empty"),
     (lambda tmp: _dir(tmp / "nothing"), "nothing: no .parquet or .csv(.gz) report files inside"),
     (lambda tmp: _write(tmp / "zeros.csv", bytes(4096)), "is neither Parquet nor CSV: it "
@@ -43,6 +43,19 @@ def _err(capsys, *argv) -> tuple[int, str]:
 ])
 def test_unusable_report_is_one_line_in_words(tmp_path, capsys, make, message):
     code, err = _err(capsys, "--cur", str(make(tmp_path)))
+    assert code == 2
+    assert message in err and len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda tmp: "/dev/zero", "/dev/zero is a character device, not a file to read"),
+    (lambda tmp: _fifo(tmp), "is a named pipe, not a file to read"),
+    (lambda tmp: _dir(tmp / "usage"), "usage is a directory, not a file to read"),
+    (lambda tmp: _write(tmp / "empty.csv", b""), "empty.csv is empty"),
+])
+def test_unusable_usage_table_is_one_line_in_words(tmp_path, capsys, make, message):
+    """Never read forever (/dev/zero has no end and no newline) nor block on a pipe."""
+    code, err = _err(capsys, "--usage", str(make(tmp_path)))
     assert code == 2
     assert message in err and len(err.splitlines()) == 1, err
 
