@@ -100,8 +100,7 @@ def _text(canon: str, column: Column | None) -> str:
         keys = [f"nullif(regexp_extract(product, {_literal(JSON_VALUE.format(key=k))}, 1), '')"
                 for k in PRODUCT_KEYS[canon]]
         return keys[0] if len(keys) == 1 else f"coalesce({', '.join(keys)})"
-    # a time becomes "2026-03-01 00:00:00...", in UTC: its month is the text's first 7
-    return f"CAST({_quote(column.name)} AS VARCHAR)"
+    return f"CAST({_quote(column.name)} AS VARCHAR)"  # a time's month: see month_key
 
 
 def _number(canon: str, column: Column | None) -> tuple[str, str]:
