@@ -24,7 +24,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     athena = parser.add_argument_group("Amazon Athena (--athena-database)")
     athena.add_argument("--athena-table", metavar="TABLE",
                         help="the CUR 2.0 or legacy CUR table")
-    athena.add_argument("--workgroup", default="primary", metavar="WG",
+    athena.add_argument("--workgroup", metavar="WG",
                         help="Athena workgroup (default primary)")
     athena.add_argument("--athena-region", metavar="REGION",
                         help="region of the table (default: the AWS configuration's)")
@@ -102,6 +102,11 @@ def run(args: argparse.Namespace) -> int:
                           "or --prometheus URL")
     if bool(args.athena_database) != bool(args.athena_table):
         raise ConfigError("--athena-database and --athena-table go together")
+    stray = [flag for flag, value in (("--workgroup", args.workgroup),
+                                      ("--athena-region", args.athena_region),
+                                      ("--athena-output", args.athena_output)) if value]
+    if stray and not args.athena_database:
+        raise ConfigError(f"{stray[0]} goes with --athena-database and --athena-table")
     if args.athena_output and not args.athena_output.startswith("s3://"):
         raise ConfigError(f"--athena-output {args.athena_output!r} is no s3:// location")
     if args.measured and not args.prometheus:
@@ -130,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
 
         usage = athena.read_usage_athena(athena.client(args.athena_region),
                                          args.athena_database, args.athena_table,
-                                         args.workgroup, args.athena_output)
+                                         args.workgroup or "primary", args.athena_output)
         inputs = {"kind": "athena",
                   "paths": [f"{args.athena_database}.{args.athena_table}"]}
     elif args.usage:

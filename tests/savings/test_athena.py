@@ -135,8 +135,11 @@ def test_permission_denied_is_one_line(stubbed, bill, capsys):
     _metadata(stubbed, columns)
     stubbed.add_client_error("start_query_execution", "AccessDeniedException",
                              "User is not authorized to perform: athena:StartQueryExecution",
-                             http_status_code=400)
-    assert main(ARGS) == 2
+                             http_status_code=400, expected_params={
+                                 "QueryString": ANY, "QueryExecutionContext": ANY,
+                                 "WorkGroup": "primary"})  # the default workgroup
+    without_workgroup = [a for a in ARGS if a not in ("--workgroup", "wg")]
+    assert main(without_workgroup) == 2
     err = capsys.readouterr().err.strip()
     assert "Athena StartQueryExecution: AccessDeniedException: User is not authorized" in err
     assert len(err.splitlines()) == 1
@@ -177,6 +180,8 @@ def test_missing_region_or_credentials_is_one_line(no_aws_config, capsys, argv, 
      "is no s3:// location"),
     (["--athena-database", "cur", "--athena-table", "t", "--cur", "x.parquet"],
      "not allowed with argument"),
+    (["--cur", "x.parquet", "--workgroup", "wg"],
+     "--workgroup goes with --athena-database and --athena-table"),
 ])
 def test_bad_athena_arguments(capsys, argv, message):
     assert main(["savings", *argv]) == 2
