@@ -18,12 +18,26 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "Data Exports or legacy; Parquet, CSV or CSV.gz)")
     source.add_argument("--usage", metavar="CSV",
                         help="a plain usage table: instance_type, hours[, region][, cost]")
+    source.add_argument("--athena-database", metavar="DB",
+                        help="run the aggregation on Amazon Athena, over the CUR table in "
+                             "this database (with --athena-table)")
+    athena = parser.add_argument_group("Amazon Athena (--athena-database)")
+    athena.add_argument("--athena-table", metavar="TABLE",
+                        help="the CUR 2.0 or legacy CUR table")
+    athena.add_argument("--workgroup", metavar="WG",
+                        help="Athena workgroup (default primary)")
+    athena.add_argument("--athena-region", metavar="REGION",
+                        help="region of the table (default: the AWS configuration's)")
+    athena.add_argument("--athena-output", metavar="S3URL",
+                        help="query result location, s3://bucket/prefix/ (default: the "
+                             "workgroup's)")
     parser.add_argument("--prometheus", metavar="URL",
                         help="the fleet's Prometheus: its counters are the usage when no "
                              "--cur/--usage is given, and the source of --measured")
     nih = parser.add_mutually_exclusive_group()
-    nih.add_argument("--nih-reduction", type=float, default=10.0, metavar="PCT",
-                     help="assumed NIH reduction on Graviton, 0-40 %% (default 10)")
+    nih.add_argument("--nih-reduction", default="10", metavar="PCT",
+                     help="assumed NIH reduction on Graviton, 0-40 %%: 10%% or 10 (a bare "
+                          "number is a percentage; default 10)")
     nih.add_argument("--measured", action="store_true",
                      help="measure the NIH reduction from --prometheus and use it")
     parser.add_argument("--generation", choices=GENERATIONS, default="latest",
@@ -70,25 +84,42 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    missing = [m for m in ("pandas", "pyarrow") if importlib.util.find_spec(m) is None]
+    missing = [m for m in ("pandas", "pyarrow", "duckdb", "sqlglot")
+               if importlib.util.find_spec(m) is None]
     if missing:
-        raise NitrometerError(f"nitrometer savings needs {' and '.join(missing)}: "
+        names = ", ".join(missing[:-1]) + " and " * (len(missing) > 1) + missing[-1]
+        raise NitrometerError(f"nitrometer savings needs {names}: "
                               "pip install 'nitrometer[savings]'")
-    # pandas and pyarrow load here, only for this command.
+    # pandas, pyarrow and DuckDB load here, only for this command.
     from nitrometer.savings import prom
     from nitrometer.savings.html import render_html
     from nitrometer.savings.model import check_nih_reduction, run_model
     from nitrometer.savings.reference import Reference
     from nitrometer.savings.report import render_table, to_document
 
-    if not (args.cur or args.usage or args.prometheus):
-        raise ConfigError("give one input: --cur PATH..., --usage CSV or --prometheus URL")
+    if not (args.cur or args.usage or args.athena_database or args.prometheus):
+        raise ConfigError("give one input: --cur PATH..., --usage CSV, --athena-database DB "
+                          "or --prometheus URL")
+    if bool(args.athena_database) != bool(args.athena_table):
+        raise ConfigError("--athena-database and --athena-table go together")
+    stray = [flag for flag, value in (("--workgroup", args.workgroup),
+                                      ("--athena-region", args.athena_region),
+                                      ("--athena-output", args.athena_output)) if value]
+    if stray and not args.athena_database:
+        raise ConfigError(f"{stray[0]} goes with --athena-database and --athena-table")
+    if args.athena_output and not args.athena_output.startswith("s3://"):
+        raise ConfigError(f"--athena-output {args.athena_output!r} is no s3:// location")
     if args.measured and not args.prometheus:
         raise ConfigError("--measured needs --prometheus URL to measure from")
     reference = Reference(cache_dir=args.cache_dir, use_cache=True)
     if args.prices:
         reference.load_prices(args.prices)
-    nih_reduction = check_nih_reduction(args.nih_reduction / 100)
+    percent = parse_percent(args.nih_reduction)
+    nih_reduction = check_nih_reduction(percent / 100)
+    if 0 < percent < 1 and not args.nih_reduction.strip().endswith("%"):
+        print(f"nitrometer: warning: --nih-reduction {args.nih_reduction} is read as "
+              f"{percent:g} %; write {percent * 100:g}% for {percent * 100:g} %",
+              file=sys.stderr)
 
     client = hosts = measured = None
     if args.prometheus:
@@ -99,6 +130,14 @@ def run(args: argparse.Namespace) -> int:
         from nitrometer.savings.cur import read_usage
         usage = read_usage(args.cur, progress=not args.no_progress and sys.stderr.isatty())
         inputs = {"kind": "cur", "paths": list(args.cur)}
+    elif args.athena_database:
+        from nitrometer.savings import athena
+
+        usage = athena.read_usage_athena(athena.client(args.athena_region),
+                                         args.athena_database, args.athena_table,
+                                         args.workgroup or "primary", args.athena_output)
+        inputs = {"kind": "athena",
+                  "paths": [f"{args.athena_database}.{args.athena_table}"]}
     elif args.usage:
         from nitrometer.savings.usage import read_usage_csv
         usage = read_usage_csv(args.usage, args.region)
@@ -142,6 +181,19 @@ def run(args: argparse.Namespace) -> int:
         if to_stderr or warning.startswith("no prices for region"):
             print(f"nitrometer: warning: {warning}", file=sys.stderr)
     return 0
+
+
+def parse_percent(text: str) -> float:
+    """A percentage as people write it: "10%", "10 %" or a bare "10" (also a percentage)."""
+    stripped = text.strip()
+    number = stripped[:-1] if stripped.endswith("%") else stripped
+    try:
+        value = float(number)
+    except ValueError:
+        value = float("nan")
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ConfigError(f"--nih-reduction {text!r} is not a percentage (write 10% or 10)")
+    return value
 
 
 def _write(text: str, path: str | None) -> None:

@@ -1,48 +1,33 @@
 """Cost and Usage Report ingest: CUR 2.0, legacy CSV headers, Athena-style Parquet.
 
-Reads only the columns the model needs, a record batch at a time, and reduces each batch to
-one row per (month, region, instance type, category) before the next is read, so memory
-stays flat however long the report is.
+The aggregation (cur_sql) runs in DuckDB, in process: it reads only the columns it names, a
+row group at a time, and keeps one row per (month, region, instance type, category, ...), so
+memory stays flat however long the report is.
 """
 
 from __future__ import annotations
 
 import csv
-import io
-from collections.abc import Iterable, Iterator
+import gzip
+import os
+import tempfile
+import threading
+from collections.abc import Iterable
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from nitrometer.errors import NitrometerError
-from nitrometer.savings.cur_columns import (
-    COLUMNS,
-    NUMERIC,
-    PRODUCT_KEYS,
-    REQUIRED,
-    RI_FEE,
-    RI_FEE_COLUMNS,
-    SP_FEE,
-    SP_FEE_COLUMNS,
-    USAGE_LINE_TYPES,
-    WINDOWS_OPERATIONS,
-)
-from nitrometer.savings.usage import USAGE_COLUMNS
+from nitrometer.savings import cur_sql
+from nitrometer.savings.usage import USAGE_COLUMNS, check_input_file
 
-GROUP_KEYS = ["month", "region", "instance_type", "category", "operation", "lease",
-              "payment", "offering"]
-SUMS = ["hours", "nih", "hours_without_nf", "cost", "unused_fees", "lines"]
 REPORT_SUFFIXES = (".parquet", ".csv", ".csv.gz", ".gz")
-BATCH_ROWS = 1 << 19
-# A number as CUR CSV spells it; anything else (inf, nan, text) makes the line invalid.
-_NUMBER_TEXT = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"
-
-
+# DuckDB's own budget: the reader streams, so this bounds the hash table and buffers only.
+MEMORY_LIMIT = "256MB"
+# Each reading thread holds its own row-group buffers (about 25 MiB a thread on CUR 2.0 with
+# a full product map): four keep a 10M-line bill well under 500 MiB.
+THREADS = 4
+HEADER_BYTES = 1 << 20  # a legacy CUR header with every tag column stays far below
 def report_files(paths: Iterable[str | Path]) -> list[Path]:
     """Files named, and the report parts inside directories named (sorted)."""
     files: list[Path] = []
@@ -53,323 +38,207 @@ def report_files(paths: Iterable[str | Path]) -> list[Path]:
             if not parts:
                 raise NitrometerError(f"{path}: no .parquet or .csv(.gz) report files inside")
             files.extend(parts)
-        elif path.is_file():
-            files.append(path)
         else:
-            raise NitrometerError(f"{path}: no such file or directory")
+            check_input_file(path)
+            files.append(path)
+    for part in files:
+        check_input_file(part)
     return files
 
 
-def _is_parquet(path: Path) -> bool:
+def _format(path: Path) -> str:
+    """"parquet", "gzip" (CSV inside) or "csv", from the file's first bytes."""
     with open(path, "rb") as f:
-        return f.read(4) == b"PAR1"
+        magic = f.read(4)
+    if magic == b"PAR1":
+        return "parquet"
+    return "gzip" if magic[:2] == b"\x1f\x8b" else "csv"
 
 
-def _resolve(path: Path, names: list[str], product_kind: str | None) -> dict[str, str]:
-    """canonical -> the file's column name; product-map fields as 'product:<key>'."""
-    present = set(names)
-    found = {canon: next((n for n in spellings if n in present), None)
-             for canon, spellings in COLUMNS.items()}
-    if found["usage_type"] is None:
-        raise NitrometerError(f"{path} is not a Cost and Usage Report "
-                              "(no line_item_usage_type or lineItem/UsageType column)")
-    missing = [COLUMNS[c][0 if found["usage_type"].islower() else 1]
-               for c in REQUIRED if found[c] is None]
-    if missing:
-        raise NitrometerError(f"{path}: missing required column {', '.join(missing)}")
-    for canon in PRODUCT_KEYS:
-        if found[canon] is None and product_kind:
-            found[canon] = f"product:{canon}"
-    return {canon: name for canon, name in found.items() if name}
-
-
-def _map_lookup(product: pa.MapArray, keys: tuple[str, ...]) -> pa.Array:
-    """The first value under any of keys in each map: vectorised (pc.map_lookup is slow)."""
-    offsets = product.offsets.to_numpy()
-    positions = np.flatnonzero(pc.is_in(product.keys, pa.array(keys)).to_numpy(
-        zero_copy_only=False))
-    rows = np.searchsorted(offsets, positions, side="right") - 1
-    index = np.full(len(product), -1, dtype=np.int64)
-    index[rows[::-1]] = positions[::-1]  # reversed so the first match wins
-    return product.items.take(pa.array(index, mask=index < 0))
-
-
-def _product_field(product: pa.Array, canon: str) -> pa.Array:
-    """One field of CUR 2.0's product column: a map in Parquet, a JSON object in CSV."""
-    if pa.types.is_map(product.type):
-        return pc.cast(_map_lookup(product, PRODUCT_KEYS[canon]), pa.string())
-    result = None
-    for key in PRODUCT_KEYS[canon]:
-        pattern = f'"{key}"\\s*:\\s*"(?P<v>[^"]*)"'
-        value = pc.struct_field(pc.extract_regex(product, pattern), [0])
-        result = value if result is None else pc.coalesce(result, value)
-    return result
-
-
-def _encoded(array: pa.Array) -> pa.DictionaryArray:
-    if not pa.types.is_dictionary(array.type):
-        array = pc.dictionary_encode(pc.cast(array, pa.string()))
-    return array
-
-
-def _per_value(array: pa.DictionaryArray, function) -> pa.Array:
-    """function applied to the few distinct values (and null), then spread to the rows."""
-    values = pa.concat_arrays([pc.cast(array.dictionary, pa.string()),
-                               pa.nulls(1, pa.string())])
-    return function(values).take(pc.fill_null(array.indices, len(array.dictionary)))
-
-
-def _or_empty(values: pa.Array) -> pa.Array:
-    return pc.fill_null(values, "")
-
-
-def _blank_to_null(values: pa.Array) -> pa.Array:
-    return pc.if_else(pc.equal(pc.utf8_trim_whitespace(values), ""),
-                      pa.scalar(None, pa.string()), values)
-
-
-def _column(batch: pa.RecordBatch, found: dict[str, str], canon: str) -> pa.Array | None:
-    """Numbers as float64, text as a dictionary array (CUR text repeats a lot)."""
-    name = found.get(canon)
-    if name is None:
-        return None
-    if name.startswith("product:"):
-        return _encoded(_product_field(batch.column("product"), canon))
-    column = batch.column(name)
-    if canon in NUMERIC:
-        return column
-    if canon == "start" and pa.types.is_timestamp(column.type):
-        return pc.dictionary_encode(pc.floor_temporal(column, unit="month"))
-    return _encoded(column)
-
-
-def _parse_number(column: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """float64 values (null when blank or not a finite number) and where the value was bad:
-    text that is no number, or a number that is not finite."""
-    if pa.types.is_dictionary(column.type):
-        column = pc.cast(column, pa.string())
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        text = pc.utf8_trim_whitespace(column)
-        blank = pc.fill_null(pc.equal(text, ""), True)
-        ok = pc.fill_null(pc.match_substring_regex(text, _NUMBER_TEXT), False)
-        values = pc.cast(pc.if_else(ok, text, pa.scalar(None, pa.string())), pa.float64())
-        bad = pc.and_(pc.invert(blank), pc.invert(ok))
-    else:
-        values = pc.cast(column, pa.float64())
-        bad = pa.array(np.zeros(len(column), dtype=bool))
-    finite = pc.fill_null(pc.is_finite(values), True)
-    bad = pc.or_(bad, pc.invert(finite))
-    return pc.if_else(finite, values, pa.scalar(None, pa.float64())), bad
-
-
-def _fee_types(found: dict[str, str]) -> tuple[str, ...]:
-    """Fee line types this report can amortize: those whose unused-amount columns it has."""
-    fees = []
-    if any(c in found for c in RI_FEE_COLUMNS):
-        fees.append(RI_FEE)
-    if all(c in found for c in SP_FEE_COLUMNS):
-        fees.append(SP_FEE)
-    return tuple(fees)
-
-
-def _is(line_type: pa.DictionaryArray, value: str) -> pa.Array:
-    return _per_value(line_type, lambda v: pc.fill_null(pc.equal(v, value), False))
-
-
-def summarize_batch(batch: pa.RecordBatch, found: dict[str, str]) -> pa.Table | None:
-    """EC2 instance-hour and fee lines of one batch, summed per month, region, type, category."""
-    usage_type = _column(batch, found, "usage_type")
-    line_type = _column(batch, found, "line_type")
-    fees = _fee_types(found)
-    keep = pc.and_(_per_value(usage_type, lambda v: pc.or_(
-        pc.match_substring(v, "BoxUsage"), pc.match_substring(v, "SpotUsage"))),
-        _per_value(line_type, lambda v: pc.is_in(v, pa.array(USAGE_LINE_TYPES))))
-    if RI_FEE in fees:  # EC2 RI fee lines: HeavyUsage:<type>
-        keep = pc.or_(keep, pc.and_(_is(line_type, RI_FEE), _per_value(
-            usage_type, lambda v: pc.match_substring(v, "HeavyUsage"))))
-    product_code = _column(batch, found, "product_code")
-    if product_code is not None:
-        keep = pc.and_(keep, _per_value(product_code, lambda v: pc.fill_null(
-            pc.equal(v, "AmazonEC2"), True)))
-    if SP_FEE in fees:  # the commitment is not per product: kept whatever the product code
-        keep = pc.or_(keep, _is(line_type, SP_FEE))
-    keep = pc.fill_null(keep, False)
-    if not pc.any(keep).as_py():
-        return None
-    batch = batch.filter(keep)
-    usage_type, line_type = usage_type.filter(keep), line_type.filter(keep)
-    n = len(batch)
-    ri_fee, sp_fee = _is(line_type, RI_FEE), _is(line_type, SP_FEE)
-    fee = pc.or_(ri_fee, sp_fee)
-
-    def text(canon: str, function=_blank_to_null) -> pa.Array:
-        column = _column(batch, found, canon)
-        if column is None:
-            return function(pa.nulls(n, pa.string()))
-        return _per_value(column, function)
-
-    no_bad = pa.array(np.zeros(n, dtype=bool))
-
-    def checked(canon: str) -> tuple[pa.Array, pa.Array]:
-        """Values and where they are bad (not a number, not finite, or negative)."""
-        column = _column(batch, found, canon)
-        if column is None:
-            return pa.nulls(n, pa.float64()), no_bad
-        values, bad = _parse_number(column)
-        negative = pc.fill_null(pc.less(values, 0.0), False)
-        return values, pc.or_(bad, negative)
-
-    def number(canon: str) -> pa.Array:
-        return checked(canon)[0]
-
-    parsed_type = _per_value(usage_type, lambda v: pc.utf8_lower(
-        pc.replace_substring_regex(v, r"^.*:", "")))
-    instance_type = pc.coalesce(text("instance_type", lambda v: pc.utf8_lower(
-        _blank_to_null(v))), parsed_type)
-    instance_type = pc.if_else(sp_fee, "", instance_type)  # a commitment has no type
-    spot = pc.or_(_per_value(usage_type, lambda v: pc.match_substring(v, "SpotUsage")),
-                  text("operation", lambda v: pc.fill_null(pc.match_substring(v, ":SV"),
-                                                           False)))
-    windows = pc.or_(text("os", lambda v: pc.fill_null(pc.match_substring(v, "Windows"),
-                                                        False)),
-                     text("operation", lambda v: pc.is_in(v, pa.array(WINDOWS_OPERATIONS))))
-    ri_covered = pc.or_(_is(line_type, "DiscountedUsage"), ri_fee)
-    sp_covered = _per_value(line_type, lambda v: pc.equal(v, "SavingsPlanCoveredUsage"))
-    instance_sp = pc.and_(sp_covered, text("sp_type", lambda v: pc.fill_null(
-        pc.match_substring(v, "EC2Instance"), False)))
-    compute_sp = pc.and_(sp_covered, pc.invert(instance_sp))
-    # the dashboard's purchase option: Savings Plan, then reservation, then Spot
-    category = pc.if_else(sp_fee, "unused_sp", pc.if_else(windows, "windows", pc.if_else(
-        instance_sp, "instance_sp", pc.if_else(compute_sp, "compute_sp", pc.if_else(
-            ri_covered, "ri", pc.if_else(spot, "spot", "usage"))))))
-    empty = pa.scalar("", pa.string())
-    lease = pc.if_else(sp_covered, text("sp_term", _or_empty), pc.if_else(
-        ri_covered, text("ri_lease", _or_empty), empty))
-    payment = pc.if_else(sp_covered, text("sp_payment", _or_empty), pc.if_else(
-        ri_covered, text("ri_payment", _or_empty), empty))
-    offering = pc.if_else(sp_covered, text("sp_type", _or_empty), pc.if_else(
-        ri_covered, text("ri_class", _or_empty), empty))
-
-    def amount(canon: str) -> pa.Array:
-        return pc.fill_null(number(canon), 0.0)
-
-    def bad(*canons: str) -> pa.Array:
-        result = no_bad
-        for canon in canons:
-            result = pc.or_(result, checked(canon)[1])
-        return result
-
-    unblended = amount("unblended_cost")
-    unused = pc.if_else(ri_fee, pc.add(amount("ri_unused_upfront"),
-                                       amount("ri_unused_recurring")),
-                        pc.if_else(sp_fee, pc.subtract(amount("sp_commitment"),
-                                                       amount("sp_used_commitment")), 0.0))
-    cost = pc.if_else(fee, unused, pc.if_else(
-        sp_covered, pc.coalesce(number("sp_cost"), unblended),
-        pc.if_else(ri_covered, pc.coalesce(number("ri_cost"), unblended), unblended)))
-    # A line whose usage or the cost it is counted at is no finite, non-negative number is
-    # counted as invalid, with no hours or cost: it cannot be priced.
-    invalid = pc.if_else(fee, pc.if_else(ri_fee, bad(*RI_FEE_COLUMNS), bad(*SP_FEE_COLUMNS)),
-                         pc.or_(bad("usage_amount"), pc.if_else(
-                             sp_covered, bad("sp_cost"), pc.if_else(
-                                 ri_covered, bad("ri_cost"), bad("unblended_cost")))))
-    invalid = pc.or_(invalid, pc.and_(pc.invert(fee), pc.invert(
-        pc.fill_null(pc.is_finite(cost), True))))
-    category = pc.if_else(invalid, "invalid", category)
-    cost = pc.if_else(invalid, 0.0, cost)
-    unused = pc.if_else(invalid, 0.0, unused)
-    # fee lines carry no usage: their hours are the reservation's, not instances'
-    hours = pc.if_else(pc.or_(fee, invalid), 0.0, amount("usage_amount"))
-    no_number = pa.scalar(None, pa.float64())
-    factor = number("normalization_factor")
-    factor = pc.if_else(pc.greater(factor, 0.0), factor, no_number)
-    normalized = number("normalized_usage")
-    normalized = pc.if_else(pc.greater(normalized, 0.0), normalized, no_number)
-    nih = pc.if_else(pc.or_(fee, invalid), 0.0,
-                     pc.coalesce(normalized, pc.multiply(hours, factor)))
-    table = pa.table({
-        "month": text("start", lambda v: pc.fill_null(pc.utf8_slice_codeunits(v, 0, 7), "")),
-        "region": text("region", lambda v: pc.fill_null(_blank_to_null(v), "")),
-        "instance_type": instance_type, "category": category,
-        "operation": pc.if_else(fee, empty, text("operation", lambda v: pc.fill_null(
-            _blank_to_null(v), "RunInstances"))),
-        "lease": lease, "payment": payment, "offering": offering, "hours": hours,
-        "nih": pc.fill_null(nih, 0.0),
-        "hours_without_nf": pc.if_else(pc.is_null(nih), hours, 0.0),
-        "cost": cost, "unused_fees": unused, "lines": pa.array(np.ones(n, dtype=np.int64)),
-    })
-    return _group(table)
-
-
-def _group(table: pa.Table) -> pa.Table:
-    grouped = table.group_by(GROUP_KEYS).aggregate([(c, "sum") for c in SUMS])
-    return grouped.rename_columns([c.removesuffix("_sum") for c in grouped.column_names])
-
-
-def _csv_header(path: Path) -> list[str]:
-    with pa.input_stream(str(path), compression="detect") as stream:
-        first = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace").readline()
-    return next(csv.reader([first]), [])
-
-
-def _batches(path: Path) -> tuple[dict[str, str], Iterator[pa.RecordBatch], int | None]:
-    """Column mapping, the batches holding only the needed columns, and the line count."""
+def _csv_header(path: Path, compression: str) -> list[str]:
+    """The header line's names; a file that is no CSV text says so here, in words."""
+    opener = gzip.open if compression == "gzip" else open
     try:
-        if _is_parquet(path):
-            names = pq.ParquetFile(path).schema_arrow.names
-            text = [c for canon, c in _resolve(path, names, None).items()
-                    if canon not in NUMERIC and canon != "start"]
-            parquet = pq.ParquetFile(path, read_dictionary=text)
-            found = _resolve(path, names, "map" if "product" in names else None)
-            columns = sorted({n if not n.startswith("product:") else "product"
-                              for n in found.values()})
-            return (found, parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns),
-                    parquet.metadata.num_rows)
-        names = _csv_header(path)
-        found = _resolve(path, names, "json" if "product" in names else None)
-        columns = sorted({n if not n.startswith("product:") else "product"
-                          for n in found.values()})
-        # numbers as text too: a line that is no number is counted invalid, not fatal
-        types = {name: pa.string() for name in found.values()
-                 if not name.startswith("product:")}
-        types.setdefault("product", pa.string())
-        reader = pacsv.open_csv(
-            pa.input_stream(str(path), compression="detect"),
-            read_options=pacsv.ReadOptions(block_size=16 << 20),
-            convert_options=pacsv.ConvertOptions(include_columns=columns, column_types=types,
-                                                 strings_can_be_null=True,
-                                                 # "nan" and "NULL" are bad numbers, not blanks
-                                                 null_values=[""]))
-        return found, iter(reader), None
-    except (pa.ArrowInvalid, UnicodeDecodeError, OSError) as exc:
-        raise NitrometerError(f"{path} is not a readable usage report: "
-                              f"{str(exc).splitlines()[0]}") from None
+        with opener(path, "rb") as f:
+            first = f.readline(HEADER_BYTES)
+    except (OSError, EOFError) as exc:
+        raise NitrometerError(f"{path} is not a readable gzip file: {exc}") from None
+    if b"\0" in first:
+        raise NitrometerError(f"{path} is neither Parquet nor CSV: it holds binary data")
+    try:
+        text = first.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise NitrometerError(f"{path} is not a CSV report: its header line is not UTF-8 "
+                              "text") from None
+    return next(csv.reader([text]), [])
+
+
+def _unique(names: list[str]) -> list[str]:
+    """Header names made unique as SQL sees them (case-insensitively): name, name_1, ..."""
+    seen: set[str] = set()
+    unique = []
+    for name in names:
+        candidate, n = name, 0
+        while candidate.lower() in seen:
+            n += 1
+            candidate = f"{name}_{n}"
+        seen.add(candidate.lower())
+        unique.append(candidate)
+    return unique
+
+
+def connect(spill_dir: str | None = None):
+    """An in-process DuckDB with a bounded budget; times in UTC (the bill's months).
+
+    spill_dir: where DuckDB may spill past its budget (else nowhere: never the working
+    directory)."""
+    import duckdb
+
+    con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT,
+                                 "threads": min(THREADS, os.cpu_count() or 1),
+                                 "preserve_insertion_order": False,
+                                 "temp_directory": spill_dir or ""})
+    con.execute("SET TimeZone = 'UTC'")
+    # progress is tracked for the bar (query_progress), never printed by DuckDB itself
+    con.execute("SET enable_progress_bar = true")
+    con.execute("SET enable_progress_bar_print = false")
+    return con
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _scan(paths: list[Path], kind: str, names: tuple[str, ...]) -> str:
+    """DuckDB's reader of report files: Parquet, or CSV with the header's columns, every one
+    as text (a line whose number is no number is counted invalid, not fatal)."""
+    listed = "[" + ", ".join(_quote(str(p)) for p in paths) + "]"
+    if kind == "parquet":
+        return f"read_parquet({listed}, union_by_name = true)"
+    columns = "{" + ", ".join(f"{_quote(n)}: 'VARCHAR'" for n in names) + "}"
+    return (f"read_csv({listed}, header = true, auto_detect = false, columns = {columns}, "
+            f"delim = ',', quote = '\"', escape = '\"', compression = "
+            f"'{'gzip' if kind == 'gzip' else 'none'}')")
+
+
+def _columns(con, path: Path) -> tuple[str, tuple[str, ...], dict[str, cur_sql.Column]]:
+    """The file's format, its CSV header (empty for Parquet) and the columns the query reads."""
+    import duckdb
+
+    kind = _format(path)
+    names: tuple[str, ...] = ()
+    try:
+        if kind == "parquet":
+            described = con.execute(f"DESCRIBE SELECT * FROM {_scan([path], kind, ())}")
+            types = {name: sql_type for name, sql_type, *_ in described.fetchall()}
+        else:
+            names = tuple(_unique(_csv_header(path, kind)))
+            types = dict.fromkeys(names, "VARCHAR")
+    except duckdb.Error as exc:
+        raise NitrometerError(f"{path} is not a readable usage report: {_reason(exc)}") from None
+    try:
+        return kind, names, cur_sql.resolve(str(path), types)
+    except ValueError as exc:
+        raise NitrometerError(str(exc)) from None
+
+
+def _reason(exc: BaseException) -> str:
+    """DuckDB's message in one line: what is wrong and where, without its advice."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    first = lines[0].split("Error: ", 1)[-1]
+    if first.startswith("CSV Error on Line") and len(lines) > 2:
+        reason = lines[2] if lines[1].startswith("Original Line") else lines[1]
+        return f"{first.replace('CSV Error on Line:', 'line')}: {reason}"
+    return first
+
+
+class _Progress:
+    """A bar on stderr fed by DuckDB's own estimate of the running query's progress."""
+
+    def __init__(self, con, enabled: bool, queries: int):
+        self.con, self.enabled, self.queries = con, enabled, queries
+        self.done = threading.Event()
+
+    def __enter__(self):
+        if self.enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=100 * self.queries, unit="%", desc="reading usage",
+                            leave=False, bar_format="{desc}: {percentage:3.0f}%|{bar}| "
+                                                    "{elapsed}<{remaining}")
+            self.base = 0
+            self.thread = threading.Thread(target=self._poll, daemon=True)
+            self.thread.start()
+        return self
+
+    def next_file(self, index: int) -> None:
+        if self.enabled:
+            self.base = 100 * index
+
+    def _poll(self) -> None:
+        while not self.done.wait(0.2):
+            import duckdb
+
+            try:
+                percent = self.con.query_progress()  # -1 between queries
+            except duckdb.Error:
+                continue
+            if percent >= 0:
+                self.bar.n = min(self.base + percent, self.bar.total)
+                self.bar.refresh()
+
+    def __exit__(self, exc_type, *exc):
+        if self.enabled:
+            self.done.set()
+            self.thread.join()
+            if exc_type is None:
+                self.bar.n = self.bar.total
+                self.bar.refresh()
+            self.bar.close()
 
 
 def read_usage(paths: Iterable[str | Path], progress: bool = False) -> pd.DataFrame:
     """The normalised usage table (see usage.USAGE_COLUMNS) of one or more CUR files."""
-    from tqdm import tqdm  # only for the bar; the model itself does not need it
-
     files = report_files(paths)
-    opened = [(path, *_batches(path)) for path in files]
-    known = [rows for *_, rows in opened]
-    total = sum(known) if all(r is not None for r in known) else None
-    parts: list[pa.Table] = []
-    with tqdm(total=total, unit=" lines", unit_scale=True, disable=not progress,
-              desc="reading usage", leave=False) as bar:
-        for path, found, batches, _ in opened:
+    with tempfile.TemporaryDirectory(prefix="nitrometer-duckdb-") as spill:
+        con = connect(spill)
+        try:
+            parts = _aggregate(con, files, progress)
+        finally:
+            con.close()
+    return combine_parts(parts)
+
+
+def _aggregate(con, files: list[Path], progress: bool) -> list[pd.DataFrame]:
+    import duckdb
+
+    # files with the same columns run as one query (a directory of parts in parallel)
+    groups: dict[tuple, list[Path]] = {}
+    for path in files:
+        kind, names, columns = _columns(con, path)
+        groups.setdefault((kind, names, tuple(sorted(columns.items()))), []).append(path)
+    parts = []
+    with _Progress(con, progress, len(groups)) as bar:
+        for index, ((kind, names, columns), group) in enumerate(groups.items()):
+            bar.next_file(index)
             try:
-                for batch in batches:
-                    summary = summarize_batch(batch, found)
-                    if summary is not None:
-                        parts.append(summary)
-                    bar.update(batch.num_rows)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
-                raise NitrometerError(f"{path}: unreadable line(s): "
-                                      f"{str(exc).splitlines()[0]}") from None
+                con.execute(f"CREATE OR REPLACE TEMP VIEW {cur_sql.RELATION} AS "
+                            f"SELECT * FROM {_scan(group, kind, names)}")
+                parts.append(con.execute(cur_sql.render(dict(columns), "duckdb")).df())
+            except duckdb.Error as exc:
+                label = group[0] if len(group) == 1 else f"{group[0].parent} ({len(group)} files)"
+                raise NitrometerError(f"{label}: unreadable line(s): {_reason(exc)}") from None
+    return parts
+
+
+def combine_parts(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """One row per key across every part, in the model's columns and types."""
+    parts = [p for p in parts if len(p)]
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype=t) for c, t in USAGE_COLUMNS.items()})
-    table = _group(pa.concat_tables(parts))
-    frame = table.to_pandas()
+    frame = pd.concat(parts, ignore_index=True)
+    frame = frame.groupby(cur_sql.GROUP_KEYS, as_index=False, sort=False)[cur_sql.SUMS].sum()
     frame["source"] = "cur"
-    return frame[list(USAGE_COLUMNS)]
+    return frame[list(USAGE_COLUMNS)].astype(USAGE_COLUMNS)

@@ -67,7 +67,7 @@ JSON_SCHEMA = {
         "schema_version": {"const": 1},
         "generated_at": {"type": "string"},
         "inputs": {"type": "object", "required": ["kind", "paths"], "properties": {
-            "kind": {"enum": ["cur", "usage-csv", "prometheus"]},
+            "kind": {"enum": ["cur", "usage-csv", "athena", "prometheus"]},
             "paths": {"type": "array", "items": {"type": "string"}},
             "start": {"type": "string"}, "end": {"type": "string"}}},
         "sources": {"type": "object", "required": ["prices", "normalization_factors",

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import csv
 import math
+import os
+import stat
 from pathlib import Path
 
 import pandas as pd
@@ -31,6 +33,26 @@ USAGE_COLUMNS = {
 CATEGORIES = ("usage", "compute_sp", "windows", "spot", "ri", "instance_sp", "unused_sp",
               "invalid")
 LINUX = "RunInstances"
+_NOT_FILES = {stat.S_ISDIR: "a directory", stat.S_ISCHR: "a character device",
+              stat.S_ISBLK: "a block device", stat.S_ISFIFO: "a named pipe",
+              stat.S_ISSOCK: "a socket"}
+
+
+def check_input_file(path: Path) -> None:
+    """An input file must be a regular, readable, non-empty file: say which it is not."""
+    try:
+        mode = path.stat()
+    except FileNotFoundError:
+        raise NitrometerError(f"cannot read {path}: no such file or directory") from None
+    except OSError as exc:
+        raise NitrometerError(f"cannot read {path}: {exc.strerror}") from None
+    for test, kind in _NOT_FILES.items():
+        if test(mode.st_mode):
+            raise NitrometerError(f"{path} is {kind}, not a file to read")
+    if mode.st_size == 0:
+        raise NitrometerError(f"{path} is empty: it needs at least a header line")
+    if not os.access(path, os.R_OK):
+        raise NitrometerError(f"cannot read {path}: permission denied")
 
 
 def usage_frame(rows: list[dict]) -> pd.DataFrame:
@@ -54,6 +76,7 @@ def _number(text: str) -> float | None:
 
 def read_usage_csv(path: str | Path, default_region: str) -> pd.DataFrame:
     """instance_type, hours[, region][, cost]: a quick what-if without a bill."""
+    check_input_file(Path(path))
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)

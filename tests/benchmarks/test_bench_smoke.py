@@ -77,3 +77,17 @@ def test_unknown_benchmark_is_one_line(tmp_path):
     assert done.returncode == 2
     assert "unknown benchmark warp-drive" in done.stderr
     assert not (tmp_path / "x.md").exists()
+
+
+@pytest.mark.slow
+def test_quick_savings_run_sets_the_model_beside_a_bare_group_by(tmp_path):
+    report = run_benchmarks(tmp_path, "savings")
+    section = report.split("## 6. Savings model on generated CUR 2.0 Parquet", 1)[1]
+    for run in ("nitrometer savings", "bare DuckDB GROUP BY"):
+        assert re.search(rf"^\| {run} \| [\d.]+ s \| [\d.]+ s \| [\d.]+ M lines/s \| "
+                         r"[\d.,]+ MiB \|$", section, re.M), run
+    assert re.search(r"Ratio savings / bare: [\d.]+x \(median of 3 rounds; per round "
+                     r"[\d.]+, [\d.]+, [\d.]+\)", section)
+    assert "| savings model peak RSS, 0.2M CUR lines | < 500 MiB |" in report
+    # the generated file is kept under a name made of its parameters
+    assert (tmp_path / "cache" / "cur2-200000-aws-seed1.parquet").is_file()

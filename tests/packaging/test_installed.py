@@ -97,5 +97,5 @@ def test_savings_without_the_extra_says_what_to_install(installed):
     done = installed.run("nitrometer", "savings", "--usage", "nothing.csv")
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "nitrometer: nitrometer savings needs pandas and pyarrow: "
+        "nitrometer: nitrometer savings needs pandas, pyarrow, duckdb and sqlglot: "
         "pip install 'nitrometer[savings]'"]

@@ -84,6 +84,18 @@ DEFAULT_TEMPLATES = (
              weight=1),
     Template("", "", product_code="AmazonS3", usage_kind="TimedStorage-ByteHrs", weight=5),
 )
+# The other keys of an EC2 line's product map in a CUR 2.0 export ("product" column, AWS Data
+# Exports table dictionary, docs.aws.amazon.com/cur/latest/userguide/table-dictionary-cur2-
+# product.html): about 20 a line, as AWS writes them.
+AWS_EC2_PRODUCT = {
+    "availability_zone": "", "capacitystatus": "Used", "clock_speed": "3.1 GHz",
+    "current_generation": "Yes", "ecu": "10", "enhanced_networking_supported": "Yes",
+    "instance_family": "General purpose", "licensing_model": "No License required",
+    "location": "US East (N. Virginia)", "location_type": "AWS Region",
+    "marketoption": "OnDemand", "memory": "8 GiB", "network_performance": "Up to 10 Gigabit",
+    "pre_installed_sw": "NA", "product_family": "Compute Instance",
+    "servicecode": "AmazonEC2", "storage": "EBS only", "tenancy": "Shared", "vcpu": "2",
+}
 REGION_PREFIX = {"us-east-1": "", "eu-central-1": "EUC1-", "us-west-2": "USW2-"}
 
 
@@ -93,8 +105,37 @@ def _usage_type(t: Template) -> str:
     return f"{REGION_PREFIX.get(t.region, 'XX-')}{t.usage_kind}:{t.instance_type}"
 
 
+def _product_values(t: Template, product_keys: str) -> list[tuple[str, str]]:
+    # CUR 2.0 keeps region and OS only in the product map.
+    pairs = [("region", t.region), ("operating_system", t.operating_system),
+             ("instance_type_family", t.instance_type.split(".")[0])]
+    if product_keys == "aws":
+        family = t.instance_type.split(".")[0]
+        graviton = family[-1:] == "g" or family[-2:-1] == "g"
+        pairs += [(key, value) for key, value in AWS_EC2_PRODUCT.items()]
+        pairs += [("physical_processor", "AWS Graviton2 Processor" if graviton
+                   else "Intel Xeon Platinum 8175"),
+                  ("processor_architecture", "64-bit" if not graviton else "arm64"),
+                  ("usagetype", _usage_type(t)), ("operation", t.operation),
+                  ("region_code", t.region)]
+    return pairs
+
+
+def _product_map(templates, picks: np.ndarray, product_keys: str) -> pa.MapArray:
+    """Each line's product map: its template's keys and values, taken without a Python loop."""
+    per_template = [_product_values(t, product_keys) for t in templates]
+    width = len(per_template[0])
+    keys = pa.array([k for pairs in per_template for k, _ in pairs])
+    values = pa.array([v for pairs in per_template for _, v in pairs])
+    index = (picks[:, None] * width + np.arange(width)).ravel()
+    offsets = np.arange(0, width * len(picks) + 1, width, dtype=np.int32)
+    return pa.MapArray.from_arrays(pa.array(offsets), keys.take(pa.array(index)),
+                                   values.take(pa.array(index)))
+
+
 def synthetic_batch(templates, picks: np.ndarray, rng: np.random.Generator,
-                    first_id: int, start: np.datetime64) -> pa.RecordBatch:
+                    first_id: int, start: np.datetime64,
+                    product_keys: str = "minimal") -> pa.RecordBatch:
     """One batch of lines; picks[i] is the template of line i."""
     n = len(picks)
     take = lambda values, kind=None: pa.array(values, kind).take(pa.array(picks))  # noqa: E731
@@ -110,13 +151,7 @@ def synthetic_batch(templates, picks: np.ndarray, rng: np.random.Generator,
     ri_cost = np.where(line_type == "DiscountedUsage", (hours * 0.06).round(8), 0.0)
     sp_cost = np.where(line_type == "SavingsPlanCoveredUsage", (cost * 0.7).round(8), 0.0)
     per_line = lambda name: np.array([getattr(t, name) for t in templates])[picks]  # noqa: E731
-    # CUR 2.0 keeps region and OS only in the product map.
-    keys = pa.array(["region", "operating_system", "instance_type_family"] * n)
-    items = pa.array([v for i in picks for v in
-                      (templates[i].region, templates[i].operating_system,
-                       templates[i].instance_type.split(".")[0])])
-    product = pa.MapArray.from_arrays(pa.array(np.arange(0, 3 * n + 1, 3, dtype=np.int32)),
-                                      keys, items)
+    product = _product_map(templates, picks, product_keys)
     day = rng.integers(0, 90, n).astype("timedelta64[D]")
     return pa.RecordBatch.from_pydict({
         "identity_line_item_id": pa.array([f"line-{first_id + i}" for i in range(n)]),
@@ -155,8 +190,12 @@ def synthetic_batch(templates, picks: np.ndarray, rng: np.random.Generator,
 
 
 def write_synthetic_cur(path: str | Path, lines: int, templates=DEFAULT_TEMPLATES,
-                        seed: int = 0, batch_lines: int = 500_000) -> dict[int, int]:
-    """Write `lines` lines to a CUR 2.0 Parquet file; returns the line count per template."""
+                        seed: int = 0, batch_lines: int = 500_000,
+                        product_keys: str = "minimal") -> dict[int, int]:
+    """Write `lines` lines to a CUR 2.0 Parquet file; returns the line count per template.
+
+    product_keys: "minimal" (the three keys the model reads) or "aws" (about 20 keys a line,
+    as AWS writes an EC2 line's map)."""
     rng = np.random.default_rng(seed)
     weights = np.array([t.weight for t in templates], dtype=float)
     weights /= weights.sum()
@@ -168,7 +207,7 @@ def write_synthetic_cur(path: str | Path, lines: int, templates=DEFAULT_TEMPLATE
             n = min(batch_lines, lines - first)
             picks = rng.choice(len(templates), size=n, p=weights)
             counts += np.bincount(picks, minlength=len(templates))
-            batch = synthetic_batch(templates, picks, rng, first, start)
+            batch = synthetic_batch(templates, picks, rng, first, start, product_keys)
             if writer is None:
                 writer = pq.ParquetWriter(str(path), batch.schema, compression="snappy")
             writer.write_batch(batch, row_group_size=batch_lines)
