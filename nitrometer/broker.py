@@ -44,6 +44,7 @@ log = logging.getLogger("nitrometer.privsep")
 # stuck, not waiting on a device. Meanwhile the systemd watchdog (30 s) already restarts a
 # service none of whose devices answers.
 STUCK_AFTER = 300.0
+KEEPER_EXIT_WAIT = 1.0  # seconds for the keeper to leave on its own at the agent's stop
 FIRST_READER_TIMEOUT = 30.0  # seconds the start waits for the keeper's first reader
 HANDOVER = "NITROMETER_PRIVSEP_FDS"  # the keeper and reader sockets across a re-exec
 
@@ -245,10 +246,17 @@ class Broker:
             except OSError:
                 pass
         self.control.close()
+        # The keeper ends when its control socket closes (an agent that is no longer root
+        # may not signal it); it takes its reader along (PR_SET_PDEATHSIG).
+        deadline = time.monotonic() + KEEPER_EXIT_WAIT
         try:
-            os.kill(self.keeper_pid, signal.SIGKILL)
-            os.waitpid(self.keeper_pid, 0)
-        except (ProcessLookupError, ChildProcessError):
+            while os.waitpid(self.keeper_pid, os.WNOHANG)[0] == 0:
+                if time.monotonic() > deadline:
+                    os.kill(self.keeper_pid, signal.SIGKILL)
+                    os.waitpid(self.keeper_pid, 0)
+                    break
+                time.sleep(0.01)
+        except (ProcessLookupError, ChildProcessError, PermissionError):
             pass
 
 

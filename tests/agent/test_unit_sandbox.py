@@ -176,3 +176,45 @@ def test_the_real_unit_starts_under_systemd(world):
     finally:
         subprocess.run(["systemctl", "stop", name], timeout=60)
         time.sleep(0.1)
+
+
+def test_started_as_root_outside_systemd_it_serves_as_nobody_with_nothing(world):
+    root, fake, dev = world
+    port = free_port()
+    log = root / "root-agent.log"
+    argv = [sys.executable, "-m", "nitrometer", "run", "--source=ioctl",
+            f"--path.sysfs={root / 'sys'}", f"--path.dev={dev}", "--run-as-user=nobody",
+            f"--web.listen-address=127.0.0.1:{port}", "--no-collector.identity",
+            "--no-collector.host"]
+    with open(log, "w") as out:
+        agent = subprocess.Popen(sandbox.expose_interpreter(root) + argv, env=fake.env(),
+                                 stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: all(f'{m.READ_OPS}{{device="{d}"' in scrape(port) for d in DEVICES),
+                 timeout=60, what="the agent to serve every device as nobody")
+        status = sandbox.proc_status(agent.pid)
+        assert status["Uid"].split() == ["65534"] * 4 and status["Groups"] == ""
+        for held in ("CapEff", "CapPrm", "CapInh", "CapAmb", "CapBnd"):
+            assert int(status[held], 16) == 0, (held, status[held])
+        [keeper] = children(agent.pid)
+        [reader] = children(keeper)
+        for privileged in (keeper, reader):  # root, for the root-only nodes, and one capability
+            status = sandbox.proc_status(privileged)
+            assert status["Uid"].split()[0] == "0"
+            assert int(status["CapEff"], 16) == int(status["CapBnd"], 16) == 1 << 21
+    finally:
+        stop(agent)
+        text = log.read_text()
+    assert agent.returncode == 0 and "Traceback" not in text, text
+
+
+def test_an_unknown_run_as_user_is_one_line_and_status_2(world):
+    root, fake, dev = world
+    done = subprocess.run(
+        [sys.executable, "-m", "nitrometer", "run", "--source=ioctl", "--run-as-user=nosuch",
+         f"--path.sysfs={root / 'sys'}", f"--path.dev={dev}",
+         f"--web.listen-address=127.0.0.1:{free_port()}"],
+        env=fake.env(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].endswith("--run-as-user nosuch: no such user")
+    assert "Traceback" not in done.stderr

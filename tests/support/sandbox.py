@@ -214,7 +214,7 @@ def unit_caps(unit: Path, key: str) -> int:
 
 
 def proc_status(pid: int) -> dict[str, str]:
-    return dict(re.findall(r"^(\w+):\s*(.*)$", Path(f"/proc/{pid}/status").read_text(), re.M))
+    return dict(re.findall(r"^(\w+):[ \t]*(.*)$", Path(f"/proc/{pid}/status").read_text(), re.M))
 
 
 if __name__ == "__main__":
