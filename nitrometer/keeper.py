@@ -122,7 +122,10 @@ class Keeper:
                 os.read(wake_r, 512)
             self.reap()
             if self.control in ready:
-                message = self.control.recv(MAX_KEEPER_MESSAGE)
+                try:
+                    message = self.control.recv(MAX_KEEPER_MESSAGE)
+                except OSError:
+                    message = b""
                 if not message:
                     return  # the agent is gone
                 self.on_request(message)
@@ -145,7 +148,7 @@ def keeper_main(control: socket.socket, dev_root: str, parent: int) -> None:
         except OSError as exc:
             log.debug("keeper keeps its capabilities as they were: %s", exc)
         Keeper(control, dev_root).run()
-    except BrokenPipeError:
+    except (BrokenPipeError, ConnectionResetError):
         pass  # the agent is gone
     except BaseException:
         log.exception("the privileged keeper failed")

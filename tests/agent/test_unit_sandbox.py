@@ -10,7 +10,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 import urllib.request
 from pathlib import Path
 
@@ -35,20 +34,23 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="setpriv needs root to
 def world(shim):
     """Fake devices, sysfs and the shim where the unit's dynamic user can reach them."""
     with tempfile.TemporaryDirectory(prefix="nitrometer-sandbox-") as path:
-        root = Path(path)
-        shutil.copy(shim, root / "fakenvme.so")
-        fake = FakeNvme(root / "fake", root / "fakenvme.so")
-        dev = root / "dev"
-        dev.mkdir()
-        fake.add(f"{dev}/nvme0n1", page=ebs_page(),
-                 identify=identify_bytes("vol0a1b2c3d4e5f60718", MODEL_EBS, bdev="/dev/xvda"))
-        fake.add(f"{dev}/nvme1n1", page=instance_store_page(),
-                 identify=identify_bytes("AWS1A2B3C4D5E6F7G8H9", MODEL_INSTANCE_STORE))
-        fake.add(f"{dev}/nvme2n1", page=ebs_page(),
-                 identify=identify_bytes("vol0fedcba9876543210", MODEL_EBS, bdev="sdf"))
-        shutil.copytree(SYSFS, root / "sys")
-        sandbox.accessible_dir(root)
-        yield root, fake, dev
+        yield build_world(Path(path), shim)
+
+
+def build_world(root: Path, shim: Path):
+    shutil.copy(shim, root / "fakenvme.so")
+    fake = FakeNvme(root / "fake", root / "fakenvme.so")
+    dev = root / "dev"
+    dev.mkdir()
+    fake.add(f"{dev}/nvme0n1", page=ebs_page(),
+             identify=identify_bytes("vol0a1b2c3d4e5f60718", MODEL_EBS, bdev="/dev/xvda"))
+    fake.add(f"{dev}/nvme1n1", page=instance_store_page(),
+             identify=identify_bytes("AWS1A2B3C4D5E6F7G8H9", MODEL_INSTANCE_STORE))
+    fake.add(f"{dev}/nvme2n1", page=ebs_page(),
+             identify=identify_bytes("vol0fedcba9876543210", MODEL_EBS, bdev="sdf"))
+    shutil.copytree(SYSFS, root / "sys")
+    sandbox.accessible_dir(root)
+    return root, fake, dev
 
 
 def sandboxed(world, argv, **options) -> list[str]:
@@ -149,33 +151,40 @@ def systemd_is_pid1() -> bool:
 
 @pytest.mark.skipif(not systemd_is_pid1(), reason="systemd is not PID 1 here: the unit "
                     "itself cannot be started (its sandbox is rebuilt in the tests above)")
-def test_the_real_unit_starts_under_systemd(world):
-    root, fake, dev = world
-    port = free_port()
-    name = f"nitrometer-test-{port}"
-    settings = sandbox.service_settings(UNIT)
-    skip = {"ExecStart", "ExecReload", "Restart", "RestartSec", "RestartPreventExitStatus",
-            "ConfigurationDirectory", "ConfigurationDirectoryMode", "StateDirectory",
-            "LogsDirectory"}
-    properties = [f"--property={key}={value}" for key, values in settings.items()
-                  if key not in skip for value in values]
-    env = [f"--setenv={k}={v}" for k, v in fake.env({}).items()]
-    argv = [sys.executable, "-m", "nitrometer", "run", "--source=ioctl",
-            f"--path.sysfs={root / 'sys'}", f"--path.dev={dev}",
-            f"--web.listen-address=127.0.0.1:{port}", "--no-collector.identity",
-            "--no-collector.host"]
-    subprocess.run(["systemd-run", f"--unit={name}", *properties, *env,
-                    "--setenv=AWS_EC2_METADATA_DISABLED=true", *argv], check=True, timeout=60)
-    try:
-        wait_for(lambda: all(f'{m.DEVICE_UP}{{device="{d}"' in scrape(port) for d in DEVICES),
-                 timeout=60, what="the unit to serve")
-        main_pid = subprocess.run(["systemctl", "show", "-p", "MainPID", "--value", name],
-                                  capture_output=True, text=True).stdout.strip()
-        status = sandbox.proc_status(int(main_pid))
-        assert int(status["CapEff"], 16) == 0 and int(status["CapPrm"], 16) == 0
-    finally:
-        subprocess.run(["systemctl", "stop", name], timeout=60)
-        time.sleep(0.1)
+def test_the_real_unit_starts_under_systemd(shim):
+    # The unit has PrivateTmp= and ProtectHome=: the fake devices go under /run, and an
+    # interpreter kept under a home directory is bound in read-only.
+    with tempfile.TemporaryDirectory(prefix="nitrometer-unit-", dir="/run") as path:
+        root, fake, dev = build_world(Path(path), shim)
+        port = free_port()
+        name = f"nitrometer-test-{port}"
+        skip = {"ExecStart", "ExecReload", "Restart", "RestartSec", "RestartPreventExitStatus",
+                "ConfigurationDirectory", "ConfigurationDirectoryMode", "StateDirectory",
+                "LogsDirectory"}
+        properties = [f"--property={key}={value}"
+                      for key, values in sandbox.service_settings(UNIT).items()
+                      if key not in skip for value in values]
+        for parent, names in sandbox.hidden_ancestors(
+                [sys.executable, sys.prefix, sys.base_prefix]).items():
+            properties += [f"--property=BindReadOnlyPaths={parent / n}" for n in names]
+        env = [f"--setenv={k}={v}" for k, v in fake.env({}).items()]
+        argv = [sys.executable, "-m", "nitrometer", "run", "--source=ioctl",
+                f"--path.sysfs={root / 'sys'}", f"--path.dev={dev}",
+                f"--web.listen-address=127.0.0.1:{port}", "--no-collector.identity",
+                "--no-collector.host"]
+        subprocess.run(["systemd-run", f"--unit={name}", *properties, *env,
+                        "--setenv=AWS_EC2_METADATA_DISABLED=true", *argv], check=True,
+                       timeout=60)
+        try:
+            wait_for(lambda: all(f'{m.DEVICE_UP}{{device="{d}"}} 1.0' in scrape(port)
+                                 for d in DEVICES), timeout=60, what="the unit to serve")
+            main_pid = subprocess.run(["systemctl", "show", "-p", "MainPID", "--value", name],
+                                      capture_output=True, text=True).stdout.strip()
+            status = sandbox.proc_status(int(main_pid))
+            for held in ("CapEff", "CapPrm", "CapAmb"):
+                assert int(status[held], 16) == 0, (held, status[held])
+        finally:
+            subprocess.run(["systemctl", "stop", name], timeout=60)
 
 
 def test_started_as_root_outside_systemd_it_serves_as_nobody_with_nothing(world):
