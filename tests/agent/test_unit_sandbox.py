@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -135,11 +136,21 @@ def test_the_agent_serves_from_inside_the_units_sandbox_holding_nothing(world):
             assert int(sandbox.proc_status(privileged)["CapEff"], 16) == wanted
         sent = {c["opcode"] for d in DEVICES for c in fake.commands(f"{dev}/{d}")}
         assert sent == {0x02, 0x06}
+        # In the sandbox too, the keeper replaces a killed reader with a privileged one.
+        os.kill(reader, signal.SIGKILL)
+        wait_for(lambda: f"{m.READER_RESTARTS} 1.0" in scrape(port), timeout=15,
+                 what="the keeper to replace the reader inside the sandbox")
+        reads = len(fake.commands(f"{dev}/nvme0n1"))
+        wait_for(lambda: len(fake.commands(f"{dev}/nvme0n1")) > reads + 1 and serving(),
+                 timeout=15, what="the devices to serve again")
+        [new_reader] = children(keeper)
+        assert int(sandbox.proc_status(new_reader)["CapEff"], 16) == wanted
     finally:
         stop(agent)
         text = log.read_text()
     assert agent.returncode == 0, text
     assert "Traceback" not in text and "cannot drop" not in text, text
+    assert f"reader {reader} was killed by SIGKILL" in text
 
 
 def systemd_is_pid1() -> bool:
