@@ -1,4 +1,5 @@
-"""Privilege separation: the agent holds no capability; a keeper and its reader hold one.
+"""Privilege separation: the agent holds no capability; a keeper and its readers hold what
+reading the devices takes.
 
 `nitrometer run` (source ioctl) forks, before it starts any thread, a **keeper**: the one
 process that keeps CAP_SYS_ADMIN for as long as the agent runs. Its only job is to start
