@@ -116,14 +116,17 @@ class Broker:
                 waiter[1] = (kind, code, message[REPLY.size:])
                 waiter[0].set()
         self._retire(link)
+        link.sock.close()
 
     def _retire(self, link: _Link) -> None:
-        """No more requests to this reader; those in flight fail with EIO."""
+        """No more requests to this reader; those in flight fail with EIO. Its socket is
+        closed by its receiving thread, or here when it has none."""
         with self._lock:
             link.dead = True
             if self._link is link:
                 self._link = None
             pending, link.pending = link.pending, {}
+            unread = link.thread is None
         for waiter in pending.values():
             waiter[1] = (REPLY_ERRNO, errno.EIO, b"")
             waiter[0].set()
@@ -131,6 +134,8 @@ class Broker:
             link.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+        if unread:
+            link.sock.close()
 
     def _watch_keeper(self) -> None:
         while True:
