@@ -64,7 +64,7 @@ goldens: venv ## rewrite the golden files after a reviewed change (the run fails
 dashboards: venv ## regenerate the dashboards and rules kept in deploy/grafana
 	$(VENV)/bin/nitrometer dashboards --out deploy/grafana
 
-install: venv ## install the systemd unit (as root) and start the agent
+install: wheels ## install the wheel, the systemd unit (as root) and start the agent
 	./deploy/install.sh
 
 clean: ## remove the venv and build output

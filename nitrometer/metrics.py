@@ -79,6 +79,7 @@ COUNTER_RESETS = "nitrometer_device_resets_total"  # + device labels
 # A single field that went down while the others grew: given no growth, counted here.
 GLITCHES = "nitrometer_device_glitches_total"  # + device labels, field
 LAYOUT_CHANGES = "nitrometer_device_layout_changes_total"  # new bins or bands: new baseline
+READER_RESTARTS = "nitrometer_reader_restarts_total"  # privileged readers replaced
 TICK_ERRORS = "nitrometer_tick_errors_total"  # ticks that raised (logged, sampling goes on)
 DEVICES = "nitrometer_devices"  # gauge + kind
 DEVICE_UP = "nitrometer_device_up"  # gauge + device labels

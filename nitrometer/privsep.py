@@ -1,21 +1,37 @@
-"""Privilege separation: a small reader process keeps CAP_SYS_ADMIN, the agent drops it all.
+"""Privilege separation: the agent holds no capability; a keeper and its readers hold what
+reading the devices takes.
 
-`nitrometer run` forks the reader before it starts any thread. The reader can do two things
-and nothing else: Get Log Page 0xD0 and Identify Controller, on an NVMe device node under
-the configured device root, opened read-only. The agent asks it over a socketpair and then
-drops every capability (effective, permitted, inheritable, ambient and the bounding set), so
-HTTP, TLS, YAML and everything else in it run unprivileged.
+`nitrometer run` (source ioctl) forks, before it starts any thread, a **keeper**: the one
+process that keeps CAP_SYS_ADMIN for as long as the agent runs. Its only job is to start
+**readers** and hand the agent a fresh socket to each (SCM_RIGHTS), with backoff when they
+keep dying (nitrometer/keeper.py). The agent then drops every capability (and, started as
+root, its user and groups), so HTTP, TLS, YAML and everything else in it run unprivileged.
 
-Requests run one thread each in the reader, so a device hanging in its ioctl holds up only
-the reads of that device. The reader dies with the agent (PR_SET_PDEATHSIG) and when its
-socket closes.
+A reader does two things and nothing else: Get Log Page 0xD0 and Identify Controller, on
+an NVMe device node under the configured device root, opened read-only; a page only for
+the namespace id the kernel reports for that node (NVME_IOCTL_ID), or the controller's
+0xFFFFFFFF on a controller node. The agent's side (nitrometer/broker.py) asks it over
+the socket, replaces it through the keeper when it dies or stops answering, and counts
+each replacement.
+
+Both interfaces are narrow on purpose, so that a small C program with no interpreter can
+take the reader's place (one loop over the socket, no thread per request) without any
+change on the agent's side:
+- reader: a SOCK_SEQPACKET socket; request `REQUEST` + path, reply `REPLY` + data, one
+  message each, replies matched by id and possibly out of order;
+- keeper to agent: one message per new reader, `KEEPER_NEWS` (pid) + how the previous one
+  ended, carrying the reader's socket as SCM_RIGHTS; agent to keeper: `KEEPER_REPLACE`
+  (pid) + why, to replace a reader that stopped answering.
+
+Requests run one thread each in this (Python) reader, so a device hanging in its ioctl
+holds up only the reads of that device. The reader dies with its keeper and the keeper
+with the agent (PR_SET_PDEATHSIG); each also ends when its socket closes.
 """
 
 from __future__ import annotations
 
 import ctypes
 import errno
-import itertools
 import logging
 import os
 import re
@@ -35,13 +51,21 @@ MAX_IN_FLIGHT = 64  # reader threads at once; past it a request fails EBUSY
 MAX_OPEN = 256  # device descriptors the reader keeps open between reads
 NODE_RE = re.compile(r"nvme\d+(n\d+)?")
 
+CONTROLLER_NSID = 0xFFFFFFFF
+NVME_IOCTL_ID = 0x4E40  # _IO('N', 0x40): the namespace id of a namespace node
+
 # request: id, opcode, log id, nsid, length, then the path; reply: id, kind, code, data
 REQUEST = struct.Struct("<IBBII")
 REPLY = struct.Struct("<IBi")
 REPLY_OK, REPLY_ERRNO, REPLY_NVME_STATUS = 0, 1, 2
 MAX_MESSAGE = REPLY.size + MAX_PAGE + 4096
+# keeper <-> agent: kind, reader pid, then text (how the last reader ended, or why replace)
+KEEPER_MESSAGE = struct.Struct("<BI")
+KEEPER_NEWS, KEEPER_REPLACE = 1, 2
+MAX_KEEPER_MESSAGE = 1024
 
 # linux/capability.h and prctl.h
+CAP_DAC_READ_SEARCH = 2
 CAP_SYS_ADMIN = 21
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 PR_SET_PDEATHSIG = 1
@@ -80,8 +104,9 @@ def _last_cap() -> int:
         return 40
 
 
-def limit_capabilities(keep: tuple[int, ...] = ()) -> None:
-    """Keep only `keep` (capability numbers), in every set; () drops them all, for good."""
+def limit_bounding_set(keep: tuple[int, ...] = ()) -> None:
+    """Drop every capability but `keep` from the bounding set (needs CAP_SETPCAP; without
+    it the set stays as it is)."""
     for cap in range(_last_cap() + 1):
         if cap not in keep:
             try:
@@ -89,6 +114,11 @@ def limit_capabilities(keep: tuple[int, ...] = ()) -> None:
             except OSError as exc:
                 if exc.errno != errno.EINVAL:  # EPERM: no CAP_SETPCAP, nothing to drop
                     break
+
+
+def limit_capabilities(keep: tuple[int, ...] = ()) -> None:
+    """Keep only `keep` (capability numbers), in every set; () drops them all, for good."""
+    limit_bounding_set(keep)
     try:
         _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
     except OSError:
@@ -102,6 +132,16 @@ def limit_capabilities(keep: tuple[int, ...] = ()) -> None:
     if libc.capset(ctypes.byref(header), data) != 0:
         code = ctypes.get_errno()
         raise OSError(code, f"capset: {os.strerror(code)}")
+
+
+def privileged_capabilities() -> tuple[int, ...]:
+    """What the keeper and its readers keep: CAP_SYS_ADMIN for the admin commands and, when
+    not root (the unit's dynamic user), CAP_DAC_READ_SEARCH to open the nodes that EC2 makes
+    root's alone (/dev/nvmeX is root:root 0600)."""
+    keep = [CAP_SYS_ADMIN]
+    if os.geteuid() != 0 and capabilities().get("CapEff", 0) & (1 << CAP_DAC_READ_SEARCH):
+        keep.append(CAP_DAC_READ_SEARCH)
+    return tuple(keep)
 
 
 def capabilities() -> dict[str, int]:
@@ -162,7 +202,7 @@ class Reader:
 
     def __init__(self, dev_root: str):
         self.dev_root = os.path.realpath(dev_root)
-        self._fds: dict[str, int] = {}
+        self._fds: dict[str, tuple[int, int]] = {}  # path -> (fd, the nsid it answers for)
         self._lock = threading.Lock()
 
     def check_path(self, path: str) -> str:
@@ -181,6 +221,16 @@ class Reader:
             raise Refused(f"{path} is not a device node")
         return fd
 
+    @staticmethod
+    def namespace_id(fd: int, path: str) -> int:
+        """The one nsid a page is read for through this node: the kernel's for a namespace
+        node, 0xFFFFFFFF (the whole controller) for a controller node."""
+        if re.fullmatch(r"nvme\d+", os.path.basename(path)):
+            return CONTROLLER_NSID
+        import fcntl
+
+        return fcntl.ioctl(fd, NVME_IOCTL_ID) & 0xFFFFFFFF
+
     def run(self, opcode: int, log_id: int, nsid: int, length: int, path: str) -> bytes:
         from nitrometer import native
 
@@ -197,22 +247,30 @@ class Reader:
             finally:
                 os.close(fd)
         with self._lock:  # the page fd stays open between reads, as in IoctlSource
-            fd = self._fds.pop(real, None)
-        if fd is None:
+            entry = self._fds.pop(real, None)
+        if entry is None:
             fd = self._open(real)
+            try:
+                entry = (fd, self.namespace_id(fd, real))
+            except OSError:
+                os.close(fd)
+                raise
+        fd, own_nsid = entry
         try:
+            if nsid != own_nsid:
+                raise Refused(f"{path} answers for namespace {own_nsid:#x}, not {nsid:#x}")
             page = native.get_log_page(fd, length, nsid=nsid, log_id=LOG_ID)
         except BaseException:
             os.close(fd)
             raise
         with self._lock:
             stale = [self._fds.pop(real, None)]
-            self._fds[real] = fd
+            self._fds[real] = entry
             while len(self._fds) > MAX_OPEN:  # devices long detached: drop the oldest
                 stale.append(self._fds.pop(next(iter(self._fds))))
         for old in stale:
             if old is not None:
-                os.close(old)
+                os.close(old[0])
         return page
 
 
@@ -248,17 +306,18 @@ def _serve_request(reader: Reader, sock, lock, slots, message: bytes) -> None:
 
 
 def reader_main(sock: socket.socket, dev_root: str, parent: int) -> None:
-    """The privileged child's whole life; never returns."""
+    """A reader's whole life (a child of the keeper); never returns."""
     code = 0
     try:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # the agent died before the line above
+        if os.getppid() != parent:  # the keeper died before the line above
             os._exit(0)
         for sig in (signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for sig in (signal.SIGTERM, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
         try:
-            limit_capabilities((CAP_SYS_ADMIN,))
+            limit_capabilities(privileged_capabilities())
         except OSError as exc:
             log.debug("privileged reader keeps its capabilities as they were: %s", exc)
         reader, lock = Reader(dev_root), threading.Lock()
@@ -266,7 +325,7 @@ def reader_main(sock: socket.socket, dev_root: str, parent: int) -> None:
         while True:
             message = sock.recv(MAX_MESSAGE)
             if not message:
-                break  # the agent is gone
+                break  # the agent dropped this reader
             if not slots.acquire(blocking=False):
                 rid = struct.unpack_from("<I", message)[0] if len(message) >= 4 else 0
                 _reply(sock, lock, rid, REPLY_ERRNO, errno.EBUSY)
@@ -278,98 +337,8 @@ def reader_main(sock: socket.socket, dev_root: str, parent: int) -> None:
     os._exit(code)
 
 
-class Broker:
-    """The agent's side: the admin backend that asks the privileged reader."""
+def start_broker(dev_root: str, **options):
+    """Fork the keeper (and through it the first reader); call before any thread starts."""
+    from nitrometer.broker import start_broker as start
 
-    def __init__(self, sock: socket.socket, pid: int):
-        self.sock, self.pid = sock, pid
-        self._ids = itertools.count(1)
-        self._pending: dict[int, list] = {}
-        self._lock = threading.Lock()
-        self._send_lock = threading.Lock()
-        self._dead = False
-        self._thread = None
-
-    def _ensure_reader_thread(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._receive, name="nitrometer-privsep",
-                                            daemon=True)
-            self._thread.start()
-
-    def _receive(self) -> None:
-        while True:
-            try:
-                message = self.sock.recv(MAX_MESSAGE)
-            except OSError:
-                message = b""
-            if len(message) < REPLY.size:
-                break
-            rid, kind, code = REPLY.unpack_from(message)
-            with self._lock:
-                waiter = self._pending.pop(rid, None)
-            if waiter is not None:
-                waiter[1] = (kind, code, message[REPLY.size:])
-                waiter[0].set()
-        with self._lock:
-            self._dead = True
-            pending, self._pending = self._pending, {}
-        for waiter in pending.values():
-            waiter[1] = (REPLY_ERRNO, errno.EIO, b"")
-            waiter[0].set()
-
-    def request(self, opcode: int, path: str, *, log_id: int = 0, nsid: int = 0,
-                length: int = 0) -> bytes:
-        from nitrometer import native
-
-        rid = next(self._ids) & 0xFFFFFFFF
-        waiter = [threading.Event(), None]
-        with self._lock:
-            if self._dead:
-                raise OSError(errno.EIO, "the privileged reader is gone")
-            self._pending[rid] = waiter
-            self._ensure_reader_thread()
-        message = REQUEST.pack(rid, opcode, log_id, nsid, length) + os.fsencode(path)
-        try:
-            with self._send_lock:
-                self.sock.send(message)
-        except OSError as exc:
-            with self._lock:
-                self._pending.pop(rid, None)
-            raise OSError(errno.EIO, f"the privileged reader is gone: {exc.strerror}") from None
-        waiter[0].wait()
-        kind, code, data = waiter[1]
-        if kind == REPLY_OK:
-            return data
-        if kind == REPLY_NVME_STATUS:
-            raise native.NvmeStatusError(f"the controller answered NVMe status {code:#x}", code)
-        raise OSError(code, os.strerror(code))
-
-    def get_log_page(self, path: str, nsid: int, length: int) -> bytes:
-        return self.request(OP_GET_LOG_PAGE, path, log_id=LOG_ID, nsid=nsid, length=length)
-
-    def identify(self, path: str) -> bytes:
-        return self.request(OP_IDENTIFY, path)
-
-    def close(self) -> None:
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-            os.waitpid(self.pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
-
-
-def start_broker(dev_root: str) -> Broker:
-    """Fork the privileged reader; call before any thread starts."""
-    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    parent = os.getpid()
-    pid = os.fork()
-    if pid == 0:
-        parent_sock.close()
-        reader_main(child_sock, dev_root, parent)
-    child_sock.close()
-    return Broker(parent_sock, pid)
+    return start(dev_root, **options)

@@ -11,6 +11,10 @@ from tests.fakedev import FakeNvme, build_shim
 
 # Tests talk only to 127.0.0.1: nothing here, nor any agent it starts, asks 169.254.169.254.
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+# Agents started as root keep uid 0 (still without any capability), so they can read the
+# fixtures under pytest's private temporary directories; the tests of the drop to another
+# user pass --run-as-user themselves.
+os.environ["NITROMETER_RUN_AS_USER"] = "root"
 
 
 @pytest.fixture(scope="session")

@@ -169,6 +169,7 @@ class Snapshot:
     device_errors: dict
     host: dict
     instance: object
+    reader_restarts: int | None = None
 
 
 def snapshot(state: AgentState) -> Snapshot:
@@ -192,7 +193,7 @@ def snapshot(state: AgentState) -> Snapshot:
                     state.io_size, state.peaks_enabled, state.peak_window,
                     list(state.poll_buckets), state.poll_sum, state.overruns,
                     state.tick_errors, dict(state.device_errors), dict(state.host),
-                    copy.copy(state.instance))
+                    copy.copy(state.instance), state.reader_restarts)
 
 
 def device_families(snap: Snapshot) -> list[Family]:
@@ -322,6 +323,11 @@ def agent_families(snap: Snapshot) -> list[Family]:
     for key, count in sorted(snap.device_errors.items()):
         errors.add(labelstr(LABELS + ("reason",), key), count)
     out = [build, poll, overruns, tick_errors, errors]
+    if snap.reader_restarts is not None:
+        restarts = Family(m.READER_RESTARTS, "counter", "Privileged readers replaced because "
+                          "they died or stopped answering (each one is logged).")
+        restarts.add("", snap.reader_restarts)
+        out.append(restarts)
     if snap.host:
         busy = Family(m.HOST_CPU_BUSY, "gauge", "Share of CPU time not idle or in iowait over "
                       "the last interval, all CPUs.")

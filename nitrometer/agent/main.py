@@ -23,7 +23,14 @@ FD_LIMIT = 8192  # soft RLIMIT_NOFILE wanted: the web server stays far below it
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from nitrometer.agent.privileges import RUN_AS_ENV
+
     configure_parser(parser)
+    parser.add_argument("--run-as-user", dest="run_as_user", default=None, metavar="USER",
+                        help="started as root: the user the agent serves as, with no group "
+                        "and no capability, once the privileged reader is forked (default: "
+                        f"${RUN_AS_ENV}, else nobody; root keeps the uid, still without "
+                        "any capability)")
 
 
 def _sources_module():
@@ -105,7 +112,7 @@ class Agent:
                             episode_gap=config.episode_end)
         self.sampler = Sampler(self.state, open_all, settings=settings, clock=self.clock,
                                events=self.events, notifier=self.notifier, watcher=self.watcher,
-                               threaded=self.watcher is not None)
+                               threaded=self.watcher is not None, reader=reader_of(self.spec))
         self._apply(config)
         if self.state.instance is not None:
             self.state.volumes.region = self.state.instance.region or None
@@ -226,6 +233,14 @@ class Agent:
         return 0
 
 
+def reader_of(spec: SourceSpec):
+    """The privileged reader's broker when this agent reads devices through one."""
+    from nitrometer import privsep
+
+    admin = privsep.current_admin()
+    return admin if spec.kind == "ioctl" and hasattr(admin, "silent_for") else None
+
+
 def raise_fd_limit(wanted: int = FD_LIMIT) -> int:
     """Soft RLIMIT_NOFILE up to `wanted` (within the hard limit); returns the soft limit."""
     import resource
@@ -254,33 +269,18 @@ def connection_limits():
     return Limits(max_connections=max(8, soft // 4))
 
 
-def separate_privileges(config: AgentConfig, spec: SourceSpec):
-    """Fork the privileged reader (ioctl source), then drop every capability here."""
-    from nitrometer import privsep
-
-    broker = None
-    if spec.kind == "ioctl":
-        broker = privsep.start_broker(config.dev_path)
-        privsep.install(broker)
-    if spec.kind == "nvme-cli":
-        log.warning("source nvme-cli: nvme runs with the agent's own capabilities, "
-                    "without privilege separation")
-        return broker
-    try:
-        privsep.limit_capabilities(())
-    except OSError as exc:
-        raise NitrometerError(f"cannot drop capabilities: {exc.strerror}") from None
-    return broker
-
-
 def run(args: argparse.Namespace) -> int:
     config = build_config(args)
     setup_logging(config.log_level, config.log_format)
     from nitrometer import native  # noqa: F401 - says clearly if the C core is missing
 
     raise_fd_limit()
-    # Before any thread starts: the reader is forked from a single-threaded process.
-    broker = separate_privileges(config, config.source)
+    from nitrometer.agent.privileges import run_as_default, separate_privileges
+
+    # Before any thread starts: the keeper is forked from a single-threaded process, and
+    # capabilities belong to each thread.
+    broker = separate_privileges(config.source, config.dev_path,
+                                 getattr(args, "run_as_user", None) or run_as_default())
     try:
         agent = Agent(config, args)
         agent.install_signal_handlers()

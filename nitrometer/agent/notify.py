@@ -20,6 +20,7 @@ class Notifier:
         watching = usec.isdigit() and (not pid or pid == str(os.getpid()))
         # Ping at half the timeout, as sd_watchdog_enabled(3) suggests.
         self.watchdog_interval = int(usec) / 2e6 if watching else None
+        self.watchdog_timeout = int(usec) / 1e6 if watching else None
         self._last_ping = float("-inf")
 
     def send(self, message: str) -> bool:

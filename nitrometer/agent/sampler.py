@@ -23,12 +23,14 @@ class Sampler:
     def __init__(self, state: AgentState, open_sources=None, *, settings: Settings | None = None,
                  interval: float = 1.0, clock: Clock | None = None,
                  events: EventSink | None = None, host=None, notifier=None, watcher=None,
-                 threaded: bool = False):
+                 threaded: bool = False, reader=None):
         self.state = state
         self.clock = clock or Clock()
         self.events = events or EventSink()
         self.host = host
         self.notifier = notifier
+        self.reader = reader  # broker.Broker: the privileged reader's health and restarts
+        self._starving = False
         settings = settings or Settings(interval=interval)
         sources = open_sources() if open_sources is not None else []
         self.engine = Engine(sources, settings=settings, clock=self.clock, threaded=threaded,
@@ -52,6 +54,8 @@ class Sampler:
             self.state.host = host
             self.state.overruns = self.engine.overruns
             self.state.tick_errors = self.engine.tick_errors
+            if self.reader is not None:
+                self.state.reader_restarts = self.reader.restarts
             if self.state.instance is not None:
                 self.state.instance.accrue(elapsed)
         for device, exc, first in result.failed:
@@ -65,9 +69,28 @@ class Sampler:
         self._alive()
 
     def _alive(self) -> None:
-        self.last_tick_completed = time.monotonic()
-        if self.notifier is not None:
-            self.notifier.watchdog(self.last_tick_completed)
+        now = self.last_tick_completed = time.monotonic()
+        if self.notifier is None or self._reader_silent(now):
+            return
+        self.notifier.watchdog(now)
+
+    def _reader_silent(self, now: float) -> bool:
+        """No reader answered for longer than the watchdog timeout while there are devices
+        to read: the watchdog goes hungry and systemd restarts the service (the one cure
+        when the keeper that starts readers is gone)."""
+        timeout = getattr(self.notifier, "watchdog_timeout", None)
+        if self.reader is None or timeout is None or not self.engine.trackers:
+            self._starving = False
+            return False
+        silent = self.reader.silent_for(now)
+        if silent <= timeout:
+            self._starving = False
+            return False
+        if not self._starving:
+            log.error("no privileged reader has answered for %.0fs: no longer feeding the "
+                      "systemd watchdog, so that systemd restarts the service", silent)
+            self._starving = True
+        return True
 
     def run(self, ticks: int | None = None, stop: threading.Event | None = None) -> int:
         """Tick on the schedule until stopped or `ticks` are done; returns ticks done."""

@@ -154,6 +154,7 @@ class AgentState:
         self.poll_sum = 0.0
         self.poll_count = 0
         self.overruns = 0
+        self.reader_restarts: int | None = None  # None: no privileged reader
         self.tick_errors = 0
         self.ticks = 0
         self.version = 0

@@ -188,11 +188,14 @@ def test_the_agent_runs_unprivileged_and_its_reader_dies_with_it(fake, tmp_path,
             wait_for(serving, what="the agent to read the devices through its reader")
             if os.geteuid() == 0:
                 assert caps(agent.pid)["CapEff"] == 0 and caps(agent.pid)["CapBnd"] == 0
-            [reader] = children(agent.pid)
-            assert caps(reader)["CapEff"] in (CAP_SYS_ADMIN, caps(agent.pid)["CapEff"])
+            [keeper] = children(agent.pid)
+            [reader] = children(keeper)
+            for privileged in (keeper, reader):
+                assert caps(privileged)["CapEff"] in (CAP_SYS_ADMIN, caps(agent.pid)["CapEff"])
             agent.send_signal(kill_with)
             agent.wait(timeout=10)
             wait_for(lambda reader=reader: not alive(reader), what="the reader to die")
+            wait_for(lambda keeper=keeper: not alive(keeper), what="the keeper to die")
         finally:
             if agent.poll() is None:
                 agent.kill()

@@ -7,6 +7,7 @@ script does, it does.
 
 from __future__ import annotations
 
+import grp
 import os
 import shutil
 import stat
@@ -112,30 +113,63 @@ def test_the_shipped_example_has_no_usable_credential(setup):
         load_web_config(str(copy))
 
 
-def test_listening_beyond_localhost_needs_a_web_config(setup):
+HASHED = ("basic_auth_users:\n"
+          "  alice: $2b$12$C8bB5u5cG9r6cX8m2dJ2MeJ8xq4y3m9Yb1b6m0n8b2c4d6e8f0a1u\n")
+
+
+def test_listening_beyond_localhost_needs_a_web_config_that_lets_only_known_clients_in(setup):
     run, tmp_path, wheel, logs = setup
-    done = run(str(wheel), LISTEN=":9720")
-    assert done.returncode == 2 and "WEB_CONFIG" in done.stderr
+    for listen in (":9720", "0.0.0.0:9720", "[::]:9720"):
+        done = run(str(wheel), LISTEN=listen)
+        assert done.returncode == 2 and "WEB_CONFIG" in done.stderr, done.stderr
+    open_to_all = tmp_path / "open.yml"
+    for text in ("", "basic_auth_users: {}\n", "tls_server_config:\n  cert_file: c\n"):
+        open_to_all.write_text(text)  # empty, no user, TLS without client certificates
+        done = run(str(wheel), LISTEN=":9720", WEB_CONFIG=str(open_to_all))
+        assert done.returncode == 2 and "lets anyone in" in done.stderr, (text, done.stderr)
     assert not (logs / "pip.log").exists()
     web = tmp_path / "web.yml"
-    web.write_text("basic_auth_users: {}\n")
-    done = run(str(wheel), LISTEN=":9720", WEB_CONFIG=str(web))
+    web.write_text(HASHED)
+    done = run(str(wheel), LISTEN=":9720", WEB_CONFIG=str(web), SERVICE_GROUP="daemon")
     assert done.returncode == 0, done.stderr
     config = (tmp_path / "etc" / "nitrometer.yml").read_text()
     assert f"web.config.file: {tmp_path}/etc/web-config.yml" in config
+    installed = (tmp_path / "etc" / "web-config.yml").stat()
+    assert stat.S_IMODE(installed.st_mode) == 0o640 and installed.st_uid == 0
+    assert installed.st_gid == grp.getgrnam("daemon").gr_gid
+    drop_in = tmp_path / "units" / "nitrometer.service.d" / "web-config.conf"
+    assert "SupplementaryGroups=daemon" in drop_in.read_text().splitlines()
 
 
-def test_without_a_wheel_it_builds_from_source_or_says_what_it_needs(setup):
-    run, tmp_path, _, logs = setup
-    done = run(CC="no-such-compiler")
-    assert done.returncode == 2 and "no C compiler" in done.stderr
-    assert "make wheels" in done.stderr
+def test_an_empty_listen_address_is_refused(setup):
+    run, tmp_path, wheel, logs = setup
+    web = tmp_path / "web.yml"
+    web.write_text(HASHED)
+    for extra in ({}, {"WEB_CONFIG": str(web)}):
+        done = run(str(wheel), LISTEN="", **extra)
+        assert done.returncode == 2 and "LISTEN is empty" in done.stderr, done.stderr
     assert not (logs / "pip.log").exists()
-    done = run(CC="sh")  # a compiler is there: pinned, from the source tree
+
+
+def test_without_a_wheel_it_builds_nothing_and_says_what_it_needs(setup):
+    run, tmp_path, _, logs = setup
+    done = run(CC="sh")  # even with a compiler there: nothing is built as root
+    assert done.returncode == 2 and "make wheels" in done.stderr
+    assert not (logs / "pip.log").exists()
+
+
+def test_installs_the_wheels_of_make_wheels_with_their_dependencies(setup):
+    run, tmp_path, wheel, logs = setup
+    dist = tmp_path / "src" / "dist"
+    (dist / "deps").mkdir(parents=True)
+    machine = os.uname().machine
+    built = dist / f"nitrometer-0.1.0-py3-none-manylinux2014_{machine}.whl"
+    built.write_bytes(b"PK")
+    done = run()
     assert done.returncode == 0, done.stderr
-    assert "building the C core from source" in done.stderr
     [pip] = (logs / "pip.log").read_text().splitlines()
-    assert "--constraint" in pip and pip.endswith("/src")
+    assert pip.endswith(str(built)) and "--only-binary=:all:" in pip
+    assert f"--find-links {dist}/deps" in pip
 
 
 def test_refuses_without_root(readable_dir):

@@ -5,12 +5,15 @@
     fake.add("/dev/nvme1n1", identify=identify_bytes(...), page=encode_page(...))
     subprocess.run(cmd, env=fake.env())
     fake.fail("/dev/nvme1n1", "errno=EIO")   # takes effect on the next ioctl
+    fake.owner("/dev/nvme1n1", 0, 0, 0o600)  # who may open it (EC2's by default, see below)
     fake.commands("/dev/nvme1n1")          # every admin command the process sent
 """
 
 from __future__ import annotations
 
+import grp
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -21,6 +24,14 @@ SHIM_SOURCE = Path(__file__).with_name("fakenvme.c")
 AMAZON_VID = 0x1D0F
 MODEL_EBS = "Amazon Elastic Block Store"
 MODEL_INSTANCE_STORE = "Amazon EC2 NVMe Instance Storage"
+
+
+def ec2_owner(path: str) -> tuple[int, int, int]:
+    """(uid, gid, mode) EC2's udev gives a node: a controller (/dev/nvme1) is root:root 0600,
+    a namespace (/dev/nvme1n1, a block device) root:disk 0660."""
+    if re.fullmatch(r"nvme\d+", os.path.basename(path)):
+        return 0, 0, 0o600
+    return 0, grp.getgrnam("disk").gr_gid, 0o660
 
 
 def build_shim(out_dir: Path) -> Path:
@@ -66,11 +77,15 @@ class FakeNvme:
         self._added = 0
 
     def add(self, path: str, *, identify: bytes, page: bytes | None = None,
-            log_pages: dict[int, bytes] | None = None) -> Path:
+            log_pages: dict[int, bytes] | None = None,
+            owner: tuple[int, int, int] | None = None) -> Path:
+        """`owner`: (uid, gid, mode) the node has; default EC2's (ec2_owner)."""
         devdir = self.root / f"dev{self._added}"
         devdir.mkdir()
         self._added += 1
         (devdir / "identify.bin").write_bytes(identify)
+        uid, gid, mode = owner or ec2_owner(path)
+        (devdir / "mode").write_text(f"{uid} {gid} {mode:o}\n")
         pages = dict(log_pages or {})
         if page is not None:
             pages[0xD0] = page
@@ -79,6 +94,11 @@ class FakeNvme:
         self._dirs[path] = devdir
         self._write_map()
         return devdir
+
+    def owner(self, path: str, uid: int, gid: int, mode: int) -> None:
+        tmp = self._dirs[path] / "mode.tmp"
+        tmp.write_text(f"{uid} {gid} {mode:o}\n")
+        tmp.replace(self._dirs[path] / "mode")
 
     def remove(self, path: str) -> None:
         del self._dirs[path]

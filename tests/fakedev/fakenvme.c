@@ -11,6 +11,12 @@
  *                 ENOTTY
  *   hang=MS       ioctl waits MS ms (past a non-zero timeout_ms it fails ETIMEDOUT)
  *   status=HEX    ioctl completes with that NVMe status
+ * DEVDIR/mode, "UID GID MODE" (MODE octal), is checked on every open as the kernel's
+ * discretionary access control would: owner, then group (effective and supplementary),
+ * then other bits; CAP_DAC_OVERRIDE passes any open, CAP_DAC_READ_SEARCH a read-only one.
+ * A refused open fails EACCES. Without the file every open passes.
+ * NVME_IOCTL_ID answers a namespace node's nsid (the N of nvmeXnN, or DEVDIR/nsid), and
+ * fails ENOTTY on a controller node, as the kernel does.
  * Every command is appended to DEVDIR/commands, every open's flags to DEVDIR/opens.
  * A sequence of pages: DEVDIR/log-XX.seq holds N, and the reads are answered from
  * log-XX.0.bin .. log-XX.<N-1>.bin in turn (one page per whole read: the last chunk moves
@@ -27,13 +33,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <linux/capability.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #define MAX_FDS 4096
 
 static char *fd_devdir[MAX_FDS];
+static long fd_nsid[MAX_FDS]; /* -1: a controller node */
 
 struct control {
     int gone, err, hang_ms, status;
@@ -82,7 +91,7 @@ static int errno_named(const char *name)
 {
     static const struct { const char *n; int e; } names[] = {
         {"EACCES", EACCES}, {"EPERM", EPERM}, {"EIO", EIO}, {"ENODEV", ENODEV},
-        {"ENXIO", ENXIO}, {"ENOENT", ENOENT}, {"EINTR", EINTR}, {"ETIMEDOUT", ETIMEDOUT}, {"ETIMEDOUT", ETIMEDOUT},
+        {"ENXIO", ENXIO}, {"ENOENT", ENOENT}, {"EINTR", EINTR}, {"ETIMEDOUT", ETIMEDOUT},
         {"ENOTTY", ENOTTY}, {"EINVAL", EINVAL},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -129,6 +138,82 @@ static void append(const char *devdir, const char *file, const char *text)
     }
 }
 
+static int in_group(gid_t gid)
+{
+    gid_t groups[256];
+    int n;
+
+    if (getegid() == gid)
+        return 1;
+    n = getgroups(256, groups);
+    for (int i = 0; i < n; i++)
+        if (groups[i] == gid)
+            return 1;
+    return 0;
+}
+
+static int has_capability(int cap)
+{
+    struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+
+    if (syscall(SYS_capget, &header, data) != 0)
+        return 0;
+    return (data[cap / 32].effective >> (cap % 32)) & 1;
+}
+
+/* 0 when DEVDIR/mode lets this process open the node with flags, else EACCES. */
+static int access_denied(const char *devdir, int flags)
+{
+    char path[4096];
+    unsigned uid, gid, mode, bits, want;
+    FILE *f;
+    int fields;
+
+    snprintf(path, sizeof(path), "%s/mode", devdir);
+    f = fopen(path, "re");
+    if (!f)
+        return 0;
+    fields = fscanf(f, "%u %u %o", &uid, &gid, &mode);
+    fclose(f);
+    if (fields != 3)
+        return 0;
+    want = (flags & O_ACCMODE) == O_RDONLY ? 4 : (flags & O_ACCMODE) == O_WRONLY ? 2 : 6;
+    if (geteuid() == uid)
+        bits = mode >> 6 & 7;
+    else if (in_group(gid))
+        bits = mode >> 3 & 7;
+    else
+        bits = mode & 7;
+    if ((bits & want) == want || has_capability(CAP_DAC_OVERRIDE) ||
+        (want == 4 && has_capability(CAP_DAC_READ_SEARCH)))
+        return 0;
+    return EACCES;
+}
+
+/* The nsid of a namespace node (DEVDIR/nsid, else the N of nvmeXnN); -1 for a controller. */
+static long node_nsid(const char *devdir, const char *path)
+{
+    const char *base = strrchr(path, '/'), *n;
+    char file[4096];
+    FILE *f;
+    long value = -1;
+
+    snprintf(file, sizeof(file), "%s/nsid", devdir);
+    f = fopen(file, "re");
+    if (f) {
+        if (fscanf(f, "%ld", &value) != 1)
+            value = -1;
+        fclose(f);
+        return value;
+    }
+    base = base ? base + 1 : path;
+    if (strncmp(base, "nvme", 4) != 0)
+        return -1;
+    n = strchr(base + 4, 'n');
+    return n ? strtol(n + 1, NULL, 10) : -1;
+}
+
 /* Every open variant ends here; dirfd is AT_FDCWD for the plain ones. */
 static int fake_openat(int dirfd, const char *path, int flags, mode_t mode)
 {
@@ -147,6 +232,11 @@ static int fake_openat(int dirfd, const char *path, int flags, mode_t mode)
         errno = ENOENT;
         return -1;
     }
+    if (access_denied(devdir, flags)) {
+        free(devdir);
+        errno = EACCES;
+        return -1;
+    }
     fd = real_openat(AT_FDCWD, "/dev/null", O_RDONLY | (flags & O_CLOEXEC), 0);
     if (fd < 0 || fd >= MAX_FDS) {
         free(devdir);
@@ -154,6 +244,7 @@ static int fake_openat(int dirfd, const char *path, int flags, mode_t mode)
     }
     free(fd_devdir[fd]);
     fd_devdir[fd] = devdir;
+    fd_nsid[fd] = node_nsid(devdir, path);
     return fd;
 }
 
@@ -365,6 +456,8 @@ int ioctl(int fd, unsigned long request, ...)
     resolve();
     if (fd < 0 || fd >= MAX_FDS || !fd_devdir[fd])
         return real_ioctl(fd, request, arg);
+    if (request == NVME_IOCTL_ID && fd_nsid[fd] >= 0)
+        return (int)fd_nsid[fd];
     if (request != NVME_IOCTL_ADMIN_CMD) {
         errno = ENOTTY;
         return -1;
