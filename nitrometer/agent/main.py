@@ -176,6 +176,7 @@ class Agent:
             config = build_config(self.args)
             web_config = load_web_config(config.web_config_file)
             web_config.ssl_context()
+            self.events.reopen(config.events_file)  # last: nothing after it can fail
         except Exception as exc:  # whatever is wrong with the new config, keep the old
             log.error("reload failed, keeping the running config: %s", exc)
             self.notifier.ready()
@@ -185,7 +186,6 @@ class Agent:
             if getattr(config, what) != getattr(self.config, what):
                 log.warning("reload: %s changes need a restart", what.replace("_", " "))
         self._apply(config)
-        self.events.reopen(config.events_file)
         self.server.apply(web_config)
         self.config = config
         log.info("configuration reloaded")
