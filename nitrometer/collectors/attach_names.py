@@ -43,7 +43,6 @@ class AttachNames:
         self.wait = wait
         self._known: dict[tuple[str, str], str] = {}
         self._asking: dict[tuple[str, str], _Ask] = {}
-        self.unanswered: dict[tuple[str, str], float] = {}  # key -> since (monotonic)
 
     def lookup(self, devices) -> tuple[dict, list]:
         """({key: bdev} for the devices given, [devices newly past the deadline])."""
@@ -63,7 +62,6 @@ class AttachNames:
                 self._finished(key, ask)
             elif ask is not None and not ask.reported:
                 ask.reported = True
-                self.unanswered[key] = ask.started
                 slow.append(device)
                 log.warning("device %s (%s): Identify Controller has not answered in %gs; "
                             "polled without its attach-time name, asked again once it "
@@ -75,7 +73,7 @@ class AttachNames:
     def forget(self, live) -> None:
         """Drop what is known of controllers no longer present (an Identify still in flight
         on one ends on its own)."""
-        for table in (self._known, self._asking, self.unanswered):
+        for table in (self._known, self._asking):
             for key in [k for k in table if k not in live]:
                 del table[key]
 
@@ -96,7 +94,6 @@ class AttachNames:
 
     def _finished(self, key, ask: _Ask) -> None:
         if ask.reported:
-            self.unanswered.pop(key, None)
             log.warning("device %s (%s): Identify Controller answered after %.0fs",
                         ask.device.name, ask.device.serial, ask.ended - ask.started)
         if ask.error is None:
