@@ -16,6 +16,7 @@ import dataclasses
 import errno
 import json
 import logging
+import math
 import os
 import struct
 import zlib
@@ -209,7 +210,9 @@ class Recording:
                     break
                 self.devices.append(device)
             else:
-                if PAGE_HEAD.unpack_from(payload)[0] >= len(self.devices):
+                index, wall, mono = PAGE_HEAD.unpack_from(payload)
+                if index >= len(self.devices) or not (math.isfinite(wall)
+                                                      and math.isfinite(mono)):
                     break
                 total += len(self._page(payload))
                 if total > MAX_PAGES_BYTES:

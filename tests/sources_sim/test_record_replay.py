@@ -201,3 +201,32 @@ def test_a_file_holds_a_bounded_total_of_pages(tmp_path, monkeypatch):
         Recording(str(path))
     with pytest.raises(NitrometerError, match="pages kept"):
         make_recording(tmp_path / "again.nmr", rounds=5)
+
+
+def test_page_times_that_are_not_finite_end_the_recording_there(tmp_path):
+    for when in (float("inf"), float("nan")):
+        path = tmp_path / "times.nmr"
+        _crafted(path, zlib.compress(bytes(4096)))
+        data = bytearray(path.read_bytes())
+        at = data.rindex(rec.PAGE_HEAD.pack(0, 1.0, 1.0))
+        body = rec.PAGE_HEAD.pack(0, when, 1.0)
+        data[at:at + len(body)] = body
+        head = at - rec.RECORD_HEAD.size
+        end = len(data) - rec.CRC.size
+        data[end:] = struct.pack("<I", zlib.crc32(bytes(data[head:end])))
+        path.write_bytes(bytes(data))
+        recording = Recording(str(path))
+        try:
+            assert recording.pages == 0 and recording.lost_bytes > 0
+        finally:
+            recording.close()
+
+
+def test_a_wait_for_a_deadline_far_off_is_cut_short_not_an_overflow(monkeypatch):
+    import threading
+
+    from nitrometer.collectors import base
+
+    monkeypatch.setattr(base, "MAX_WAIT", 0.01)  # a day in the product
+    base.Clock().sleep_until(1e300, threading.Event())  # no OverflowError
+    base.FastClock(0.01).sleep_until(1e300, threading.Event())
