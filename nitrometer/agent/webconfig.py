@@ -315,15 +315,10 @@ def load_web_config(path: str | None) -> WebConfig:
 
 
 def _load(path: str) -> WebConfig:
-    import yaml
+    from nitrometer.agent.config import parse_yaml, read_text
 
     where = f"web.config.file {path}"
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except OSError as exc:
-        raise ConfigError(f"{where}: {exc.strerror}") from None
-    except (yaml.YAMLError, UnicodeDecodeError):
-        raise ConfigError(f"{where}: not valid YAML") from None
+    data = parse_yaml(read_text(path, "web.config.file"), where)
     data = _mapping(where, "the file", data)
     if "rate_limit" in data:
         raise ConfigError(f"{where}: rate_limit is not supported (the agent caps connections "

@@ -478,3 +478,12 @@ def test_a_reload_with_an_invalid_hash_keeps_the_users_that_work(tmp_path):
         stop(agent)
     text = log.read_text()
     assert "keeping the running config" in text and "bcrypt refuses the hash" in text, text
+
+
+def test_a_web_config_that_is_not_utf8_or_endless_is_one_line(tmp_path):
+    web = tmp_path / "web.yml"
+    web.write_bytes(b"basic_auth_users:\n  pr\xffom: x\n")
+    with pytest.raises(ConfigError, match=r"not UTF-8 text \(byte 0xff at offset 22\)"):
+        load_web_config(str(web))
+    with pytest.raises(ConfigError, match="larger than 1024 KiB"):
+        load_web_config("/dev/zero")
