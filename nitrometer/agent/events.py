@@ -17,6 +17,8 @@ def open_events_file(path: str):
         return open(path, "a", buffering=1, encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"events.file {path}: {exc.strerror}") from None
+    except ValueError:  # a NUL byte in the path
+        raise ConfigError(f"events.file {path!r}: not a file name") from None
 
 
 class EventSink:

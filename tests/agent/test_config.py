@@ -169,3 +169,19 @@ def _config_or_one_line(path):
         parse("--config.file", str(path))
     except ConfigError as exc:
         assert "\n" not in str(exc) and len(str(exc)) < 400, str(exc)
+
+
+def test_an_events_file_that_cannot_be_opened_is_one_line(tmp_path):
+    from nitrometer.agent.events import EventSink
+
+    for path, message in ((str(tmp_path / "no" / "e.jsonl"), "No such file or directory"),
+                          (str(tmp_path), "Is a directory"), ("a\0b", "not a file name")):
+        with pytest.raises(ConfigError, match=message) as info:
+            EventSink(path)
+        assert "\n" not in str(info.value)
+    sink = EventSink(str(tmp_path / "e.jsonl"))
+    with pytest.raises(ConfigError):
+        sink.reopen(str(tmp_path))
+    sink.write([{"event": "ended"}])  # the file in use stays in use
+    sink.close()
+    assert '"event": "ended"' in (tmp_path / "e.jsonl").read_text()
