@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import io
 import logging
+import os
 import signal
 import sys
 
@@ -74,28 +76,90 @@ def _command_logging() -> None:
     logger.setLevel(logging.WARNING)
 
 
+class OutputError(NitrometerError):
+    """Standard output could not be written (a full disk, a closed pipe)."""
+
+    def __init__(self, exc: OSError):
+        super().__init__(f"cannot write to standard output: {exc.strerror or exc}")
+        self.closed_pipe = isinstance(exc, BrokenPipeError)
+
+
+class GuardedOutput:
+    """Standard output whose write errors are OutputError, so that every command's output
+    trouble ends the same way, whichever command and whichever write it was."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except OSError as exc:
+            raise OutputError(exc) from None
+
+    def flush(self):
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            raise OutputError(exc) from None
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def _discard_output(stream) -> None:
+    """What is still buffered goes nowhere: the interpreter's last flush must not fail again
+    ("Exception ignored ...")."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass  # not a real file descriptor (tests capturing output)
+
+
 def main(argv: list[str] | None = None) -> int:
+    real = sys.stdout
+    sys.stdout = GuardedOutput(real)
+    try:
+        return _main(argv)
+    except OutputError as exc:
+        _discard_output(real)
+        if exc.closed_pipe:  # `nitrometer ... | head`: quiet, as a tool stopped by SIGPIPE
+            return 128 + signal.SIGPIPE
+        print(f"nitrometer: {exc}", file=sys.stderr)
+        return exc.exit_code
+    finally:
+        sys.stdout = real
+
+
+def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         (sys.stdout if argv else sys.stderr).write(_top_help())
+        sys.stdout.flush()
         return 0 if argv else 2
     if argv[0] == "--version":
         print(f"nitrometer {__version__}")
+        sys.stdout.flush()
         return 0
     try:
         args, module = parse(argv)
         if args.command != "run":  # the agent sets up its own logs
             _command_logging()
-        return int(module.run(args) or 0)
+        code = int(module.run(args) or 0)
+        sys.stdout.flush()  # here, where a failure is still one line and a status
+        return code
+    except OutputError:
+        raise
+    except SystemExit:  # --help and argparse's own exits: their output too is flushed here
+        sys.stdout.flush()
+        raise
     except NitrometerError as exc:
         print(f"nitrometer: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 128 + signal.SIGINT
-    except BrokenPipeError:
-        # `nitrometer ... | head` closed the pipe: not an error worth a traceback.
-        sys.stderr.close()
-        return 0
 
 
 if __name__ == "__main__":

@@ -14,9 +14,10 @@ from pathlib import Path
 from nitrometer.collectors.base import SourceSpec, parse_source
 from nitrometer.ec2 import VolumeLimits
 from nitrometer.errors import ConfigError
-from nitrometer.timefmt import parse_duration, parse_interval, parse_share
+from nitrometer.timefmt import parse_duration, parse_interval, parse_share, shown
 
 DEFAULT_PORT = 9720
+HOUR = 3600.0  # the longest peak window and rescan interval
 # name -> (help, on by default); --collector.NAME / --no-collector.NAME, as node_exporter.
 COLLECTORS = {
     "host": ("CPU busy and iowait per second (psutil)", True),
@@ -38,8 +39,8 @@ OPTIONS = {
     "web.telemetry-path": ("/metrics", "PATH", "path under which to serve metrics"),
     "web.config.file": (None, "FILE", "TLS and basic auth, in the Prometheus exporter-toolkit "
                         "format"),
-    "poll.interval": ("1s", "DURATION", "time between polls of each device (at least 1s: the "
-                      "device refreshes its statistics about once a second)"),
+    "poll.interval": ("1s", "DURATION", "time between polls of each device: whole seconds from "
+                      "1s to 1h (the device refreshes its statistics about once a second)"),
     "path.sysfs": ("/sys", "DIR", "sysfs mount point"),
     "path.dev": ("/dev", "DIR", "device node directory"),
     "source": ("ioctl", "SPEC", "ioctl | nvme-cli | replay:FILE | "
@@ -51,8 +52,10 @@ OPTIONS = {
     "exceeded.episode-end": ("3", "N", "intervals in a row not exceeded that end an episode"),
     "histogram.buckets": ("coarse", "coarse|device", "latency buckets: a coarse set that keeps "
                           "an instance-store device under 120 series, or the device's own bins"),
-    "peaks.window": ("60s", "DURATION", "window over which the peak gauges are taken"),
-    "rescan.interval": ("30s", "DURATION", "time between device rescans (attach/detach)"),
+    "peaks.window": ("60s", "DURATION", "window over which the peak gauges are taken, 1s to "
+                     "1h"),
+    "rescan.interval": ("30s", "DURATION", "time between device rescans (attach/detach), 1s "
+                        "to 1h"),
     "log.level": ("info", "LEVEL", "debug | info | warning | error"),
     "log.format": ("logfmt", "FORMAT", "logfmt | json"),
     "instance.region": (None, "REGION", "region for prices and limits when the instance "
@@ -133,29 +136,69 @@ def parse_listen_address(value: str) -> tuple[str, int]:
     return (match.group(1) or match.group(2) or ""), port
 
 
-def load_file(path: str) -> dict:
+MAX_CONFIG_BYTES = 1 << 20  # a config file is a few hundred bytes; /dev/zero is not one
+SCALARS = (str, int, float, bool)
+MAX_VOLUME_NUMBER = 1e9  # IOPS or MB/s: far above any EBS volume's
+
+
+def read_text(path: str, what: str, limit: int = MAX_CONFIG_BYTES) -> str:
+    """A small UTF-8 text file, or ConfigError (one line) saying what is wrong with it."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as exc:
+        raise ConfigError(f"{what} {path}: {exc.strerror}") from None
+    if len(data) > limit:
+        raise ConfigError(f"{what} {path}: larger than {limit // 1024} KiB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what} {path}: not UTF-8 text (byte {data[exc.start]:#04x} at "
+                          f"offset {exc.start})") from None
+
+
+def parse_yaml(text: str, what: str):
+    """safe_load, any failure of it one line."""
     import yaml
 
     try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise ConfigError(f"config.file {path}: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" line {where.line + 1}" if where else ""
-        raise ConfigError(f"config.file {path}:{line} not valid YAML") from None
+        raise ConfigError(f"{what}:{line} not valid YAML") from None
+    except RecursionError:
+        raise ConfigError(f"{what}: nested too deeply") from None
+
+
+def load_file(path: str) -> dict:
+    data = parse_yaml(read_text(path, "config.file"), f"config.file {path}")
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"config.file {path}: expected a mapping of flag names to values")
     known = set(OPTIONS) | set(FLAGS) | {"demo", "ebs.volumes"} | {
         f"collector.{n}" for n in COLLECTORS}
-    for key in data:
+    for key, value in data.items():
         if key not in known:
-            raise ConfigError(f"config.file {path}: unknown key {key!r}")
-    return data
+            raise ConfigError(f"config.file {path}: unknown key {shown(key)}")
+        if key != "ebs.volumes" and value is not None and not isinstance(value, SCALARS):
+            raise ConfigError(f"config.file {path}: {key}: expected a single value, got "
+                              f"{_kind(value)}")
+    # An empty value (`key:`) is the same as leaving the key out.
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def _kind(value) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
+def _text(value) -> str | None:
+    return None if value is None else str(value)
 
 
 def build_config(args: argparse.Namespace) -> AgentConfig:
@@ -179,7 +222,7 @@ def build_config(args: argparse.Namespace) -> AgentConfig:
 
     host, port = parse_listen_address(pick("web.listen-address"))
     source_text = pick("source")
-    demo = bool(pick("demo"))
+    demo = bool(_boolean("demo", pick("demo")))
     source = parse_source(str(source_text))
     interval = parse_interval("poll.interval", pick("poll.interval"))
     episode_end = str(pick("exceeded.episode-end")).strip()
@@ -195,9 +238,9 @@ def build_config(args: argparse.Namespace) -> AgentConfig:
     path = str(pick("web.telemetry-path"))
     if not path.startswith("/") or path == "/":
         raise ConfigError(f"web.telemetry-path: expected a path like /metrics, got {path!r}")
-    web_config = pick("web.config.file")
+    web_config = _text(pick("web.config.file"))
     if web_config is not None and not Path(web_config).is_file():
-        raise ConfigError(f"web.config.file {web_config}: no such file")
+        raise ConfigError(f"web.config.file {shown(web_config, 200)}: no such file")
     return AgentConfig(
         listen_host=host,
         listen_port=port,
@@ -212,23 +255,25 @@ def build_config(args: argparse.Namespace) -> AgentConfig:
         collectors=frozenset(collectors),
         exporter_metrics=not _boolean("web.disable-exporter-metrics",
                                       pick("web.disable-exporter-metrics")),
-        events_file=pick("events.file"),
+        events_file=_text(pick("events.file")),
         exceeded_share=parse_share("exceeded.min-share", pick("exceeded.min-share")),
         episode_end=int(episode_end),
         buckets=choice("histogram.buckets", BUCKETS),
-        peaks_window=parse_duration("peaks.window", pick("peaks.window")),
-        rescan_interval=parse_duration("rescan.interval", pick("rescan.interval")),
+        peaks_window=parse_duration("peaks.window", pick("peaks.window"), minimum=1,
+                                    maximum=HOUR),
+        rescan_interval=parse_duration("rescan.interval", pick("rescan.interval"), minimum=1,
+                                       maximum=HOUR),
         log_level=choice("log.level", LOG_LEVELS),
         log_format=choice("log.format", LOG_FORMATS),
-        region=pick("instance.region"),
-        instance_type=pick("instance.type"),
+        region=_text(pick("instance.region")),
+        instance_type=_text(pick("instance.type")),
         volumes=parse_volumes(from_file.get("ebs.volumes"), config_file),
     )
 
 
 def _boolean(key: str, value) -> bool | None:
     if value is not None and not isinstance(value, bool):
-        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        raise ConfigError(f"{key}: expected true or false, got {shown(value)}")
     return value
 
 
@@ -244,20 +289,26 @@ def parse_volumes(data, path) -> dict:
     for volume_id, attrs in data.items():
         if not str(volume_id).startswith("vol-") or not isinstance(attrs, dict):
             raise ConfigError(f"{where}: expected vol-...: {{type, iops, throughput_mb_s}}, "
-                              f"got {volume_id!r}")
+                              f"got {shown(volume_id)}")
         unknown = set(attrs) - {"type", "iops", "throughput_mb_s"}
         if unknown:
-            raise ConfigError(f"{where}: {volume_id}: unknown key {sorted(unknown)[0]!r}")
+            raise ConfigError(f"{where}: {volume_id}: unknown key "
+                              f"{shown(sorted(map(str, unknown))[0])}")
+        kind = attrs.get("type")
+        if kind is not None and not isinstance(kind, SCALARS):
+            raise ConfigError(f"{where}: {volume_id}: type: expected a volume type like gp3, "
+                              f"got {_kind(kind)}")
         numbers = {}
         for key in ("iops", "throughput_mb_s"):
             value = attrs.get(key)
             if value is not None and (isinstance(value, bool) or not
-                                      isinstance(value, (int, float)) or value <= 0):
-                raise ConfigError(f"{where}: {volume_id}: {key} must be a positive number, "
-                                  f"got {value!r}")
+                                      isinstance(value, (int, float))
+                                      or not 0 < value <= MAX_VOLUME_NUMBER):  # also nan
+                raise ConfigError(f"{where}: {volume_id}: {key} must be a positive number up to "
+                                  f"{MAX_VOLUME_NUMBER:.0f}, got {shown(value)}")
             numbers[key] = value
         out[str(volume_id)] = VolumeLimits(
-            str(attrs.get("type") or ""), numbers["iops"],
+            str(kind or ""), numbers["iops"],
             numbers["throughput_mb_s"] * 1e6 if numbers["throughput_mb_s"] else None,
             "config")
     return out

@@ -54,10 +54,12 @@ def resolve_source(config: AgentConfig) -> SourceSpec:
     return parse_source(DEMO_SOURCE)
 
 
-def open_sampling(spec: SourceSpec, config: AgentConfig, clock: Clock, volumes):
+def open_sampling(spec: SourceSpec, config: AgentConfig, clock: Clock, volumes,
+                  on_slow_identify=None):
     """(sources, watcher): a fixed set for a simulation or recording; for real devices, a
     watcher that rescans off the sampling thread as devices come and go, and asks for the
-    attributes of EBS volumes it has not seen (when the EC2 API collector is on)."""
+    attributes of EBS volumes it has not seen (when the EC2 API collector is on).
+    `on_slow_identify(device)` hears of each controller whose Identify outlives its wait."""
     sources = _sources_module()
     if spec.kind not in ("ioctl", "nvme-cli"):
         def open_fixed():
@@ -75,7 +77,11 @@ def open_sampling(spec: SourceSpec, config: AgentConfig, clock: Clock, volumes):
     discovery = Discovery(config.sysfs_path, config.dev_path)  # kept: it remembers bdevs
 
     def scan():
-        found = discovery.scan().devices
+        result = discovery.scan()
+        found = result.devices
+        for device in result.slow:
+            if on_slow_identify is not None:
+                on_slow_identify(device)
         volumes.lookup([d.serial for d in found if d.kind == "ebs"])
         return found
 
@@ -107,7 +113,8 @@ class Agent:
         self.notifier = notifier or Notifier()
         self.events = EventSink(config.events_file)
         self.state.volumes = VolumeDirectory(config.volumes, use_api=config.enabled("ebs_api"))
-        open_all, self.watcher = open_sampling(self.spec, config, self.clock, self.state.volumes)
+        open_all, self.watcher = open_sampling(self.spec, config, self.clock, self.state.volumes,
+                                               self._identify_slow)
         settings = Settings(interval=config.poll_interval, exceeded_share=config.exceeded_share,
                             episode_gap=config.episode_end)
         self.sampler = Sampler(self.state, open_all, settings=settings, clock=self.clock,
@@ -128,6 +135,12 @@ class Agent:
         self.wake = threading.Event()
         self.stop_requested = False
         self.reload_requested = False
+
+    def _identify_slow(self, device) -> None:
+        """A controller slow to answer Identify at discovery: counted beside read errors."""
+        with self.state.lock:
+            self.state.count_error(device, "identify_timeout")
+            self.state.version += 1
 
     def _apply(self, config: AgentConfig) -> None:
         """The settings that can change at run time (SIGHUP)."""
@@ -170,6 +183,7 @@ class Agent:
             config = build_config(self.args)
             web_config = load_web_config(config.web_config_file)
             web_config.ssl_context()
+            self.events.reopen(config.events_file)  # last: nothing after it can fail
         except Exception as exc:  # whatever is wrong with the new config, keep the old
             log.error("reload failed, keeping the running config: %s", exc)
             self.notifier.ready()
@@ -179,7 +193,6 @@ class Agent:
             if getattr(config, what) != getattr(self.config, what):
                 log.warning("reload: %s changes need a restart", what.replace("_", " "))
         self._apply(config)
-        self.events.reopen(config.events_file)
         self.server.apply(web_config)
         self.config = config
         log.info("configuration reloaded")

@@ -11,6 +11,9 @@ from nitrometer.errors import ConfigError
 KIND_EBS = "ebs"
 KIND_INSTANCE_STORE = "instance_store"
 KIND_OTHER = "other"  # an NVMe device that is not Amazon's: listed, never polled
+# The longest single wait: inputs are bounded when parsed, so a deadline further off comes
+# from a crafted recording's times; it shortens the wait rather than overflow the timer.
+MAX_WAIT = 86400.0
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ class Clock:
 
     def sleep_until(self, deadline: float, stop=None) -> None:
         """Sleep until deadline (monotonic); stop, a threading.Event, wakes it early."""
-        delay = max(deadline - self.monotonic(), 0.0)
+        delay = min(max(deadline - self.monotonic(), 0.0), MAX_WAIT)
         if stop is not None:
             stop.wait(delay)
         elif delay:
@@ -72,7 +75,7 @@ class FastClock(Clock):
 
     def sleep_until(self, deadline: float, stop=None) -> None:
         if self.speed:
-            real_delay = max(deadline - self.monotonic(), 0.0) / self.speed
+            real_delay = min(max(deadline - self.monotonic(), 0.0) / self.speed, MAX_WAIT)
             if stop is not None:
                 stop.wait(real_delay)
             else:

@@ -14,6 +14,7 @@ import struct
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from nitrometer.collectors.attach_names import IDENTIFY_WAIT, AttachNames
 from nitrometer.collectors.base import KIND_EBS, KIND_INSTANCE_STORE, KIND_OTHER, Device
 
 log = logging.getLogger(__name__)
@@ -166,22 +167,24 @@ class Scan:
     devices: list[Device]
     added: list[Device] = field(default_factory=list)
     removed: list[Device] = field(default_factory=list)
+    slow: list[Device] = field(default_factory=list)  # Identify past its deadline, newly
 
 
 class Discovery:
     """Walks <sysfs>/class/nvme; each scan() says what came and went since the last one.
 
     The caller decides when to re-scan. The EBS bdev name needs an Identify ioctl, done
-    once per controller and volume and remembered.
+    once per controller and volume and remembered; the controllers are asked at once, each
+    in its own thread, so one that hangs holds back no other device (attach_names).
     """
 
     def __init__(self, sysfs_root: str = "/sys", dev_root: str = "/dev", *,
-                 read_bdev: bool = True):
+                 read_bdev: bool = True, identify=None, identify_wait: float = IDENTIFY_WAIT):
         self.sysfs_root = Path(sysfs_root)
         self.dev_root = dev_root
         self.read_bdev = read_bdev
         self._known: dict[tuple[str, str], Device] = {}
-        self._bdev_cache: dict[tuple[str, str], str] = {}
+        self.names = AttachNames(identify or identify_path, identify_wait)
 
     @property
     def class_dir(self) -> Path:
@@ -194,16 +197,6 @@ class Discovery:
             return []
         return sorted((n for n in names if _CONTROLLER_RE.match(n)),
                       key=lambda n: int(n[len("nvme"):]))
-
-    def _bdev(self, device: Device) -> str:
-        key = (device.controller, device.serial)
-        if key not in self._bdev_cache:
-            try:
-                self._bdev_cache[key] = identify_path(device.path).bdev
-            except Exception as exc:  # the bdev is a nicety: never fail discovery for it
-                log.debug("no bdev for %s: %s", device.path, exc)
-                self._bdev_cache[key] = ""
-        return self._bdev_cache[key]
 
     def _device(self, controller: str) -> Device | None:
         ctrl_dir = self.class_dir / controller
@@ -227,16 +220,17 @@ class Discovery:
             firmware=_read_attr(ctrl_dir / "firmware_rev"),
             nsid=nsid,
         )
-        if kind == KIND_EBS and self.read_bdev:
-            device = replace(device, bdev=self._bdev(device))
         return device
 
     def scan(self) -> Scan:
         devices = [d for d in map(self._device, self._controllers()) if d is not None]
+        slow: list[Device] = []
+        if self.read_bdev:
+            names, slow = self.names.lookup([d for d in devices if d.kind == KIND_EBS])
+            devices = [replace(d, bdev=names[(d.controller, d.serial)])
+                       if (d.controller, d.serial) in names else d for d in devices]
         current = {(d.name, d.serial): d for d in devices}
         added = [d for key, d in current.items() if key not in self._known]
         removed = [d for key, d in self._known.items() if key not in current]
-        live = {(d.controller, d.serial) for d in devices}
-        self._bdev_cache = {k: v for k, v in self._bdev_cache.items() if k in live}
         self._known = current
-        return Scan(devices=devices, added=added, removed=removed)
+        return Scan(devices=devices, added=added, removed=removed, slow=slow)

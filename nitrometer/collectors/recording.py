@@ -5,6 +5,7 @@ Layout (little-endian):
     record   u8 type, u32 payload length, payload, u32 CRC32 of type + length + payload
     type 1   device: u16 index, then the Device fields as UTF-8 JSON (once per device)
     type 2   page: u16 device index, f64 wall time, f64 monotonic time, zlib-compressed page
+             (at most MAX_PAGE bytes once decompressed, MAX_PAGES_BYTES for all of a file's)
 A crash mid-write leaves a partial last record: readers stop at the last whole one and say
 how many bytes they dropped.
 """
@@ -15,6 +16,7 @@ import dataclasses
 import errno
 import json
 import logging
+import math
 import os
 import struct
 import zlib
@@ -34,6 +36,10 @@ DEVICE_HEAD = struct.Struct("<H")
 TYPE_DEVICE = 1
 TYPE_PAGE = 2
 MAX_PAYLOAD = 1 << 20  # a page is 8 KiB; anything near this is corruption
+MAX_PAGE = 8192  # a page decompresses to at most this (the detailed log page's length)
+# All the pages of one file, decompressed: about 36 h of one instance-store device at 1 Hz.
+# Replay holds pages of one device while it looks for another's, so this bounds its memory.
+MAX_PAGES_BYTES = 1 << 30
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +62,7 @@ class RecordingWriter:
     def __init__(self, path: str):
         self.path = path
         self.pages = 0
+        self.pages_bytes = 0  # decompressed
         self._good = 0  # end of the last whole record
         try:
             self._file = open(path, "wb", buffering=0)
@@ -95,9 +102,17 @@ class RecordingWriter:
         return index
 
     def add_page(self, device: Device, page: bytes, monotonic: float, wall: float) -> None:
+        if len(page) > MAX_PAGE:
+            raise NitrometerError(f"cannot record a {len(page)}-byte page of {device.name}: "
+                                  f"a log page is at most {MAX_PAGE} bytes")
+        if self.pages_bytes + len(page) > MAX_PAGES_BYTES:
+            raise NitrometerError(f"{self.path}: a recording holds at most "
+                                  f"{MAX_PAGES_BYTES >> 30} GiB of pages; {self.pages} pages "
+                                  f"kept (record the rest to another file)")
         index = self.device_index(device)
         self._write(TYPE_PAGE, PAGE_HEAD.pack(index, wall, monotonic) + zlib.compress(page, 6))
         self.pages += 1
+        self.pages_bytes += len(page)
 
     def flush(self) -> None:
         try:
@@ -167,7 +182,21 @@ class Recording:
             offset += RECORD_HEAD.size + length + CRC.size
             yield rtype, payload, offset
 
+    def _page(self, payload: bytes) -> bytes:
+        """A page record's page, decompressed no further than a page can be."""
+        inflate = zlib.decompressobj()
+        try:
+            page = inflate.decompress(payload[PAGE_HEAD.size:], MAX_PAGE + 1)
+        except zlib.error:
+            page, inflate = b"", None
+        if inflate is None or not inflate.eof or len(page) > MAX_PAGE:
+            self._file.close()
+            raise NitrometerError(f"{self.path}: page record {self.pages + 1} is not a "
+                                  f"compressed page of at most {MAX_PAGE} bytes")
+        return page
+
     def _scan(self) -> int:
+        total = 0  # decompressed bytes of every page
         end = HEADER.size
         for rtype, payload, offset in self._records():
             if rtype == TYPE_DEVICE:
@@ -181,8 +210,16 @@ class Recording:
                     break
                 self.devices.append(device)
             else:
-                if PAGE_HEAD.unpack_from(payload)[0] >= len(self.devices):
+                index, wall, mono = PAGE_HEAD.unpack_from(payload)
+                if index >= len(self.devices) or not (math.isfinite(wall)
+                                                      and math.isfinite(mono)):
                     break
+                total += len(self._page(payload))
+                if total > MAX_PAGES_BYTES:
+                    self._file.close()
+                    raise NitrometerError(f"{self.path}: its pages decompress to more than "
+                                          f"{MAX_PAGES_BYTES >> 30} GiB, more than a "
+                                          f"recording holds")
                 self.pages += 1
             end = offset
         return end
@@ -191,7 +228,7 @@ class Recording:
         for rtype, payload, _ in self._records(self.end):
             if rtype == TYPE_PAGE:
                 index, wall, mono = PAGE_HEAD.unpack_from(payload)
-                yield PageRecord(index, wall, mono, zlib.decompress(payload[PAGE_HEAD.size:]))
+                yield PageRecord(index, wall, mono, self._page(payload))
 
     def close(self) -> None:
         self._file.close()

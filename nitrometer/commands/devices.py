@@ -11,6 +11,8 @@ from nitrometer.sampling import DEFAULT_EXCEEDED_SHARE, Engine, Settings, Source
 from nitrometer.timefmt import parse_share
 
 LIVE_KINDS = ("ioctl", "nvme-cli")
+# Replay and simulation pace: slower than a hundredth would stretch a 1 s tick past timers.
+MIN_SPEED, MAX_SPEED = 0.01, 1e6
 
 
 def add_source_options(parser: argparse.ArgumentParser, *, speed_default: float = 1.0,
@@ -35,8 +37,9 @@ def add_source_options(parser: argparse.ArgumentParser, *, speed_default: float 
 def make_clock(speed: float):
     from nitrometer.collectors.base import Clock, FastClock
 
-    if speed < 0:
-        raise ConfigError(f"--speed {speed:g}: must be 0 or more")
+    if not (speed == 0 or MIN_SPEED <= speed <= MAX_SPEED):  # also nan and infinity
+        raise ConfigError(f"--speed {speed:g}: 0 (as fast as possible) or from "
+                          f"{MIN_SPEED:g} to {MAX_SPEED:.0f} times real time")
     return Clock() if speed == 1 else FastClock(speed)
 
 

@@ -19,18 +19,19 @@ from nitrometer.sampling.device import key_of
 from nitrometer.timefmt import parse_duration
 
 SCHEMA_ID = "nitrometer.diagnose/1"
+MAX_DURATION = 86400.0  # one interval a second, all kept in memory until the end
 WIDTH = 80
 
 
 def duration(text: str) -> float:
-    return parse_duration(f"--duration {text}", text, minimum=2)
+    return parse_duration(f"--duration {text}", text, minimum=2, maximum=MAX_DURATION)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("devices", nargs="*", metavar="DEVICE",
                         help="devices (name, /dev path or serial; default: all)")
     parser.add_argument("--duration", default="40s", type=duration,
-                        help="how long to sample, one read per second (default 40s)")
+                        help="how long to sample, one read per second, 2s to 1d (default 40s)")
     parser.add_argument("-j", "--json", action="store_true", help="one JSON object")
     devices.add_source_options(parser)
 

@@ -18,8 +18,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "Amazon NVMe device found")
     parser.add_argument("--out", required=True, metavar="FILE", help="recording to write")
     parser.add_argument("--interval", default="1", metavar="SECONDS",
-                        help="seconds between reads (default 1, the least: devices update "
-                        "once a second)")
+                        help="whole seconds between reads, 1 to 3600 (default 1, the least: "
+                        "devices update once a second)")
     parser.add_argument("--count", type=int, default=0, metavar="N",
                         help="stop after N reads of every device (default: until Ctrl+C)")
     devices.add_source_options(parser)

@@ -28,7 +28,8 @@ SCHEMA_ID = "nitrometer.snapshot/1"
 def add_view_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("operands", nargs="*", metavar="DEVICE|INTERVAL|COUNT",
                         help="[DEVICE...] [INTERVAL [COUNT]]: devices (name, /dev path or "
-                        "serial; default: all), then seconds between rows and how many rows")
+                        "serial; default: all), then seconds between rows (whole seconds, 1 to "
+                        "3600) and how many rows")
     parser.add_argument("-d", "--details", action="store_true",
                         help="add the IO-size bands (instance store): per-band p99 per row")
     parser.add_argument("-j", "--json", action="store_true",

@@ -20,7 +20,7 @@ from nitrometer.sampling.device import DeviceTracker, key_of
 from nitrometer.sampling.episodes import DEFAULT_GAP, DEFAULT_ONGOING_EVERY
 from nitrometer.sampling.interval import DEFAULT_EXCEEDED_SHARE, Interval
 from nitrometer.sampling.reads import ThreadedReads, read_once
-from nitrometer.timefmt import MIN_INTERVAL
+from nitrometer.timefmt import MAX_INTERVAL, MIN_INTERVAL
 
 log = logging.getLogger("nitrometer.sampling")
 
@@ -57,8 +57,9 @@ class Settings:
     catch_up: bool = False  # recordings: skip pages until an interval of recorded time
 
     def __post_init__(self):
-        if self.interval < MIN_INTERVAL:
-            raise ValueError(f"interval {self.interval:g}s: at least {MIN_INTERVAL:g}s")
+        if not MIN_INTERVAL <= self.interval <= MAX_INTERVAL:  # also nan
+            raise ValueError(f"interval {self.interval:g}s: from {MIN_INTERVAL:g}s to "
+                             f"{MAX_INTERVAL:g}s")
 
 
 @dataclass

@@ -3,10 +3,15 @@
 import base64
 import gzip
 import http.client
+import os
+import signal
 import socket
 import ssl
 import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 
 import bcrypt
 import pytest
@@ -17,6 +22,8 @@ from nitrometer.agent.httpserver import Limits
 from nitrometer.agent.web import MetricsServer, load_web_config
 from nitrometer.errors import ConfigError
 from tests.agent.pages import ScriptedSource, device
+from tests.support.processes import stop
+from tests.support.prometheus import free_port
 
 
 def self_signed(tmp_path):
@@ -377,3 +384,106 @@ def test_any_shape_of_web_config_loads_or_is_one_line(tmp_path_factory, data):
         load_web_config(str(path))
     except ConfigError as exc:
         assert "\n" not in str(exc)
+
+
+def _basic(credentials: bytes) -> str:
+    return "Basic " + base64.b64encode(credentials).decode()
+
+
+def test_every_attempt_does_one_bcrypt_at_each_cost_in_use():
+    import nitrometer.agent.webauth as webauth
+
+    users = {"fast": bcrypt.hashpw(b"f", bcrypt.gensalt(rounds=4)),
+             "slow": bcrypt.hashpw(b"s", bcrypt.gensalt(rounds=6)),
+             "also": bcrypt.hashpw(b"a", bcrypt.gensalt(rounds=4))}
+    work = []
+
+    def counting(password, hashed):  # bcrypt's work is 2^cost rounds: the cost says it all
+        work.append(webauth.cost_of(hashed))
+        return bcrypt.checkpw(password, hashed)
+
+    auth = webauth.Authenticator(users, checkpw=counting)
+    attempts = [(b"fast:f", True), (b"fast:x", False), (b"slow:s", True), (b"slow:x", False),
+                (b"also:a", True), (b"nobody:f", False), (b"nobody:s", False),
+                (b"slow:f", False), (b"fast:" + b"f" * 80, False)]
+    for credentials, expected in attempts:
+        work.clear()
+        assert auth.check(_basic(credentials)) is expected, credentials
+        assert sorted(work) == [4, 6], credentials  # the same work, whoever asks
+    # A dummy never passes, whatever password: it is no one's hash.
+    assert all(auth.plan(None)[i] not in users.values() for i in range(2))
+
+
+def test_a_dummy_hash_is_one_bcrypt_accepts_at_its_cost():
+    import nitrometer.agent.webauth as webauth
+
+    for cost in (4, 5):
+        dummy = webauth.dummy_hash(cost)
+        assert webauth.cost_of(dummy) == cost
+        assert bcrypt.checkpw(b"anything", dummy) is False  # no ValueError: a real check
+
+
+def test_a_hash_with_an_invalid_salt_is_refused_at_load(tmp_path):
+    good = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=12)).decode()
+    bad = good[:28] + "a" + good[29:]  # the salt's last character holds stray bits
+    web = tmp_path / "web.yml"
+    web.write_text(f"basic_auth_users:\n  prom: '{bad}'\n")
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match="basic_auth_users.prom: bcrypt refuses the hash") \
+            as info:
+        load_web_config(str(web))
+    assert "\n" not in str(info.value)
+    assert time.monotonic() - started < 30  # checked at the lowest cost, not at 12
+    web.write_text(f"basic_auth_users:\n  prom: '{good}'\n")
+    assert load_web_config(str(web)).users == {"prom": good.encode()}
+
+
+def test_a_reload_with_an_invalid_hash_keeps_the_users_that_work(tmp_path):
+
+    good = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
+    web = tmp_path / "web.yml"
+    web.write_text(f"basic_auth_users:\n  prom: '{good}'\n")
+    port, log = free_port(), tmp_path / "agent.log"
+
+    def scrape_status(credentials: bytes) -> int:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics",
+                                         headers={"Authorization": _basic(credentials)})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as resp:
+                return resp.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        except OSError:
+            return 0
+
+    with open(log, "w") as out:
+        agent = subprocess.Popen(
+            [sys.executable, "-m", "nitrometer", "run", "--source", "simulate:i3en.xlarge",
+             "--no-collector.identity", f"--web.listen-address=127.0.0.1:{port}",
+             f"--web.config.file={web}"],
+            stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ))
+    try:
+        deadline = time.monotonic() + 60
+        while scrape_status(b"prom:s3cret") != 200:
+            assert agent.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        web.write_text(f"basic_auth_users:\n  prom: '{good[:28]}a{good[29:]}'\n")
+        agent.send_signal(signal.SIGHUP)
+        while "reload failed" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        assert scrape_status(b"prom:s3cret") == 200  # the old users still work
+        assert scrape_status(b"prom:wrong") == 401
+    finally:
+        stop(agent)
+    text = log.read_text()
+    assert "keeping the running config" in text and "bcrypt refuses the hash" in text, text
+
+
+def test_a_web_config_that_is_not_utf8_or_endless_is_one_line(tmp_path):
+    web = tmp_path / "web.yml"
+    web.write_bytes(b"basic_auth_users:\n  pr\xffom: x\n")
+    with pytest.raises(ConfigError, match=r"not UTF-8 text \(byte 0xff at offset 22\)"):
+        load_web_config(str(web))
+    with pytest.raises(ConfigError, match="larger than 1024 KiB"):
+        load_web_config("/dev/zero")

@@ -62,3 +62,46 @@ def test_a_disk_filling_mid_recording_keeps_what_was_written(tmp_path):
         assert len(list(recording)) == kept
     finally:
         recording.close()
+
+
+# -- values that once stopped the sampler or the start ------------------------------------
+
+RUN = ["run", "--source", "simulate:i3en.xlarge", "--web.listen-address", "127.0.0.1:1",
+       "--no-collector.identity"]
+
+
+@pytest.mark.parametrize("text, words", [
+    ("poll.interval: .inf\n", ["poll.interval: at most 1h"]),
+    ("poll.interval: 1.0e+10\n", ["poll.interval: at most 1h"]),
+    ("poll.interval: 1.5\n", ["poll.interval: whole seconds only"]),
+    ("peaks.window: 1.0e+300\n", ["peaks.window: at most 1h"]),
+    ("poll.interval:\n  every: 1s\n", ["poll.interval: expected a single value, got a mapping"]),
+    ("log.level: d\xe9bug\n", ["not UTF-8 text"]),
+])
+def test_the_agent_refuses_bad_config_files_in_one_line(tmp_path, text, words):
+    path = tmp_path / "nitrometer.yml"
+    path.write_bytes(text.encode("latin-1"))
+    one_line_status_2(nitrometer(*RUN, "--config.file", str(path)), *words)
+
+
+def test_the_agent_checks_its_events_file_at_start(tmp_path):
+    one_line_status_2(nitrometer(*RUN, "--events.file", str(tmp_path / "no" / "events.jsonl")),
+                      "events.file", "No such file or directory")
+    one_line_status_2(nitrometer(*RUN, "--events.file", str(tmp_path)),
+                      "events.file", "Is a directory")
+
+
+@pytest.mark.parametrize("args, words", [
+    (["snapshot", "--source", "simulate:i3en.xlarge", "1e10", "1"], ["INTERVAL 1e10: at most 1h"]),
+    (["snapshot", "--source", "simulate:i3en.xlarge", "inf"], ["INTERVAL inf: at most 1h"]),
+    (["snapshot", "--source", "simulate:i3en.xlarge", "1.5", "2"], ["whole seconds only"]),
+    (["record", "--out", "x.nmr", "--interval", "1.5"], ["--interval: whole seconds only"]),
+    (["record", "--out", "x.nmr", "--interval", "99999h"], ["--interval: at most 1h"]),
+    (["diagnose", "--duration", "400d"], ["--duration 400d: at most 1d"]),
+    (["snapshot", "--source", "simulate:i3en.xlarge", "--speed", "1e-300", "1", "2"],
+     ["--speed 1e-300: 0 (as fast as possible) or from 0.01"]),
+    (["snapshot", "--source", "simulate:i3en.xlarge", "--speed", "inf", "1", "2"],
+     ["--speed inf"]),
+])
+def test_command_intervals_durations_and_speeds_are_bounded(tmp_path, args, words):
+    one_line_status_2(nitrometer(*args), *words)

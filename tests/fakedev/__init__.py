@@ -135,7 +135,8 @@ class FakeNvme:
         self._write_map()
 
     def fail(self, path: str, control: str) -> None:
-        """gone | errno=EACCES|EIO|ENODEV|... | hang=MS | status=HEX; "" heals."""
+        """gone | errno=EACCES|EIO|ENODEV|... | hang=MS | hang-identify=MS | status=HEX;
+        "" heals."""
         tmp = self._dirs[path] / "control.tmp"
         tmp.write_text(control + "\n")
         tmp.replace(self._dirs[path] / "control")

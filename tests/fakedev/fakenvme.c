@@ -10,6 +10,7 @@
  *   errno=NAME    ioctl fails with EACCES, EPERM, EIO, ENODEV, ENXIO, EINTR, ETIMEDOUT,
  *                 ENOTTY
  *   hang=MS       ioctl waits MS ms (past a non-zero timeout_ms it fails ETIMEDOUT)
+ *   hang-identify=MS  Identify Controller alone waits MS ms, then answers
  *   status=HEX    ioctl completes with that NVMe status
  * DEVDIR/mode, "UID GID MODE" (MODE octal), is checked on every open as the kernel's
  * discretionary access control would: owner, then group (effective and supplementary),
@@ -45,7 +46,7 @@ static char *fd_devdir[MAX_FDS];
 static long fd_nsid[MAX_FDS]; /* -1: a controller node */
 
 struct control {
-    int gone, err, hang_ms, status;
+    int gone, err, hang_ms, status, hang_identify_ms;
 };
 
 static int (*real_openat)(int, const char *, int, ...);
@@ -102,7 +103,7 @@ static int errno_named(const char *name)
 
 static struct control read_control(const char *devdir)
 {
-    struct control c = {0, 0, 0, 0};
+    struct control c = {0, 0, 0, 0, 0};
     char path[4096], line[256];
     FILE *f;
 
@@ -116,6 +117,8 @@ static struct control read_control(const char *devdir)
             c.gone = 1;
         else if (strncmp(line, "errno=", 6) == 0)
             c.err = errno_named(line + 6);
+        else if (strncmp(line, "hang-identify=", 14) == 0)
+            c.hang_identify_ms = atoi(line + 14);
         else if (strncmp(line, "hang=", 5) == 0)
             c.hang_ms = atoi(line + 5);
         else if (strncmp(line, "status=", 7) == 0)
@@ -428,6 +431,8 @@ static int admin(const char *devdir, struct nvme_admin_cmd *cmd)
     if (c.status)
         return c.status;
     if (cmd->opcode == 0x06) {
+        if (c.hang_identify_ms)
+            sleep_ms(c.hang_identify_ms);
         if ((cmd->cdw10 & 0xff) != 1 || cmd->data_len < 4096)
             return 0x2;
         return copy_from(devdir, "identify.bin", 0, addr, 4096);

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from nitrometer.agent.exporter import Exporter
 from nitrometer.agent.sampler import Sampler
 from nitrometer.agent.state import AgentState
 from nitrometer.collectors.base import FastClock
-from nitrometer.sampling import Engine
+from nitrometer.sampling import Engine, Settings
 from tests.agent.pages import ScriptedSource, device
 
 
@@ -94,3 +96,9 @@ def test_inline_sources_give_one_interval_each_per_tick():
     result = engine.tick()
     assert [iv.op("read").ops for iv in result.intervals] == [100, 100, 100]
     assert all(iv.seconds == 1.0 for iv in result.intervals)
+
+
+@pytest.mark.parametrize("interval", [0.5, 3601.0, float("inf"), float("nan")])
+def test_the_engine_takes_no_interval_its_timers_cannot_keep(interval):
+    with pytest.raises(ValueError, match="from 1s to 3600s"):
+        Settings(interval=interval)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 
 import pytest
 
@@ -167,3 +169,58 @@ def test_multipath_path_resolves_to_the_subsystem_head(sysfs, tmp_path):
     assert (devices["nvme5"].name, devices["nvme5"].nsid) == ("nvme6n1", 1)
     assert devices["nvme5"].path == str(tmp_path / "nvme6n1")
     assert devices["nvme8"].name == "nvme8n1"  # no subsystem listed: numbered as the controller
+
+
+class Controllers:
+    """Identify stand-in: a controller in `hung` blocks until released; one in `failing`
+    raises; every call is counted by path."""
+
+    def __init__(self):
+        self.release = threading.Event()
+        self.hung: set[str] = set()
+        self.failing: set[str] = set()
+        self.calls: dict[str, int] = {}
+
+    def __call__(self, path):
+        self.calls[path] = self.calls.get(path, 0) + 1
+        if path.endswith(tuple(self.hung)):
+            self.release.wait(30)
+        if path.endswith(tuple(self.failing)):
+            raise OSError(5, "Input/output error")
+        return parse_identify(identify_bytes("vol0", MODEL_EBS, bdev=f"/dev/xvd-{path[-7:]}"))
+
+
+def test_a_hung_identify_holds_back_no_other_controller(tmp_path, caplog):
+    controllers = Controllers()
+    controllers.hung.add("nvme0n1")
+    discovery = Discovery(str(SYSFS_FIXTURES / "ec2-mixed"), str(tmp_path),
+                          identify=controllers, identify_wait=0.2)
+    scan = discovery.scan()
+    by_name = {d.name: d for d in scan.devices}
+    assert by_name["nvme0n1"].bdev == ""  # still asking: listed, without its name
+    assert by_name["nvme2n1"].bdev == "/dev/xvd-nvme2n1"
+    assert [d.name for d in scan.slow] == ["nvme0n1"]
+    assert len([r for r in caplog.records if "has not answered" in r.getMessage()]) == 1
+    again = discovery.scan()
+    assert again.slow == []  # reported once
+    assert controllers.calls[str(tmp_path / "nvme0n1")] == 1  # never a second one in flight
+    assert controllers.calls[str(tmp_path / "nvme2n1")] == 1  # known: not asked again
+    controllers.release.set()
+    deadline = time.monotonic() + 10
+    while "nvme0n1" not in {d.name for d in discovery.scan().devices if d.bdev}:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert any("answered after" in r.getMessage() for r in caplog.records)
+
+
+def test_a_failed_identify_is_asked_again_at_the_next_scan(tmp_path):
+    controllers = Controllers()
+    controllers.failing.add("nvme2n1")
+    discovery = Discovery(str(SYSFS_FIXTURES / "ec2-mixed"), str(tmp_path),
+                          identify=controllers, identify_wait=5)
+    first = {d.name: d.bdev for d in discovery.scan().devices}
+    assert first["nvme2n1"] == ""
+    controllers.failing.clear()
+    second = {d.name: d.bdev for d in discovery.scan().devices}
+    assert second["nvme2n1"] == "/dev/xvd-nvme2n1"
+    assert controllers.calls[str(tmp_path / "nvme2n1")] == 2

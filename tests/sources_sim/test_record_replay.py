@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
+import resource
+import struct
+import subprocess
+import sys
+import zlib
 
 import pytest
 
 from nitrometer import native
 from nitrometer.cli import main
+from nitrometer.collectors import recording as rec
 from nitrometer.collectors.base import FastClock, SourceSpec, parse_source
 from nitrometer.collectors.recording import Recording, RecordingWriter
 from nitrometer.collectors.replay import RecordingEnded, replay_sources
@@ -139,3 +147,86 @@ def test_replaying_some_devices_keeps_no_pages_of_the_others(tmp_path):
     with pytest.raises(RecordingEnded):
         source.read()
     source.close()
+
+
+def _crafted(path, payload: bytes) -> None:
+    """A recording with one device and one page record of the given compressed payload."""
+
+    device = simulated_sources(parse_source("simulate:i3en.xlarge"), FastClock())[0].device
+
+    def record(rtype, body):
+        head = rec.RECORD_HEAD.pack(rtype, len(body))
+        return head + body + struct.pack("<I", zlib.crc32(head + body))
+
+    fields = json.dumps(dataclasses.asdict(device)).encode()
+    path.write_bytes(rec.HEADER.pack(rec.MAGIC, rec.VERSION)
+                     + record(rec.TYPE_DEVICE, rec.DEVICE_HEAD.pack(0) + fields)
+                     + record(rec.TYPE_PAGE, rec.PAGE_HEAD.pack(0, 1.0, 1.0) + payload))
+
+
+def test_a_crafted_page_that_inflates_to_a_gigabyte_is_one_line(tmp_path):
+    deflate = zlib.compressobj(9)
+    zeros = bytes(1 << 20)
+    payload = b"".join(deflate.compress(zeros) for _ in range(1000)) + deflate.flush()
+    assert len(payload) < 1 << 20  # a 1 MB file that would inflate to 1 GB
+    bomb = tmp_path / "bomb.nmr"
+    _crafted(bomb, payload)
+
+    def small_memory():  # inflating it whole would fail here, with a traceback
+        resource.setrlimit(resource.RLIMIT_AS, (900 << 20, 900 << 20))
+
+    for args in (["replay", str(bomb)], ["snapshot", "--source", f"replay:{bomb}"]):
+        done = subprocess.run([sys.executable, "-m", "nitrometer", *args], capture_output=True,
+                              text=True, timeout=120, preexec_fn=small_memory)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.splitlines() == [
+            f"nitrometer: {bomb}: page record 1 is not a compressed page of at most 8192 bytes"]
+
+
+def test_a_page_record_that_is_not_zlib_is_one_line(tmp_path):
+    bad = tmp_path / "bad.nmr"
+    _crafted(bad, b"not zlib at all")
+    with pytest.raises(NitrometerError, match="page record 1 is not a compressed page"):
+        Recording(str(bad))
+
+
+def test_a_file_holds_a_bounded_total_of_pages(tmp_path, monkeypatch):
+    path = tmp_path / "rec.nmr"
+    make_recording(path, rounds=5)
+    pages = Recording(str(path))
+    total = sum(len(p.page) for p in pages)
+    pages.close()
+    monkeypatch.setattr(rec, "MAX_PAGES_BYTES", total - 1)
+    with pytest.raises(NitrometerError, match="decompress to more than"):
+        Recording(str(path))
+    with pytest.raises(NitrometerError, match="pages kept"):
+        make_recording(tmp_path / "again.nmr", rounds=5)
+
+
+def test_page_times_that_are_not_finite_end_the_recording_there(tmp_path):
+    for when in (float("inf"), float("nan")):
+        path = tmp_path / "times.nmr"
+        _crafted(path, zlib.compress(bytes(4096)))
+        data = bytearray(path.read_bytes())
+        at = data.rindex(rec.PAGE_HEAD.pack(0, 1.0, 1.0))
+        body = rec.PAGE_HEAD.pack(0, when, 1.0)
+        data[at:at + len(body)] = body
+        head = at - rec.RECORD_HEAD.size
+        end = len(data) - rec.CRC.size
+        data[end:] = struct.pack("<I", zlib.crc32(bytes(data[head:end])))
+        path.write_bytes(bytes(data))
+        recording = Recording(str(path))
+        try:
+            assert recording.pages == 0 and recording.lost_bytes > 0
+        finally:
+            recording.close()
+
+
+def test_a_wait_for_a_deadline_far_off_is_cut_short_not_an_overflow(monkeypatch):
+    import threading
+
+    from nitrometer.collectors import base
+
+    monkeypatch.setattr(base, "MAX_WAIT", 0.01)  # a day in the product
+    base.Clock().sleep_until(1e300, threading.Event())  # no OverflowError
+    base.FastClock(0.01).sleep_until(1e300, threading.Event())
