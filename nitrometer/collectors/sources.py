@@ -122,7 +122,13 @@ def open_sources(spec: SourceSpec, names: Sequence[str] = (), *, sysfs_root: str
         return _select(replay_sources(spec.target, clock), names,
                        f"recording {spec.target}")
     if spec.kind == "simulate":
-        from nitrometer.collectors.simulator import simulated_sources
+        try:
+            from nitrometer.collectors.simulator import simulated_sources
+        except ModuleNotFoundError as exc:
+            if exc.name != "numpy":
+                raise
+            raise ConfigError("simulated devices need numpy: "
+                              "pip install 'nitrometer[demo]'") from None
 
         return _select(simulated_sources(spec, clock), names, f"simulation {spec}")
     raise ConfigError(f"--source {spec}: unknown source kind {spec.kind!r}")
