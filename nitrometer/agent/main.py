@@ -110,14 +110,19 @@ class Agent:
         if self.state.instance is not None:
             self.state.volumes.region = self.state.instance.region or None
         self.exporter = Exporter(self.state, process=config.exporter_metrics)
-        try:
-            self.server = MetricsServer((config.listen_host, config.listen_port), self.exporter,
-                                        web_config, status=self.status,
-                                        limits=connection_limits(),
-                                        path=config.telemetry_path)
-        except OSError as exc:
-            raise NitrometerError(f"cannot listen on {config.listen_address}: "
-                                  f"{exc.strerror}") from None
+        self.servers = []  # one per --web.listen-address, as node_exporter
+        for host, port in config.listen:
+            try:
+                self.servers.append(MetricsServer((host, port), self.exporter, web_config,
+                                                  status=self.status,
+                                                  limits=connection_limits(),
+                                                  path=config.telemetry_path))
+            except OSError as exc:
+                for server in self.servers:
+                    server.server_close()
+                shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+                raise NitrometerError(f"cannot listen on {shown}: {exc.strerror}") from None
+        self.server = self.servers[0]
         self.wake = threading.Event()
         self.stop_requested = False
         self.reload_requested = False
@@ -173,7 +178,8 @@ class Agent:
                 log.warning("reload: %s changes need a restart", what.replace("_", " "))
         self._apply(config)
         self.events.reopen(config.events_file)
-        self.server.apply(web_config)
+        for server in self.servers:
+            server.apply(web_config)
         self.config = config
         log.info("configuration reloaded")
         self.notifier.ready()
@@ -195,12 +201,14 @@ class Agent:
         signal.signal(signal.SIGHUP, hup)
 
     def serve(self) -> int:
-        self.server.serve_in_thread()
+        for server in self.servers:
+            server.serve_in_thread()
         if self.watcher is not None:
             self.watcher.start()
         sampler_thread = self.sampler.start()
-        log.info("serving metrics at %s%s (listening on %s), source %s, poll every %gs",
-                 self.server.url, self.config.telemetry_path, self.config.listen_address,
+        log.info("serving metrics at %s (listening on %s), source %s, poll every %gs",
+                 ", ".join(s.url + self.config.telemetry_path for s in self.servers),
+                 self.config.listen_address,
                  self.spec,
                  self.config.poll_interval)
         self.notifier.ready()
@@ -217,10 +225,12 @@ class Agent:
         log.info("stopping")
         self.sampler.interrupt()
         stop_by = time.monotonic() + STOP_JOIN_TIMEOUT
-        self.server.shutdown()
+        for server in self.servers:
+            server.shutdown()
         sampler_thread.join(max(stop_by - time.monotonic(), 0.0))
-        self.server.wait_closed(max(stop_by - time.monotonic(), 0.1))
-        self.server.server_close()
+        for server in self.servers:
+            server.wait_closed(max(stop_by - time.monotonic(), 0.1))
+            server.server_close()
         self.sampler.close()
         self.events.close()
         return 0
@@ -288,7 +298,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if broker is not None:
             broker.close()
-    if agent.server.busy_threads:
+    if any(server.busy_threads for server in agent.servers):
         # Every close path has run. A connection thread still inside bcrypt would abort
         # the interpreter's exit ("exception not rethrown"): leave without one.
         logging.shutdown()
