@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nitrometer.collectors.base import SourceSpec, parse_source
-from nitrometer.ec2 import VolumeLimits
+from nitrometer.ec2 import VolumeLimits, check_instance_type
 from nitrometer.errors import ConfigError
 from nitrometer.timefmt import parse_duration, parse_interval, parse_share
 
@@ -233,7 +233,8 @@ def build_config(args: argparse.Namespace) -> AgentConfig:
         log_level=choice("log.level", LOG_LEVELS),
         log_format=choice("log.format", LOG_FORMATS),
         region=pick("instance.region"),
-        instance_type=pick("instance.type"),
+        instance_type=check_instance_type(pick("instance.type"), "instance.type")
+        if pick("instance.type") else None,
         volumes=parse_volumes(from_file.get("ebs.volumes"), config_file),
     )
 

@@ -5,6 +5,9 @@ Layout (little-endian):
     record   u8 type, u32 payload length, payload, u32 CRC32 of type + length + payload
     type 1   device: u16 index, then the Device fields as UTF-8 JSON (once per device)
     type 2   page: u16 device index, f64 wall time, f64 monotonic time, zlib-compressed page
+    type 3   context (version 2): UTF-8 JSON of what the limits need, {"instance_type": ...,
+             "volumes": {serial: {"type", "iops", "throughput"}}}; later ones add to earlier
+Version 1 files (no context) still read.
 A crash mid-write leaves a partial last record: readers stop at the last whole one and say
 how many bytes they dropped.
 """
@@ -25,7 +28,8 @@ from nitrometer.collectors.base import Device
 from nitrometer.errors import NitrometerError
 
 MAGIC = b"NMREC\r\n\x1a"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 HEADER = struct.Struct("<8sI")
 RECORD_HEAD = struct.Struct("<BI")
 CRC = struct.Struct("<I")
@@ -33,6 +37,7 @@ PAGE_HEAD = struct.Struct("<Hdd")
 DEVICE_HEAD = struct.Struct("<H")
 TYPE_DEVICE = 1
 TYPE_PAGE = 2
+TYPE_CONTEXT = 3
 MAX_PAYLOAD = 1 << 20  # a page is 8 KiB; anything near this is corruption
 
 log = logging.getLogger(__name__)
@@ -94,6 +99,10 @@ class RecordingWriter:
             self._devices[device] = index
         return index
 
+    def add_context(self, context: dict) -> None:
+        """What replay needs besides the pages: the instance type, the volumes' limits."""
+        self._write(TYPE_CONTEXT, json.dumps(context, sort_keys=True).encode())
+
     def add_page(self, device: Device, page: bytes, monotonic: float, wall: float) -> None:
         index = self.device_index(device)
         self._write(TYPE_PAGE, PAGE_HEAD.pack(index, wall, monotonic) + zlib.compress(page, 6))
@@ -132,12 +141,14 @@ class Recording:
             self._file.close()
             raise NitrometerError(f"{path} is not a nitrometer recording")
         version = HEADER.unpack(head)[1]
-        if version != VERSION:
+        if version not in READABLE_VERSIONS:
             self._file.close()
             raise NitrometerError(f"{path}: recording format version {version} is not "
-                                  f"supported (this nitrometer reads version {VERSION})")
+                                  f"supported (this nitrometer reads versions "
+                                  f"{' and '.join(map(str, READABLE_VERSIONS))})")
         self.size = os.fstat(self._file.fileno()).st_size
         self.devices: list[Device] = []
+        self.context: dict = {}  # instance type and volume limits, when recorded
         self.pages = 0
         self.end = self._scan()
         self.lost_bytes = self.size - self.end
@@ -156,7 +167,7 @@ class Recording:
             if len(head) < RECORD_HEAD.size:
                 return
             rtype, length = RECORD_HEAD.unpack(head)
-            if length > MAX_PAYLOAD or rtype not in (TYPE_DEVICE, TYPE_PAGE):
+            if length > MAX_PAYLOAD or rtype not in (TYPE_DEVICE, TYPE_PAGE, TYPE_CONTEXT):
                 return
             payload = self._file.read(length)
             crc = self._file.read(CRC.size)
@@ -180,6 +191,15 @@ class Recording:
                 if index != len(self.devices):
                     break
                 self.devices.append(device)
+            elif rtype == TYPE_CONTEXT:
+                try:
+                    context = json.loads(payload)
+                except ValueError:
+                    break
+                if not isinstance(context, dict):
+                    break
+                volumes = {**self.context.get("volumes", {}), **context.get("volumes", {})}
+                self.context.update(context, volumes=volumes)
             else:
                 if PAGE_HEAD.unpack_from(payload)[0] >= len(self.devices):
                     break

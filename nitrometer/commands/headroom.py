@@ -7,7 +7,7 @@ import os
 import textwrap
 from dataclasses import dataclass, field
 
-from nitrometer.ec2 import storage_limits
+from nitrometer.ec2 import check_instance_type, storage_limits
 
 WIDTH = 80
 
@@ -72,13 +72,22 @@ def _shares(items) -> list[str]:
 
 
 def headroom_for(args, engine) -> Headroom:
-    """From --instance.type, a simulation's own type, or the instance's DMI data; EBS
-    volumes from what the simulator provisioned (real volumes need the agent's sources)."""
+    """From --instance.type, a simulation's own type, what a recording says, or the
+    instance's DMI data; EBS volumes from what the simulator provisioned or the recording
+    carries (real volumes need the agent's sources)."""
     from nitrometer.collectors.base import parse_source
 
     spec = parse_source(args.source)
-    instance_type = getattr(args, "instance_type", None) or (
-        spec.target if spec.kind == "simulate" else _dmi_type(args.path_sysfs))
+    given = getattr(args, "instance_type", None)
+    if given:
+        instance_type = check_instance_type(given)
+    elif spec.kind == "simulate":
+        instance_type = spec.target
+    elif spec.kind == "replay":
+        instance_type = next((t.source.recorded_instance_type for t in engine.trackers.values()
+                              if getattr(t.source, "recorded_instance_type", "")), "")
+    else:
+        instance_type = _dmi_type(args.path_sysfs)
     volumes = {t.device.serial: t.source.volume_limits for t in engine.trackers.values()
                if getattr(t.source, "volume_limits", None) is not None}
     return Headroom(instance_type or "", storage_limits(instance_type) if instance_type
