@@ -81,7 +81,7 @@ class Agent:
     """The sampler thread, the web server and the signal handling around them."""
 
     def __init__(self, config: AgentConfig, args: argparse.Namespace | None = None, *,
-                 clock: Clock | None = None, notifier=None):
+                 clock: Clock | None = None, notifier=None, spec: SourceSpec | None = None):
         from nitrometer.agent.events import EventSink
         from nitrometer.agent.exporter import Exporter
         from nitrometer.agent.notify import Notifier
@@ -95,7 +95,7 @@ class Agent:
         self.args = args
         self.config = config
         self.clock = clock or Clock()
-        self.spec = resolve_source(config)
+        self.spec = spec or resolve_source(config)
         self.state = AgentState(config.peaks_window)
         self.notifier = notifier or Notifier()
         self.events = EventSink(config.events_file)
@@ -289,10 +289,12 @@ def run(args: argparse.Namespace) -> int:
     from nitrometer import native  # noqa: F401 - says clearly if the C core is missing
 
     raise_fd_limit()
+    # --demo settles on real or simulated devices first: a simulation needs no reader.
+    spec = resolve_source(config)
     # Before any thread starts: the reader is forked from a single-threaded process.
-    broker = separate_privileges(config, config.source)
+    broker = separate_privileges(config, spec)
     try:
-        agent = Agent(config, args)
+        agent = Agent(config, args, spec=spec)
         agent.install_signal_handlers()
         code = agent.serve()
     finally:
