@@ -7,6 +7,7 @@ import sys
 
 from nitrometer.collectors.recording import RecordingWriter
 from nitrometer.commands import devices
+from nitrometer.commands.headroom import add_limit_options
 from nitrometer.errors import ConfigError, DeviceError
 from nitrometer.sampling import SourceEnded
 from nitrometer.timefmt import parse_interval
@@ -23,9 +24,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--count", type=int, default=None, metavar="N",
                         help="stop after N reads of every device, N at least 1 as iostat's "
                         "COUNT (default: until Ctrl+C)")
-    parser.add_argument("--instance.type", dest="instance_type", metavar="TYPE",
-                        help="recorded for %% of the instance's limits on replay (default: a "
-                        "simulation's type, or the instance's own from DMI)")
+    add_limit_options(parser, recorded=True)
     devices.add_source_options(parser)
 
 
