@@ -56,7 +56,7 @@ sanitize: $(VENV)/.installed-test ## drive the C core built with ASan+UBSan over
 portability: $(VENV)/.installed-test ## build the C core for aarch64 (Graviton), require x86_64's results under qemu
 	./tests/tools/run-portability
 
-bench: $(VENV)/.installed-test sysdeps ## run the benchmarks and rewrite BENCHMARKS.md
+bench: venv sysdeps ## run the benchmarks and rewrite BENCHMARKS.md
 	$(PY) -m benchmarks
 
 lint: $(VENV)/.installed-test ## ruff over the package, tests and benchmarks
