@@ -30,7 +30,7 @@ venv: $(VENV)/.installed-test $(VENV)/.installed-wheels ## create .venv with the
 sysdeps: ## install the system packages the tests use (Prometheus, node_exporter, Chromium, ...)
 	@./tests/tools/install-system-deps
 
-run: $(VENV)/.installed-run ## run the agent (simulated devices where there is no EC2 NVMe hardware)
+run: $(VENV)/.installed-run ## run the agent from a .venv with only what it needs (simulated devices off EC2)
 	$(VENV)/bin/nitrometer run --demo --web.listen-address=$(LISTEN)
 
 unit: venv ## the test suite only, without system packages
