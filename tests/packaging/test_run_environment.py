@@ -91,3 +91,15 @@ def test_without_numpy_the_agent_decodes_and_simulation_says_what_to_install(tmp
                          "'1', '1']))")
     assert (done.returncode, done.stderr) == (
         2, "nitrometer: simulated devices need numpy: pip install 'nitrometer[demo]'\n")
+
+
+def test_without_numpy_the_demo_says_what_to_install(tmp_path):
+    from tests.support.prometheus import free_port
+
+    (tmp_path / "class" / "nvme").mkdir(parents=True)  # no Amazon NVMe device here
+    done = without_numpy(f"sys.exit(main(['run', '--demo', '--path.sysfs', '{tmp_path}', "
+                         f"'--web.listen-address', '127.0.0.1:{free_port()}']))")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        "nitrometer: simulated devices need numpy: pip install 'nitrometer[demo]'")
+    assert "Traceback" not in done.stderr
