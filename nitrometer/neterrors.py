@@ -4,6 +4,7 @@ the exception class that carried it)."""
 from __future__ import annotations
 
 import errno
+import re
 import socket
 
 # Substrings of urllib3's messages -> what they mean; the first found wins.
@@ -52,8 +53,13 @@ def describe(exc: BaseException) -> str:
             return "too many redirects"
         if isinstance(exc, rex.HTTPError) and exc.response is not None:
             return f"HTTP {exc.response.status_code} {exc.response.reason or ''}".strip()
-    if isinstance(exc, socket.timeout):
-        return "no answer in time (timed out)"
+    try:
+        import urllib3
+    except ImportError:  # pragma: no cover - requests brings urllib3
+        urllib3 = None
+    if urllib3 is not None:
+        if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+            return describe(exc.reason)
     text = str(exc)
     for needle, meaning in _MESSAGES:
         if needle in text:
@@ -63,6 +69,17 @@ def describe(exc: BaseException) -> str:
         if root.errno == errno.ECONNREFUSED:
             return "connection refused (nothing listens there)"
         return root.strerror or errno.errorcode.get(root.errno, "failed")
+    # After the messages: urllib3's failed connection is a subclass of its timeout.
+    if urllib3 is not None and isinstance(exc, urllib3.exceptions.TimeoutError):
+        return "no answer in time (timed out)"
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return "no answer in time (timed out)"
     if requests is not None and isinstance(exc, requests.exceptions.ConnectionError):
         return "cannot connect"
+    # A message in words ("HTTP 401: ...") is kept; one that wraps class names is not.
+    if text and not _CLASS_NAMES.search(text):
+        return text
     return "the request failed"
+
+
+_CLASS_NAMES = re.compile(r"\b[A-Z]\w*(Error|Exception|Pool)\b|\w+\(")
