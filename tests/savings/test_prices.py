@@ -64,7 +64,9 @@ def test_update_refuses_a_region_the_list_lacks(capsys, price_list, tmp_path):
 def test_update_says_when_the_endpoint_is_not_there(capsys, tmp_path):
     code = main(["prices", "update", "--base-url", "http://127.0.0.1:9", "--cache-dir",
                  str(tmp_path), "--no-progress"])
-    assert code == 2 and "cannot read http://127.0.0.1:9/" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot read http://127.0.0.1:9/" in err
+    assert err.endswith(": connection refused (nothing listens there)\n"), err
 
 
 def _line(line_type, usage_type, operation, region="us-east-1", cost=0.0, month="2026-10",
