@@ -51,6 +51,15 @@ def test_repeated_listen_addresses_are_all_kept():
     assert config_of().listen == (("", 9720),)
 
 
+def test_the_config_file_takes_a_list_of_listen_addresses(tmp_path):
+    path = tmp_path / "nitrometer.yml"
+    path.write_text("web.listen-address: ['127.0.0.1:9101', ':9102']\n")
+    assert config_of(f"--config.file={path}").listen == (("127.0.0.1", 9101), ("", 9102))
+    # A flag given on the command line replaces the file's list, as for every other key.
+    assert config_of(f"--config.file={path}", "--web.listen-address=:9103").listen == (
+        ("", 9103),)
+
+
 def test_the_agent_serves_every_listen_address(tmp_path):
     second = free_port()
     proc, first, log = start_agent(tmp_path, "--source=simulate:i3en.xlarge:steady:gp3",
