@@ -12,13 +12,12 @@ LISTEN ?= :9720
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-# Each stamp is one set of extras: `make run` installs only what the agent and its simulated
-# devices need (RUN_EXTRAS); the tests and the wheels' cross-compiler come on top when asked.
-RUN_EXTRAS := demo
+# Each stamp is one set of extras: `make run` installs the package alone (what the agent and
+# its simulated devices need); the tests and the wheels' cross-compiler come on top when asked.
 $(VENV)/.installed-run: pyproject.toml setup.py $(NATIVE)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[$(RUN_EXTRAS)]'
+	$(PY) -m pip install -q -e .
 	touch $@
 
 $(VENV)/.installed-%: $(VENV)/.installed-run

@@ -1,8 +1,7 @@
 """8. The base install against the full one: size on disk and the agent's memory.
 
-Two venvs from the x86_64 wheel: `nitrometer[demo]` (the agent and the device commands, with
-numpy for the simulated device they run on) and `nitrometer[demo,savings]` (adds pandas and
-pyarrow). Size is every file in the venv, and the
+Two venvs from the x86_64 wheel: `nitrometer` (the agent and the device commands) and
+`nitrometer[savings]` (adds numpy, pandas and pyarrow). Size is every file in the venv, and the
 site-packages alone. Then, round after round, one agent from each venv runs side by side on
 the same simulated device; peak RSS is its high-water mark (VmHWM), and /proc/PID/maps
 shows whether pandas or pyarrow was ever loaded into the daemon.
@@ -24,7 +23,7 @@ from tests.support.prometheus import free_port
 
 NAME = "install"
 TITLE = "8. The lean agent: base install against the savings extra"
-VARIANTS = {"base": "[demo]", "full": "[demo,savings]"}
+VARIANTS = {"base": "", "full": "[savings]"}
 SOURCE = "simulate:i3en.xlarge"
 
 
