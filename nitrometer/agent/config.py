@@ -233,7 +233,7 @@ def build_config(args: argparse.Namespace) -> AgentConfig:
         log_level=choice("log.level", LOG_LEVELS),
         log_format=choice("log.format", LOG_FORMATS),
         region=pick("instance.region"),
-        instance_type=check_instance_type(pick("instance.type"), "instance.type")
+        instance_type=check_instance_type(str(pick("instance.type")), "instance.type")
         if pick("instance.type") else None,
         volumes=parse_volumes(from_file.get("ebs.volumes"), config_file),
     )
