@@ -12,18 +12,24 @@ LISTEN ?= :9720
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml setup.py $(NATIVE)
+# Each stamp is one set of extras: `make run` installs the package alone (what the agent and
+# its simulated devices need); the tests and the wheels' cross-compiler come on top when asked.
+$(VENV)/.installed-run: pyproject.toml setup.py $(NATIVE)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e .
 	touch $@
 
-venv: $(VENV)/.installed ## create .venv, install the package and build the C core
+$(VENV)/.installed-%: $(VENV)/.installed-run
+	$(PY) -m pip install -q -e '.[$*]'
+	touch $@
+
+venv: $(VENV)/.installed-test $(VENV)/.installed-wheels ## create .venv with the tests' and wheels' packages, build the C core
 
 sysdeps: ## install the system packages the tests use (Prometheus, node_exporter, Chromium, ...)
 	@./tests/tools/install-system-deps
 
-run: venv ## run the agent (simulated devices where there is no EC2 NVMe hardware)
+run: $(VENV)/.installed-run ## run the agent from a .venv with only what it needs (simulated devices off EC2)
 	$(VENV)/bin/nitrometer run --demo --web.listen-address=$(LISTEN)
 
 unit: venv ## the test suite only, without system packages
@@ -40,28 +46,28 @@ test-matrix: venv sysdeps wheels ## the whole suite on CPython 3.9, 3.10, 3.11, 
 	./tests/tools/fetch-wheel-deps
 	NITROMETER_WHEELS=dist $(VENV)/bin/nox -s tests
 
-wheels: venv ## wheels for x86_64 and aarch64 Linux (manylinux2014) into dist/: no compiler to install
+wheels: $(VENV)/.installed-wheels ## wheels for x86_64 and aarch64 Linux (manylinux2014) into dist/: no compiler to install
 	./tests/tools/build-wheels
 
-sanitize: venv ## drive the C core built with ASan+UBSan over 300,000 mutated pages
+sanitize: $(VENV)/.installed-test ## drive the C core built with ASan+UBSan over 300,000 mutated pages
 	./tests/tools/run-sanitized
 
-portability: venv ## build the C core for aarch64 (Graviton), require x86_64's results under qemu
+portability: $(VENV)/.installed-test ## build the C core for aarch64 (Graviton), require x86_64's results under qemu
 	./tests/tools/run-portability
 
 bench: venv sysdeps ## run the benchmarks and rewrite BENCHMARKS.md
 	$(PY) -m benchmarks
 
-lint: venv ## ruff over the package, tests and benchmarks
+lint: $(VENV)/.installed-test ## ruff over the package, tests and benchmarks
 	$(VENV)/bin/ruff check nitrometer tests benchmarks native noxfile.py setup.py
 
-goldens: venv ## rewrite the golden files after a reviewed change (the run fails by design)
+goldens: $(VENV)/.installed-test ## rewrite the golden files after a reviewed change (the run fails by design)
 	-NITROMETER_REGEN_GOLDEN=1 $(PY) -m pytest -q tests/agent/test_exposition.py \
 		tests/cli/test_view.py
 	$(MAKE) --no-print-directory dashboards
 	@git status --short tests deploy/grafana
 
-dashboards: venv ## regenerate the dashboards and rules kept in deploy/grafana
+dashboards: $(VENV)/.installed-run ## regenerate the dashboards and rules kept in deploy/grafana
 	$(VENV)/bin/nitrometer dashboards --out deploy/grafana
 
 install: wheels ## install the wheel, the systemd unit (as root) and start the agent

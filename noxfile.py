@@ -31,5 +31,5 @@ os.environ["PATH"] = os.pathsep.join([*_pyenv_bins(), os.environ.get("PATH", "")
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     # Editable: the core's build is the same for every Python, so the sessions share it.
-    session.install("-q", "-e", ".[test]")
+    session.install("-q", "-e", ".[test,wheels]")  # wheels: auditwheel checks them
     session.run("python", "-m", "pytest", "-q", *session.posargs)

@@ -91,7 +91,7 @@ def run(ctx: Context) -> Section:
     section.table(["devices", "source", "CPU (% of one core)", "1 s intervals", "peak RSS",
                    "overruns"], rows)
     section.add(
-        "The simulated runs include the simulator's own work (a numpy workload model stepped "
+        "The simulated runs include the simulator's own work (a workload model stepped "
         "for every device every second), which a real host does not pay; the fake-ioctl "
         "runs are the closer figure for a real host. In the fake-ioctl runs part of the CPU "
         "is the LD_PRELOAD shim answering each ioctl in user space by reading a file; on a "

@@ -1,7 +1,7 @@
 """8. The base install against the full one: size on disk and the agent's memory.
 
 Two venvs from the x86_64 wheel: `nitrometer` (the agent and the device commands) and
-`nitrometer[savings]` (adds pandas and pyarrow). Size is every file in the venv, and the
+`nitrometer[savings]` (adds numpy, pandas and pyarrow). Size is every file in the venv, and the
 site-packages alone. Then, round after round, one agent from each venv runs side by side on
 the same simulated device; peak RSS is its high-water mark (VmHWM), and /proc/PID/maps
 shows whether pandas or pyarrow was ever loaded into the daemon.

@@ -29,7 +29,13 @@ COMMANDS = {
 
 
 class Parser(argparse.ArgumentParser):
-    """Usage errors are one line (the command's --help has the rest), status 2."""
+    """Usage errors are one line (the command's --help has the rest), status 2; every
+    command and subcommand answers --version."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.add_argument("--version", action="version", version=f"nitrometer {__version__}",
+                          help="print the version and exit")
 
     def error(self, message: str):
         raise ConfigError(f"{message} (see `{self.prog} --help`)")

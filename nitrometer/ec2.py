@@ -14,6 +14,7 @@ from nitrometer.errors import ConfigError
 # taken to move its write IOPS limit at 16 KiB each.
 INSTANCE_STORE_TP_BYTES_PER_IOP = 16384
 LIMITS_FILE = Path(__file__).resolve().parent / "data" / "storage_limits.csv"
+PRICES_FILE = LIMITS_FILE.parent / "ec2_prices.csv"
 
 # EC2 User Guide: instance size flexibility by normalization factor.
 SIZE_FACTORS = {"nano": 0.25, "micro": 0.5, "small": 1.0, "medium": 2.0, "large": 4.0,
@@ -49,6 +50,28 @@ def parse_instance_type(instance_type: str) -> tuple[str, str]:
     if not family or not size:
         raise ConfigError(f"not an EC2 instance type: {instance_type!r}")
     return family, size
+
+
+def known_instance_types() -> set[str]:
+    """Every instance type the packaged limits and price tables name."""
+    with open(PRICES_FILE, newline="", encoding="utf-8") as f:
+        priced = {row["instance_type"] for row in csv.DictReader(f)}
+    return priced | {name for scope, name in limits_table() if scope != "ebs_volume"}
+
+
+def check_instance_type(instance_type: str, what: str = "--instance.type") -> str:
+    """The name lower-cased; one that neither table knows is a ConfigError naming the
+    closest known ones (a typo would otherwise leave every limit out without a word)."""
+    import difflib
+
+    name = instance_type.strip().lower()
+    known = known_instance_types()
+    if name in known:
+        return name
+    closest = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
+    hint = f"closest: {', '.join(closest)}" if closest else \
+        f"known families: {', '.join(sorted({t.split('.')[0] for t in known})[:12])}, ..."
+    raise ConfigError(f"{what} {instance_type}: not an instance type nitrometer knows ({hint})")
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,9 @@ EXCEEDED_EPISODES = "ec2_nvme_exceeded_episodes_total"  # + scope, limit; ended 
 EXCEEDED_NOW = "ec2_nvme_performance_exceeded"  # gauge 0/1 + scope, limit; the last interval
 PEAK_IOPS = "ec2_nvme_peak_iops"  # gauge + op; max 1 s IOPS over the peak window
 PEAK_THROUGHPUT = "ec2_nvme_peak_throughput_bytes_per_second"  # gauge + op
-# + op, quantile ("0.99"); the highest 1 s quantile over the window. Typed summary (without
-# _sum and _count), since promtool accepts a quantile label on summaries only.
-PEAK_LATENCY = "ec2_nvme_peak_latency_seconds"
+# gauge + op; the highest 1 s p99 latency over the peak window. A gauge, so the quantile is
+# in the name (promtool accepts a quantile label on summaries only).
+PEAK_LATENCY_P99 = "ec2_nvme_peak_latency_p99_seconds"
 DEVICE_INFO = "ec2_nvme_device_info"  # gauge 1 + model, bdev, firmware, page_version,
 # volume_id, volume_type (EBS)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nitrometer.collectors.base import SourceSpec, parse_source
-from nitrometer.ec2 import VolumeLimits
+from nitrometer.ec2 import VolumeLimits, check_instance_type
 from nitrometer.errors import ConfigError
 from nitrometer.timefmt import parse_duration, parse_interval, parse_share, shown
 
@@ -27,7 +27,7 @@ COLLECTORS = {
     "ebs_api": ("EBS volume type, provisioned IOPS and throughput from the EC2 API "
                 "(DescribeVolumes with the instance's role)", False),
 }
-LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_LEVELS = ("debug", "info", "warn", "error")  # node_exporter's; "warning" is taken too
 LOG_FORMATS = ("logfmt", "json")
 BUCKETS = ("coarse", "device")
 DEMO_SOURCE = "simulate:i3en.xlarge:mixed:gp3"
@@ -35,7 +35,8 @@ DEMO_SOURCE = "simulate:i3en.xlarge:mixed:gp3"
 # key -> (default, metavar, help); keys are the flag names without the leading dashes.
 OPTIONS = {
     "web.listen-address": (f":{DEFAULT_PORT}", "[HOST]:PORT",
-                           "address to serve metrics on; :PORT for all interfaces"),
+                           "address to serve metrics on; :PORT for all interfaces; repeat "
+                           "the flag to listen on several"),
     "web.telemetry-path": ("/metrics", "PATH", "path under which to serve metrics"),
     "web.config.file": (None, "FILE", "TLS and basic auth, in the Prometheus exporter-toolkit "
                         "format"),
@@ -56,7 +57,7 @@ OPTIONS = {
                      "1h"),
     "rescan.interval": ("30s", "DURATION", "time between device rescans (attach/detach), 1s "
                         "to 1h"),
-    "log.level": ("info", "LEVEL", "debug | info | warning | error"),
+    "log.level": ("info", "LEVEL", "debug | info | warn | error"),
     "log.format": ("logfmt", "FORMAT", "logfmt | json"),
     "instance.region": (None, "REGION", "region for prices and limits when the instance "
                         "identity has none (off EC2: none, so no prices)"),
@@ -71,8 +72,7 @@ FLAGS = {  # boolean flags that are not collectors
 
 @dataclass(frozen=True)
 class AgentConfig:
-    listen_host: str = ""
-    listen_port: int = DEFAULT_PORT
+    listen: tuple = (("", DEFAULT_PORT),)  # (host, port) for each --web.listen-address
     telemetry_path: str = "/metrics"
     web_config_file: str | None = None
     config_file: str | None = None
@@ -96,9 +96,16 @@ class AgentConfig:
     volumes: dict = field(default_factory=dict)  # volume id -> ebs.VolumeLimits, from the file
 
     @property
+    def listen_host(self) -> str:
+        return self.listen[0][0]
+
+    @property
+    def listen_port(self) -> int:
+        return self.listen[0][1]
+
+    @property
     def listen_address(self) -> str:
-        host = f"[{self.listen_host}]" if ":" in self.listen_host else self.listen_host
-        return f"{host}:{self.listen_port}"
+        return ", ".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in self.listen)
 
     def enabled(self, collector: str) -> bool:
         return collector in self.collectors
@@ -109,7 +116,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     for key, (default, metavar, help_text) in OPTIONS.items():
         shown = f" (default: {default})" if default is not None else ""
         parser.add_argument(f"--{key}", dest=_dest(key), default=None, metavar=metavar,
-                            help=(help_text + shown).replace("%", "%%"))
+                            help=(help_text + shown).replace("%", "%%"),
+                            action="append" if key == "web.listen-address" else "store")
     parser.add_argument("--config.file", dest="config_file", default=None, metavar="FILE",
                         help="YAML file whose keys are these flag names; SIGHUP reloads it")
     parser.add_argument("--demo", dest="demo", action="store_true", default=None,
@@ -201,6 +209,10 @@ def _text(value) -> str | None:
     return None if value is None else str(value)
 
 
+def _known_type(instance_type: str | None) -> str | None:
+    return None if instance_type is None else check_instance_type(instance_type, "instance.type")
+
+
 def build_config(args: argparse.Namespace) -> AgentConfig:
     """Flags over file over defaults, validated; ConfigError (one line) on any bad value."""
     config_file = getattr(args, "config_file", None)
@@ -216,11 +228,16 @@ def build_config(args: argparse.Namespace) -> AgentConfig:
 
     def choice(key: str, allowed: tuple) -> str:
         value = str(pick(key)).lower()
+        value = {"warning": "warn"}.get(value, value) if key == "log.level" else value
         if value not in allowed:
             raise ConfigError(f"{key}: expected one of {', '.join(allowed)}, got {value!r}")
         return value
 
-    host, port = parse_listen_address(pick("web.listen-address"))
+    listens = pick("web.listen-address")
+    listen = tuple(parse_listen_address(a)
+                   for a in (listens if isinstance(listens, list) else [listens]))
+    if not listen:
+        raise ConfigError("web.listen-address: expected HOST:PORT or :PORT, got none")
     source_text = pick("source")
     demo = bool(_boolean("demo", pick("demo")))
     source = parse_source(str(source_text))
@@ -242,8 +259,7 @@ def build_config(args: argparse.Namespace) -> AgentConfig:
     if web_config is not None and not Path(web_config).is_file():
         raise ConfigError(f"web.config.file {shown(web_config, 200)}: no such file")
     return AgentConfig(
-        listen_host=host,
-        listen_port=port,
+        listen=tuple(dict.fromkeys(listen)),  # the same address twice is one socket
         telemetry_path=path,
         web_config_file=web_config,
         config_file=config_file,
@@ -266,7 +282,7 @@ def build_config(args: argparse.Namespace) -> AgentConfig:
         log_level=choice("log.level", LOG_LEVELS),
         log_format=choice("log.format", LOG_FORMATS),
         region=_text(pick("instance.region")),
-        instance_type=_text(pick("instance.type")),
+        instance_type=_known_type(_text(pick("instance.type"))),
         volumes=parse_volumes(from_file.get("ebs.volumes"), config_file),
     )
 

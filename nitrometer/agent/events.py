@@ -45,7 +45,9 @@ class EventSink:
     def write(self, episodes: list[dict]) -> None:
         for episode in episodes:
             line = json.dumps(episode, sort_keys=True)
-            log.info("%s", line)
+            # logfmt shows the line as msg; JSON logs carry the episode's fields as fields.
+            summary = f"{episode.get('event', 'event')} {episode.get('state', '')}".strip()
+            log.info("%s", line, extra={"fields": episode, "summary": summary})
             if self.path:
                 with self._lock:
                     try:

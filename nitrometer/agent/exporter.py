@@ -293,9 +293,7 @@ def peak_families(snap: Snapshot, live) -> list[Family]:
     window = f" over the last {snap.peak_window:g}s."
     iops = Family(m.PEAK_IOPS, "gauge", "Highest 1-interval IOPS" + window)
     tput = Family(m.PEAK_THROUGHPUT, "gauge", "Highest 1-interval throughput" + window)
-    # Typed summary so the quantile label has Prometheus's form (quantile="0.99"); it has
-    # no _sum or _count: each value is the highest 1-interval quantile over the window.
-    lat = Family(m.PEAK_LATENCY, "summary", "Highest 1-interval latency quantile" + window)
+    lat = Family(m.PEAK_LATENCY_P99, "gauge", "Highest 1-interval p99 latency" + window)
     for d in live:
         for key, value in sorted(d.peaks.items(), key=lambda kv: str(kv[0])):
             if key[0] == "iops":
@@ -303,8 +301,7 @@ def peak_families(snap: Snapshot, live) -> list[Family]:
             elif key[0] == "throughput":
                 tput.add(labelstr(LABELS + ("op",), _values(d) + (key[1],)), value)
             else:
-                lat.add(labelstr(LABELS + ("op", "quantile"),
-                                 _values(d) + (key[1], repr(key[2]))), value)
+                lat.add(labelstr(LABELS + ("op",), _values(d) + (key[1],)), value)
     return [iops, tput, lat]
 
 

@@ -169,7 +169,9 @@ def instance_identity(*, endpoint: str = IMDS_ENDPOINT, timeout: float = DEFAULT
         try:
             ident = from_imds(endpoint, timeout)
         except Exception as exc:  # any network or HTTP failure means: ask DMI instead
-            imds_problem = f"{type(exc).__name__}: {exc}"
+            from nitrometer.neterrors import describe
+
+            imds_problem = describe(exc)
             log.debug("IMDSv2 at %s: %s", endpoint, imds_problem)
     if ident is None:
         dmi = from_dmi(dmi_root)

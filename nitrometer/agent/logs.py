@@ -33,8 +33,15 @@ class LogfmtFormatter(logging.Formatter):
 
 
 class JsonFormatter(logging.Formatter):
+    """An event logged with extra={"fields": {...}} keeps its fields as JSON fields."""
+
     def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(_fields(record))
+        out = _fields(record)
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            out["msg"] = getattr(record, "summary", out["msg"])
+            out.update((k, v) for k, v in fields.items() if k not in out)
+        return json.dumps(out)
 
 
 FORMATTERS = {"logfmt": LogfmtFormatter, "json": JsonFormatter}
@@ -61,4 +68,4 @@ def setup_logging(level: str, fmt: str = "logfmt") -> None:
         handler.nitrometer_agent = True
         logger.addHandler(handler)
     handler.setFormatter(FORMATTERS[fmt]())
-    logger.setLevel(level.upper())
+    logger.setLevel({"warn": "WARNING"}.get(level, level.upper()))

@@ -46,7 +46,8 @@ def resolve_source(config: AgentConfig) -> SourceSpec:
     if not config.demo or config.source.kind != "ioctl":
         return config.source
     sources = _sources_module()
-    found = sources.discover_devices(config.sysfs_path, config.dev_path)
+    # sysfs only: the keeper is yet to be forked from this single-threaded process.
+    found = sources.discover_devices(config.sysfs_path, config.dev_path, read_bdev=False)
     if found:
         log.info("demo: polling the %d Amazon NVMe devices found", len(found))
         return config.source
@@ -94,7 +95,7 @@ class Agent:
     """The sampler thread, the web server and the signal handling around them."""
 
     def __init__(self, config: AgentConfig, args: argparse.Namespace | None = None, *,
-                 clock: Clock | None = None, notifier=None):
+                 clock: Clock | None = None, notifier=None, spec: SourceSpec | None = None):
         from nitrometer.agent.events import EventSink
         from nitrometer.agent.exporter import Exporter
         from nitrometer.agent.notify import Notifier
@@ -108,7 +109,7 @@ class Agent:
         self.args = args
         self.config = config
         self.clock = clock or Clock()
-        self.spec = resolve_source(config)
+        self.spec = spec or resolve_source(config)
         self.state = AgentState(config.peaks_window)
         self.notifier = notifier or Notifier()
         self.events = EventSink(config.events_file)
@@ -124,14 +125,19 @@ class Agent:
         if self.state.instance is not None:
             self.state.volumes.region = self.state.instance.region or None
         self.exporter = Exporter(self.state, process=config.exporter_metrics)
-        try:
-            self.server = MetricsServer((config.listen_host, config.listen_port), self.exporter,
-                                        web_config, status=self.status,
-                                        limits=connection_limits(),
-                                        path=config.telemetry_path)
-        except OSError as exc:
-            raise NitrometerError(f"cannot listen on {config.listen_address}: "
-                                  f"{exc.strerror}") from None
+        self.servers = []  # one per --web.listen-address, as node_exporter
+        for host, port in config.listen:
+            try:
+                self.servers.append(MetricsServer((host, port), self.exporter, web_config,
+                                                  status=self.status,
+                                                  limits=connection_limits(),
+                                                  path=config.telemetry_path))
+            except OSError as exc:
+                for server in self.servers:
+                    server.server_close()
+                shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+                raise NitrometerError(f"cannot listen on {shown}: {exc.strerror}") from None
+        self.server = self.servers[0]
         self.wake = threading.Event()
         self.stop_requested = False
         self.reload_requested = False
@@ -193,7 +199,8 @@ class Agent:
             if getattr(config, what) != getattr(self.config, what):
                 log.warning("reload: %s changes need a restart", what.replace("_", " "))
         self._apply(config)
-        self.server.apply(web_config)
+        for server in self.servers:
+            server.apply(web_config)
         self.config = config
         log.info("configuration reloaded")
         self.notifier.ready()
@@ -215,12 +222,14 @@ class Agent:
         signal.signal(signal.SIGHUP, hup)
 
     def serve(self) -> int:
-        self.server.serve_in_thread()
+        for server in self.servers:
+            server.serve_in_thread()
         if self.watcher is not None:
             self.watcher.start()
         sampler_thread = self.sampler.start()
-        log.info("serving metrics at %s%s (listening on %s), source %s, poll every %gs",
-                 self.server.url, self.config.telemetry_path, self.config.listen_address,
+        log.info("serving metrics at %s (listening on %s), source %s, poll every %gs",
+                 ", ".join(s.url + self.config.telemetry_path for s in self.servers),
+                 self.config.listen_address,
                  self.spec,
                  self.config.poll_interval)
         self.notifier.ready()
@@ -237,10 +246,12 @@ class Agent:
         log.info("stopping")
         self.sampler.interrupt()
         stop_by = time.monotonic() + STOP_JOIN_TIMEOUT
-        self.server.shutdown()
+        for server in self.servers:
+            server.shutdown()
         sampler_thread.join(max(stop_by - time.monotonic(), 0.0))
-        self.server.wait_closed(max(stop_by - time.monotonic(), 0.1))
-        self.server.server_close()
+        for server in self.servers:
+            server.wait_closed(max(stop_by - time.monotonic(), 0.1))
+            server.server_close()
         self.sampler.close()
         self.events.close()
         return 0
@@ -290,18 +301,20 @@ def run(args: argparse.Namespace) -> int:
     raise_fd_limit()
     from nitrometer.agent.privileges import run_as_default, separate_privileges
 
+    # --demo settles on real or simulated devices first: a simulation needs no keeper.
+    spec = resolve_source(config)
     # Before any thread starts: the keeper is forked from a single-threaded process, and
     # capabilities belong to each thread.
-    broker = separate_privileges(config.source, config.dev_path,
+    broker = separate_privileges(spec, config.dev_path,
                                  getattr(args, "run_as_user", None) or run_as_default())
     try:
-        agent = Agent(config, args)
+        agent = Agent(config, args, spec=spec)
         agent.install_signal_handlers()
         code = agent.serve()
     finally:
         if broker is not None:
             broker.close()
-    if agent.server.busy_threads:
+    if any(server.busy_threads for server in agent.servers):
         # Every close path has run. A connection thread still inside bcrypt would abort
         # the interpreter's exit ("exception not rethrown"): leave without one.
         logging.shutdown()

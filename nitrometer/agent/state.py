@@ -21,6 +21,7 @@ from nitrometer.sampling.device import failure_reason, key_of
 from nitrometer.sampling.interval import US
 
 log = logging.getLogger("nitrometer.agent")
+PEAK_QUANTILE = 0.99  # the peak latency gauge's quantile (its name says p99)
 
 POLL_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
@@ -72,8 +73,8 @@ def peak_values(interval) -> dict:
         stats = interval.op(op)
         values[("iops", op)] = stats.iops
         values[("throughput", op)] = stats.throughput
-        for q, us in stats.quantiles_us.items():
-            values[("latency", op, q)] = math.nan if us is None else us * US
+        us = stats.quantiles_us.get(PEAK_QUANTILE)
+        values[("latency_p99", op)] = math.nan if us is None else us * US
     return values
 
 

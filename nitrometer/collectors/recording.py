@@ -6,6 +6,9 @@ Layout (little-endian):
     type 1   device: u16 index, then the Device fields as UTF-8 JSON (once per device)
     type 2   page: u16 device index, f64 wall time, f64 monotonic time, zlib-compressed page
              (at most MAX_PAGE bytes once decompressed, MAX_PAGES_BYTES for all of a file's)
+    type 3   context (version 2): UTF-8 JSON of what the limits need, {"instance_type": ...,
+             "volumes": {serial: {"type", "iops", "throughput"}}}; later ones add to earlier
+Version 1 files (no context) still read.
 A crash mid-write leaves a partial last record: readers stop at the last whole one and say
 how many bytes they dropped.
 """
@@ -27,7 +30,8 @@ from nitrometer.collectors.base import Device
 from nitrometer.errors import NitrometerError
 
 MAGIC = b"NMREC\r\n\x1a"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 HEADER = struct.Struct("<8sI")
 RECORD_HEAD = struct.Struct("<BI")
 CRC = struct.Struct("<I")
@@ -35,6 +39,7 @@ PAGE_HEAD = struct.Struct("<Hdd")
 DEVICE_HEAD = struct.Struct("<H")
 TYPE_DEVICE = 1
 TYPE_PAGE = 2
+TYPE_CONTEXT = 3
 MAX_PAYLOAD = 1 << 20  # a page is 8 KiB; anything near this is corruption
 MAX_PAGE = 8192  # a page decompresses to at most this (the detailed log page's length)
 # All the pages of one file, decompressed: about 36 h of one instance-store device at 1 Hz.
@@ -101,6 +106,10 @@ class RecordingWriter:
             self._devices[device] = index
         return index
 
+    def add_context(self, context: dict) -> None:
+        """What replay needs besides the pages: the instance type, the volumes' limits."""
+        self._write(TYPE_CONTEXT, json.dumps(context, sort_keys=True).encode())
+
     def add_page(self, device: Device, page: bytes, monotonic: float, wall: float) -> None:
         if len(page) > MAX_PAGE:
             raise NitrometerError(f"cannot record a {len(page)}-byte page of {device.name}: "
@@ -147,12 +156,14 @@ class Recording:
             self._file.close()
             raise NitrometerError(f"{path} is not a nitrometer recording")
         version = HEADER.unpack(head)[1]
-        if version != VERSION:
+        if version not in READABLE_VERSIONS:
             self._file.close()
             raise NitrometerError(f"{path}: recording format version {version} is not "
-                                  f"supported (this nitrometer reads version {VERSION})")
+                                  f"supported (this nitrometer reads versions "
+                                  f"{' and '.join(map(str, READABLE_VERSIONS))})")
         self.size = os.fstat(self._file.fileno()).st_size
         self.devices: list[Device] = []
+        self.context: dict = {}  # instance type and volume limits, when recorded
         self.pages = 0
         self.end = self._scan()
         self.lost_bytes = self.size - self.end
@@ -171,7 +182,7 @@ class Recording:
             if len(head) < RECORD_HEAD.size:
                 return
             rtype, length = RECORD_HEAD.unpack(head)
-            if length > MAX_PAYLOAD or rtype not in (TYPE_DEVICE, TYPE_PAGE):
+            if length > MAX_PAYLOAD or rtype not in (TYPE_DEVICE, TYPE_PAGE, TYPE_CONTEXT):
                 return
             payload = self._file.read(length)
             crc = self._file.read(CRC.size)
@@ -209,6 +220,16 @@ class Recording:
                 if index != len(self.devices):
                     break
                 self.devices.append(device)
+            elif rtype == TYPE_CONTEXT:
+                try:
+                    context = json.loads(payload)
+                except ValueError:
+                    break
+                if not isinstance(context, dict) or \
+                        not isinstance(context.get("volumes", {}), dict):
+                    break
+                volumes = {**self.context.get("volumes", {}), **context.get("volumes", {})}
+                self.context.update(context, volumes=volumes)
             else:
                 index, wall, mono = PAGE_HEAD.unpack_from(payload)
                 if index >= len(self.devices) or not (math.isfinite(wall)

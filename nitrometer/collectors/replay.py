@@ -50,7 +50,8 @@ class _Feed:
             return queue.popleft()
 
     def replay_time(self, record: PageRecord) -> float:
-        return self.start + (record.monotonic - (self.first or record.monotonic))
+        first = record.monotonic if self.first is None else self.first  # 0.0 is a time too
+        return self.start + (record.monotonic - first)
 
     def release(self, index: int) -> None:
         with self.lock:
@@ -67,6 +68,21 @@ class ReplaySource:
         self.index = index
         self.device = device
         self._closed = False
+
+    @property
+    def recorded_instance_type(self) -> str:
+        return str(self.feed.recording.context.get("instance_type") or "")
+
+    @property
+    def volume_limits(self):
+        """The volume's provisioned limits as recorded; None when the recording has none."""
+        from nitrometer.ec2 import VolumeLimits
+
+        facts = self.feed.recording.context.get("volumes", {}).get(self.device.serial)
+        if not isinstance(facts, dict):
+            return None
+        return VolumeLimits(str(facts.get("type") or ""), facts.get("iops"),
+                            facts.get("throughput"), "recording")
 
     @property
     def lost_bytes(self) -> int:

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+import random
 import threading
 from collections.abc import Callable
-
-import numpy as np
 
 from nitrometer.collectors import workload as wl
 from nitrometer.collectors.base import (
@@ -34,10 +33,15 @@ MODEL_EBS = "Amazon Elastic Block Store"
 HISTORY_SECONDS = 3 * 86400  # counters start as if the host had been up for three days
 
 # IO-size mixes over the five bands: (0,512] (512,4K] (4K,8K] (8K,32K] (32K,max]
-OLTP_READS = np.array([0.05, 0.70, 0.15, 0.08, 0.02])
-OLTP_WRITES = np.array([0.10, 0.60, 0.15, 0.10, 0.05])
-SMALL_READS = np.array([0.30, 0.70, 0.0, 0.0, 0.0])
-LARGE_WRITES = np.array([0.0, 0.0, 0.0, 0.0, 1.0])
+OLTP_READS = (0.05, 0.70, 0.15, 0.08, 0.02)
+OLTP_WRITES = (0.10, 0.60, 0.15, 0.10, 0.05)
+SMALL_READS = (0.30, 0.70, 0.0, 0.0, 0.0)
+LARGE_WRITES = (0.0, 0.0, 0.0, 0.0, 1.0)
+
+
+def _rng(*parts) -> random.Random:
+    """A generator seeded by its parts (a str seed is hashed the same in every process)."""
+    return random.Random(":".join(map(str, parts)))
 
 
 class DeviceModel:
@@ -46,7 +50,7 @@ class DeviceModel:
     def __init__(self, device: Device, index: int, seed: int, profile: wl.LatencyProfile):
         self.device = device
         self.index = index
-        self.rng = np.random.default_rng([seed, index])
+        self.rng = _rng(seed, index)
         self.profile = profile
         self.state = wl.DeviceCounters()
         self.limits: list[wl.LimitState] = []
@@ -63,8 +67,8 @@ class DeviceModel:
         return encode_page(
             "instance_store", s.counters, s.bins("read"), s.bins("write"), version=1,
             band_sizes=DEFAULT_BAND_SIZES,
-            band_read=[[int(c) for c in row] for row in s.band_read],
-            band_write=[[int(c) for c in row] for row in s.band_write],
+            band_read=[list(row) for row in s.band_read],
+            band_write=[list(row) for row in s.band_write],
         )
 
 
@@ -73,16 +77,17 @@ def _demand(model: DeviceModel, read_u: float, write_u: float, read_mix=OLTP_REA
             read_depth: float = 32, write_depth: float = 32) -> wl.Demand:
     """Demand as fractions of the device's reference limits (write_tp_u: of its throughput)."""
     ref = model.reference
-    reads = read_u * ref.read_iops * read_mix
+    reads = wl.scaled(read_mix, read_u * ref.read_iops)
     if write_tp_u is not None:
-        writes = write_tp_u * ref.throughput / float(write_mix @ wl.BAND_BYTES) * write_mix
+        writes = wl.scaled(write_mix,
+                           write_tp_u * ref.throughput / wl.dot(write_mix, wl.BAND_BYTES))
     else:
-        writes = write_u * ref.write_iops * write_mix
+        writes = wl.scaled(write_mix, write_u * ref.write_iops)
     return wl.Demand(reads, writes, read_depth, write_depth)
 
 
-def _noisy(rng: np.random.Generator, value: float, spread: float = 0.03) -> float:
-    return max(value * (1.0 + spread * rng.standard_normal()), 0.0)
+def _noisy(rng: random.Random, value: float, spread: float = 0.03) -> float:
+    return max(value * (1.0 + spread * rng.gauss(0.0, 1.0)), 0.0)
 
 
 def steady(model: DeviceModel, t: int, rng) -> wl.Demand:
@@ -109,15 +114,15 @@ class Mixed:
     PERIOD = 600
 
     def __init__(self, seed: int):
-        self.rng = np.random.default_rng([seed, 9999])
+        self.rng = _rng(seed, 9999)
         self.episodes: list[tuple[int, int, str]] = []
         self.planned_until = 0
 
     def _plan(self, t: int) -> None:
         while self.planned_until <= t:
-            start = self.planned_until + int(self.rng.integers(40, 120))
-            length = int(self.rng.integers(8, 30))
-            kind = ("writes", "bytes", "reads")[int(self.rng.integers(0, 3))]
+            start = self.planned_until + self.rng.randrange(40, 120)
+            length = self.rng.randrange(8, 30)
+            kind = ("writes", "bytes", "reads")[self.rng.randrange(0, 3)]
             self.episodes.append((start, start + length, kind))
             self.planned_until = start + length
 
@@ -162,7 +167,7 @@ class SimulatedHost:
         self.scenario = SCENARIOS[scenario](seed)
         self.clock = clock
         self.lock = threading.Lock()
-        self.rng = np.random.default_rng([seed, 7777])
+        self.rng = _rng(seed, 7777)
         count, store_limits = wl.instance_store_limits(spec.target)
         self.models: list[DeviceModel] = []
         for i in range(count):

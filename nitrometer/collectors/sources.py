@@ -17,9 +17,10 @@ from nitrometer.errors import ConfigError, DeviceError
 
 
 def discover_devices(sysfs_root: str = "/sys", dev_root: str = "/dev", *,
-                     include_other: bool = False) -> list[Device]:
-    """Every NVMe controller in sysfs, one namespace each; non-Amazon ones only on request."""
-    devices = Discovery(sysfs_root, dev_root).scan().devices
+                     include_other: bool = False, read_bdev: bool = True) -> list[Device]:
+    """Every NVMe controller in sysfs, one namespace each; non-Amazon ones only on request.
+    read_bdev=False: sysfs alone, no Identify (no thread, no ioctl)."""
+    devices = Discovery(sysfs_root, dev_root, read_bdev=read_bdev).scan().devices
     return [d for d in devices if include_other or d.kind != KIND_OTHER]
 
 

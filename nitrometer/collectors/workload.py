@@ -6,14 +6,16 @@ The application keeps a bounded number of IOs outstanding (closed loop), so dema
 limit turns into queueing: by Little's law the wait is outstanding work / capacity. Latency
 per op and band is lognormal around base + wait; bin counts are drawn with a multinomial
 over the page's power-of-two bins, so no per-IO work is done.
+
+Plain Python (random, math): the agent's simulated devices need no numpy. Vectors are lists
+over the five IO-size bands.
 """
 
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass, field
-
-import numpy as np
 
 from nitrometer import ec2
 from nitrometer.ec2 import Limits
@@ -22,10 +24,10 @@ from nitrometer.logpage import power_of_two_bounds
 
 NUM_BINS = 28  # [0,1] .. [2^25, 2^26], then open ended: within the 32 detail bins
 BOUNDS = power_of_two_bounds(NUM_BINS)
-_UPPER_EDGES = np.array([float(u) for _, u in BOUNDS[:-1]])  # last bin takes the rest
+_LOG_UPPER_EDGES = [math.log(float(u)) for _, u in BOUNDS[:-1]]  # last bin takes the rest
 OPS = ("read", "write")
 # Representative IO size (bytes) of each EC2-guide band: (0,512] (512,4K] (4K,8K] (8K,32K] (32K,max]
-BAND_BYTES = np.array([512, 4096, 8192, 16384, 131072], dtype=np.float64)
+BAND_BYTES = (512.0, 4096.0, 8192.0, 16384.0, 131072.0)
 BURST_SIGMA = 0.25  # spread of the instantaneous demand inside a second (lognormal)
 
 
@@ -54,12 +56,20 @@ def ebs_instance_limits(instance_type: str) -> Limits | None:
     return ec2.ebs_instance_limits(instance_type)
 
 
+def dot(a, b) -> float:
+    return float(sum(x * y for x, y in zip(a, b)))
+
+
+def scaled(vector, factor: float) -> list[float]:
+    return [factor * x for x in vector]
+
+
 @dataclass
 class Demand:
     """What the application asks of one device this second."""
 
-    read_iops: np.ndarray  # per band
-    write_iops: np.ndarray
+    read_iops: list  # per band
+    write_iops: list
     read_depth: float = 32.0  # IOs the application keeps outstanding when saturated
     write_depth: float = 32.0
 
@@ -80,7 +90,7 @@ class LimitState:
         total = 0.0
         for op in self.ops:
             iops = demand.read_iops if op == "read" else demand.write_iops
-            total += float(iops @ BAND_BYTES) if self.unit == "bytes" else float(iops.sum())
+            total += dot(iops, BAND_BYTES) if self.unit == "bytes" else float(sum(iops))
         return total
 
     def outstanding(self, demand: Demand) -> float:
@@ -89,8 +99,8 @@ class LimitState:
             iops = demand.read_iops if op == "read" else demand.write_iops
             depth = demand.read_depth if op == "read" else demand.write_depth
             if self.unit == "bytes":
-                n = iops.sum()
-                total += depth * (float(iops @ BAND_BYTES) / n if n else 0.0)
+                n = sum(iops)
+                total += depth * (dot(iops, BAND_BYTES) / n if n else 0.0)
             else:
                 total += depth
         return total
@@ -109,7 +119,7 @@ class LimitState:
         self.wait = min(below, cap)
 
     def measure_count(self, demand: Demand) -> float:
-        return sum(float((demand.read_iops if op == "read" else demand.write_iops).sum())
+        return sum(float(sum(demand.read_iops if op == "read" else demand.write_iops))
                    for op in self.ops)
 
     def exceeded_fraction(self) -> float:
@@ -121,16 +131,55 @@ class LimitState:
         return 0.5 * math.erfc(z / math.sqrt(2.0))
 
 
-def _normal_cdf(x: np.ndarray) -> np.ndarray:
-    return 0.5 * np.vectorize(math.erfc)(-x / math.sqrt(2.0))
-
-
-def bin_probabilities(median_us: float, sigma: float) -> np.ndarray:
+def bin_probabilities(median_us: float, sigma: float) -> list[float]:
     """P(latency in each page bin) for a lognormal latency."""
-    cdf = _normal_cdf((np.log(_UPPER_EDGES) - math.log(max(median_us, 1e-3))) / sigma)
-    cdf = np.concatenate(([0.0], cdf, [1.0]))
-    probs = np.clip(np.diff(cdf), 0.0, None)
-    return probs / probs.sum()
+    centre, scale = math.log(max(median_us, 1e-3)), sigma * math.sqrt(2.0)
+    cdf = [0.0] + [0.5 * math.erfc(-(edge - centre) / scale) for edge in _LOG_UPPER_EDGES]
+    cdf.append(1.0)
+    probs = [max(hi - lo, 0.0) for lo, hi in zip(cdf, cdf[1:])]
+    total = sum(probs)
+    return [p / total for p in probs]
+
+
+def poisson(rng: random.Random, lam: float) -> int:
+    """A Poisson draw: exact for small means, the normal approximation above (a simulator
+    needs the spread, not the tail)."""
+    if lam <= 0.0:
+        return 0
+    if lam < 30.0:
+        limit, k, product = math.exp(-lam), 0, rng.random()
+        while product > limit:
+            k += 1
+            product *= rng.random()
+        return k
+    return max(0, round(rng.gauss(lam, math.sqrt(lam))))
+
+
+def binomial(rng: random.Random, n: int, p: float) -> int:
+    if n <= 0 or p <= 0.0:
+        return 0
+    if p >= 1.0:
+        return n
+    if n <= 32:
+        return sum(rng.random() < p for _ in range(n))
+    mean, var = n * p, n * p * (1.0 - p)
+    if var < 9.0:  # a rare outcome (or a near-certain one): Poisson on the rare side
+        return min(n, poisson(rng, mean)) if p <= 0.5 else n - min(n, poisson(rng, n - mean))
+    return min(n, max(0, round(rng.gauss(mean, math.sqrt(var)))))
+
+
+def multinomial(rng: random.Random, n: int, probs: list[float]) -> list[int]:
+    """n draws over the bins, as one binomial per bin given those before it: the counts
+    always add up to n."""
+    counts, left, rest = [0] * len(probs), n, 1.0
+    for i, p in enumerate(probs[:-1]):
+        if left <= 0:
+            break
+        counts[i] = binomial(rng, left, p / rest if rest > 0.0 else 1.0)
+        left -= counts[i]
+        rest -= p
+    counts[-1] += left
+    return counts
 
 
 @dataclass
@@ -138,12 +187,12 @@ class DeviceCounters:
     """Everything cumulative on one device's page."""
 
     counters: dict = field(default_factory=dict)
-    read_bins: np.ndarray = field(default_factory=lambda: np.zeros(NUM_BINS, dtype=np.uint64))
-    write_bins: np.ndarray = field(default_factory=lambda: np.zeros(NUM_BINS, dtype=np.uint64))
-    band_read: np.ndarray = field(
-        default_factory=lambda: np.zeros((len(BAND_BYTES), NUM_BINS), dtype=np.uint64))
-    band_write: np.ndarray = field(
-        default_factory=lambda: np.zeros((len(BAND_BYTES), NUM_BINS), dtype=np.uint64))
+    read_bins: list = field(default_factory=lambda: [0] * NUM_BINS)
+    write_bins: list = field(default_factory=lambda: [0] * NUM_BINS)
+    band_read: list = field(
+        default_factory=lambda: [[0] * NUM_BINS for _ in BAND_BYTES])
+    band_write: list = field(
+        default_factory=lambda: [[0] * NUM_BINS for _ in BAND_BYTES])
 
     def add(self, name: str, value: float) -> None:
         self.counters[name] = self.counters.get(name, 0) + int(round(value))
@@ -167,7 +216,12 @@ EBS_LATENCY = LatencyProfile((250, 300, 330, 420, 900), (380, 450, 500, 600, 130
 QUEUED_SIGMA = 0.15  # waiting in a full queue is steadier than service itself
 
 
-def step_device(rng: np.random.Generator, state: DeviceCounters, demand: Demand,
+def _add_into(total: list, counts: list) -> None:
+    for i, c in enumerate(counts):
+        total[i] += c
+
+
+def step_device(rng: random.Random, state: DeviceCounters, demand: Demand,
                 limits: list[LimitState], profile: LatencyProfile, seconds: float = 1.0,
                 detail: bool = True) -> None:
     """Advance one device by `seconds` under this demand and these (updated) limits."""
@@ -177,29 +231,26 @@ def step_device(rng: np.random.Generator, state: DeviceCounters, demand: Demand,
         u = max((lim.utilization for lim in mine), default=0.0)
         wait_us = max((lim.wait for lim in mine), default=0.0) * 1e6
         iops = demand.read_iops if op == "read" else demand.write_iops
-        served = iops / max(u, 1.0) * seconds
-        counts = rng.poisson(served) if seconds <= 1.0 else np.round(served)
-        base = np.array(profile.read_us if op == "read" else profile.write_us)
-        op_bins = np.zeros(NUM_BINS, dtype=np.uint64)
+        served = scaled(iops, seconds / max(u, 1.0))
+        counts = ([poisson(rng, s) for s in served] if seconds <= 1.0
+                  else [round(s) for s in served])
+        base = profile.read_us if op == "read" else profile.write_us
+        op_bins = state.read_bins if op == "read" else state.write_bins
         total_time = 0.0
-        for band, n in enumerate(counts.astype(np.int64)):
+        for band, n in enumerate(counts):
             if n <= 0:
                 continue
             median = base[band] + wait_us
             sigma = (profile.sigma * base[band] + QUEUED_SIGMA * wait_us) / median
-            hist = rng.multinomial(n, bin_probabilities(median, sigma)).astype(np.uint64)
-            op_bins += hist
+            hist = multinomial(rng, n, bin_probabilities(median, sigma))
+            _add_into(op_bins, hist)
             if detail:
                 target = state.band_read if op == "read" else state.band_write
-                target[band] += hist
+                _add_into(target[band], hist)
             total_time += n * median * math.exp(sigma ** 2 / 2)
-        if op == "read":
-            state.read_bins += op_bins
-        else:
-            state.write_bins += op_bins
-        n_ops = float(counts.sum())
+        n_ops = float(sum(counts))
         state.add(f"total_{op}_ops", n_ops)
-        state.add(f"total_{op}_bytes", float(counts @ BAND_BYTES))
+        state.add(f"total_{op}_bytes", dot(counts, BAND_BYTES))
         state.add(f"total_{op}_time", total_time)
         if n_ops:
             queue += n_ops / seconds * (total_time / n_ops) / 1e6  # Little: rate x latency

@@ -68,7 +68,10 @@ def _wrap(text: str, indent: str) -> list[str]:
 
 def healthy_line(w: Window) -> str:
     queue = max((iv.queue_length for iv in w.intervals), default=0)
-    return (f"nothing wrong: no limit exceeded, reads p99 {view.fmt_us(w.p99('read'))}, "
+    over = sum(iv.exceeded_us[key] for iv in w.intervals for key in iv.throttled())
+    limits = "no limit exceeded" if not over else \
+        f"limits exceeded for {over / 1e6:.3f} s in all (under 0.05 s: not a finding)"
+    return (f"nothing wrong: {limits}, reads p99 {view.fmt_us(w.p99('read'))}, "
             f"writes p99 {view.fmt_us(w.p99('write'))}, queue length at most {queue}")
 
 

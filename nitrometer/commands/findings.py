@@ -30,6 +30,9 @@ OUTLIER_FACTOR = 5.0  # a second whose p99 is 5x the window's typical p99...
 OUTLIER_FLOOR_US = {"instance_store": 2000.0, "ebs": 10000.0}  # ...and above this
 MIN_OUTLIER_SECONDS = 2
 QUEUE_DEEP = 32  # outstanding IO the median second must reach to call it a build-up
+# The verdict says the time over a limit in tenths of a second: a total that would read
+# "0.0 s" is not a finding (and does not make diagnose exit 1).
+MIN_EXCEEDED_US = 50_000
 
 
 @dataclass
@@ -131,6 +134,8 @@ def limit_findings(w: Window) -> list[Finding]:
         if not hit:
             continue
         total_us = sum(iv.exceeded_us[key] for iv in hit)
+        if total_us < MIN_EXCEEDED_US:
+            continue
         holder = ("this volume's provisioned" if scope == "volume"
                   else f"the instance type's {'EBS' if kind == 'ebs' else 'instance-store'}")
         peak_iops = w.peak(lambda iv: iv.op("read").iops + iv.op("write").iops)

@@ -1,15 +1,36 @@
 """How close each interval ran to its limits, where they are known: an EBS volume's
-provisioned IOPS and throughput, and the instance's published limits by instance type."""
+provisioned IOPS and throughput, and the instance's published limits by instance type.
+
+A real volume's provisioned limits are not on its log page: they come from the agent's
+config file (ebs.volumes, --config.file), the EC2 API (--collector.ebs_api), a recording or
+the simulator. Where none has them, the command says so once and how to provide them."""
 
 from __future__ import annotations
 
+import argparse
+import logging
 import os
 import textwrap
 from dataclasses import dataclass, field
 
-from nitrometer.ec2 import storage_limits
+from nitrometer.ec2 import check_instance_type, storage_limits
 
 WIDTH = 80
+log = logging.getLogger("nitrometer.headroom")
+
+
+def add_limit_options(parser: argparse.ArgumentParser, recorded: bool = False) -> None:
+    what = "recorded for replay's" if recorded else "for"
+    parser.add_argument("--instance.type", dest="instance_type", metavar="TYPE",
+                        help=f"{what} %% of the instance's limits (default: a simulation's "
+                        "type, a recording's, or the instance's own from DMI)")
+    parser.add_argument("--config.file", dest="config_file", metavar="FILE",
+                        help=f"{what} %% of EBS volume limits: the agent's config file, whose "
+                        "ebs.volumes gives each volume's type, iops and throughput_mb_s")
+    parser.add_argument("--collector.ebs_api", dest="ebs_api", action="store_true",
+                        help=f"{what} %% of EBS volume limits: ask the EC2 API "
+                        "(DescribeVolumes; needs botocore and the ec2:DescribeVolumes "
+                        "permission)")
 
 
 @dataclass
@@ -72,17 +93,60 @@ def _shares(items) -> list[str]:
 
 
 def headroom_for(args, engine) -> Headroom:
-    """From --instance.type, a simulation's own type, or the instance's DMI data; EBS
-    volumes from what the simulator provisioned (real volumes need the agent's sources)."""
+    """From --instance.type, a simulation's own type, what a recording says, or the
+    instance's DMI data; EBS volumes from what the simulator provisioned or the recording
+    carries (real volumes need the agent's sources)."""
     from nitrometer.collectors.base import parse_source
 
     spec = parse_source(args.source)
-    instance_type = getattr(args, "instance_type", None) or (
-        spec.target if spec.kind == "simulate" else _dmi_type(args.path_sysfs))
+    given = getattr(args, "instance_type", None)
+    if given:
+        instance_type = check_instance_type(given)
+    elif spec.kind == "simulate":
+        instance_type = spec.target
+    elif spec.kind == "replay":
+        instance_type = next((t.source.recorded_instance_type for t in engine.trackers.values()
+                              if getattr(t.source, "recorded_instance_type", "")), "")
+    else:
+        instance_type = _dmi_type(args.path_sysfs)
+    ebs = sorted({t.device.serial: t.device for t in engine.trackers.values()
+                  if t.device.kind == "ebs"}.items())
     volumes = {t.device.serial: t.source.volume_limits for t in engine.trackers.values()
                if getattr(t.source, "volume_limits", None) is not None}
+    volumes.update(_configured_volumes(getattr(args, "config_file", None)))
+    missing = [serial for serial, _ in ebs if serial not in volumes]
+    if missing and getattr(args, "ebs_api", False):
+        volumes.update(_api_volumes(missing, args))
+    unknown = [device for serial, device in ebs if serial not in volumes]
+    if unknown:
+        log.warning("%s: provisioned IOPS and throughput unknown, so no %% of the volume "
+                    "limit; give them under ebs.volumes in --config.file, or ask the EC2 API "
+                    "with --collector.ebs_api",
+                    ", ".join(f"{d.name} ({d.serial})" for d in unknown))
     return Headroom(instance_type or "", storage_limits(instance_type) if instance_type
                     else {}, volumes)
+
+
+def _configured_volumes(path: str | None) -> dict:
+    """ebs.volumes of the agent's config file (its other keys are the agent's business)."""
+    if not path:
+        return {}
+    from nitrometer.agent.config import load_file, parse_volumes
+
+    return parse_volumes(load_file(path).get("ebs.volumes"), path)
+
+
+def _api_volumes(volume_ids: list[str], args) -> dict:
+    """DescribeVolumes for these volumes, in the instance's region (IMDS), as the agent asks."""
+    from nitrometer.agent.identity import instance_identity
+    from nitrometer.agent.volumes import VolumeDirectory
+
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or \
+        instance_identity(dmi_root=os.path.join(args.path_sysfs,
+                                                "devices/virtual/dmi/id")).region
+    directory = VolumeDirectory(use_api=True, region=region or None)
+    directory.lookup(volume_ids)
+    return {v: found for v in volume_ids if (found := directory.get(v)) is not None}
 
 
 def _dmi_type(sysfs: str) -> str:

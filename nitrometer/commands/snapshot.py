@@ -14,7 +14,7 @@ import time
 
 from nitrometer import native
 from nitrometer.commands import devices, view
-from nitrometer.commands.headroom import Headroom, headroom_for
+from nitrometer.commands.headroom import Headroom, add_limit_options, headroom_for
 from nitrometer.errors import EXIT_USAGE, ConfigError, DeviceError
 from nitrometer.logpage import EXCEEDED_COUNTERS
 from nitrometer.sampling import OPS, Interval, SourceEnded, nan_to_none
@@ -36,9 +36,7 @@ def add_view_options(parser: argparse.ArgumentParser) -> None:
                         help="JSON Lines: one object per device per interval")
     parser.add_argument("-z", "--skip-idle", action="store_true",
                         help="leave out devices with no IO and no limit exceeded in an interval")
-    parser.add_argument("--instance.type", dest="instance_type", metavar="TYPE",
-                        help="for %% of the instance's limits (default: a simulation's type, "
-                        "or the instance's own from DMI)")
+    add_limit_options(parser)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -222,10 +222,10 @@ def build() -> g.Dashboard:
         [(f"max by ({BY_DEVICE}, op) ({m.PEAK_THROUGHPUT}{{{SEL}}})",
           f"peak {{{{op}}}} {WHO}")], "Bps"), w=8)
     grid.add(_series(
-        "Peak latency", "Worst 1-second latency quantile in the peak window; spikes here with "
+        "Peak p99 latency", "Worst 1-second p99 latency in the peak window; spikes here with "
         "a calm p99 above are short stalls.",
-        [(f"max by ({BY_DEVICE}, op, quantile) ({m.PEAK_LATENCY}{{{SEL}}})",
-          f"{{{{op}}}} q{{{{quantile}}}} {WHO}")], "s"), w=8)
+        [(f"max by ({BY_DEVICE}, op) ({m.PEAK_LATENCY_P99}{{{SEL}}})",
+          f"{{{{op}}}} p99 {WHO}")], "s"), w=8)
 
     _health(grid)
 

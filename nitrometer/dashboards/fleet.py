@@ -38,9 +38,13 @@ def _table(title: str, description: str, specs, unit: str) -> g.Table:
 
 
 def _bars(title: str, description: str, specs, unit: str) -> g.BarGauge:
+    # grafanalib writes the unit where Grafana 6 read it (options.fieldOptions): it goes in
+    # fieldConfig too. One threshold step: no red at grafanalib's default of 80.
     return g.BarGauge(title=title, description=description, format=unit, min=0, max=None,
                       orientation=g.ORIENTATION_HORIZONTAL, calc="lastNotNull",
                       displayMode=g.GAUGE_DISPLAY_MODE_GRADIENT,
+                      thresholds=[g.Threshold("green", 0, 0.0)],
+                      extraJson={"fieldConfig": {"defaults": {"unit": unit, "min": 0}}},
                       targets=targets(*specs, instant=True))
 
 
@@ -125,7 +129,7 @@ def build() -> g.Dashboard:
         title="Devices per kind", description="NVMe devices the agents watch, by kind; a drop "
         "means volumes detached or agents stopped seeing them.",
         targets=targets((f"sum by (kind) ({m.DEVICES})", "{{kind}}"), instant=True),
-        reduceOptionsCalcs=["lastNotNull"], legendDisplayMode="table"), w=6)
+        reduceOptionsCalcs=["lastNotNull"], legendDisplayMode="table", unit="short"), w=6)
     agents = (f"max by (instance, job) (max_over_time({m.BUILD_INFO}[1h]))")
     grid.add(_series(
         "Agents reporting", "Share of scrapes that succeeded per agent (1 = all); below 1 "

@@ -195,6 +195,7 @@ def build() -> g.Dashboard:
         description="Share of the range's normalized hours that ran on Graviton; low means "
                     "most of the fleet is still x86 and the savings above are still open.",
         format="percentunit", min=0, max=1, calc="lastNotNull",
+        thresholds=[g.Threshold("green", 0, 0.0)],  # not grafanalib's red at 80 (of 1)
         targets=targets((f"({nih_graviton} or vector(0)) / {nih_all}", "Graviton share"),
                         instant=True)), w=6)
     grid.add(g.TimeSeries(

@@ -114,7 +114,9 @@ class PriceList:
         try:
             response = self.session.get(url, stream=stream, timeout=TIMEOUT)
         except requests.RequestException as exc:
-            raise NitrometerError(f"cannot read {url}: {exc.__class__.__name__}") from None
+            from nitrometer.neterrors import describe
+
+            raise NitrometerError(f"cannot read {url}: {describe(exc)}") from None
         if response.status_code != 200:
             response.close()
             raise NitrometerError(f"cannot read {url}: HTTP {response.status_code}")

@@ -49,8 +49,10 @@ class Prometheus:
                                         params={"query": expr, "time": at}, timeout=self.timeout)
             body = response.json()
         except requests.RequestException as exc:
+            from nitrometer.neterrors import describe
+
             raise NitrometerError(f"cannot reach Prometheus at {self.url}: "
-                                  f"{type(exc).__name__}") from None
+                                  f"{describe(exc)}") from None
         except ValueError:
             raise NitrometerError(f"{self.url} did not answer like a Prometheus server "
                                   f"(HTTP {response.status_code})") from None

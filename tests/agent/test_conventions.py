@@ -142,7 +142,7 @@ def test_headroom_gauges_and_the_series_budget(rig):
     assert info[0].labels["volume_type"] == "gp3"
     assert r.value(m.INSTANCE_IOPS_LIMIT, instance_type="i3en.xlarge", kind="instance_store",
                    op="read") == 85000
-    assert r.value(m.PEAK_LATENCY, op="read", quantile="0.99", device="nvme1n1",
+    assert r.value(m.PEAK_LATENCY_P99, op="read", device="nvme1n1",
                    serial=sources[0].device.serial, kind="instance_store") > 0
     per_device = Counter(s.labels.get("device") for s in r.samples())
     assert per_device["nvme1n1"] < 120  # instance store, IO-size bands on

@@ -206,3 +206,32 @@ def test_the_agent_runs_unprivileged_and_its_reader_dies_with_it(fake, tmp_path,
             assert "Traceback" not in out
     sent = {c["opcode"] for c in fake.commands(f"{devices}/nvme1n1")}
     assert sent <= {0x02, 0x06} and 0x02 in sent
+
+
+@pytest.mark.parametrize("flags", [["--demo"], ["--source=simulate:i3en.xlarge"]])
+def test_simulated_devices_start_no_privileged_reader(tmp_path, flags):
+    sysfs = tmp_path / "sys"
+    (sysfs / "class" / "nvme").mkdir(parents=True)  # no Amazon NVMe device: --demo simulates
+    port = free_port()
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "nitrometer", "run", f"--web.listen-address=127.0.0.1:{port}",
+         f"--path.sysfs={sysfs}", f"--path.dev={tmp_path}", "--no-collector.identity",
+         "--no-collector.host", *flags], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        def serving():
+            try:
+                return 'ec2_nvme_read_ops_total{device="nvme1n1"' in scrape(port)
+            except OSError:
+                return False
+
+        wait_for(serving, what="the simulated devices on /metrics")
+        assert children(agent.pid) == []
+        if os.geteuid() == 0:
+            assert caps(agent.pid)["CapEff"] == 0 and caps(agent.pid)["CapBnd"] == 0
+    finally:
+        agent.terminate()
+        agent.wait(timeout=30)
+    out = agent.stdout.read().decode()
+    assert agent.returncode == 0, out
+    if "--demo" in flags:
+        assert "demo: no Amazon NVMe devices here, polling the simulated fleet" in out

@@ -70,6 +70,9 @@ def test_a_newer_page_version_is_read_with_one_warning(fake, command):
     done = fake.nitrometer(*command)
     assert done.returncode in (0, 1), done.stderr  # diagnose: 1 = a problem found
     warnings = done.stderr.strip().splitlines()
+    if command[-1] == "1":  # rows with % of limits: the unknown volume limit is said once too
+        assert sum("provisioned IOPS and throughput unknown" in w for w in warnings) == 1
+        warnings = [w for w in warnings if "provisioned IOPS" not in w]
     assert len(warnings) == 1 and "statistics page version 7 is newer" in warnings[0]
     assert "nvme1n1" in done.stdout
 

@@ -1,6 +1,6 @@
 """A demo fleet for the live tests: two simulated agents (x86 and Graviton) and a real
-Prometheus on 127.0.0.1 scraping them every second with the generated rules loaded, plus
-the headroom limit gauges the agents do not export themselves (tests.dashboards.limits)."""
+Prometheus on 127.0.0.1 scraping them every second with the generated rules loaded. The
+agents export their own limit gauges (the simulated volumes' and the instance types')."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from nitrometer.dashboards import cli
-from tests.dashboards.limits import JOB, LimitsServer
 from tests.support.processes import stop
 from tests.support.prometheus import PrometheusServer, free_port
 
+JOB = "nitrometer"
 AGENTS = {"x86": "simulate:i3en.xlarge:mixed:gp3", "graviton": "simulate:im4gn.xlarge:mixed:gp3"}
 SECONDS_OF_DATA = 12
 
@@ -27,7 +27,6 @@ class Fleet:
     prom: PrometheusServer
     started: float  # when Prometheus began scraping
     targets: dict[str, str]  # AGENTS key -> host:port
-    limits: LimitsServer
 
 
 def start_agent(source: str, port: int, log: Path) -> subprocess.Popen:
@@ -68,18 +67,15 @@ def fleet(tmp_path_factory):
             port = free_port()
             agents.append(start_agent(source, port, tmp / f"agent-{name}.log"))
             targets[name] = f"127.0.0.1:{port}"
-        with LimitsServer(list(targets.values())) as limits, PrometheusServer(
+        with PrometheusServer(
                 tmp, scrape_interval="1s", rule_files=rule_files, scrape_configs=[
                     {"job_name": JOB, "static_configs": [{"targets": list(targets.values())}]},
-                    # Its series carry the agents' instance and job labels: keep them.
-                    {"job_name": "limits", "honor_labels": True,
-                     "static_configs": [{"targets": [limits.target]}]},
                 ]) as prom:
             started = time.time()
-            prom.wait_for("count(up == 1) == 3", timeout=30)
+            prom.wait_for(f"count(up == 1) == {len(targets)}", timeout=30)
             # Enough seconds that rates, increases and recorded series all have data.
             prom.wait_for(f"min(count_over_time(up[5m])) >= {SECONDS_OF_DATA}", timeout=60)
-            yield Fleet(prom, started, targets, limits)
+            yield Fleet(prom, started, targets)
     finally:
         for process in agents:
             stop(process)

@@ -13,7 +13,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from nitrometer import metrics as m
 from nitrometer.dashboards import rules as r
 from tests.dashboards import grafana
-from tests.dashboards.limits import devices
 
 LIMIT_OF = {m.INSTANCE_IOPS_LIMIT: "iops", m.INSTANCE_THROUGHPUT_LIMIT: "throughput"}
 
@@ -26,13 +25,15 @@ def agent_devices(fleet) -> dict[str, tuple[list[dict], set]]:
     for target in fleet.targets.values():
         with urllib.request.urlopen(f"http://{target}/metrics", timeout=10) as resp:
             text = resp.read().decode()
-        limits = set()
+        limits, devices = set(), []
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
+                if sample.name == m.READ_OPS:
+                    devices.append({k: sample.labels[k] for k in m.DEVICE_LABELS})
                 if sample.name in LIMIT_OF and sample.value > 0:
                     limits.add((sample.labels["kind"], sample.labels["op"],
                                 LIMIT_OF[sample.name]))
-        found[target] = (devices(text), limits)
+        found[target] = (devices, limits)
     return found
 
 

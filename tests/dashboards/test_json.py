@@ -161,3 +161,37 @@ def test_headroom_panels_divide_by_the_limit_gauges():
     fleet_dash = DASHBOARDS["dashboards/nitrometer-fleet.json"]
     exprs = " ".join(q["expr"] for _, q in grafana.all_queries(fleet_dash))
     assert rules.VOLUME_UTILISATION in exprs and rules.INSTANCE_UTILISATION in exprs
+
+
+def panel_units(panel: dict) -> list[str]:
+    """Where Grafana reads a panel's unit: the field config, or a heatmap's axis and cells."""
+    if panel["type"] == "heatmap":
+        options = panel["options"]
+        return [options["yAxis"].get("unit", ""), options["cellValues"].get("unit", "")]
+    return [panel.get("fieldConfig", {}).get("defaults", {}).get("unit") or ""]
+
+
+@PARAMS
+def test_every_panel_has_a_unit(path):
+    for panel in grafana.data_panels(DASHBOARDS[path]):
+        assert all(panel_units(panel)), (panel["title"], panel_units(panel))
+
+
+@PARAMS
+def test_no_panel_keeps_grafanalib_default_threshold(path):
+    """grafanalib's default steps turn red at 80, whatever the unit: set on purpose or not
+    at all."""
+    for panel in grafana.data_panels(DASHBOARDS[path]):
+        steps = panel.get("fieldConfig", {}).get("defaults", {}).get("thresholds", {})
+        values = [s.get("value") for s in steps.get("steps", [])]
+        if panel_units(panel) == ["percentunit"]:
+            assert all(v in (None, "null") or v <= 1 for v in values), (panel["title"], values)
+        assert 80.0 not in values, panel["title"]
+        legacy = panel.get("options", {}).get("fieldOptions", {}).get("thresholds", [])
+        assert 80.0 not in [s.get("value") for s in legacy], panel["title"]
+
+
+def test_peak_latency_is_a_p99_gauge():
+    [panel] = [p for p in grafana.data_panels(DASHBOARDS["dashboards/nitrometer-device.json"])
+               if m.PEAK_LATENCY_P99 in p["targets"][0]["expr"]]
+    assert panel["title"] == "Peak p99 latency" and "quantile" not in panel["targets"][0]["expr"]

@@ -63,3 +63,15 @@ def test_pandas_and_pyarrow_are_only_in_the_savings_extra(wheels):
     assert heavy and all('extra == "savings"' in r for r in heavy), heavy
     base = [r for r in requires if "extra ==" not in r]
     assert base and not [r for r in base if r.lower().startswith(("pandas", "pyarrow"))]
+
+
+def test_the_wheel_carries_the_license_and_no_numpy_in_its_base(wheels):
+    with zipfile.ZipFile(wheels["x86_64"]) as whl:
+        names = whl.namelist()
+        meta_name = next(n for n in names if n.endswith(".dist-info/METADATA"))
+        meta = Parser().parsestr(whl.read(meta_name).decode())
+        [license_name] = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
+        assert whl.read(license_name) == (ROOT / "LICENSE").read_bytes()
+    assert meta["License-Expression"] == "Apache-2.0"
+    numpy = [r for r in meta.get_all("Requires-Dist") if r.lower().startswith("numpy")]
+    assert [r.split("extra == ")[1] for r in numpy] == ['"savings"']

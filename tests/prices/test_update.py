@@ -119,4 +119,6 @@ def test_update_refuses_a_region_the_list_lacks(capsys, mirror, tmp_path):
 
 def test_update_says_when_the_endpoint_is_not_there(capsys, tmp_path):
     code = update("http://127.0.0.1:9", tmp_path)
-    assert code == 2 and "cannot read http://127.0.0.1:9/" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot read http://127.0.0.1:9/" in err
+    assert err.endswith(": connection refused (nothing listens there)\n"), err

@@ -133,7 +133,9 @@ def test_fleet_usage_and_measured_model_through_the_cli(fleet, tmp_path, capsys)
 def test_unreachable_prometheus_is_one_line(capsys):
     code = main(["savings", "--prometheus", "http://127.0.0.1:9", "--range", "1h"])
     assert code == 2
-    assert "cannot reach Prometheus" in capsys.readouterr().err
+    assert capsys.readouterr().err == ("nitrometer: cannot reach Prometheus at "
+                                       "http://127.0.0.1:9: connection refused (nothing "
+                                       "listens there)\n")
 
 
 def test_storage_fit_holds_peaks_against_the_target(fleet, capsys):
