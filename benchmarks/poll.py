@@ -72,7 +72,7 @@ def worker(rounds: int, scale: int) -> dict:
 
 
 def run(ctx: Context) -> Section:
-    from tests.fakedev import MODEL_EBS, MODEL_INSTANCE_STORE, FakeNvme, build_shim, identify_bytes
+    from devkit.fakedev import MODEL_EBS, MODEL_INSTANCE_STORE, FakeNvme, build_shim, identify_bytes
 
     section = Section(TITLE)
     rounds, scale = (3, 1) if ctx.quick else (15, 4)
