@@ -22,7 +22,9 @@ NAME = "poll"
 TITLE = "2. One poll per device: ioctl against a subprocess per poll"
 CAPTURES = ROOT / "tests" / "fixtures" / "nvme-cli-captures"
 CASES = {"instance_store": CAPTURES / "case1-local-v1", "ebs": CAPTURES / "case3-ebs-v0"}
-KINDS = {"instance_store": "/dev/nvme1n1", "ebs": "/dev/nvme2n1"}
+# Controller nodes: nvme-cli 3.0 wants a namespace node to be a block device, which the fake
+# device's node is not; on a controller it reads the same page through the same shim.
+KINDS = {"instance_store": "/dev/nvme1", "ebs": "/dev/nvme2"}
 
 
 def real_nvme_cli() -> tuple[str, str] | None:
