@@ -37,7 +37,8 @@ unit: venv ## the test suite only, without system packages
 
 # The wheels are built once per run; the packaging tests install them (NITROMETER_WHEELS)
 # with their dependencies fetched beforehand, so no test asks a package index.
-test: venv sysdeps wheels ## set up and run the whole suite on CPython 3.9 and 3.13, sanitizer, aarch64
+test: venv sysdeps wheels ## lint, then the whole suite on CPython 3.9 and 3.13, sanitizer, aarch64
+	$(MAKE) --no-print-directory lint
 	./tests/tools/fetch-wheel-deps
 	NITROMETER_WHEELS=dist $(VENV)/bin/nox -s tests-3.9 tests-3.13
 	$(MAKE) --no-print-directory sanitize portability
@@ -58,8 +59,9 @@ portability: $(VENV)/.installed-test ## build the C core for aarch64 (Graviton),
 bench: venv sysdeps ## run the benchmarks and rewrite BENCHMARKS.md
 	$(PY) -m benchmarks
 
-lint: $(VENV)/.installed-test ## ruff over the package, tests and benchmarks
-	$(VENV)/bin/ruff check nitrometer tests benchmarks native noxfile.py setup.py
+lint: $(VENV)/.installed-test ## ruff, and the import contract of the layers (pyproject.toml)
+	$(VENV)/bin/ruff check nitrometer devkit tests benchmarks native noxfile.py setup.py
+	$(VENV)/bin/lint-imports --no-cache
 
 goldens: $(VENV)/.installed-test ## rewrite the golden files after a reviewed change (the run fails by design)
 	-NITROMETER_REGEN_GOLDEN=1 $(PY) -m pytest -q tests/agent/test_exposition.py \

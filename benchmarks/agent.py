@@ -22,7 +22,7 @@ RSS_TARGET = 60 * 2**20
 
 
 def start_agents(ctx: Context, sizes=SIZES, kinds=("simulated", "fake ioctl")) -> list:
-    from tests.fakedev import build_shim
+    from devkit.fakedev import build_shim
 
     shim = build_shim(ctx.workdir) if "fake ioctl" in kinds else None
     agents = []

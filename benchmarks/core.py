@@ -12,12 +12,12 @@ import json
 import math
 
 from benchmarks.common import ROOT, Context, Section, fmt_ns, interleaved, median
+from devkit import reference as ref
 from nitrometer import native
 from nitrometer.collectors.nvme_cli_format import parse_stats
 from nitrometer.logpage import COUNTERS
 from nitrometer.native import ffi, lib
 from nitrometer.sampling import QUANTILES
-from tests.native import reference as ref
 
 NAME = "core"
 TITLE = "1. One device sample: C core, pure Python, nvme-cli JSON"

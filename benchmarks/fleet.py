@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 
 from benchmarks.common import PYTHON, ROOT, peak_rss
-from tests.support.prometheus import free_port
+from devkit.ports import free_port
 
 SIM_1 = "simulate:i3en.large:steady"  # one instance-store volume
 
@@ -35,8 +35,8 @@ class FakeFleet:
     behind the fake NVMe shim, with the sysfs tree discovery walks."""
 
     def __init__(self, root: Path, shim: Path, devices: int):
-        from tests.fakedev import MODEL_INSTANCE_STORE, FakeNvme, identify_bytes
-        from tests.fakedev.pages import instance_store_page
+        from devkit.fakedev import MODEL_INSTANCE_STORE, FakeNvme, identify_bytes
+        from devkit.fakedev.pages import instance_store_page
 
         self.sysfs, self.dev = root / "sys", root / "dev"
         self.dev.mkdir(parents=True)

@@ -204,7 +204,7 @@ def raise_own_fd_limit() -> None:
 
 
 def run(ctx: Context) -> Section:
-    from tests.fakedev import build_shim
+    from devkit.fakedev import build_shim
 
     section = Section(TITLE)
     phase_seconds = 5.0 if ctx.quick else 20.0

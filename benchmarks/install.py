@@ -19,7 +19,7 @@ from pathlib import Path
 
 from benchmarks.common import ROOT, Context, Section, fmt_mb, median, peak_rss
 from benchmarks.fleet import metric
-from tests.support.prometheus import free_port
+from devkit.ports import free_port
 
 NAME = "install"
 TITLE = "8. The lean agent: base install against the savings extra"

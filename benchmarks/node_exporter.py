@@ -17,7 +17,7 @@ import time
 
 from benchmarks.agent import start_agents
 from benchmarks.common import Context, Section, Usage, fmt_mb, fmt_ms, median
-from tests.support.prometheus import free_port
+from devkit.ports import free_port
 
 NAME = "node_exporter"
 TITLE = "8. Beside node_exporter: CPU and memory of an exporter"

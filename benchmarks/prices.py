@@ -2,7 +2,7 @@
 
 A region's EC2 price list file is generated in the documented CSV layout (five metadata rows,
 the column names, one quoted row per price dimension, pricing columns then product columns;
-tests.savings.offers cites the AWS pages) with what makes real files large: Local and
+devkit.offers cites the AWS pages) with what makes real files large: Local and
 Wavelength Zones, Dedicated and Host tenancy, capacity reservations, Reserved rows of every
 term. It is served on 127.0.0.1 with the mirror's indexes, and `prices update` runs in a
 child whose peak RSS comes from getrusage(RUSAGE_CHILDREN) of a fresh intermediate process.
@@ -70,7 +70,7 @@ def _q(values) -> str:
 
 def write_region_file(path: Path, target_bytes: int) -> int:
     """Rows until the file reaches target_bytes; returns the number of rows."""
-    from tests.savings import offers
+    from devkit import offers
 
     columns = offers.EC2_COLUMNS + [f"Instance Capacity - {s}" for s in SIZES] + \
         [f"Feature {n}" for n in range(30)]  # real files have about 90 columns
@@ -153,7 +153,7 @@ def measure(cmd: list[str]) -> dict:
 
 
 def run(ctx: Context) -> Section:
-    from tests.savings import offers
+    from devkit import offers
 
     section = Section(TITLE)
     target_bytes = (64 if ctx.quick else 1024) << 20

@@ -5,7 +5,7 @@ Side by side in one run, interleaved (the order alternates each round): `nitrome
 columns the savings query reads: text ones grouped, numbers summed, the product map looked up
 for the same key). Each runs in a child process; its peak RSS comes from
 getrusage(RUSAGE_CHILDREN) of a fresh intermediate process, so only that one child counts.
-The Parquet file is generated once (tests.support.synth_cur, with the product map of about
+The Parquet file is generated once (devkit.synth_cur, with the product map of about
 20 keys AWS writes on an EC2 line) and kept in the cache under a name made of its parameters.
 """
 
@@ -60,7 +60,7 @@ print(len(con.execute(sql).fetchall()))
 
 
 def cur_file(ctx: Context, lines: int):
-    from tests.support.synth_cur import write_synthetic_cur
+    from devkit.synth_cur import write_synthetic_cur
 
     path = ctx.cache / f"cur2-{lines}-{PRODUCT_KEYS}-seed{SEED}.parquet"
     if not path.exists():
@@ -119,7 +119,7 @@ def run(ctx: Context) -> Section:
         f"{rounds} rounds, the order alternating. The file: {lines:,} synthetic CUR 2.0 "
         f"lines, snappy Parquet, {path.stat().st_size / 2**20:,.0f} MiB, row groups of "
         "500,000 lines, a `product` map of 27 keys a line as AWS writes an EC2 line "
-        "(tests.support.synth_cur: EC2 usage of several families, Graviton, Windows, Spot, "
+        "(devkit.synth_cur: EC2 usage of several families, Graviton, Windows, Spot, "
         "RI- and SP-covered lines, fees, unknown types, S3). The bare query groups the text "
         "columns the savings query reads (the product map's key looked up the same way) "
         "and sums its numeric ones, with DuckDB's defaults. Wall times are start-up and "

@@ -73,7 +73,7 @@ def _command_logging() -> None:
     logger = logging.getLogger("nitrometer")
     for old in [h for h in logger.handlers if getattr(h, "nitrometer_cli", False)]:
         logger.removeHandler(old)  # main() run again in one process (tests)
-    from nitrometer.agent.logs import StderrHandler
+    from nitrometer.logs import StderrHandler
 
     handler = StderrHandler()
     handler.setFormatter(logging.Formatter("nitrometer: %(message)s"))

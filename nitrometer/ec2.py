@@ -10,6 +10,10 @@ from pathlib import Path
 
 from nitrometer.errors import ConfigError
 
+MIB = 1 << 20  # EBS throughput is provisioned and reported in MiB/s; limits are bytes/s
+# The names a machine's architecture goes by, and the one label nitrometer uses for each.
+ARCH_LABELS = {"aarch64": "arm64", "arm64": "arm64", "x86_64": "x86_64", "amd64": "x86_64"}
+
 # The EC2 guide gives no instance-store throughput; where the table has none, a device is
 # taken to move its write IOPS limit at 16 KiB each.
 INSTANCE_STORE_TP_BYTES_PER_IOP = 16384
@@ -30,6 +34,11 @@ def size_factor(size: str) -> float | None:
         return SIZE_FACTORS[size]
     match = _MULTI_XLARGE.match(size) or _METAL_XL.match(size)
     return 8.0 * int(match.group(1)) if match else None
+
+
+def arch_label(machine: str | None) -> str:
+    """arm64 or x86_64 for any name of the two (uname, IMDS, the price list); "" otherwise."""
+    return ARCH_LABELS.get((machine or "").lower(), "")
 
 
 def looks_graviton(family: str) -> bool:

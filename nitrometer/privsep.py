@@ -336,9 +336,3 @@ def reader_main(sock: socket.socket, dev_root: str, parent: int) -> None:
         code = 1
     os._exit(code)
 
-
-def start_broker(dev_root: str, **options):
-    """Fork the keeper (and through it the first reader); call before any thread starts."""
-    from nitrometer.broker import start_broker as start
-
-    return start(dev_root, **options)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakedev import FakeNvme, build_shim
+from devkit.fakedev import FakeNvme, build_shim
 
 # Tests talk only to 127.0.0.1: nothing here, nor any agent it starts, asks 169.254.169.254.
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"

@@ -8,7 +8,7 @@ import socket
 import pytest
 import requests
 
-from nitrometer.agent.identity import instance_identity
+from nitrometer.identity import instance_identity
 from nitrometer.neterrors import describe
 from tests.support.prometheus import free_port
 
@@ -41,7 +41,7 @@ def test_no_answer_in_time():
 
 
 def test_the_off_ec2_warning_says_what_happened(caplog, monkeypatch, tmp_path):
-    import nitrometer.agent.identity as identity
+    import nitrometer.identity as identity
 
     monkeypatch.setattr(identity, "_warned_off_ec2", False)
     with caplog.at_level(logging.WARNING, logger="nitrometer"):

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from devkit.fakedev import MODEL_EBS, MODEL_INSTANCE_STORE, FakeNvme, identify_bytes
 from nitrometer import native
 from nitrometer.collectors.base import KIND_EBS, Device, FastClock, parse_source
 from nitrometer.collectors.nvme_cli import NvmeCliSource
-from nitrometer.collectors.sources import open_sources
-from tests.fakedev import MODEL_EBS, MODEL_INSTANCE_STORE, FakeNvme, identify_bytes
+from nitrometer.sampling.sources import open_sources
 from tests.native import captures
 
 IDENTITY = {

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nitrometer.collectors.base import SourceSpec, parse_source
-from nitrometer.ec2 import VolumeLimits, check_instance_type
+from nitrometer.configfile import SCALARS, kind_of, parse_volumes, parse_yaml, read_text
+from nitrometer.ec2 import check_instance_type
 from nitrometer.errors import ConfigError
 from nitrometer.timefmt import parse_duration, parse_interval, parse_share, shown
 
@@ -144,41 +145,6 @@ def parse_listen_address(value: str) -> tuple[str, int]:
     return (match.group(1) or match.group(2) or ""), port
 
 
-MAX_CONFIG_BYTES = 1 << 20  # a config file is a few hundred bytes; /dev/zero is not one
-SCALARS = (str, int, float, bool)
-MAX_VOLUME_NUMBER = 1e9  # IOPS or MB/s: far above any EBS volume's
-
-
-def read_text(path: str, what: str, limit: int = MAX_CONFIG_BYTES) -> str:
-    """A small UTF-8 text file, or ConfigError (one line) saying what is wrong with it."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(limit + 1)
-    except OSError as exc:
-        raise ConfigError(f"{what} {path}: {exc.strerror}") from None
-    if len(data) > limit:
-        raise ConfigError(f"{what} {path}: larger than {limit // 1024} KiB")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{what} {path}: not UTF-8 text (byte {data[exc.start]:#04x} at "
-                          f"offset {exc.start})") from None
-
-
-def parse_yaml(text: str, what: str):
-    """safe_load, any failure of it one line."""
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f" line {where.line + 1}" if where else ""
-        raise ConfigError(f"{what}:{line} not valid YAML") from None
-    except RecursionError:
-        raise ConfigError(f"{what}: nested too deeply") from None
-
-
 def load_file(path: str) -> dict:
     data = parse_yaml(read_text(path, "config.file"), f"config.file {path}")
     if data is None:
@@ -190,19 +156,14 @@ def load_file(path: str) -> dict:
     for key, value in data.items():
         if key not in known:
             raise ConfigError(f"config.file {path}: unknown key {shown(key)}")
+        if key == "web.listen-address" and isinstance(value, list) and \
+                all(isinstance(v, str) for v in value):
+            continue  # one address or a list of them, as the flag can be repeated
         if key != "ebs.volumes" and value is not None and not isinstance(value, SCALARS):
             raise ConfigError(f"config.file {path}: {key}: expected a single value, got "
-                              f"{_kind(value)}")
+                              f"{kind_of(value)}")
     # An empty value (`key:`) is the same as leaving the key out.
     return {k: v for k, v in data.items() if v is not None}
-
-
-def _kind(value) -> str:
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return f"a {type(value).__name__}"
 
 
 def _text(value) -> str | None:
@@ -291,40 +252,3 @@ def _boolean(key: str, value) -> bool | None:
     if value is not None and not isinstance(value, bool):
         raise ConfigError(f"{key}: expected true or false, got {shown(value)}")
     return value
-
-
-def parse_volumes(data, path) -> dict:
-    """ebs.volumes in the config file: {vol-...: {type: gp3, iops: N, throughput_mb_s: N}}."""
-
-    if data is None:
-        return {}
-    where = f"config.file {path}: ebs.volumes"
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping of volume ids to their attributes")
-    out = {}
-    for volume_id, attrs in data.items():
-        if not str(volume_id).startswith("vol-") or not isinstance(attrs, dict):
-            raise ConfigError(f"{where}: expected vol-...: {{type, iops, throughput_mb_s}}, "
-                              f"got {shown(volume_id)}")
-        unknown = set(attrs) - {"type", "iops", "throughput_mb_s"}
-        if unknown:
-            raise ConfigError(f"{where}: {volume_id}: unknown key "
-                              f"{shown(sorted(map(str, unknown))[0])}")
-        kind = attrs.get("type")
-        if kind is not None and not isinstance(kind, SCALARS):
-            raise ConfigError(f"{where}: {volume_id}: type: expected a volume type like gp3, "
-                              f"got {_kind(kind)}")
-        numbers = {}
-        for key in ("iops", "throughput_mb_s"):
-            value = attrs.get(key)
-            if value is not None and (isinstance(value, bool) or not
-                                      isinstance(value, (int, float))
-                                      or not 0 < value <= MAX_VOLUME_NUMBER):  # also nan
-                raise ConfigError(f"{where}: {volume_id}: {key} must be a positive number up to "
-                                  f"{MAX_VOLUME_NUMBER:.0f}, got {shown(value)}")
-            numbers[key] = value
-        out[str(volume_id)] = VolumeLimits(
-            str(kind or ""), numbers["iops"],
-            numbers["throughput_mb_s"] * 1e6 if numbers["throughput_mb_s"] else None,
-            "config")
-    return out

@@ -142,7 +142,7 @@ class DeviceView:
     exceeded_now: dict
     episodes: dict
     scopes: tuple
-    volume: object  # agent.volumes.VolumeLimits of an EBS volume, or None
+    volume: object  # ec2.VolumeLimits of an EBS volume, or None
     totals: native.Page | None
     band_sums: list
     band_labels: tuple

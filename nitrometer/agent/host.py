@@ -1,49 +1,11 @@
-"""Host context beside the device numbers: CPU busy and iowait over the last interval, and
-busy and total CPU-seconds as running totals (counters)."""
+"""Host context beside the device numbers: the real host's CPU (collectors.host) or, with a
+simulated source, the simulated host's (sim.host)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-
-class CpuTotals:
-    """Running totals of CPU-seconds, summed over all CPUs, from the agent's start."""
-
-    def __init__(self):
-        self.busy_seconds = 0.0
-        self.cpu_seconds = 0.0
-
-    def add(self, busy: float, total: float) -> dict[str, float]:
-        self.busy_seconds += max(busy, 0.0)
-        self.cpu_seconds += max(total, 0.0)
-        return {"busy_seconds": self.busy_seconds, "cpu_seconds": self.cpu_seconds}
-
-
-class HostSampler:
-    """Ratios (0..1) of CPU time between two calls, summed over all CPUs (psutil)."""
-
-    def __init__(self):
-        import psutil
-
-        self._psutil = psutil
-        self._last = psutil.cpu_times()
-        self.totals = CpuTotals()
-
-    def sample(self) -> dict[str, float]:
-        cur = self._psutil.cpu_times()
-        prev, self._last = self._last, cur
-        spent = {name: getattr(cur, name) - getattr(prev, name) for name in cur._fields}
-        total = sum(v for v in spent.values() if v > 0)
-        if total <= 0:
-            return {}
-        idle = spent.get("idle", 0.0) + spent.get("iowait", 0.0)
-        busy = min(max(1.0 - idle / total, 0.0), 1.0)
-        return {
-            "busy": busy,
-            # iowait exists on Linux only; elsewhere it is reported as 0.
-            "iowait": min(max(spent.get("iowait", 0.0) / total, 0.0), 1.0),
-            **self.totals.add(busy * total, total),
-        }
+from nitrometer.collectors.host import HostSampler
 
 
 def simulated_host_ios(state) -> Callable[[], float]:
@@ -61,8 +23,8 @@ def host_sampler(spec, state, clock, instance_type: str | None = None):
     """psutil's view of this machine, or with a simulated source the simulated host's CPU."""
     if spec.kind != "simulate":
         return HostSampler()
-    from nitrometer.collectors.simhost import SimulatedCpu
     from nitrometer.prices.instance import instance_specs
+    from nitrometer.sim.host import SimulatedCpu
 
     specs = instance_specs(instance_type or spec.target)
     return SimulatedCpu(simulated_host_ios(state), clock.monotonic, arch=specs.arch,

@@ -9,12 +9,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from nitrometer.ec2 import split_instance_type, storage_limits
+from nitrometer.ec2 import arch_label, split_instance_type, storage_limits
 
 log = logging.getLogger("nitrometer.instance")
 
 UNKNOWN_TYPE = "unknown"
-ARCH_LABELS = {"aarch64": "arm64", "arm64": "arm64", "x86_64": "x86_64", "amd64": "x86_64"}
 
 
 @dataclass
@@ -61,7 +60,7 @@ def _fetch_identity(config):
     """IMDSv2, then DMI under --path.sysfs; an empty identity off EC2 (logged once there)."""
     import os
 
-    from nitrometer.agent.identity import instance_identity
+    from nitrometer.identity import instance_identity
 
     try:
         return instance_identity(
@@ -92,7 +91,7 @@ def build_instance(config, simulated_type: str | None = None) -> InstanceContext
         instance_type=instance_type,
         family=getattr(ident, "family", None) or family,
         size=getattr(ident, "size", None) or size,
-        arch=ARCH_LABELS.get(getattr(ident, "arch", "") or "", ""),
+        arch=arch_label(getattr(ident, "arch", "")),
         region=region,
         az=getattr(ident, "az", None) or "",
         source=source,
@@ -114,5 +113,5 @@ def _price(ctx: InstanceContext) -> None:
     ctx.price = pricing.price
     ctx.normalization_factor = pricing.specs.normalization_factor
     if not ctx.arch:
-        ctx.arch = ARCH_LABELS.get(pricing.specs.arch, "")
+        ctx.arch = arch_label(pricing.specs.arch)
     ctx.graviton_type, ctx.graviton_price = pricing.graviton_type, pricing.graviton_price

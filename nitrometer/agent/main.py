@@ -11,9 +11,9 @@ import threading
 import time
 
 from nitrometer.agent.config import DEMO_SOURCE, AgentConfig, build_config, configure_parser
-from nitrometer.agent.logs import setup_logging
 from nitrometer.collectors.base import Clock, SourceSpec, parse_source
 from nitrometer.errors import NitrometerError
+from nitrometer.logs import setup_logging
 
 log = logging.getLogger("nitrometer")
 
@@ -35,7 +35,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def _sources_module():
     try:
-        from nitrometer.collectors import sources
+        from nitrometer.sampling import sources
     except ImportError as exc:
         raise NitrometerError(f"page sources are not available in this install: {exc}") from None
     return sources
@@ -101,8 +101,8 @@ class Agent:
         from nitrometer.agent.notify import Notifier
         from nitrometer.agent.sampler import Sampler
         from nitrometer.agent.state import AgentState
-        from nitrometer.agent.volumes import VolumeDirectory
         from nitrometer.agent.web import MetricsServer, load_web_config
+        from nitrometer.collectors.volumes import VolumeDirectory
         from nitrometer.sampling import Settings
 
         web_config = load_web_config(config.web_config_file)  # a bad one: before any work

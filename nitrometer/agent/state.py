@@ -164,7 +164,7 @@ class AgentState:
         self.io_size = True
         self.peaks_enabled = True
         self.buckets = "coarse"  # --histogram.buckets
-        self.volumes = None  # agent.volumes.VolumeDirectory
+        self.volumes = None  # collectors.volumes.VolumeDirectory
 
     def device_state(self, device: Device) -> DeviceState:
         key = key_of(device)

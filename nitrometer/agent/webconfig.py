@@ -315,7 +315,7 @@ def load_web_config(path: str | None) -> WebConfig:
 
 
 def _load(path: str) -> WebConfig:
-    from nitrometer.agent.config import parse_yaml, read_text
+    from nitrometer.configfile import parse_yaml, read_text
 
     where = f"web.config.file {path}"
     data = parse_yaml(read_text(path, "web.config.file"), where)

@@ -46,7 +46,7 @@ def make_clock(speed: float):
 def open_sources(args: argparse.Namespace, clock) -> list:
     """The sources named by --source and DEVICE arguments; DeviceError when one is unusable."""
     from nitrometer.collectors.base import parse_source
-    from nitrometer.collectors.sources import open_sources as open_page_sources
+    from nitrometer.sampling.sources import open_sources as open_page_sources
 
     spec = parse_source(args.source)
     if spec.kind in LIVE_KINDS and args.speed != 1:

@@ -26,7 +26,7 @@ def add_limit_options(parser: argparse.ArgumentParser, recorded: bool = False) -
                         "type, a recording's, or the instance's own from DMI)")
     parser.add_argument("--config.file", dest="config_file", metavar="FILE",
                         help=f"{what} %% of EBS volume limits: the agent's config file, whose "
-                        "ebs.volumes gives each volume's type, iops and throughput_mb_s")
+                        "ebs.volumes gives each volume's type, iops and throughput_mib_s")
     parser.add_argument("--collector.ebs_api", dest="ebs_api", action="store_true",
                         help=f"{what} %% of EBS volume limits: ask the EC2 API "
                         "(DescribeVolumes; needs botocore and the ec2:DescribeVolumes "
@@ -131,15 +131,15 @@ def _configured_volumes(path: str | None) -> dict:
     """ebs.volumes of the agent's config file (its other keys are the agent's business)."""
     if not path:
         return {}
-    from nitrometer.agent.config import load_file, parse_volumes
+    from nitrometer.configfile import read_volumes
 
-    return parse_volumes(load_file(path).get("ebs.volumes"), path)
+    return read_volumes(path)
 
 
 def _api_volumes(volume_ids: list[str], args) -> dict:
     """DescribeVolumes for these volumes, in the instance's region (IMDS), as the agent asks."""
-    from nitrometer.agent.identity import instance_identity
-    from nitrometer.agent.volumes import VolumeDirectory
+    from nitrometer.collectors.volumes import VolumeDirectory
+    from nitrometer.identity import instance_identity
 
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or \
         instance_identity(dmi_root=os.path.join(args.path_sysfs,
@@ -150,7 +150,7 @@ def _api_volumes(volume_ids: list[str], args) -> dict:
 
 
 def _dmi_type(sysfs: str) -> str:
-    from nitrometer.agent.identity import from_dmi
+    from nitrometer.identity import from_dmi
 
     try:
         ident = from_dmi(os.path.join(sysfs, "devices/virtual/dmi/id"))

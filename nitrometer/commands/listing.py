@@ -9,8 +9,8 @@ import sys
 from nitrometer.collectors.base import KIND_OTHER, Device, FastClock, parse_source
 from nitrometer.collectors.discovery import Discovery
 from nitrometer.collectors.ioctl_source import IoctlSource
-from nitrometer.collectors.sources import open_sources
 from nitrometer.errors import DeviceError
+from nitrometer.sampling.sources import open_sources
 
 COLUMNS = ("DEVICE", "KIND", "VOLUME/SERIAL", "BDEV", "MODEL", "READABLE")
 

@@ -17,7 +17,7 @@ from botocore.stub import Stubber
 from nitrometer import metrics as m
 from nitrometer.agent.config import AgentConfig
 from nitrometer.agent.instance import build_instance
-from nitrometer.agent.volumes import VolumeDirectory
+from nitrometer.collectors.volumes import VolumeDirectory
 from nitrometer.ec2 import VolumeLimits
 from tests.agent.conftest import promtool_check
 from tests.support.processes import stop
@@ -119,7 +119,7 @@ def test_instance_limits_come_from_the_published_table():
 
 def test_headroom_gauges_and_the_series_budget(rig):
     from nitrometer.collectors.base import FastClock, SourceSpec
-    from nitrometer.collectors.simulator import simulated_sources
+    from nitrometer.sim.devices import simulated_sources
 
     clock = FastClock(0)
     sources = simulated_sources(SourceSpec("simulate", "i3en.xlarge", "steady", ("gp3",)),

@@ -11,9 +11,9 @@ from nitrometer import metrics as m
 from nitrometer.agent.events import EventSink
 from nitrometer.cli import main
 from nitrometer.collectors.base import FastClock, SourceSpec
-from nitrometer.collectors.simulator import simulated_sources
 from nitrometer.sampling import Settings
 from nitrometer.sampling.episodes import EpisodeTracker
+from nitrometer.sim.devices import simulated_sources
 from tests.agent.conftest import Rig
 
 
@@ -101,7 +101,7 @@ class Stub:
 
 
 def test_an_episode_ends_after_the_set_number_of_quiet_intervals():
-    from tests.agent.pages import device
+    from devkit.pages import device
 
     tracker = EpisodeTracker(device(), gap=3, ongoing_every=60)
     pattern = [20_000, 0, 0, 20_000, 0, 5_000, 0, 0, 0]  # 5 ms: under 1 %, not counted

@@ -6,10 +6,10 @@ from pathlib import Path
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
+from devkit.pages import ScriptedSource, device
 from nitrometer.agent.exporter import Exporter
 from nitrometer.agent.instance import InstanceContext
 from tests.agent.conftest import promtool_check
-from tests.agent.pages import ScriptedSource, device
 from tests.support.golden import check_golden
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"

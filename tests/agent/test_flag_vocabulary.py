@@ -13,8 +13,8 @@ import pytest
 from nitrometer import __version__
 from nitrometer.agent.config import build_config, configure_parser
 from nitrometer.agent.events import EventSink
-from nitrometer.agent.logs import setup_logging
 from nitrometer.cli import COMMANDS, Parser
+from nitrometer.logs import setup_logging
 from tests.agent.test_conventions import get, start_agent, wait_for
 from tests.support.processes import stop
 from tests.support.prometheus import free_port

@@ -7,12 +7,13 @@ import time
 
 import pytest
 
+from devkit.pages import ScriptedSource, device
 from nitrometer import metrics as m
-from nitrometer.agent.host import HostSampler, host_sampler
+from nitrometer.agent.host import host_sampler
 from nitrometer.collectors.base import SourceSpec
-from nitrometer.collectors.simhost import X86_CPU_SECONDS_PER_IO, SimulatedCpu
+from nitrometer.collectors.host import HostSampler
+from nitrometer.sim.host import X86_CPU_SECONDS_PER_IO, SimulatedCpu
 from tests.agent.conftest import promtool_check
-from tests.agent.pages import ScriptedSource, device
 
 
 def ebs_script(builder, i):

@@ -11,15 +11,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from nitrometer.agent import identity
-from nitrometer.agent.identity import (
+from nitrometer import identity
+from nitrometer.errors import ConfigError
+from nitrometer.identity import (
     InstanceIdentity,
     as_labels,
     from_dmi,
     instance_identity,
     region_of_az,
 )
-from nitrometer.errors import ConfigError
 from tests.sources_device.conftest import SYSFS_FIXTURES
 
 DOCUMENT = {
@@ -101,7 +101,7 @@ def test_imdsv2_token_then_identity_document(imds):
 
 def test_imds_401_falls_back_to_dmi(imds, caplog):
     imds.mode = "reject"
-    with caplog.at_level(logging.INFO, logger="nitrometer.agent.identity"):
+    with caplog.at_level(logging.INFO, logger="nitrometer.identity"):
         ident = instance_identity(endpoint=imds.url, timeout=2.0, dmi_root=DMI_NITRO)
     assert (ident.instance_id, ident.instance_type, ident.family, ident.size, ident.source) == (
         "i-0123456789abcdef0", "i3en.xlarge", "i3en", "xlarge", "dmi")
@@ -113,7 +113,7 @@ def test_imds_401_falls_back_to_dmi(imds, caplog):
 
 def test_imds_timeout_off_ec2_says_not_on_ec2_once(imds, caplog):
     imds.mode = "hang"
-    with caplog.at_level(logging.WARNING, logger="nitrometer.agent.identity"):
+    with caplog.at_level(logging.WARNING, logger="nitrometer.identity"):
         first = instance_identity(endpoint=imds.url, timeout=0.2, dmi_root=DMI_QEMU)
         second = instance_identity(endpoint=imds.url, timeout=0.2, dmi_root=DMI_QEMU)
     assert first == second
@@ -155,7 +155,7 @@ def test_region_from_az():
 
 
 def test_metadata_disabled_by_the_aws_switch_asks_no_network(monkeypatch, tmp_path):
-    import nitrometer.agent.identity as identity
+    import nitrometer.identity as identity
 
     def refuse(*args, **kwargs):
         raise AssertionError("the metadata service was asked")

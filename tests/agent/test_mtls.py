@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
+from devkit.pages import ScriptedSource, device
 from nitrometer.agent.web import MetricsServer, load_web_config
-from tests.agent.pages import ScriptedSource, device
 
 
 def openssl(*args, cwd):

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakedev import MODEL_EBS, MODEL_INSTANCE_STORE, identify_bytes
-from tests.fakedev.pages import ebs_page, instance_store_page
+from devkit.fakedev import MODEL_EBS, MODEL_INSTANCE_STORE, identify_bytes
+from devkit.fakedev.pages import ebs_page, instance_store_page
 from tests.support.prometheus import free_port
 
 SYSFS_FIXTURES = Path(__file__).resolve().parent.parent / "sysfs"
@@ -67,7 +67,8 @@ def run_broker_script(fake, dev_root, body: str):
     code = textwrap.dedent(f"""\
         import errno, os, threading
         from nitrometer import privsep
-        broker = privsep.start_broker({str(dev_root)!r})
+        from nitrometer.broker import start_broker
+        broker = start_broker({str(dev_root)!r})
         dev = {str(dev_root)!r}
         def refused(**kw):
             try:

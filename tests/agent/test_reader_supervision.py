@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from devkit.fakedev import MODEL_EBS, MODEL_INSTANCE_STORE, identify_bytes
+from devkit.fakedev.pages import ebs_page, instance_store_page
 from nitrometer import metrics as m
 from tests.agent.test_privsep import alive, children, wait_for
-from tests.fakedev import MODEL_EBS, MODEL_INSTANCE_STORE, identify_bytes
-from tests.fakedev.pages import ebs_page, instance_store_page
 from tests.support.processes import stop
 from tests.support.prometheus import free_port
 
@@ -176,7 +176,8 @@ def test_a_reader_that_gives_no_answer_is_replaced_a_slow_device_is_not(fake, tm
     code = textwrap.dedent(f"""\
         import os, signal, threading, time
         from nitrometer import privsep
-        broker = privsep.start_broker({str(dev)!r}, stuck_after=2.0)
+        from nitrometer.broker import start_broker
+        broker = start_broker({str(dev)!r}, stuck_after=2.0)
         dev = {str(dev)!r}
         slow = []
         t = threading.Thread(target=lambda: slow.append(
@@ -215,7 +216,8 @@ def test_a_reader_that_gives_no_answer_is_replaced_a_slow_device_is_not(fake, tm
 def test_a_reader_refuses_a_namespace_id_other_than_the_nodes(fake, dev):
     code = textwrap.dedent(f"""\
         from nitrometer import privsep
-        broker = privsep.start_broker({str(dev)!r})
+        from nitrometer.broker import start_broker
+        broker = start_broker({str(dev)!r})
         for nsid in (1, 2, 0xFFFFFFFF, 0):
             try:
                 print(len(broker.get_log_page({str(dev)!r} + "/nvme0n1", nsid, 4096)))

@@ -2,8 +2,8 @@ import errno
 import json
 import math
 
+from devkit.pages import ScriptedSource, device
 from nitrometer.agent.events import EventSink
-from tests.agent.pages import ScriptedSource, device
 
 DEV = {"device": "nvme1n1", "serial": "AWS1234567890ABCDEF", "kind": "instance_store"}
 

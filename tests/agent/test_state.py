@@ -2,8 +2,8 @@
 
 import random
 
+from devkit.pages import NUM_BINS, ScriptedSource, device
 from nitrometer.agent.state import PeakWindow, peaks_of
-from tests.agent.pages import NUM_BINS, ScriptedSource, device
 
 DEV = {"device": "nvme1n1", "serial": "AWS1234567890ABCDEF", "kind": "instance_store"}
 

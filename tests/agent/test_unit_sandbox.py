@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from devkit.fakedev import MODEL_EBS, MODEL_INSTANCE_STORE, FakeNvme, identify_bytes
+from devkit.fakedev.pages import ebs_page, instance_store_page
 from nitrometer import metrics as m
 from tests.agent.test_privsep import children, wait_for
-from tests.fakedev import MODEL_EBS, MODEL_INSTANCE_STORE, FakeNvme, identify_bytes
-from tests.fakedev.pages import ebs_page, instance_store_page
 from tests.support import sandbox
 from tests.support.processes import stop
 from tests.support.prometheus import free_port

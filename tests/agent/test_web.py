@@ -18,10 +18,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from devkit.pages import ScriptedSource, device
 from nitrometer.agent.httpserver import Limits
 from nitrometer.agent.web import MetricsServer, load_web_config
 from nitrometer.errors import ConfigError
-from tests.agent.pages import ScriptedSource, device
 from tests.support.processes import stop
 from tests.support.prometheus import free_port
 

@@ -6,8 +6,8 @@ import struct
 
 import pytest
 
+from devkit.fakedev import MODEL_EBS, identify_bytes
 from tests.cli.fixtures import EBS_BASE
-from tests.fakedev import MODEL_EBS, identify_bytes
 
 EBS_ID = identify_bytes("vol0123456789abcdef0", MODEL_EBS, bdev="sdf")
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from devkit.fakedev import MODEL_EBS, identify_bytes
 from nitrometer.cli import main
 from nitrometer.commands import devices, snapshot, view
 from tests.cli.fixtures import EBS, EBS_BASE, EBS_NEXT, sampler_over
-from tests.fakedev import MODEL_EBS, identify_bytes
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "snapshot.schema.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)

@@ -70,10 +70,10 @@ def test_an_unknown_volume_limit_is_said_once_with_how_to_give_it(recording):
 def test_the_config_file_gives_the_volume_limits(recording, tmp_path):
     config = tmp_path / "nitrometer.yml"
     config.write_text("web.listen-address: 127.0.0.1:9720\nebs.volumes:\n"
-                      f"  {VOLUME}: {{type: io2, iops: 4000, throughput_mb_s: 500}}\n")
+                      f"  {VOLUME}: {{type: io2, iops: 4000, throughput_mib_s: 500}}\n")
     done = nitrometer("replay", str(recording), "1", "1", "--config.file", str(config))
     assert (done.returncode, done.stderr) == (0, "")
-    assert "nvme1n1 volume (io2) at 25% of 4,000 IOPS, 1% of 500.0 MB/s" in done.stdout
+    assert "nvme1n1 volume (io2) at 25% of 4,000 IOPS, 1% of 524.3 MB/s" in done.stdout
 
 
 def test_a_bad_config_file_is_one_line(recording, tmp_path):
@@ -82,7 +82,7 @@ def test_a_bad_config_file_is_one_line(recording, tmp_path):
     done = nitrometer("replay", str(recording), "1", "--config.file", str(config))
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr == (f"nitrometer: config.file {config}: ebs.volumes: {VOLUME}: iops "
-                           "must be a positive number, got -1\n")
+                           "must be a positive number up to 1000000000, got -1\n")
 
 
 class Ec2Endpoint:

@@ -11,12 +11,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from devkit.fakedev import MODEL_INSTANCE_STORE, FakeNvme, build_shim, identify_bytes
+from devkit.fakedev.pages import instance_store_page
 from nitrometer import metrics as m
 from tests.dashboards import grafana
 from tests.dashboards.conftest import start_agent_process
 from tests.dashboards.test_queries import check_shape, run_query
-from tests.fakedev import MODEL_INSTANCE_STORE, FakeNvme, build_shim, identify_bytes
-from tests.fakedev.pages import instance_store_page
 from tests.support.processes import stop
 from tests.support.prometheus import PrometheusServer, free_port
 

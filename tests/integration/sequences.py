@@ -10,8 +10,8 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.agent.pages import NUM_BINS, PageBuilder
-from tests.fakedev import MODEL_EBS, MODEL_INSTANCE_STORE, identify_bytes
+from devkit.fakedev import MODEL_EBS, MODEL_INSTANCE_STORE, identify_bytes
+from devkit.pages import NUM_BINS, PageBuilder
 
 PAGES = 6
 READS, WRITES = 1000, 100

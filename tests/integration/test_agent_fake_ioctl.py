@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from devkit.fakedev import MODEL_EBS, MODEL_INSTANCE_STORE, FakeNvme, identify_bytes
+from devkit.fakedev.pages import ebs_page, instance_store_page
 from nitrometer import metrics as m
-from tests.fakedev import MODEL_EBS, MODEL_INSTANCE_STORE, FakeNvme, identify_bytes
-from tests.fakedev.pages import ebs_page, instance_store_page
 from tests.support.prometheus import PrometheusServer, free_port
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from devkit.fakedev import MODEL_EBS, MODEL_INSTANCE_STORE, identify_bytes
+from devkit.fakedev.pages import ebs_page, instance_store_page
 from nitrometer import metrics as m
-from tests.fakedev import MODEL_EBS, MODEL_INSTANCE_STORE, identify_bytes
-from tests.fakedev.pages import ebs_page, instance_store_page
 from tests.support.processes import stop
 from tests.support.prometheus import free_port
 

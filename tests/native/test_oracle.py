@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from devkit import reference
 from nitrometer import logpage, native
-from tests.native import reference
 from tests.native.pages import WRAP, encode, layouts, page_values, successor
 
 REASONS = {-1: "short", -2: "magic", -4: "bins", -5: "detail_bins", -6: "hists",

@@ -7,12 +7,12 @@ import shutil
 
 import pytest
 
+from devkit import offers
 from nitrometer.cli import main
 from nitrometer.errors import NitrometerError
 from nitrometer.prices.cache import prices_dir
 from nitrometer.prices.lookup import load_region, on_demand_price
 from nitrometer.savings.reference import Reference
-from tests.savings import offers
 
 EC2_EAST, EC2_WEST = offers.ec2_path("us-east-1"), offers.ec2_path("eu-west-1")
 SP_INDEX = f"{offers.SP_BASE}/current/region_index.json"

@@ -8,12 +8,12 @@ import sys
 
 import pytest
 
+from devkit import offers
 from nitrometer.agent.instance import InstanceContext, _price
 from nitrometer.cli import main
 from nitrometer.ec2 import looks_graviton
 from nitrometer.prices.instance import instance_pricing, instance_specs
 from nitrometer.savings.reference import Reference
-from tests.savings import offers
 
 
 @pytest.fixture(scope="module")

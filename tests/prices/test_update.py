@@ -1,16 +1,16 @@
 """`nitrometer prices update` against a mirror of the Price List Bulk API in its documented
-layout (tests.savings.offers), two regions, with every kind of look-alike row."""
+layout (devkit.offers), two regions, with every kind of look-alike row."""
 
 from __future__ import annotations
 
 import pytest
 
+from devkit import offers
 from nitrometer.cli import main
 from nitrometer.prices.cache import ON_DEMAND, RESERVED, SAVINGS_PLAN, RateKey
 from nitrometer.prices.ec2_rows import RULES as EC2_RULES
 from nitrometer.prices.lookup import load_region
 from nitrometer.prices.plans import RULES as SP_RULES
-from tests.savings import offers
 
 REGIONS = ("us-east-1", "eu-west-1")
 

@@ -7,12 +7,12 @@ from dataclasses import replace
 
 import pytest
 
+from devkit.pages import ScriptedSource, device
 from nitrometer.agent.exporter import Exporter
 from nitrometer.agent.sampler import Sampler
 from nitrometer.agent.state import AgentState
 from nitrometer.collectors.base import FastClock
 from nitrometer.sampling import Engine, Settings
-from tests.agent.pages import ScriptedSource, device
 
 
 class Watcher:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nitrometer.collectors.simhost import GRAVITON_CPU_SAVING, cpu_seconds_per_io, vcpus
 from nitrometer.savings.measured import HostWork
+from nitrometer.sim.host import GRAVITON_CPU_SAVING, cpu_seconds_per_io, vcpus
 
 TRUE_REDUCTION_PCT = 100 * GRAVITON_CPU_SAVING
 TYPES = {"x86_64": ("m5.xlarge", 8.0, 0.192), "arm64": ("m6g.xlarge", 8.0, 0.154)}

@@ -17,10 +17,10 @@ import pytest
 import sqlglot
 from botocore.stub import ANY, Stubber
 
+from devkit.synth_cur import write_synthetic_cur
 from nitrometer.cli import main
 from nitrometer.savings import athena, cur_sql
 from nitrometer.savings.cur import connect
-from tests.support.synth_cur import write_synthetic_cur
 
 QUERY_ID = "a1b2c3d4-5678-90ab-cdef-EXAMPLE11111"
 ATHENA_TYPES = {"VARCHAR": "string", "DOUBLE": "double", "BIGINT": "bigint",

@@ -11,9 +11,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from devkit.synth_cur import write_synthetic_cur
 from nitrometer.cli import main
 from nitrometer.savings.schema import JSON_SCHEMA
-from tests.support.synth_cur import write_synthetic_cur
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "savings.md"
 

@@ -9,10 +9,10 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
+from devkit.synth_cur import write_synthetic_cur
 from nitrometer.savings import cur_sql
 from nitrometer.savings.cur import connect, read_usage
 from tests.savings.cur_tables import CUR2_COLUMNS, CUR2_PRODUCT_KEYS, LEGACY_ATHENA_COLUMNS
-from tests.support.synth_cur import write_synthetic_cur
 
 KEYS = cur_sql.GROUP_KEYS
 

@@ -8,10 +8,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from devkit.synth_cur import Template, write_synthetic_cur
 from nitrometer.cli import main
 from nitrometer.savings.cur import read_usage
 from nitrometer.savings.model import ELIGIBLE, UNUSED_SP, run_model
-from tests.support.synth_cur import Template, write_synthetic_cur
 
 RI_USAGE = Template("r5.large", "RI-covered", line_type="DiscountedUsage", rate=0.0, weight=10)
 RI_FEE = Template("r5.large", "RI-covered", line_type="RIFee", usage_kind="HeavyUsage",

@@ -8,8 +8,8 @@ import os
 
 import pytest
 
+from devkit.synth_cur import Template, write_synthetic_cur
 from nitrometer.cli import main
-from tests.support.synth_cur import Template, write_synthetic_cur
 
 HEADER = "line_item_usage_type,line_item_usage_amount,line_item_line_item_type," \
          "line_item_unblended_cost\n"

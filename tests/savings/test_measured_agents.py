@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from nitrometer.collectors.simhost import GRAVITON_CPU_SAVING
+from nitrometer.sim.host import GRAVITON_CPU_SAVING
 from tests.dashboards.conftest import start_agent
 from tests.support.processes import stop
 from tests.support.prometheus import PrometheusServer, free_port

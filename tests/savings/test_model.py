@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from devkit.synth_cur import DEFAULT_TEMPLATES, Template, write_synthetic_cur
 from nitrometer.errors import ConfigError
 from nitrometer.savings.cur import read_usage
 from nitrometer.savings.model import ELIGIBLE, EXCLUSION_ROWS, UNUSED_SP, run_model
 from nitrometer.savings.usage import read_usage_csv
-from tests.support.synth_cur import DEFAULT_TEMPLATES, Template, write_synthetic_cur
 
 
 def test_blog_worked_example(tmp_path, reference):

@@ -10,11 +10,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from devkit import offers
 from nitrometer.cli import main
 from nitrometer.savings.cur import read_usage
 from nitrometer.savings.model import run_model
 from nitrometer.savings.reference import Reference
-from tests.savings import offers
 
 HOURS = 720.0
 

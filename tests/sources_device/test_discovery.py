@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from devkit.fakedev import MODEL_EBS, MODEL_INSTANCE_STORE, identify_bytes
 from nitrometer.collectors.base import KIND_EBS, KIND_INSTANCE_STORE, KIND_OTHER, Device
 from nitrometer.collectors.discovery import (
     CONTROLLER_NSID,
@@ -17,9 +18,8 @@ from nitrometer.collectors.discovery import (
     split_device_name,
     volume_id,
 )
-from nitrometer.collectors.sources import _select, discover_devices
 from nitrometer.errors import DeviceError
-from tests.fakedev import MODEL_EBS, MODEL_INSTANCE_STORE, identify_bytes
+from nitrometer.sampling.sources import _select, discover_devices
 from tests.sources_device.conftest import SYSFS_FIXTURES
 
 

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
+from devkit.fakedev import MODEL_EBS, MODEL_INSTANCE_STORE, identify_bytes
+from devkit.fakedev.pages import ebs_page, instance_store_page
 from nitrometer import native
-from tests.fakedev import MODEL_EBS, MODEL_INSTANCE_STORE, identify_bytes
-from tests.fakedev.pages import ebs_page, instance_store_page
 
 EBS_ID = identify_bytes("vol0123456789abcdef0", MODEL_EBS, bdev="sdf")
 LOCAL_ID = identify_bytes("AWS2F1E0D9C8B7A65432", MODEL_INSTANCE_STORE)
@@ -22,7 +22,7 @@ RAE = 1 << 15
 READER = r"""
 import hashlib, json, sys
 from nitrometer.collectors.base import SourceSpec
-from nitrometer.collectors.sources import open_sources
+from nitrometer.sampling.sources import open_sources
 from nitrometer.errors import NitrometerError
 try:
     sources = open_sources(SourceSpec("ioctl"), sys.argv[1:])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
-from tests.fakedev import MODEL_EBS, MODEL_INSTANCE_STORE, identify_bytes
-from tests.fakedev.pages import ebs_page, instance_store_page
+from devkit.fakedev import MODEL_EBS, MODEL_INSTANCE_STORE, identify_bytes
+from devkit.fakedev.pages import ebs_page, instance_store_page
 
 
 def _plug_fixture_devices(fake, dev_root):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from devkit.fakedev import MODEL_EBS, MODEL_INSTANCE_STORE, identify_bytes
+from devkit.fakedev.pages import ebs_page, instance_store_page
 from nitrometer import native
 from nitrometer.collectors.base import FastClock, SourceSpec, parse_source
-from nitrometer.collectors.sources import open_sources
 from nitrometer.errors import ConfigError, DeviceError
-from tests.fakedev import MODEL_EBS, MODEL_INSTANCE_STORE, identify_bytes
-from tests.fakedev.pages import ebs_page, instance_store_page
+from nitrometer.sampling.sources import open_sources
 
 
 def test_ioctl_pages_recorded_then_replayed_are_the_same_bytes(fake, tmp_path):
@@ -61,7 +61,7 @@ def test_ioctl_discovers_only_amazon_devices(fake, sysfs, dev_root):
              identify=identify_bytes("AWS1A2B3C4D5E6F7G8H9", MODEL_INSTANCE_STORE))
     code = (
         "from nitrometer.collectors.base import SourceSpec\n"
-        "from nitrometer.collectors.sources import open_sources\n"
+        "from nitrometer.sampling.sources import open_sources\n"
         f"ss = open_sources(SourceSpec('ioctl'), sysfs_root={str(sysfs)!r}, "
         f"dev_root={str(dev_root)!r})\n"
         "print(' '.join(s.device.name for s in ss))\n"

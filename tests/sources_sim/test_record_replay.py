@@ -19,12 +19,12 @@ from nitrometer.collectors import recording as rec
 from nitrometer.collectors.base import FastClock, SourceSpec, parse_source
 from nitrometer.collectors.recording import Recording, RecordingWriter
 from nitrometer.collectors.replay import RecordingEnded, replay_sources
-from nitrometer.collectors.simulator import simulated_sources
-from nitrometer.collectors.sources import open_sources
 from nitrometer.commands.devices import Reporter
 from nitrometer.commands.record import record
 from nitrometer.errors import NitrometerError
 from nitrometer.sampling import Engine
+from nitrometer.sampling.sources import open_sources
+from nitrometer.sim.devices import simulated_sources
 
 
 def make_recording(path, rounds=5):

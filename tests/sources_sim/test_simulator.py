@@ -6,8 +6,8 @@ import pytest
 
 from nitrometer import native
 from nitrometer.collectors.base import FastClock, SourceSpec
-from nitrometer.collectors.simulator import simulated_sources
 from nitrometer.errors import ConfigError
+from nitrometer.sim.devices import simulated_sources
 
 SECONDS = 40
 

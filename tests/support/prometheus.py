@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -14,11 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from devkit.ports import free_port  # noqa: F401 - the tests' one way to a free port
 
 
 def require(binary: str) -> str:

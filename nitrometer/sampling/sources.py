@@ -123,7 +123,7 @@ def open_sources(spec: SourceSpec, names: Sequence[str] = (), *, sysfs_root: str
         return _select(replay_sources(spec.target, clock), names,
                        f"recording {spec.target}")
     if spec.kind == "simulate":
-        from nitrometer.collectors.simulator import simulated_sources
+        from nitrometer.sim.devices import simulated_sources
 
         return _select(simulated_sources(spec, clock), names, f"simulation {spec}")
     raise ConfigError(f"--source {spec}: unknown source kind {spec.kind!r}")

@@ -15,7 +15,6 @@ import random
 import threading
 from collections.abc import Callable
 
-from nitrometer.collectors import workload as wl
 from nitrometer.collectors.base import (
     KIND_EBS,
     KIND_INSTANCE_STORE,
@@ -27,6 +26,7 @@ from nitrometer.collectors.base import (
 from nitrometer.ec2 import VolumeLimits
 from nitrometer.errors import ConfigError
 from nitrometer.logpage import DEFAULT_BAND_SIZES, encode_page
+from nitrometer.sim import model as wl
 
 MODEL_INSTANCE_STORE = "Amazon EC2 NVMe Instance Storage"
 MODEL_EBS = "Amazon Elastic Block Store"

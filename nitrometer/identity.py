@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from nitrometer.ec2 import split_instance_type
+from nitrometer.ec2 import arch_label, split_instance_type
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +19,6 @@ DMI_ROOT = "/sys/devices/virtual/dmi/id"
 DEFAULT_TIMEOUT = 1.0  # seconds; IMDS answers in milliseconds on EC2, and nothing answers off it
 AMAZON_VENDOR = "Amazon EC2"
 
-_ARCH_ALIASES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
 _INSTANCE_ID_RE = re.compile(r"^i-[0-9a-f]{8,17}$")
 _AZ_RE = re.compile(r"^([a-z]{2}(?:-[a-z]+)+-\d+)")
 
@@ -43,7 +42,7 @@ class InstanceIdentity:
 
 
 def normalize_arch(machine: str) -> str:
-    return _ARCH_ALIASES.get(machine.lower(), machine.lower())
+    return arch_label(machine) or machine.lower()
 
 
 def region_of_az(az: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from nitrometer.agent.host import CpuTotals
+from nitrometer.collectors.host import CpuTotals
 
 X86_CPU_SECONDS_PER_IO = 30e-6
 GRAVITON_CPU_SAVING = 1 / 3  # Graviton needs a third less CPU for the same IO

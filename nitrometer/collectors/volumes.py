@@ -7,11 +7,10 @@ from __future__ import annotations
 import logging
 import threading
 
-from nitrometer.ec2 import VolumeLimits
+from nitrometer.ec2 import MIB, VolumeLimits
 
 log = logging.getLogger("nitrometer.volumes")
 
-MIB = 1 << 20
 
 
 class VolumeDirectory:
