@@ -299,14 +299,13 @@ def run(args: argparse.Namespace) -> int:
     from nitrometer import native  # noqa: F401 - says clearly if the C core is missing
 
     raise_fd_limit()
-    from nitrometer.agent.privileges import run_as_default, separate_privileges
+    from nitrometer.agent.privileges import separate_privileges
 
     # --demo settles on real or simulated devices first: a simulation needs no keeper.
     spec = resolve_source(config)
     # Before any thread starts: the keeper is forked from a single-threaded process, and
     # capabilities belong to each thread.
-    broker = separate_privileges(spec, config.dev_path,
-                                 getattr(args, "run_as_user", None) or run_as_default())
+    broker = separate_privileges(spec, config.dev_path, getattr(args, "run_as_user", None))
     try:
         agent = Agent(config, args, spec=spec)
         agent.install_signal_handlers()

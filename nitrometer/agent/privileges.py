@@ -44,9 +44,49 @@ def lookup_user(name: str) -> tuple[int, int]:
     return entry.pw_uid, entry.pw_gid
 
 
-def become(name: str) -> None:
-    """As root: empty the bounding set, then take `name`'s user and group, no other group."""
+def unreadable_for(uid: int, gid: int, targets=None) -> str | None:
+    """The first directory on the way to Python's standard library or to nitrometer itself
+    that uid (with gid, and no other group) could not enter, or None. Modules are imported
+    after the drop, so the user must be able to read them: an interpreter under a home
+    directory of mode 0700 (pyenv as root) is one it cannot."""
+    import stat
+
+    import nitrometer
+
+    for target in targets or (os.path.dirname(os.__file__),
+                              os.path.dirname(nitrometer.__file__)):
+        path = "/"
+        for part in os.path.realpath(target).split(os.sep)[1:]:
+            path = os.path.join(path, part)
+            try:
+                st = os.stat(path)
+            except OSError:
+                return path
+            if st.st_uid == uid:
+                allowed = st.st_mode & stat.S_IXUSR
+            elif st.st_gid == gid:
+                allowed = st.st_mode & stat.S_IXGRP
+            else:
+                allowed = st.st_mode & stat.S_IXOTH
+            if not allowed:
+                return path
+    return None
+
+
+def become(name: str, explicit: bool = True) -> None:
+    """As root: empty the bounding set, then take `name`'s user and group, no other group.
+    A user who could not read the agent's own code is an error when asked for; when it is
+    only the default, the agent stays uid 0 with no capability and says so."""
     uid, gid = lookup_user(name)
+    blocked = unreadable_for(uid, gid) if uid != 0 else None
+    if blocked is not None and explicit:
+        raise NitrometerError(f"--run-as-user {name}: it cannot read {blocked}, where this "
+                              "Python or nitrometer lives")
+    if blocked is not None:
+        log.warning("staying uid 0 with no capability: %s cannot read %s, where this Python "
+                    "or nitrometer lives (install both where it can, or give --run-as-user)",
+                    name, blocked)
+        uid = 0
     try:
         privsep.limit_bounding_set(())  # while CAP_SETPCAP is there to do it
         if uid != 0:
@@ -71,9 +111,10 @@ def reexec_without_ambient(broker) -> None:
     os.execve(sys.executable, [sys.executable, "-m", "nitrometer", *sys.argv[1:]], env)
 
 
-def drop(run_as: str, broker=None) -> None:
+def drop(run_as: str | None, broker=None) -> None:
+    """run_as None: the default user (NITROMETER_RUN_AS_USER, else nobody)."""
     if os.geteuid() == 0:
-        become(run_as)
+        become(run_as or run_as_default(), explicit=run_as is not None)
         return
     held = privsep.capabilities()
     if not (held.get("CapEff", 0) or held.get("CapPrm", 0) or held.get("CapAmb", 0)):
@@ -86,7 +127,7 @@ def drop(run_as: str, broker=None) -> None:
         raise NitrometerError(f"cannot drop capabilities: {exc.strerror}") from None
 
 
-def separate_privileges(spec, dev_path: str, run_as: str):
+def separate_privileges(spec, dev_path: str, run_as: str | None):
     """Fork the keeper (ioctl source), then drop every privilege here; the broker or None."""
     from nitrometer.broker import HANDOVER, Broker, start_broker
 
