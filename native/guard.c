@@ -148,7 +148,7 @@ static void hold(nm_guard *g, const nm_page *cur, double t, nm_delta_info *info)
 int nm_guard_step(nm_guard *g, const nm_page *cur, double t, const nm_bounds *bounds,
                   nm_page *delta, nm_delta_info *info)
 {
-    uint32_t bad_from_base, bad_from_held, dropped_bad;
+    uint32_t bad_from_base = 0, bad_from_held, dropped_bad;
     int rc;
 
     if (g == NULL || cur == NULL || bounds == NULL || delta == NULL || info == NULL)
@@ -180,6 +180,7 @@ int nm_guard_step(nm_guard *g, const nm_page *cur, double t, const nm_bounds *bo
         g->base = *cur;
         g->base_t = t;
         info->flags = NM_DELTA_BASELINE;
+        info->implausible = bad_from_base; /* why, when the growth was past the bounds */
         return rc;
     }
     if (!g->has_held) {

@@ -11,6 +11,13 @@ from pathlib import Path
 from nitrometer.errors import ConfigError
 
 MIB = 1 << 20  # EBS throughput is provisioned and reported in MiB/s; limits are bytes/s
+# What no NVMe device does in a second, per direction, where no limit is known: over 20 times
+# the fastest published per-device figure, and far below what a corrupted counter shows.
+CEILING_OPS_PER_S = 1e7
+CEILING_BYTES_PER_S = 2e10
+# Above a published limit a device may still show more in one read: its page can hold two
+# refreshes' worth, and EC2 holds the instance to the limit, not each second to the IO.
+BOUND_MARGIN = 4.0
 # The names a machine's architecture goes by, and the one label nitrometer uses for each.
 ARCH_LABELS = {"aarch64": "arm64", "arm64": "arm64", "x86_64": "x86_64", "amd64": "x86_64"}
 
@@ -174,3 +181,16 @@ def storage_limits(instance_type: str) -> dict:
             total["throughput"] = ebs["throughput"]
         out[("ebs", "total")] = {k: v for k, v in total.items() if v}
     return out
+
+
+def device_bounds(kind: str, instance_type: str | None) -> tuple[float, float]:
+    """(ops, bytes) a second that a device of this kind on this instance type cannot pass,
+    from the published limits (instance store: the instance's own; EBS: the instance's EBS
+    limit, which caps every volume), with a margin; the ceilings where none is published."""
+    scope = {"instance_store": "instance_store", "ebs": "ebs_instance"}.get(kind)
+    published = published_limits(scope, instance_type) if scope and instance_type else {}
+    iops = max(published.get("read_iops", 0.0), published.get("write_iops", 0.0))
+    throughput = published.get("throughput")
+    return (min(iops * BOUND_MARGIN, CEILING_OPS_PER_S) if iops else CEILING_OPS_PER_S,
+            min(throughput * BOUND_MARGIN, CEILING_BYTES_PER_S) if throughput
+            else CEILING_BYTES_PER_S)

@@ -261,6 +261,12 @@ class Summary:
         return bool(self._c.info.flags & lib.NM_DELTA_BASELINE)
 
     @property
+    def past_bounds(self) -> bool:
+        """Held, or taken as a new baseline, because it grew faster than the bounds."""
+        return bool(self._c.info.implausible) and bool(
+            self._c.info.flags & (lib.NM_DELTA_HELD | lib.NM_DELTA_BASELINE))
+
+    @property
     def dropped(self) -> tuple[str, ...]:
         """A held page the next did not confirm: the fields that grew past the bounds."""
         info = self._c.info
@@ -359,9 +365,6 @@ def sample(prev: Page, buf: bytes, qs: Sequence[float] = DEFAULT_QUANTILES
     return Page(page), Summary(out, tuple(qs))
 
 
-# Where no limit is known: more than any NVMe device does per direction, less than a spike.
-CEILING_OPS_PER_S = 1e7
-CEILING_BYTES_PER_S = 2e10
 IMPLAUSIBLE_BINS = 0x80000000
 
 
@@ -372,15 +375,19 @@ class Guard:
 
     __slots__ = ("_c", "_bounds")
 
-    def __init__(self, ops_per_s: float = CEILING_OPS_PER_S,
-                 bytes_per_s: float = CEILING_BYTES_PER_S):
+    def __init__(self, ops_per_s: float, bytes_per_s: float):
         self._c = ffi.new("nm_guard *")
         self._bounds = ffi.new("nm_bounds *", {"ops_per_s": ops_per_s,
                                                "bytes_per_s": bytes_per_s})
 
     @property
     def bounds(self) -> tuple[float, float]:
+        """(ops, bytes) a second, per direction, that the device cannot pass."""
         return self._bounds.ops_per_s, self._bounds.bytes_per_s
+
+    @bounds.setter
+    def bounds(self, value: tuple[float, float]) -> None:
+        self._bounds.ops_per_s, self._bounds.bytes_per_s = value
 
     def sample(self, buf: bytes, t: float, qs: Sequence[float] = DEFAULT_QUANTILES
                ) -> tuple[Page, Summary]:

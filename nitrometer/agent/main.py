@@ -123,6 +123,7 @@ class Agent:
                                threaded=self.watcher is not None, reader=reader_of(self.spec))
         self._apply(config)
         if self.state.instance is not None:
+            self.sampler.engine.set_instance_type(self.state.instance.instance_type)
             self.state.volumes.region = self.state.instance.region or None
         self.exporter = Exporter(self.state, process=config.exporter_metrics)
         self.servers = []  # one per --web.listen-address, as node_exporter

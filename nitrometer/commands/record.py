@@ -33,6 +33,7 @@ def context_of(args, engine) -> dict:
     from nitrometer.commands.headroom import headroom_for
 
     limits = headroom_for(args, engine)
+    engine.set_instance_type(limits.instance_type)
     volumes = {serial: {"type": v.volume_type, "iops": v.iops, "throughput": v.throughput}
                for serial, v in limits.volumes.items()}
     return {"instance_type": limits.instance_type, "volumes": volumes}

@@ -184,6 +184,7 @@ def show_intervals(engine, reporter: devices.Reporter, count: int | None, args, 
     """Rows until COUNT, the end of a recording, or Ctrl+C; then the one-line summary."""
     wall0, t0 = engine.wall_origin, engine.clock.monotonic()
     limits = headroom_for(args, engine) if hasattr(args, "source") else Headroom()
+    engine.set_instance_type(limits.instance_type)
     seen: list[Interval] = []
     steps = 0
     try:

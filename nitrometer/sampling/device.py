@@ -6,14 +6,17 @@ from __future__ import annotations
 import errno
 import logging
 
-from nitrometer import native
+from nitrometer import ec2, native
 from nitrometer.errors import DeviceError
 from nitrometer.sampling.episodes import EpisodeTracker
 from nitrometer.sampling.interval import QUANTILES, Interval
 
 log = logging.getLogger("nitrometer.sampling")
 
-DEFAULT_BOUNDS = (native.CEILING_OPS_PER_S, native.CEILING_BYTES_PER_S)
+DEFAULT_BOUNDS = (ec2.CEILING_OPS_PER_S, ec2.CEILING_BYTES_PER_S)
+# Pages held this many times in a row mean the bounds are too tight for this device: they
+# are raised (to the ceilings at most), so a device's counts are never held for good.
+HELD_IN_A_ROW = 3
 MAX_BACKOFF = 30.0  # seconds between retries of a device that keeps failing
 
 
@@ -71,6 +74,7 @@ class DeviceTracker:
         self.glitching: set[str] = set()  # fields below their committed value
         self.held = 0  # pages held as implausible until the next one decided
         self.holding = False  # the last page is held
+        self.held_in_a_row = 0
         self.guard = native.Guard(*bounds)
         self.version_warned = False
         self.episodes = EpisodeTracker(device, episode_gap, ongoing_every)
@@ -101,6 +105,10 @@ class DeviceTracker:
             self._count_glitches(summary.dropped, "grew faster than any device can, then "
                                  "fell back; that page was dropped")
         self.holding = summary.held
+        # Held, or a first page replaced, for growth past the bounds: too tight if it lasts.
+        self.held_in_a_row = self.held_in_a_row + 1 if summary.past_bounds else 0
+        if self.held_in_a_row >= HELD_IN_A_ROW:
+            self._widen_bounds()
         if summary.held:
             self.held += 1
             return None
@@ -123,6 +131,22 @@ class DeviceTracker:
         # A reading older than the baseline cannot happen on one clock; guard the division.
         seconds = t - prev_t if t > prev_t else 1e-9
         return Interval(self.device, prev_t, seconds, summary, page, self.share)
+
+    def set_bounds(self, bounds: tuple[float, float]) -> None:
+        """The most the device can do a second (ec2.device_bounds), once it is known."""
+        self.guard.bounds = bounds
+
+    def _widen_bounds(self) -> None:
+        ops, nbytes = self.guard.bounds
+        wider = (min(ops * ec2.BOUND_MARGIN, ec2.CEILING_OPS_PER_S),
+                 min(nbytes * ec2.BOUND_MARGIN, ec2.CEILING_BYTES_PER_S))
+        if wider != (ops, nbytes):
+            log.warning("%s (%s): %d pages in a row grew faster than %.0f ops or %.0f bytes a "
+                        "second; taking up to %.0f and %.0f as possible for this device",
+                        self.device.name, self.device.serial, self.held_in_a_row, ops, nbytes,
+                        *wider)
+            self.guard.bounds = wider
+        self.held_in_a_row = 0
 
     def _check_version(self, page: native.Page) -> None:
         if page.version > 1 and not self.version_warned:

@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from nitrometer import ec2
 from nitrometer.collectors.base import KIND_OTHER, Clock
 from nitrometer.errors import DeviceError
 from nitrometer.sampling.device import DeviceTracker, key_of
@@ -86,6 +87,7 @@ class Engine:
         self.watcher = watcher
         self.reads = ThreadedReads() if threaded else None
         self.trackers: dict[tuple[str, str], DeviceTracker] = {}
+        self.instance_type: str | None = None  # bounds each device's growth: set_instance_type
         self.stalled: set = set()  # devices whose in-flight read was reported slow
         self.overruns = 0
         self.tick_errors = 0
@@ -114,11 +116,19 @@ class Engine:
     def _add(self, device, source) -> DeviceTracker:
         s = self.settings
         tracker = DeviceTracker(device, source, share=s.exceeded_share,
-                                episode_gap=s.episode_gap, ongoing_every=s.ongoing_every)
+                                episode_gap=s.episode_gap, ongoing_every=s.ongoing_every,
+                                bounds=ec2.device_bounds(device.kind, self.instance_type))
         self.trackers[tracker.key] = tracker
         if self.reads is not None:
             self.reads.add(tracker.key, source)
         return tracker
+
+    def set_instance_type(self, instance_type: str | None) -> None:
+        """Bound what each device may add per second by this instance type's published
+        limits (devices found later too); unknown types keep the ceilings."""
+        self.instance_type = instance_type or None
+        for tracker in self.trackers.values():
+            tracker.set_bounds(ec2.device_bounds(tracker.device.kind, self.instance_type))
 
     def _drop(self, tracker: DeviceTracker, result: TickResult) -> None:
         del self.trackers[tracker.key]
