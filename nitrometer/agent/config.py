@@ -190,6 +190,9 @@ def load_file(path: str) -> dict:
     for key, value in data.items():
         if key not in known:
             raise ConfigError(f"config.file {path}: unknown key {shown(key)}")
+        if key == "web.listen-address" and isinstance(value, list) and \
+                all(isinstance(v, str) for v in value):
+            continue  # several addresses, as the flag given several times
         if key != "ebs.volumes" and value is not None and not isinstance(value, SCALARS):
             raise ConfigError(f"config.file {path}: {key}: expected a single value, got "
                               f"{_kind(value)}")

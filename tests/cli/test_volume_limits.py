@@ -82,7 +82,7 @@ def test_a_bad_config_file_is_one_line(recording, tmp_path):
     done = nitrometer("replay", str(recording), "1", "--config.file", str(config))
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr == (f"nitrometer: config.file {config}: ebs.volumes: {VOLUME}: iops "
-                           "must be a positive number, got -1\n")
+                           "must be a positive number up to 1000000000, got -1\n")
 
 
 class Ec2Endpoint:
