@@ -46,6 +46,10 @@ def bad_page(device, exc: native.PageError) -> BadPage:
     return BadPage(f"{name}: unreadable statistics page: {message}")
 
 
+def no_limits(device) -> None:
+    return None
+
+
 def key_of(device) -> tuple[str, str]:
     """What identifies a device across renames: its serial (the volume id for EBS)."""
     return (device.kind, device.serial or device.name)
@@ -74,6 +78,7 @@ class DeviceTracker:
         self.guard = native.Guard(*bounds)
         self.version_warned = False
         self.episodes = EpisodeTracker(device, episode_gap, ongoing_every)
+        self.limits_of = no_limits  # device -> Limits | None, asked for every interval
 
     @property
     def key(self) -> tuple[str, str]:
@@ -122,7 +127,8 @@ class DeviceTracker:
         self.baseline_time = t
         # A reading older than the baseline cannot happen on one clock; guard the division.
         seconds = t - prev_t if t > prev_t else 1e-9
-        return Interval(self.device, prev_t, seconds, summary, page, self.share)
+        return Interval.from_summary(self.device, prev_t, seconds, summary, page, self.share,
+                                     self.limits_of(self.device))
 
     def _check_version(self, page: native.Page) -> None:
         if page.version > 1 and not self.version_warned:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from nitrometer.collectors.base import KIND_OTHER, Clock
 from nitrometer.errors import DeviceError
-from nitrometer.sampling.device import DeviceTracker, key_of
+from nitrometer.sampling.device import DeviceTracker, key_of, no_limits
 from nitrometer.sampling.episodes import DEFAULT_GAP, DEFAULT_ONGOING_EVERY
 from nitrometer.sampling.interval import DEFAULT_EXCEEDED_SHARE, Interval
 from nitrometer.sampling.reads import ThreadedReads, read_once
@@ -80,8 +80,10 @@ class TickResult:
 
 class Engine:
     def __init__(self, sources=(), *, settings: Settings | None = None,
-                 clock: Clock | None = None, threaded: bool = False, watcher=None):
+                 clock: Clock | None = None, threaded: bool = False, watcher=None,
+                 limits_of=None):
         self.settings = settings or Settings()
+        self.limits_of = limits_of or no_limits  # device -> Limits | None
         self.clock = clock or Clock()
         self.watcher = watcher
         self.reads = ThreadedReads() if threaded else None
@@ -115,10 +117,18 @@ class Engine:
         s = self.settings
         tracker = DeviceTracker(device, source, share=s.exceeded_share,
                                 episode_gap=s.episode_gap, ongoing_every=s.ongoing_every)
+        tracker.limits_of = self.limits_of
         self.trackers[tracker.key] = tracker
         if self.reads is not None:
             self.reads.add(tracker.key, source)
         return tracker
+
+    def set_limits(self, limits_of) -> None:
+        """Where each device's limits come from (device -> sampling.Limits or None), for the
+        headroom of every interval from now on."""
+        self.limits_of = limits_of or no_limits
+        for tracker in self.trackers.values():
+            tracker.limits_of = self.limits_of
 
     def _drop(self, tracker: DeviceTracker, result: TickResult) -> None:
         del self.trackers[tracker.key]
