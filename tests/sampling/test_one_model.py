@@ -141,11 +141,12 @@ def test_the_share_rule_decides_exceeded_once_for_every_view():
 
 def test_a_time_counter_that_went_down_has_no_mean_and_says_which_field():
     tracker, pages = _tracker(kind="instance_store"), PageBuilder("instance_store")
+    for t in (0.0, 1.0):
+        pages.advance(reads=100, writes=100)
+        tracker.observe(pages.page(), t)
     pages.advance(reads=100, writes=100)
-    tracker.observe(pages.page(), 0.0)
-    pages.advance(reads=100, writes=100)
-    pages.counters["total_read_time"] -= 5_000  # back while the ops keep counting
-    iv = tracker.observe(pages.page(), 1.0)
+    pages.counters["total_read_time"] -= 1_000  # below the last page's, ops still counting
+    iv = tracker.observe(pages.page(), 2.0)
     assert "total_read_time" in iv.glitches and not iv.reset
     assert iv.op("read").time_us is None and iv.op("read").mean_us is None
     assert iv.op("read").iops == 100.0 and iv.op("write").mean_us is not None
@@ -208,4 +209,5 @@ def test_the_agent_measures_headroom_against_what_it_knows():
     clock.sleep_until(clock.monotonic() + 1.0)
     iv = sampler.engine.tick().intervals[0]
     assert [(h.scope, h.limit, round(h.percent, 6)) for h in iv.headroom] == [
-        ("volume", "iops", round(100 * 300 / iv.seconds / 3000, 6))]
+        ("volume", "iops", round(100 * 300 / iv.seconds / 3000, 6)),
+        ("volume", "throughput", round(100 * 300 * 4096 / iv.seconds / 125e6, 6))]
