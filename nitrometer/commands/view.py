@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from nitrometer import native
 from nitrometer.logpage import EXCEEDED_COUNTERS, exceeded_limits
-from nitrometer.sampling import OPS, Interval, nan_to_none
-from nitrometer.sampling.interval import exceeded_over_run
+from nitrometer.sampling import OPS, Interval
+from nitrometer.sampling.interval import exceeded_over_run, hist_quantiles
 from nitrometer.sampling.record_json import OPEN_ENDED_FROM_US
 
 LIMIT_NAMES = {"iops": "IOPS", "throughput": "throughput"}
@@ -152,9 +152,12 @@ def histogram_rows(bins: list[tuple[int, int, int]]) -> list[tuple[str, int]]:
     return rows
 
 
-def render_histogram(title: str, hist: native.Histogram, style: Style) -> list[str]:
+def render_histogram(title: str, hist: native.Histogram, style: Style,
+                     quantiles: dict | None = None) -> list[str]:
+    """`quantiles`: the record's for this histogram (found from it when not given)."""
     total = hist.total
-    q = [nan_to_none(v) for v in hist.quantiles(SHOWN_QUANTILES)] if total else [None] * 3
+    quantiles = quantiles if quantiles is not None else hist_quantiles(hist, SHOWN_QUANTILES)
+    q = [quantiles.get(x) for x in SHOWN_QUANTILES]
     head = (f"  {title}: {total:,} IOs   p50 {fmt_us(q[0])}  p99 {fmt_us(q[1])}"
             f"  p99.9 {fmt_us(q[2])}")
     lines = [style.paint(head, "1")]
@@ -196,28 +199,25 @@ def render_cumulative(device, page: native.Page, style: Style, *, details: bool 
         text = f"  exceeded {limit_name(scope, limit):27} {us:>16,}us  {fmt_seconds(us):>8}"
         lines.append(style.alert(text) if us else text)
     lines += [f"  queue length (now) {c['volume_queue_length']:>11,}", ""]
-    lines += render_histogram("read latency", page.read, style) + [""]
-    lines += render_histogram("write latency", page.write, style)
+    lines += render_histogram("read latency", page.read, style,
+                              record.op("read").quantiles_us) + [""]
+    lines += render_histogram("write latency", page.write, style,
+                              record.op("write").quantiles_us)
     if details:
-        lines += [""] + render_band_table(page, style)
+        lines += [""] + render_band_table(record, style)
     return "\n".join(lines) + "\n"
 
 
-def render_band_table(page: native.Page, style: Style) -> list[str]:
-    if not page.bands:
+def render_band_table(record: Interval, style: Style) -> list[str]:
+    if not record.bands:
         return ["  IO-size detail: not reported by this device"]
-    width = max([11] + [len(f"{h.total:,}") for b in page.bands for h in (b.read, b.write)])
+    width = max([11] + [len(f"{n:,}") for b in record.bands for n in (b.read_ops, b.write_ops)])
     lines = [style.paint(f"  {'IO size':10} {'reads':>{width}} {'p50':>7} {'p99':>7}"
                          f" {'writes':>{width}} {'p50':>7} {'p99':>7}", "1")]
-    for band in page.bands:
-        label = (f">{native.format_size(band.low)}" if band.high is None
-                 else f"<={native.format_size(band.high)}")
-        cells = []
-        for hist in (band.read, band.write):
-            total = hist.total
-            q = [nan_to_none(v) for v in hist.quantiles((0.5, 0.99))] if total else [None] * 2
-            cells.append(f"{total:>{width},} {fmt_us(q[0]):>7} {fmt_us(q[1]):>7}")
-        lines.append(f"  {label:10} {' '.join(cells)}")
+    for band in record.bands:
+        cells = [f"{ops:>{width},} {fmt_us(q.get(0.5)):>7} {fmt_us(q.get(0.99)):>7}"
+                 for ops, q in ((band.read_ops, band.read_q), (band.write_ops, band.write_q))]
+        lines.append(f"  {band.label:10} {' '.join(cells)}")
     return lines
 
 

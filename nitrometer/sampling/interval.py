@@ -42,7 +42,8 @@ def _named(qs: tuple[float, ...], values) -> dict[float, float | None]:
     return {q: nan_to_none(v) for q, v in zip(qs, values)}
 
 
-def _hist_quantiles(hist: native.Histogram, qs: tuple[float, ...]) -> dict:
+def hist_quantiles(hist: native.Histogram, qs: tuple[float, ...] = QUANTILES) -> dict:
+    """A histogram's latency quantiles (us); None for each with no IO."""
     if not hist.total:
         return {q: None for q in qs}
     return _named(qs, hist.quantiles(qs))
@@ -295,10 +296,10 @@ class Interval:
         rates), or a recording's first-to-last delta over `seconds`."""
         ops = {name: OpStats(page[f"total_{name}_ops"], page[f"total_{name}_bytes"],
                              page[f"total_{name}_time"], seconds,
-                             _hist_quantiles(page.read if name == "read" else page.write, qs))
+                             hist_quantiles(page.read if name == "read" else page.write, qs))
                for name in OPS}
         bands = [BandStats(band.low, band.high, band.read.total, band.write.total,
-                           _hist_quantiles(band.read, qs), _hist_quantiles(band.write, qs),
+                           hist_quantiles(band.read, qs), hist_quantiles(band.write, qs),
                            seconds) for band in page.bands]
         return cls(device, start, seconds, page, page, ops, bands, share=share)
 

@@ -42,7 +42,7 @@ def interval_json(iv, view: str, wall: float, elapsed: float) -> dict:
         "elapsed_s": round(elapsed, 6),
         "interval_s": None if seconds is None else round(seconds, 6),
         "device": device_json(iv.device), "reset": iv.reset,
-        "glitches": list(iv.glitches), "confirmed": iv.confirmed,
+        "glitches": list(iv.glitches), "confirmed": iv.confirmed, "dropped": list(iv.dropped),
         "read": _op_json(iv.op("read"), iv.delta.read),
         "write": _op_json(iv.op("write"), iv.delta.write),
         "exceeded": {f"{scope}_{limit}": {"us": e.us, "percent": e.percent,

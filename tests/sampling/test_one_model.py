@@ -211,3 +211,24 @@ def test_the_agent_measures_headroom_against_what_it_knows():
     assert [(h.scope, h.limit, round(h.percent, 6)) for h in iv.headroom] == [
         ("volume", "iops", round(100 * 300 / iv.seconds / 3000, 6)),
         ("volume", "throughput", round(100 * 300 * 4096 / iv.seconds / 125e6, 6))]
+
+
+@pytest.mark.parametrize("confirmed", [True, False])
+def test_a_held_page_is_flagged_on_the_interval_that_decides_it(confirmed):
+    tracker, pages = _tracker(kind="instance_store"), PageBuilder("instance_store")
+    for t in (0.0, 1.0):
+        pages.advance(reads=100)
+        tracker.observe(pages.page(), t)
+    pages.advance(reads=100)
+    pages.add("total_read_ops", 10**12)  # no device does that in a second
+    assert tracker.observe(pages.page(), 2.0) is None and tracker.holding
+    if not confirmed:
+        pages.add("total_read_ops", -10**12)  # back on track: the spike was transient
+    pages.advance(reads=100)
+    iv = tracker.observe(pages.page(), 3.0)
+    assert (iv.start, iv.seconds, iv.confirmed) == (1.0, 2.0, confirmed)
+    assert iv.dropped == (() if confirmed else ("total_read_ops",))
+    assert iv.op("read").ops == (10**12 + 200 if confirmed else 200)
+    row = iv.to_json("interval", 1_700_000_000.0, 3.0)
+    VALIDATOR.validate(row)
+    assert (row["confirmed"], row["dropped"]) == (confirmed, list(iv.dropped))
