@@ -140,9 +140,9 @@ def exceeded_of(delta: native.Page, seconds: float | None,
                 share: float) -> dict[tuple[str, str], Exceeded]:
     """Every limit's time over it in a delta page (all four, whatever the device's kind)."""
     out = {}
+    span = seconds is not None and seconds > 0
     for key, counter in EXCEEDED_COUNTERS.items():
         us = delta[counter]
-        span = seconds is not None and seconds > 0
         # Time over a limit per second of the interval: its share, and that in percent.
         out[key] = Exceeded(us, per_second(us * US, seconds),
                             per_second(100 * us, seconds * 1e6) if span else None,
@@ -212,8 +212,8 @@ def headroom_of(stats: dict, limits: Limits | None) -> tuple[Headroom, ...]:
 
 def combined_headroom(intervals, op: str, bound: float, limit: str) -> Headroom:
     """Several devices of one kind together against the instance's limit for that kind."""
-    used = sum(_op_rates({o: iv.op(o) for o in OPS}, op)[limit == "throughput"]
-               for iv in intervals)
+    which = 0 if limit == "iops" else 1
+    used = sum(_op_rates(iv.ops, op)[which] for iv in intervals)
     return Headroom("instance", op, limit, bound, used)
 
 
