@@ -103,7 +103,7 @@ class Agent:
         from nitrometer.agent.state import AgentState
         from nitrometer.agent.web import MetricsServer, load_web_config
         from nitrometer.collectors.volumes import VolumeDirectory
-        from nitrometer.sampling import Settings
+        from nitrometer.sampling import engine_settings
 
         web_config = load_web_config(config.web_config_file)  # a bad one: before any work
         self.args = args
@@ -116,8 +116,9 @@ class Agent:
         self.state.volumes = VolumeDirectory(config.volumes, use_api=config.enabled("ebs_api"))
         open_all, self.watcher = open_sampling(self.spec, config, self.clock, self.state.volumes,
                                                self._identify_slow)
-        settings = Settings(interval=config.poll_interval, exceeded_share=config.exceeded_share,
-                            episode_gap=config.episode_end)
+        settings = engine_settings(interval=config.poll_interval,
+                                   exceeded_share=config.exceeded_share,
+                                   episode_gap=config.episode_end)
         self.sampler = Sampler(self.state, open_all, settings=settings, clock=self.clock,
                                events=self.events, notifier=self.notifier, watcher=self.watcher,
                                threaded=self.watcher is not None, reader=reader_of(self.spec))

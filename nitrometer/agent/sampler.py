@@ -10,7 +10,7 @@ import time
 from nitrometer.agent.events import EventSink
 from nitrometer.agent.state import AgentState
 from nitrometer.collectors.base import Clock
-from nitrometer.sampling import Engine, Settings, TickResult
+from nitrometer.sampling import Settings, TickResult, build_engine, engine_settings
 from nitrometer.sampling.device import failure_reason
 
 log = logging.getLogger("nitrometer.sampler")
@@ -31,10 +31,10 @@ class Sampler:
         self.notifier = notifier
         self.reader = reader  # broker.Broker: the privileged reader's health and restarts
         self._starving = False
-        settings = settings or Settings(interval=interval)
         sources = open_sources() if open_sources is not None else []
-        self.engine = Engine(sources, settings=settings, clock=self.clock, threaded=threaded,
-                             watcher=watcher)
+        self.engine = build_engine(sources, settings=settings or engine_settings(
+            interval=interval), clock=self.clock, threaded=threaded, watcher=watcher,
+            limits_of=state.limits_of)
         self._last_tick: float | None = None
         self.last_tick_completed: float | None = None  # real monotonic time, for the watchdog
         self.stop_event = threading.Event()

@@ -18,7 +18,7 @@ from nitrometer import native
 from nitrometer.collectors.base import Device
 from nitrometer.logpage import exceeded_limits
 from nitrometer.sampling.device import failure_reason, key_of
-from nitrometer.sampling.interval import US
+from nitrometer.sampling.interval import US, Limits
 
 log = logging.getLogger("nitrometer.agent")
 PEAK_QUANTILE = 0.99  # the peak latency gauge's quantile (its name says p99)
@@ -165,6 +165,20 @@ class AgentState:
         self.peaks_enabled = True
         self.buckets = "coarse"  # --histogram.buckets
         self.volumes = None  # collectors.volumes.VolumeDirectory
+
+    def limits_of(self, device: Device) -> Limits | None:
+        """The limits the device works under as the agent knows them (its volume's, the
+        instance's for its kind), for the engine's headroom; asked from the sampling thread."""
+        volume = self.volumes.get(device.serial) if self.volumes is not None and \
+            device.kind == "ebs" else None
+        instance = self.instance.limits if self.instance is not None else None
+        limits = Limits(
+            volume_type=volume.volume_type if volume is not None else "",
+            volume_iops=volume.iops if volume is not None else None,
+            volume_throughput=volume.throughput if volume is not None else None,
+            instance={op: values for (kind, op), values in (instance or {}).items()
+                      if kind == device.kind})
+        return limits if limits.known else None
 
     def device_state(self, device: Device) -> DeviceState:
         key = key_of(device)

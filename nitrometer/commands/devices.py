@@ -7,7 +7,13 @@ import argparse
 import sys
 
 from nitrometer.errors import ConfigError, DeviceError
-from nitrometer.sampling import DEFAULT_EXCEEDED_SHARE, Engine, Settings, SourceEnded, TickResult
+from nitrometer.sampling import (
+    DEFAULT_EXCEEDED_SHARE,
+    Engine,
+    SourceEnded,
+    TickResult,
+    build_engine,
+)
 from nitrometer.timefmt import parse_share
 
 LIVE_KINDS = ("ioctl", "nvme-cli")
@@ -66,10 +72,9 @@ def open_engine(args: argparse.Namespace, interval: float = 1.0) -> Engine:
     share = parse_share("--exceeded.min-share", getattr(args, "exceeded_share",
                                                           DEFAULT_EXCEEDED_SHARE))
     clock = make_clock(args.speed)
-    settings = Settings(interval=interval, exceeded_share=share,
-                        catch_up=spec.kind == "replay")
-    return Engine(open_sources(args, clock), settings=settings, clock=clock,
-                  threaded=spec.kind in LIVE_KINDS)
+    return build_engine(open_sources(args, clock), interval=interval, exceeded_share=share,
+                        recording=spec.kind == "replay", clock=clock,
+                        threaded=spec.kind in LIVE_KINDS)
 
 
 class Reporter:

@@ -12,10 +12,10 @@ import textwrap
 
 from nitrometer.commands import devices, view
 from nitrometer.commands.findings import Finding, Window, analyze
-from nitrometer.commands.snapshot import _device_record
 from nitrometer.errors import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, ConfigError
 from nitrometer.sampling import SourceEnded
 from nitrometer.sampling.device import key_of
+from nitrometer.sampling.record_json import device_json as _device_record
 from nitrometer.timefmt import parse_duration
 
 SCHEMA_ID = "nitrometer.diagnose/1"

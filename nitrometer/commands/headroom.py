@@ -14,6 +14,7 @@ import textwrap
 from dataclasses import dataclass, field
 
 from nitrometer.ec2 import check_instance_type, storage_limits
+from nitrometer.sampling.interval import Limits, combined_headroom
 
 WIDTH = 80
 log = logging.getLogger("nitrometer.headroom")
@@ -43,6 +44,17 @@ class Headroom:
     def known(self) -> bool:
         return bool(self.instance or self.volumes)
 
+    def limits_of(self, device) -> Limits | None:
+        """For the engine: what each interval's headroom is measured against."""
+        volume = self.volumes.get(device.serial) if device.kind == "ebs" else None
+        limits = Limits(
+            volume_type=volume.volume_type if volume is not None else "",
+            volume_iops=volume.iops if volume is not None else None,
+            volume_throughput=volume.throughput if volume is not None else None,
+            instance={op: values for (kind, op), values in self.instance.items()
+                      if kind == device.kind})
+        return limits if limits.known else None
+
     def lines(self, intervals) -> list[str]:
         """'% of limit' lines for one tick, within 80 columns."""
         return [wrapped for line in self._lines(intervals)
@@ -50,17 +62,14 @@ class Headroom:
                                              subsequent_indent="    ")]
 
     def _lines(self, intervals) -> list[str]:
-        """Per EBS volume, then per kind for the instance."""
+        """Per EBS volume (each interval's own headroom), then per kind for the instance
+        (its devices of that kind together)."""
         out = []
         for iv in intervals:
-            volume = self.volumes.get(iv.device.serial) if iv.device.kind == "ebs" else None
-            if volume is None:
-                continue
-            iops = iv.op("read").iops + iv.op("write").iops
-            tp = iv.op("read").throughput + iv.op("write").throughput
-            parts = _shares([(iops, volume.iops, "IOPS"), (tp, volume.throughput, "MB/s")])
+            parts = [_share(h) for h in iv.headroom if h.scope == "volume"]
             if parts:
-                out.append(f"{iv.device.name} volume ({volume.volume_type or 'EBS'}) at "
+                volume_type = iv.limits.volume_type if iv.limits is not None else ""
+                out.append(f"{iv.device.name} volume ({volume_type or 'EBS'}) at "
                            + ", ".join(parts))
         for kind, title in (("instance_store", "instance store"), ("ebs", "instance EBS")):
             mine = [iv for iv in intervals if iv.device.kind == kind]
@@ -68,28 +77,18 @@ class Headroom:
                 continue
             parts = []
             for op in ("read", "write", "total"):
-                limit = self.instance.get((kind, op))
-                if not limit:
-                    continue
-                ops = ("read", "write") if op == "total" else (op,)
-                iops = sum(iv.op(o).iops for iv in mine for o in ops)
-                tp = sum(iv.op(o).throughput for iv in mine for o in ops)
-                shares = _shares([(iops, limit.get("iops"), "IOPS"),
-                                  (tp, limit.get("throughput"), "MB/s")])
+                bounds = self.instance.get((kind, op)) or {}
+                shares = [_share(combined_headroom(mine, op, bounds[limit], limit))
+                          for limit in ("iops", "throughput") if bounds.get(limit)]
                 parts += [f"{op}s {s}" if op != "total" else s for s in shares]
             if parts:
                 out.append(f"{title} ({self.instance_type}) at " + ", ".join(parts))
         return out
 
 
-def _shares(items) -> list[str]:
-    out = []
-    for value, limit, unit in items:
-        if not limit:
-            continue
-        shown = f"{limit / 1e6:,.1f} MB/s" if unit == "MB/s" else f"{limit:,.0f} IOPS"
-        out.append(f"{100 * value / limit:.0f}% of {shown}")
-    return out
+def _share(h) -> str:
+    shown = f"{h.bound / 1e6:,.1f} MB/s" if h.limit == "throughput" else f"{h.bound:,.0f} IOPS"
+    return f"{h.percent:.0f}% of {shown}"
 
 
 def headroom_for(args, engine) -> Headroom:

@@ -16,13 +16,8 @@ from nitrometer import native
 from nitrometer.commands import devices, view
 from nitrometer.commands.headroom import Headroom, add_limit_options, headroom_for
 from nitrometer.errors import EXIT_USAGE, ConfigError, DeviceError
-from nitrometer.logpage import EXCEEDED_COUNTERS
-from nitrometer.sampling import OPS, Interval, SourceEnded, nan_to_none
-from nitrometer.timefmt import parse_interval, rfc3339
-
-QUANTILES = view.SHOWN_QUANTILES  # p50, p99, p99.9 in the JSON records
-
-SCHEMA_ID = "nitrometer.snapshot/1"
+from nitrometer.sampling import Interval, SourceEnded
+from nitrometer.timefmt import parse_interval
 
 
 def add_view_options(parser: argparse.ArgumentParser) -> None:
@@ -71,76 +66,10 @@ def _is_number(text: str) -> bool:
 
 # --- JSON records -----------------------------------------------------------------------
 
-def _hist_record(hist: native.Histogram) -> list[dict]:
-    return [{"lower_us": lo, "upper_us": None if up >= view.OPEN_ENDED_FROM_US else up,
-             "count": c} for lo, up, c in hist.bins() if c]
-
-
-def _quantile_fields(q) -> dict:
-    return {"p50_us": q[0], "p99_us": q[1], "p999_us": q[2]}
-
-
-def _op_record(ops: int, nbytes: int, time_us: int, seconds: float | None, q,
-               hist: native.Histogram) -> dict:
-    rate = seconds is not None and seconds > 0
-    return {
-        "ops": ops, "bytes": nbytes, "time_us": time_us,
-        "iops": ops / seconds if rate else None,
-        "mb_per_s": nbytes / seconds / 1e6 if rate else None,
-        "mean_us": time_us / ops if ops else None,
-        **_quantile_fields(q),
-        "histogram": _hist_record(hist),
-    }
-
-
-def _quantiles(hist: native.Histogram) -> list[float | None]:
-    if not hist.total:
-        return [None] * len(QUANTILES)
-    return [nan_to_none(v) for v in hist.quantiles(QUANTILES)]
-
-
-def _device_record(device) -> dict:
-    return {"name": device.name, "path": device.path, "kind": device.kind,
-            "serial": device.serial, "model": device.model,
-            "bdev": getattr(device, "bdev", "") or None}
-
-
-def _record(view_name: str, device, page: native.Page, wall: float, elapsed: float,
-            seconds: float | None, reset: bool, op_q: dict, band_q: list[tuple]) -> dict:
-    c = page.counters
-    exceeded = {}
-    for (scope, limit), counter in EXCEEDED_COUNTERS.items():
-        us = c[counter]
-        pct = 100 * us / (seconds * 1e6) if seconds else None
-        exceeded[f"{scope}_{limit}"] = {"us": us, "percent": pct}
-    bands = []
-    for band, (rq, wq) in zip(page.bands, band_q):
-        bands.append({
-            "low_bytes": band.low, "high_bytes": band.high,
-            "label": (f">{native.format_size(band.low)}" if band.high is None
-                      else f"<={native.format_size(band.high)}"),
-            "read": {"ops": band.read.total, **_quantile_fields(rq)},
-            "write": {"ops": band.write.total, **_quantile_fields(wq)},
-        })
-    return {
-        "schema": SCHEMA_ID, "view": view_name, "time": rfc3339(wall),
-        "elapsed_s": round(elapsed, 6),
-        "interval_s": None if seconds is None else round(seconds, 6),
-        "device": _device_record(device), "reset": reset,
-        **{op: _op_record(c[f"total_{op}_ops"], c[f"total_{op}_bytes"], c[f"total_{op}_time"],
-                          seconds, op_q[op], page.read if op == "read" else page.write)
-           for op in OPS},
-        "exceeded": exceeded, "queue_length": c["volume_queue_length"],
-        "io_size_bands": bands,
-    }
-
-
 def cumulative_record(device, page: native.Page, wall: float, *, view_name: str = "cumulative",
                       seconds: float | None = None) -> dict:
     """A page as totals; `recording` views (replay) also carry the span they cover."""
-    op_q = {"read": _quantiles(page.read), "write": _quantiles(page.write)}
-    band_q = [(_quantiles(b.read), _quantiles(b.write)) for b in page.bands]
-    record = _record(view_name, device, page, wall, seconds or 0.0, seconds, False, op_q, band_q)
+    record = Interval.from_page(device, page, seconds).to_json(view_name, wall, seconds or 0.0)
     if view_name == "cumulative":
         # The page itself too, under `nitrometer decode --json`'s (nvme-cli's) keys.
         record.update(page.to_dict(), serial=device.serial, model=device.model)
@@ -149,16 +78,7 @@ def cumulative_record(device, page: native.Page, wall: float, *, view_name: str 
 
 def interval_record(iv: Interval, wall0: float, t0: float) -> dict:
     """wall0 + a time on the engine's clock is wall time; t0 is when sampling began."""
-    op_q = {op: [iv.op(op).quantile_us(q) for q in QUANTILES] for op in OPS}
-    band_q = [([b.read_q.get(q) for q in QUANTILES], [b.write_q.get(q) for q in QUANTILES])
-              for b in iv.bands]
-    record = _record("interval", iv.device, iv.delta, wall0 + iv.end, iv.end - t0,
-                     iv.seconds, iv.reset, op_q, band_q)
-    record["queue_length"] = iv.queue_length
-    for op in OPS:
-        if iv.op(op).time_us is None:  # the time counter went down: no measure, not 0
-            record[op].update(time_us=None, mean_us=None)
-    return record
+    return iv.to_json("interval", wall0 + iv.end, iv.end - t0)
 
 
 def write_json(record: dict, out) -> None:
@@ -185,6 +105,7 @@ def show_intervals(engine, reporter: devices.Reporter, count: int | None, args, 
     wall0, t0 = engine.wall_origin, engine.clock.monotonic()
     limits = headroom_for(args, engine) if hasattr(args, "source") else Headroom()
     engine.set_instance_type(limits.instance_type)
+    engine.set_limits(limits.limits_of)
     seen: list[Interval] = []
     steps = 0
     try:

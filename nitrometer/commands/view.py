@@ -14,12 +14,13 @@ from dataclasses import dataclass
 
 from nitrometer import native
 from nitrometer.logpage import EXCEEDED_COUNTERS, exceeded_limits
-from nitrometer.sampling import OPS, Interval, nan_to_none
+from nitrometer.sampling import OPS, Interval
+from nitrometer.sampling.interval import exceeded_over_run, hist_quantiles
+from nitrometer.sampling.record_json import OPEN_ENDED_FROM_US
 
 LIMIT_NAMES = {"iops": "IOPS", "throughput": "throughput"}
 KIND_NAMES = {"ebs": "EBS volume", "instance_store": "instance store"}
 BAR_WIDTH = 36
-OPEN_ENDED_FROM_US = 1 << 40  # devices mark the last bin open with a huge upper bound
 SHOWN_QUANTILES = (0.5, 0.99, 0.999)
 
 
@@ -151,9 +152,12 @@ def histogram_rows(bins: list[tuple[int, int, int]]) -> list[tuple[str, int]]:
     return rows
 
 
-def render_histogram(title: str, hist: native.Histogram, style: Style) -> list[str]:
+def render_histogram(title: str, hist: native.Histogram, style: Style,
+                     quantiles: dict | None = None) -> list[str]:
+    """`quantiles`: the record's for this histogram (found from it when not given)."""
     total = hist.total
-    q = [nan_to_none(v) for v in hist.quantiles(SHOWN_QUANTILES)] if total else [None] * 3
+    quantiles = quantiles if quantiles is not None else hist_quantiles(hist, SHOWN_QUANTILES)
+    q = [quantiles.get(x) for x in SHOWN_QUANTILES]
     head = (f"  {title}: {total:,} IOs   p50 {fmt_us(q[0])}  p99 {fmt_us(q[1])}"
             f"  p99.9 {fmt_us(q[2])}")
     lines = [style.paint(head, "1")]
@@ -180,43 +184,40 @@ def render_cumulative(device, page: native.Page, style: Style, *, details: bool 
                       note: str = "") -> str:
     """A device's page as totals, mean latency, exceeded time, queue and histograms."""
     c = page.counters
+    record = Interval.from_page(device, page)
     lines = [style.paint(device_title(device), "1")]
     if note:
         lines.append(f"  {note}")
     lines += ["", f"  {'':6} {'ops':>15} {'bytes':>12} {'mean latency':>14}"]
     for op in OPS:
-        ops = c[f"total_{op}_ops"]
-        mean = c[f"total_{op}_time"] / ops if ops else None
-        lines.append(f"  {op:6} {ops:>15,} {fmt_bytes(c[f'total_{op}_bytes']):>12}"
-                     f" {fmt_us(mean):>14}")
+        st = record.op(op)
+        lines.append(f"  {op:6} {st.ops:>15,} {fmt_bytes(st.bytes):>12}"
+                     f" {fmt_us(st.mean_us):>14}")
     lines.append("")
     for scope, limit, counter in relevant_limits(page.kind):
         us = c[counter]
         text = f"  exceeded {limit_name(scope, limit):27} {us:>16,}us  {fmt_seconds(us):>8}"
         lines.append(style.alert(text) if us else text)
     lines += [f"  queue length (now) {c['volume_queue_length']:>11,}", ""]
-    lines += render_histogram("read latency", page.read, style) + [""]
-    lines += render_histogram("write latency", page.write, style)
+    lines += render_histogram("read latency", page.read, style,
+                              record.op("read").quantiles_us) + [""]
+    lines += render_histogram("write latency", page.write, style,
+                              record.op("write").quantiles_us)
     if details:
-        lines += [""] + render_band_table(page, style)
+        lines += [""] + render_band_table(record, style)
     return "\n".join(lines) + "\n"
 
 
-def render_band_table(page: native.Page, style: Style) -> list[str]:
-    if not page.bands:
+def render_band_table(record: Interval, style: Style) -> list[str]:
+    if not record.bands:
         return ["  IO-size detail: not reported by this device"]
-    width = max([11] + [len(f"{h.total:,}") for b in page.bands for h in (b.read, b.write)])
+    width = max([11] + [len(f"{n:,}") for b in record.bands for n in (b.read_ops, b.write_ops)])
     lines = [style.paint(f"  {'IO size':10} {'reads':>{width}} {'p50':>7} {'p99':>7}"
                          f" {'writes':>{width}} {'p50':>7} {'p99':>7}", "1")]
-    for band in page.bands:
-        label = (f">{native.format_size(band.low)}" if band.high is None
-                 else f"<={native.format_size(band.high)}")
-        cells = []
-        for hist in (band.read, band.write):
-            total = hist.total
-            q = [nan_to_none(v) for v in hist.quantiles((0.5, 0.99))] if total else [None] * 2
-            cells.append(f"{total:>{width},} {fmt_us(q[0]):>7} {fmt_us(q[1]):>7}")
-        lines.append(f"  {label:10} {' '.join(cells)}")
+    for band in record.bands:
+        cells = [f"{ops:>{width},} {fmt_us(q.get(0.5)):>7} {fmt_us(q.get(0.99)):>7}"
+                 for ops, q in ((band.read_ops, band.read_q), (band.write_ops, band.write_q))]
+        lines.append(f"  {band.label:10} {' '.join(cells)}")
     return lines
 
 
@@ -246,10 +247,9 @@ def render_interval(iv: Interval, style: Style, *, details: bool = False) -> lis
         lines.append(style.paint("  ~ counters restarted on the device: this interval counts "
                                  "from zero", "33"))
     for scope, limit in exceeded:
-        us = iv.exceeded_us[(scope, limit)]
-        pct = 100 * iv.exceeded_fraction((scope, limit))
-        lines.append(style.alert(f"  ! {limit_name(scope, limit)} exceeded {us:,}us, "
-                                 f"{pct:.0f}% of {iv.seconds:.2f}s"))
+        over = iv.exceeded[(scope, limit)]
+        lines.append(style.alert(f"  ! {limit_name(scope, limit)} exceeded {over.us:,}us, "
+                                 f"{100 * over.fraction:.0f}% of {iv.seconds:.2f}s"))
     if details:
         lines += render_band_p99(iv, style)
     return lines
@@ -297,20 +297,14 @@ def render_summary(intervals: list[Interval], wall0: float) -> str:
     if not intervals:
         return "no complete interval"
     bad = worst(intervals)
-    over = [(k, bad.exceeded_us[k]) for k in bad.throttled()]
+    over = [(k, bad.exceeded[k]) for k in bad.throttled()]
     if over:
-        (scope, limit), us = max(over, key=lambda kv: kv[1])
-        why = f"{limit_name(scope, limit)}, {100 * us / (bad.seconds * 1e6):.0f}%"
+        (scope, limit), most = max(over, key=lambda kv: kv[1].us)
+        why = f"{limit_name(scope, limit)}, {most.percent:.0f}%"
     else:
         op = max(OPS, key=lambda o: bad.op(o).p99_us or 0.0)
         why = f"{op} p99 {fmt_us(bad.op(op).p99_us)}"
-    totals: dict[str, list] = {}  # name -> [exceeded us, sampled seconds]
-    for iv in intervals:
-        total = totals.setdefault(iv.device.name, [0, 0.0])
-        total[0] += sum(iv.exceeded_us.values())
-        total[1] += iv.seconds
-    share = intervals[0].share
-    over_devices = [f"{name} {fmt_seconds(us)}" for name, (us, seconds) in totals.items()
-                    if us and us * 1e-6 >= share * seconds]
+    over_devices = [f"{name} {fmt_seconds(us)}"
+                    for name, (us, counts) in exceeded_over_run(intervals).items() if counts]
     return (f"worst {clock_stamp(wall0, bad.end)} {bad.device.name} ({why}); total exceeded: "
             + (", ".join(over_devices) if over_devices else "none"))

@@ -49,6 +49,10 @@ def bad_page(device, exc: native.PageError) -> BadPage:
     return BadPage(f"{name}: unreadable statistics page: {message}")
 
 
+def no_limits(device) -> None:
+    return None
+
+
 def key_of(device) -> tuple[str, str]:
     """What identifies a device across renames: its serial (the volume id for EBS)."""
     return (device.kind, device.serial or device.name)
@@ -78,6 +82,7 @@ class DeviceTracker:
         self.guard = native.Guard(*bounds)
         self.version_warned = False
         self.episodes = EpisodeTracker(device, episode_gap, ongoing_every)
+        self.limits_of = no_limits  # device -> Limits | None, asked for every interval
 
     @property
     def key(self) -> tuple[str, str]:
@@ -130,7 +135,8 @@ class DeviceTracker:
         self.baseline_time = t
         # A reading older than the baseline cannot happen on one clock; guard the division.
         seconds = t - prev_t if t > prev_t else 1e-9
-        return Interval(self.device, prev_t, seconds, summary, page, self.share)
+        return Interval.from_summary(self.device, prev_t, seconds, summary, page, self.share,
+                                     self.limits_of(self.device))
 
     def set_bounds(self, bounds: tuple[float, float]) -> None:
         """The most the device can do a second (ec2.device_bounds), once it is known."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from nitrometer import ec2
 from nitrometer.collectors.base import KIND_OTHER, Clock
 from nitrometer.errors import DeviceError
-from nitrometer.sampling.device import DeviceTracker, key_of
+from nitrometer.sampling.device import DeviceTracker, key_of, no_limits
 from nitrometer.sampling.episodes import DEFAULT_GAP, DEFAULT_ONGOING_EVERY
 from nitrometer.sampling.interval import DEFAULT_EXCEEDED_SHARE, Interval
 from nitrometer.sampling.reads import ThreadedReads, read_once
@@ -81,8 +81,10 @@ class TickResult:
 
 class Engine:
     def __init__(self, sources=(), *, settings: Settings | None = None,
-                 clock: Clock | None = None, threaded: bool = False, watcher=None):
+                 clock: Clock | None = None, threaded: bool = False, watcher=None,
+                 limits_of=None):
         self.settings = settings or Settings()
+        self.limits_of = limits_of or no_limits  # device -> Limits | None
         self.clock = clock or Clock()
         self.watcher = watcher
         self.reads = ThreadedReads() if threaded else None
@@ -118,6 +120,7 @@ class Engine:
         tracker = DeviceTracker(device, source, share=s.exceeded_share,
                                 episode_gap=s.episode_gap, ongoing_every=s.ongoing_every,
                                 bounds=ec2.device_bounds(device.kind, self.instance_type))
+        tracker.limits_of = self.limits_of
         self.trackers[tracker.key] = tracker
         if self.reads is not None:
             self.reads.add(tracker.key, source)
@@ -129,6 +132,13 @@ class Engine:
         self.instance_type = instance_type or None
         for tracker in self.trackers.values():
             tracker.set_bounds(ec2.device_bounds(tracker.device.kind, self.instance_type))
+
+    def set_limits(self, limits_of) -> None:
+        """Where each device's limits come from (device -> sampling.Limits or None), for the
+        headroom of every interval from now on."""
+        self.limits_of = limits_of or no_limits
+        for tracker in self.trackers.values():
+            tracker.limits_of = self.limits_of
 
     def _drop(self, tracker: DeviceTracker, result: TickResult) -> None:
         del self.trackers[tracker.key]

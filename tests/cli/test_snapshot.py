@@ -197,3 +197,24 @@ def test_a_device_failing_mid_run_drops_out_while_the_others_go_on(fake):
     assert err.count("nvme1n1 is readable again") == 1, err
     assert "Traceback" not in err
     assert proc.returncode == 2  # a device failed: scripts must hear of it
+
+
+def test_interval_json_carries_headroom_against_the_known_limits(capsys):
+    code, out, _ = run(capsys, "snapshot", "1", "2", "--json", *SIM)
+    rows = records(out)
+    assert code == 0 and len(rows) == 4
+    for row in rows:
+        rate = {"iops": "iops", "throughput": "mb_per_s"}
+        for h in row["headroom"]:
+            ops = ("read", "write") if h["op"] == "total" else (h["op"],)
+            used = sum(row[op][rate[h["limit"]]] for op in ops)
+            assert h["used"] == pytest.approx(used * (1e6 if h["limit"] == "throughput" else 1))
+            assert h["percent"] == pytest.approx(100 * h["used"] / h["bound"])
+        for key, over in row["exceeded"].items():
+            assert over["counted"] == (over["percent"] >= 1.0), key  # the default 1 %
+    local, ebs = rows[:2]
+    assert {(h["scope"], h["op"], h["limit"]) for h in local["headroom"]} == {
+        ("instance", "read", "iops"), ("instance", "write", "iops")}
+    assert {(h["scope"], h["limit"], h["bound"]) for h in ebs["headroom"]
+            if h["scope"] == "volume"} == {("volume", "iops", 3000.0),
+                                           ("volume", "throughput", 131072000.0)}
