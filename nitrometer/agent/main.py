@@ -121,6 +121,7 @@ class Agent:
         self.sampler = Sampler(self.state, open_all, settings=settings, clock=self.clock,
                                events=self.events, notifier=self.notifier, watcher=self.watcher,
                                threaded=self.watcher is not None, reader=reader_of(self.spec))
+        self.state.workloads = self.sampler.workloads = workload_collector(config, self.spec)
         self._apply(config)
         if self.state.instance is not None:
             self.state.volumes.region = self.state.instance.region or None
@@ -255,6 +256,23 @@ class Agent:
         self.sampler.close()
         self.events.close()
         return 0
+
+
+def workload_collector(config: AgentConfig, spec: SourceSpec):
+    """The workload collector, when it is on and cgroup v2 has the io controller here."""
+    if not config.enabled("workload"):
+        return None
+    from nitrometer.agent.workloads import WorkloadCollector
+    from nitrometer.collectors.cgroups import CgroupIO, io_controller_mounted
+
+    if not io_controller_mounted(config.cgroupfs_path):
+        log.info("no cgroup v2 io controller at %s: no per-workload IO", config.cgroupfs_path)
+        return None
+    rescan = max(1, round(config.rescan_interval / config.poll_interval))
+    cgroups = CgroupIO(config.cgroupfs_path, config.workload_patterns, config.workload_depth,
+                       rescan_every=rescan)
+    return WorkloadCollector(cgroups, sysfs_root=config.sysfs_path, top=config.workload_top,
+                             episode_gap=config.episode_end)
 
 
 def reader_of(spec: SourceSpec):

@@ -30,6 +30,7 @@ class Sampler:
         self.host = host
         self.notifier = notifier
         self.reader = reader  # broker.Broker: the privileged reader's health and restarts
+        self.workloads = None  # agent.workloads.WorkloadCollector, when that collector is on
         self._starving = False
         settings = settings or Settings(interval=interval)
         sources = open_sources() if open_sources is not None else []
@@ -46,8 +47,12 @@ class Sampler:
     def on_tick(self, result: TickResult) -> None:
         elapsed = 0.0 if self._last_tick is None else result.started - self._last_tick
         self._last_tick = result.started
+        workloads = self.workloads
+        read = workloads.read(result) if workloads is not None else None
         with self.state.lock:
             self.state.apply(result, self.engine.trackers)
+            if read is not None:
+                workloads.fold(read)
         # After the devices: a simulated host's CPU follows the IOs they just did.
         host = self.host.sample() if self.host is not None else {}
         with self.state.lock:
