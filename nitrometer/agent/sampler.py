@@ -70,6 +70,8 @@ class Sampler:
         for device in result.recovered:
             log.warning("device %s (%s) recovered: readable again", device.name, device.serial)
         if result.events:
+            if workloads is not None:
+                workloads.annotate(result.events)
             self.events.write(result.events)
         self._alive()
 

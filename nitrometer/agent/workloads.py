@@ -88,6 +88,18 @@ class WorkloadCollector:
     def tick(self, result) -> None:
         self.fold(self.read(result))
 
+    def annotate(self, events: list[dict]) -> None:
+        """Adds the top workloads of the device's exceeded intervals to its episode events."""
+        for event in events:
+            t = self.devices.get((event.get("kind"), event.get("serial")))
+            if t is None or not t.episode.seconds:
+                continue
+            table = t.episode.shares()
+            event["workloads"] = [
+                {"workload": name, "share": round(share, 4),
+                 "read_share": round(table[name][0], 4), "write_share": round(table[name][1], 4)}
+                for name, share in t.episode.top(self.top)]
+
     def view(self) -> list[tuple]:
         """(device, counters by workload, episode shares, ongoing, seconds) per device."""
         out = []

@@ -4,6 +4,7 @@ workloads, exact shares of an exceeded episode, K + 1 series with 500 cgroups, p
 from __future__ import annotations
 
 from nitrometer import metrics as m
+from nitrometer.agent.events import EventSink
 from nitrometer.agent.workloads import WorkloadCollector
 from nitrometer.collectors.cgroups import CgroupIO
 from tests.agent.conftest import Rig, promtool_check
@@ -16,8 +17,17 @@ POD = f"pod/{POD_UID}/{CONTAINER_ID[:12]}"
 EXCEEDED = range(5, 19)  # 14 exceeded intervals
 
 
+class Events(EventSink):
+    def __init__(self):
+        super().__init__()
+        self.seen: list[dict] = []
+
+    def write(self, episodes):
+        self.seen += episodes
+
+
 def rig_with(tmp_path, sources, top=5):
-    rig = Rig(sources)
+    rig = Rig(sources, events=Events())
     write_devnums(tmp_path / "sys", {"nvme1n1": "259:1", "nvme2n1": "259:2"})
     collector = WorkloadCollector(CgroupIO(str(tmp_path / "cgroup")),
                                   sysfs_root=str(tmp_path / "sys"), top=top,
@@ -68,6 +78,12 @@ def test_per_workload_counters_and_episode_shares_are_exact(tmp_path):
     assert rig.value(m.WORKLOAD_WRITE_BYTES, **pod, workload=POD) == 655360 * 30
     assert rig.value(m.WORKLOAD_EXCEEDED_SHARE, **pod, workload=POD) is None  # never over
     assert promtool_check(rig.text()) == ""
+    (ended,) = [e for e in rig.sampler.events.seen if e["state"] == "ended"]
+    assert ended["device"] == "nvme1n1" and ended["intervals"] == 14
+    assert ended["workloads"] == [
+        {"workload": PG, "share": round(830 / 1100, 4), "read_share": 0.83, "write_share": 0.0},
+        {"workload": NGINX, "share": round(270 / 1100, 4), "read_share": 0.17,
+         "write_share": 1.0}]
 
 
 def test_cardinality_stays_at_k_plus_one_with_500_cgroups(tmp_path):
