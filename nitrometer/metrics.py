@@ -51,6 +51,10 @@ WORKLOAD_READ_BYTES = "ec2_nvme_workload_read_bytes_total"
 WORKLOAD_WRITE_BYTES = "ec2_nvme_workload_write_bytes_total"
 # gauge 0..1: the workload's share of the device's ops in the current or last exceeded episode
 WORKLOAD_EXCEEDED_SHARE = "ec2_nvme_workload_exceeded_io_share"
+# Kubernetes names, from the API in a cluster: gauge 1 + workload, namespace, pod, container
+WORKLOAD_INFO = "ec2_nvme_workload_info"
+# gauge 1 + device labels, persistentvolume, namespace, persistentvolumeclaim
+VOLUME_CLAIM_INFO = "ec2_nvme_volume_claim_info"
 
 # Label values.
 SCOPES = ("volume", "instance")

@@ -7,6 +7,7 @@ config file uses the flag names as keys (`poll.interval: 1s`, `collector.host: f
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,9 @@ COLLECTORS = {
                 "(DescribeVolumes with the instance's role)", False),
     "workload": ("IO per workload (cgroup v2 io.stat of services, containers and pods) on "
                  "each device, where the io controller is mounted", True),
+    "kubernetes": ("namespace, pod and container names of workloads and the PersistentVolume "
+                   "of each EBS volume, from the Kubernetes API (in a cluster, with the "
+                   "pod's service account)", True),
 }
 LOG_LEVELS = ("debug", "info", "warn", "error")  # node_exporter's; "warning" is taken too
 LOG_FORMATS = ("logfmt", "json")
@@ -55,6 +59,10 @@ OPTIONS = {
                                     "workloads, comma separated"),
     "collector.workload.depth": (str(DEFAULT_DEPTH), "N", "how many levels under "
                                  "path.cgroupfs to look for workloads"),
+    "path.serviceaccount": ("/var/run/secrets/kubernetes.io/serviceaccount", "DIR",
+                            "the pod's service account token and CA (in a cluster)"),
+    "kubernetes.node-name": (None, "NAME", "this node's name, to list only its pods "
+                             "(default: $NODE_NAME)"),
     "source": ("ioctl", "SPEC", "ioctl | nvme-cli | replay:FILE | "
                "simulate:TYPE[:SCENARIO[:EBS,...]]"),
     "events.file": (None, "FILE", "append each performance-exceeded episode event to this "
@@ -94,6 +102,8 @@ class AgentConfig:
     workload_top: int = 5
     workload_patterns: tuple = DEFAULT_PATTERNS
     workload_depth: int = DEFAULT_DEPTH
+    serviceaccount_path: str = "/var/run/secrets/kubernetes.io/serviceaccount"
+    node_name: str | None = None
     source: SourceSpec = field(default_factory=lambda: SourceSpec("ioctl"))
     demo: bool = False
     collectors: frozenset = frozenset(n for n, (_, on) in COLLECTORS.items() if on)
@@ -286,6 +296,8 @@ def build_config(args: argparse.Namespace) -> AgentConfig:
         workload_patterns=parse_patterns(pick("collector.workload.patterns")),
         workload_depth=_whole("collector.workload.depth", pick("collector.workload.depth"), 1,
                               32),
+        serviceaccount_path=str(pick("path.serviceaccount")),
+        node_name=_text(pick("kubernetes.node-name")) or os.environ.get("NODE_NAME") or None,
         source=source,
         demo=demo,
         collectors=frozenset(collectors),

@@ -271,8 +271,27 @@ def workload_collector(config: AgentConfig, spec: SourceSpec):
     rescan = max(1, round(config.rescan_interval / config.poll_interval))
     cgroups = CgroupIO(config.cgroupfs_path, config.workload_patterns, config.workload_depth,
                        rescan_every=rescan)
-    return WorkloadCollector(cgroups, sysfs_root=config.sysfs_path, top=config.workload_top,
-                             episode_gap=config.episode_end)
+    collector = WorkloadCollector(cgroups, sysfs_root=config.sysfs_path,
+                                  top=config.workload_top, episode_gap=config.episode_end)
+    collector.kube = kubernetes_directory(config)
+    return collector
+
+
+def kubernetes_directory(config: AgentConfig, env=os.environ):
+    """Names from the Kubernetes API, when in a cluster with a service account."""
+    from nitrometer.agent import kubernetes
+
+    if not config.enabled("kubernetes") or not kubernetes.in_cluster(
+            env, config.serviceaccount_path):
+        return None
+    try:
+        client = kubernetes.Client.from_environment(config.serviceaccount_path, env)
+    except (kubernetes.ApiError, OSError) as exc:  # e.g. an unreadable CA file
+        log.warning("kubernetes API not used: %s", exc)
+        return None
+    directory = kubernetes.Directory(client, config.node_name)
+    directory.start()
+    return directory
 
 
 def reader_of(spec: SourceSpec):

@@ -36,6 +36,7 @@ class WorkloadCollector:
         self.clock = clock
         self.devices: dict[tuple, DeviceWorkloads] = {}
         self._devnums: dict[str, str | None] = {}  # device name -> MAJ:MIN
+        self.kube = None  # agent.kubernetes.Directory, in a cluster
         self._pending: dict[str, dict] = {}  # MAJ:MIN -> growth not yet matched to a read
         self.seconds = 0.0  # time spent in ticks, for the self metric
         self.ticks = 0
@@ -100,18 +101,33 @@ class WorkloadCollector:
                  "read_share": round(table[name][0], 4), "write_share": round(table[name][1], 4)}
                 for name, share in t.episode.top(self.top)]
 
-    def view(self) -> list[tuple]:
-        """(device, counters by workload, episode shares, ongoing, seconds) per device."""
-        out = []
+    def view(self) -> dict:
+        """devices: (device, counters by workload, episode shares, ongoing, seconds);
+        workloads: (label, namespace, pod, container) of exported pod workloads the API
+        named; claims: (device, ClaimNames) of EBS volumes behind a PersistentVolume."""
+        rows = []
         for t in self.devices.values():
             shares = dict(t.episode.top(self.top))
             if shares:
                 rest = sum(s[2] for n, s in t.episode.shares().items() if n not in shares)
                 if rest:
                     shares[OTHER] = rest
-            out.append((t.device, t.top.counters(), shares, t.episode.ongoing,
-                        t.episode.seconds))
-        return out
+            rows.append((t.device, t.top.counters(), shares, t.episode.ongoing,
+                         t.episode.seconds))
+        named, claims = [], []
+        kube = self.kube
+        if kube is not None:
+            exported = {w for row in rows for w in row[1]} | {w for row in rows for w in row[2]}
+            for w in self.cgroups.workloads:
+                if w.pod_uid and w.name in exported:
+                    found = kube.names(w.pod_uid, w.container_id)
+                    if found is not None:
+                        named.append((w.name,) + found)
+            for t in self.devices.values():
+                claim = kube.claims.get(t.device.serial)
+                if claim is not None:
+                    claims.append((t.device, claim))
+        return {"devices": rows, "workloads": sorted(set(named)), "claims": claims}
 
 
 def merged(a: dict, b: dict) -> dict:
@@ -134,7 +150,7 @@ def families(view, family, labelstr) -> list:
     """The workload families from a view; `family(name, kind, doc)` and `labelstr` are the
     exporter's, so the text is written the same way as every other family."""
     names = m.DEVICE_LABELS + ("workload",)
-    rows = sorted(view, key=lambda row: row[0].name)
+    rows = sorted(view["devices"], key=lambda row: row[0].name)
     out = []
     for name, index, doc in COUNTERS:
         fam = family(name, "counter", doc + " The top workloads by ops over the last minute "
@@ -151,4 +167,19 @@ def families(view, family, labelstr) -> list:
         for workload in sorted(shares):
             share.add(labelstr(names, values + (workload,)), shares[workload])
     out.append(share)
+    if view["workloads"]:
+        info = family(m.WORKLOAD_INFO, "gauge", "Kubernetes names of a workload; value 1.")
+        for workload, namespace, pod, container in view["workloads"]:
+            info.add(labelstr(("workload", "namespace", "pod", "container"),
+                              (workload, namespace, pod, container)), 1)
+        out.append(info)
+    if view["claims"]:
+        claims = family(m.VOLUME_CLAIM_INFO, "gauge", "The PersistentVolume and claim "
+                        "behind an EBS volume; value 1.")
+        for device, c in sorted(view["claims"], key=lambda row: row[0].name):
+            claims.add(labelstr(m.DEVICE_LABELS + ("persistentvolume", "namespace",
+                                                   "persistentvolumeclaim"),
+                                (device.name, device.serial, device.kind, c.persistentvolume,
+                                 c.namespace, c.persistentvolumeclaim)), 1)
+        out.append(claims)
     return out
