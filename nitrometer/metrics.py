@@ -49,6 +49,9 @@ WORKLOAD_READ_OPS = "ec2_nvme_workload_read_ops_total"
 WORKLOAD_WRITE_OPS = "ec2_nvme_workload_write_ops_total"
 WORKLOAD_READ_BYTES = "ec2_nvme_workload_read_bytes_total"
 WORKLOAD_WRITE_BYTES = "ec2_nvme_workload_write_bytes_total"
+# Each exceeded interval's length times the workload's share of the device's ops in it:
+# sums over the workloads to the exceeded intervals' time the cgroups account for.
+WORKLOAD_EXCEEDED_SECONDS = "ec2_nvme_workload_exceeded_seconds_total"
 # gauge 0..1: the workload's share of the device's ops in the current or last exceeded episode
 WORKLOAD_EXCEEDED_SHARE = "ec2_nvme_workload_exceeded_io_share"
 # Kubernetes names, from the API in a cluster: gauge 1 + workload, namespace, pod, container

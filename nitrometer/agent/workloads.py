@@ -77,13 +77,14 @@ class WorkloadCollector:
             key = key_of(iv.device)
             t = self.devices.get(key)
             if t is None:
-                t = self.devices[key] = DeviceWorkloads(iv.device, devnum, TopWorkloads(self.top),
-                                                        EpisodeShares(self.episode_gap))
+                t = self.devices[key] = DeviceWorkloads(
+                    iv.device, devnum, TopWorkloads(self.top, width=5),
+                    EpisodeShares(self.episode_gap))
             t.device, t.devnum = iv.device, devnum  # a rename keeps the counters
             deltas = grown.get(devnum, {}) if devnum is not None else {}
             if devnum in self._pending:
                 deltas = merged(self._pending.pop(devnum), deltas)
-            t.top.add(now, deltas)
+            t.top.add(now, with_exceeded_seconds(iv, deltas))
             t.episode.add(iv, deltas)
 
     def tick(self, result) -> None:
@@ -130,6 +131,17 @@ class WorkloadCollector:
         return {"devices": rows, "workloads": sorted(set(named)), "claims": claims}
 
 
+def with_exceeded_seconds(interval, deltas: dict) -> dict:
+    """Each delta with a fifth value: the interval's length times the workload's share of
+    the device's ops when the interval counted as exceeded, else 0."""
+    device_ops = interval.op("read").ops + interval.op("write").ops
+    if not interval.throttled() or not device_ops:
+        return {name: tuple(d) + (0.0,) for name, d in deltas.items()}
+    seconds = interval.seconds
+    return {name: tuple(d) + (seconds * min((d[0] + d[1]) / device_ops, 1.0),)
+            for name, d in deltas.items()}
+
+
 def merged(a: dict, b: dict) -> dict:
     out = dict(a)
     for name, values in b.items():
@@ -143,6 +155,8 @@ COUNTERS = (
     (m.WORKLOAD_WRITE_OPS, 1, "Write operations of the workload (a cgroup) on the device."),
     (m.WORKLOAD_READ_BYTES, 2, "Bytes the workload (a cgroup) read from the device."),
     (m.WORKLOAD_WRITE_BYTES, 3, "Bytes the workload (a cgroup) wrote to the device."),
+    (m.WORKLOAD_EXCEEDED_SECONDS, 4, "Seconds counted as exceeded on the device, each "
+     "split by the workload's share of the device's ops in it."),
 )
 
 

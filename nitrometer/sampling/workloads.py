@@ -15,7 +15,7 @@ Cardinality rule (the exported series of one device):
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 OTHER = "other"
 DEFAULT_TOP = 5
@@ -26,7 +26,7 @@ FIELDS = ("read_ops", "write_ops", "read_bytes", "write_bytes")
 
 @dataclass
 class Series:
-    counts: list = field(default_factory=lambda: [0, 0, 0, 0])
+    counts: list
     left_at: float | None = None  # None: in the top K
 
 
@@ -34,11 +34,12 @@ class TopWorkloads:
     """One device's exported workload counters."""
 
     def __init__(self, top: int = DEFAULT_TOP, window: float = RANK_WINDOW,
-                 stale_after: float = STALE_AFTER):
+                 stale_after: float = STALE_AFTER, width: int = len(FIELDS)):
         self.top = top
         self.window = window
         self.stale_after = stale_after
-        self.series: dict[str, Series] = {OTHER: Series()}
+        self.width = width  # values per delta: the four FIELDS, and any the caller adds
+        self.series: dict[str, Series] = {OTHER: Series([0] * width)}
         self._recent: deque = deque()  # (time, {workload: ops})
         self._window_ops: dict[str, int] = {}
 
@@ -48,7 +49,8 @@ class TopWorkloads:
                       key=lambda w: (-self._window_ops[w], w))
 
     def add(self, now: float, deltas: dict[str, tuple]) -> None:
-        """One tick's growth per workload: (read ops, write ops, read bytes, write bytes)."""
+        """One tick's growth per workload: (read ops, write ops, read bytes, write bytes,
+        and the `width` - 4 values more the caller counts alike)."""
         ops = {w: d[0] + d[1] for w, d in deltas.items() if d[0] + d[1]}
         self._recent.append((now, ops))
         for w, n in ops.items():
@@ -70,7 +72,8 @@ class TopWorkloads:
             elif series.left_at is None:
                 series.left_at = now
         for name in top:
-            self.series.setdefault(name, Series())
+            if name not in self.series:
+                self.series[name] = Series([0] * self.width)
         for name, delta in deltas.items():
             target = self.series[name] if name in top else self.series[OTHER]
             for i, value in enumerate(delta):

@@ -3,6 +3,8 @@ workloads, exact shares of an exceeded episode, K + 1 series with 500 cgroups, p
 
 from __future__ import annotations
 
+import pytest
+
 from nitrometer import metrics as m
 from nitrometer.agent.events import EventSink
 from nitrometer.agent.workloads import WorkloadCollector
@@ -71,6 +73,10 @@ def test_per_workload_counters_and_episode_shares_are_exact(tmp_path):
     # Exceeded intervals: the device did 1100 ops a second, postgresql 830 of them.
     assert rig.value(m.WORKLOAD_EXCEEDED_SHARE, **labels, workload=PG) == 830 / 1100
     assert rig.value(m.WORKLOAD_EXCEEDED_SHARE, **labels, workload=NGINX) == 270 / 1100
+    assert rig.value(m.WORKLOAD_EXCEEDED_SECONDS, **labels, workload=PG) == \
+        pytest.approx(14 * 830 / 1100, rel=1e-12)
+    assert rig.value(m.WORKLOAD_EXCEEDED_SECONDS, **labels, workload=NGINX) == \
+        pytest.approx(14 * 270 / 1100, rel=1e-12)
     episode = rig.state.workloads.devices[("ebs", "vol-0123456789abcdef0")].episode
     assert episode.seconds == 14.0 and not episode.ongoing
     assert episode.top(1, which=0) == [(PG, 0.83)]
