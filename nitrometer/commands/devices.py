@@ -58,8 +58,9 @@ def open_sources(args: argparse.Namespace, clock) -> list:
     return sources
 
 
-def open_engine(args: argparse.Namespace, interval: float = 1.0) -> Engine:
-    """The same engine the agent runs, over the sources the command line names."""
+def open_engine(args: argparse.Namespace, interval: float = 1.0, wrap=None) -> Engine:
+    """The same engine the agent runs, over the sources the command line names (each list
+    passed through `wrap` when given)."""
     from nitrometer.collectors.base import parse_source
 
     spec = parse_source(args.source)
@@ -68,7 +69,8 @@ def open_engine(args: argparse.Namespace, interval: float = 1.0) -> Engine:
     clock = make_clock(args.speed)
     settings = Settings(interval=interval, exceeded_share=share,
                         catch_up=spec.kind == "replay")
-    return Engine(open_sources(args, clock), settings=settings, clock=clock,
+    sources = open_sources(args, clock)
+    return Engine(wrap(sources) if wrap else sources, settings=settings, clock=clock,
                   threaded=spec.kind in LIVE_KINDS)
 
 

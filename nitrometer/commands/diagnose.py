@@ -13,7 +13,7 @@ import textwrap
 from nitrometer.commands import devices, view
 from nitrometer.commands.findings import Finding, Window, analyze
 from nitrometer.commands.snapshot import _device_record
-from nitrometer.commands.who import Who, who_line, who_record
+from nitrometer.commands.who import open_who, who_line, who_record
 from nitrometer.errors import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, ConfigError
 from nitrometer.sampling import SourceEnded
 from nitrometer.sampling.device import key_of
@@ -146,9 +146,9 @@ def _progress_printer(stream):
 
 
 def run(args: argparse.Namespace) -> int:
-    engine = devices.open_engine(args, 1.0)
+    who, wrap = open_who(args)
+    engine = devices.open_engine(args, 1.0, wrap)
     reporter = devices.Reporter()
-    who = Who.open(getattr(args, "path_cgroupfs", None), args.path_sysfs)
     try:
         try:
             windows = collect(engine, reporter, args.duration, _progress_printer(sys.stderr),

@@ -48,6 +48,19 @@ class Who:
         return shares if shares is not None and shares.seconds else None
 
 
+def open_who(args) -> tuple[Who | None, object]:
+    """(Who, a wrapper for the sources): a simulation reads its own simulated workloads,
+    anything else --path.cgroupfs."""
+    if str(getattr(args, "source", "")).startswith("simulate"):
+        from nitrometer.collectors.simcgroups import SimulatedCgroupfs, with_workloads
+
+        simulated = SimulatedCgroupfs()
+        who = Who(simulated.root, args.path_sysfs, simulated.devnum)
+        who.simulated = simulated  # the tree lives as long as this
+        return who, lambda sources: with_workloads(sources, simulated)
+    return Who.open(getattr(args, "path_cgroupfs", None), args.path_sysfs), None
+
+
 def who_line(shares: EpisodeShares) -> str:
     """'during the 14 exceeded seconds, 83 % of read ops came from X' for the op that did
     most of the IO in those seconds."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from nitrometer.collectors.base import FastClock
 from nitrometer.commands import diagnose, view
 from nitrometer.commands.devices import Reporter
@@ -51,3 +53,31 @@ def test_diagnose_names_the_top_workload_of_the_exceeded_seconds(tmp_path):
 def test_no_cgroupfs_no_who(tmp_path):
     assert Who.open(str(tmp_path / "none"), "/sys") is None
     assert Who.open(str(CgroupTree(tmp_path / "v1", "cpu memory").root), "/sys") is None
+
+
+def test_diagnose_on_a_simulation_names_its_simulated_workloads(capsys):
+    from nitrometer.cli import main
+    from nitrometer.collectors.simcgroups import shares_for
+
+    code = main(["diagnose", "--speed", "0", "--duration", "20s", "--json", "--source",
+                 "simulate:i3en.xlarge:over-limit:gp3"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 1
+    from tests.cli.test_diagnose import VALIDATOR
+
+    VALIDATOR.validate(report)
+    for index, entry in enumerate(report["devices"]):
+        record = entry["workloads"]
+        assert record["exceeded_seconds"] >= 10
+        shares = {path.split("/")[-1]: (read, write) for path, read, write in shares_for(index)}
+        for w in record["workloads"]:
+            if w["workload"].startswith("pod/"):
+                continue  # labelled by pod UID and container id: checked by name below
+            read, write = shares[w["workload"].split("/")[-1]]
+            assert w["read_share"] == pytest.approx(read, abs=2e-3)
+            assert w["write_share"] == pytest.approx(write, abs=2e-3)
+    code = main(["diagnose", "--speed", "0", "--duration", "20s", "--source",
+                 "simulate:i3en.xlarge:over-limit:gp3"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Who: during the 20 exceeded seconds, 45 % of write ops came from " \
+           "system.slice/nginx.service" in text
