@@ -202,7 +202,8 @@ class Agent:
             self.notifier.ready()
             return
         for what in ("listen_address", "source", "sysfs_path", "dev_path", "poll_interval",
-                     "exceeded_share", "episode_end"):
+                     "exceeded_share", "episode_end", "cgroupfs_path", "workload_top",
+                     "workload_patterns", "workload_depth"):
             if getattr(config, what) != getattr(self.config, what):
                 log.warning("reload: %s changes need a restart", what.replace("_", " "))
         self._apply(config)

@@ -112,3 +112,31 @@ def test_cardinality_stays_at_k_plus_one_with_500_cgroups(tmp_path):
     assert by_name[names[-1]] == 500 * 10
     assert by_name["other"] == sum(range(1, 496)) * 10
     assert rig.state.workloads.cgroups.reads == 500 * 11  # one read per cgroup per tick
+
+
+def test_a_missed_read_keeps_the_workloads_growth_for_the_next_interval(tmp_path):
+    import errno
+
+    tree = CgroupTree(tmp_path / "cgroup")
+    tree.mkdir(PG)
+
+    def script(builder, index):
+        builder.advance(reads=200 if index == 6 else 100)  # 6 covers the missed second
+        tree.add(PG, "259:1", rios=100)
+
+    def fail(index):
+        if index != 5:
+            return None
+        tree.add(PG, "259:1", rios=100)  # the workload goes on while the read fails
+        return errno.EIO
+
+    source = ScriptedSource(device("nvme1n1", "vol-1", "ebs"), None, script, fail=fail)
+    other = ScriptedSource(device("nvme2n1", "vol-2", "ebs"), None,
+                           lambda b, i: b.advance(reads=1))
+    rig = rig_with(tmp_path, [source, other])
+    rig.sampler.run(11)
+    labels = {"device": "nvme1n1", "serial": "vol-1", "kind": "ebs"}
+    # The device's counter counts its first page from zero; the cgroup's first read is its
+    # baseline: every interval after it is the same 1000 reads, the missed one included.
+    assert rig.value(m.READ_OPS, **labels) == 100 + 1000
+    assert rig.value(m.WORKLOAD_READ_OPS, **labels, workload=PG) == 1000
