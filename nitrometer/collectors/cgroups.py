@@ -213,11 +213,17 @@ class CgroupIO:
     def tick(self, devnums) -> dict[str, dict[str, tuple[int, int, int, int]]]:
         """devnum -> workload name -> (read ops, write ops, read bytes, write bytes) grown
         since the last tick, for the devnums asked for; workloads with no growth left out."""
+        wanted = frozenset(devnums)
+        if not wanted:  # no device to match: nothing read
+            self._wanted = wanted
+            return {}
         if self._ticks % self.rescan_every == 0:
             self.rescan()
         self._ticks += 1
-        wanted = frozenset(devnums)
         if wanted != self._wanted:  # a device came or went: parse every file again
+            for stats in self._last.values():  # one (back) in the set starts a baseline
+                for devnum in wanted - self._wanted:
+                    stats.pop(devnum, None)
             self._wanted = wanted
             self._text.clear()
         out: dict[str, dict[str, tuple]] = {d: {} for d in wanted}

@@ -132,3 +132,20 @@ def test_devnum_from_sysfs(tmp_path):
     assert sysfs_devnum(str(tmp_path), dev) == "259:3"
     other = Device("nvme2n1", "/dev/nvme2n1", "ebs", "vol-2", "m", controller="nvme2")
     assert sysfs_devnum(str(tmp_path), other) is None
+
+
+def test_a_device_that_comes_back_starts_a_baseline(tmp_path):
+    tree = CgroupTree(tmp_path)
+    tree.add("system.slice/a.service", DEV, rios=1)
+    tree.add("system.slice/a.service", "259:2", rios=1)
+    io = CgroupIO(str(tmp_path))
+    io.tick({DEV, "259:2"})
+    tree.add("system.slice/a.service", "259:2", rios=5)
+    assert io.tick({DEV}) == {DEV: {}}  # 259:2 is gone for now
+    tree.add("system.slice/a.service", "259:2", rios=50)  # while nobody watched it
+    assert io.tick({DEV, "259:2"}) == {DEV: {}, "259:2": {}}  # back: a new baseline
+    tree.add("system.slice/a.service", "259:2", rios=2)
+    tree.add("system.slice/a.service", DEV, rios=3)
+    assert io.tick({DEV, "259:2"}) == {DEV: {"system.slice/a.service": (3, 0, 0, 0)},
+                                       "259:2": {"system.slice/a.service": (2, 0, 0, 0)}}
+    assert io.tick(set()) == {}
