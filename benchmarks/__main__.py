@@ -18,6 +18,7 @@ from benchmarks.common import ROOT, Context, Section, git_revision, machine
 MODULES = (
     "core",
     "poll",
+    "workload",
     "accuracy",
     "agent",
     "node_exporter",

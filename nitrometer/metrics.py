@@ -43,6 +43,22 @@ VOLUME_THROUGHPUT_LIMIT = "ec2_nvme_volume_throughput_limit_bytes_per_second"  #
 INSTANCE_IOPS_LIMIT = "ec2_instance_iops_limit"  # gauge
 INSTANCE_THROUGHPUT_LIMIT = "ec2_instance_throughput_limit_bytes_per_second"  # gauge
 
+# Who drove it: per-workload (cgroup) IO on each device, + workload. The top K workloads by
+# ops over the last minute, the rest as workload="other" (rule in docs/metrics.md).
+WORKLOAD_READ_OPS = "ec2_nvme_workload_read_ops_total"
+WORKLOAD_WRITE_OPS = "ec2_nvme_workload_write_ops_total"
+WORKLOAD_READ_BYTES = "ec2_nvme_workload_read_bytes_total"
+WORKLOAD_WRITE_BYTES = "ec2_nvme_workload_write_bytes_total"
+# Each exceeded interval's length times the workload's share of the device's ops in it:
+# sums over the workloads to the exceeded intervals' time the cgroups account for.
+WORKLOAD_EXCEEDED_SECONDS = "ec2_nvme_workload_exceeded_seconds_total"
+# gauge 0..1: the workload's share of the device's ops in the current or last exceeded episode
+WORKLOAD_EXCEEDED_SHARE = "ec2_nvme_workload_exceeded_io_share"
+# Kubernetes names, from the API in a cluster: gauge 1 + workload, namespace, pod, container
+WORKLOAD_INFO = "ec2_nvme_workload_info"
+# gauge 1 + device labels, persistentvolume, namespace, persistentvolumeclaim
+VOLUME_CLAIM_INFO = "ec2_nvme_volume_claim_info"
+
 # Label values.
 SCOPES = ("volume", "instance")
 LIMITS = ("iops", "throughput")

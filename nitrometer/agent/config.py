@@ -7,11 +7,13 @@ config file uses the flag names as keys (`poll.interval: 1s`, `collector.host: f
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nitrometer.collectors.base import SourceSpec, parse_source
+from nitrometer.collectors.cgroups import DEFAULT_DEPTH, DEFAULT_PATTERNS, parse_patterns
 from nitrometer.configfile import SCALARS, kind_of, parse_volumes, parse_yaml, read_text
 from nitrometer.ec2 import check_instance_type
 from nitrometer.errors import ConfigError
@@ -27,6 +29,11 @@ COLLECTORS = {
     "peaks": ("per-window peaks of 1 s IOPS, throughput and latency", True),
     "ebs_api": ("EBS volume type, provisioned IOPS and throughput from the EC2 API "
                 "(DescribeVolumes with the instance's role)", False),
+    "workload": ("IO per workload (cgroup v2 io.stat of services, containers and pods) on "
+                 "each device, where the io controller is mounted", True),
+    "kubernetes": ("namespace, pod and container names of workloads and the PersistentVolume "
+                   "of each EBS volume, from the Kubernetes API (in a cluster, with the "
+                   "pod's service account)", True),
 }
 LOG_LEVELS = ("debug", "info", "warn", "error")  # node_exporter's; "warning" is taken too
 LOG_FORMATS = ("logfmt", "json")
@@ -45,6 +52,18 @@ OPTIONS = {
                       "1s to 1h (the device refreshes its statistics about once a second)"),
     "path.sysfs": ("/sys", "DIR", "sysfs mount point"),
     "path.dev": ("/dev", "DIR", "device node directory"),
+    "path.cgroupfs": ("/sys/fs/cgroup", "DIR", "cgroup v2 mount point"),
+    "collector.workload.top": ("5", "K", "workloads per device with their own series (by ops "
+                               "over the last minute); the rest are workload=\"other\""),
+    "collector.workload.patterns": (",".join(DEFAULT_PATTERNS), "GLOBS", "cgroups (paths "
+                                    "under path.cgroupfs, * matches across /) that are "
+                                    "workloads, comma separated"),
+    "collector.workload.depth": (str(DEFAULT_DEPTH), "N", "how many levels under "
+                                 "path.cgroupfs to look for workloads"),
+    "path.serviceaccount": ("/var/run/secrets/kubernetes.io/serviceaccount", "DIR",
+                            "the pod's service account token and CA (in a cluster)"),
+    "kubernetes.node-name": (None, "NAME", "this node's name, to list only its pods "
+                             "(default: $NODE_NAME)"),
     "source": ("ioctl", "SPEC", "ioctl | nvme-cli | replay:FILE | "
                "simulate:TYPE[:SCENARIO[:EBS,...]]"),
     "events.file": (None, "FILE", "append each performance-exceeded episode event to this "
@@ -80,6 +99,12 @@ class AgentConfig:
     poll_interval: float = 1.0
     sysfs_path: str = "/sys"
     dev_path: str = "/dev"
+    cgroupfs_path: str = "/sys/fs/cgroup"
+    workload_top: int = 5
+    workload_patterns: tuple = DEFAULT_PATTERNS
+    workload_depth: int = DEFAULT_DEPTH
+    serviceaccount_path: str = "/var/run/secrets/kubernetes.io/serviceaccount"
+    node_name: str | None = None
     source: SourceSpec = field(default_factory=lambda: SourceSpec("ioctl"))
     demo: bool = False
     collectors: frozenset = frozenset(n for n, (_, on) in COLLECTORS.items() if on)
@@ -227,6 +252,13 @@ def build_config(args: argparse.Namespace) -> AgentConfig:
         poll_interval=interval,
         sysfs_path=str(pick("path.sysfs")),
         dev_path=str(pick("path.dev")),
+        cgroupfs_path=str(pick("path.cgroupfs")),
+        workload_top=_whole("collector.workload.top", pick("collector.workload.top"), 1, 100),
+        workload_patterns=parse_patterns(pick("collector.workload.patterns")),
+        workload_depth=_whole("collector.workload.depth", pick("collector.workload.depth"), 1,
+                              32),
+        serviceaccount_path=str(pick("path.serviceaccount")),
+        node_name=_text(pick("kubernetes.node-name")) or os.environ.get("NODE_NAME") or None,
         source=source,
         demo=demo,
         collectors=frozenset(collectors),
@@ -246,6 +278,14 @@ def build_config(args: argparse.Namespace) -> AgentConfig:
         instance_type=_known_type(_text(pick("instance.type"))),
         volumes=parse_volumes(from_file.get("ebs.volumes"), config_file),
     )
+
+
+def _whole(key: str, value, low: int, high: int) -> int:
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit() or not low <= int(text) <= high:
+        raise ConfigError(f"{key}: expected a whole number from {low} to {high}, got "
+                          f"{shown(value)}")
+    return int(text)
 
 
 def _boolean(key: str, value) -> bool | None:

@@ -170,6 +170,7 @@ class Snapshot:
     host: dict
     instance: object
     reader_restarts: int | None = None
+    workloads: list | None = None  # agent.workloads.WorkloadCollector.view()
 
 
 def snapshot(state: AgentState) -> Snapshot:
@@ -193,7 +194,8 @@ def snapshot(state: AgentState) -> Snapshot:
                     state.io_size, state.peaks_enabled, state.peak_window,
                     list(state.poll_buckets), state.poll_sum, state.overruns,
                     state.tick_errors, dict(state.device_errors), dict(state.host),
-                    copy.copy(state.instance), state.reader_restarts)
+                    copy.copy(state.instance), state.reader_restarts,
+                    state.workloads.view() if getattr(state, "workloads", None) else None)
 
 
 def device_families(snap: Snapshot) -> list[Family]:
@@ -406,7 +408,12 @@ def _values(d: DeviceView) -> tuple[str, str, str]:
 
 def render(snap: Snapshot, *, openmetrics: bool = False) -> str:
     parts = []
-    for fam in device_families(snap) + agent_families(snap):
+    families = device_families(snap)
+    if snap.workloads is not None:
+        from nitrometer.agent.workloads import families as workload_families
+
+        families += workload_families(snap.workloads, Family, labelstr)
+    for fam in families + agent_families(snap):
         parts.append(fam.header(openmetrics))
         parts.extend(fam.lines)
     return "".join(parts)

@@ -56,7 +56,7 @@ def resolve_source(config: AgentConfig) -> SourceSpec:
 
 
 def open_sampling(spec: SourceSpec, config: AgentConfig, clock: Clock, volumes,
-                  on_slow_identify=None):
+                  on_slow_identify=None, cgroups=None):
     """(sources, watcher): a fixed set for a simulation or recording; for real devices, a
     watcher that rescans off the sampling thread as devices come and go, and asks for the
     attributes of EBS volumes it has not seen (when the EC2 API collector is on).
@@ -70,6 +70,10 @@ def open_sampling(spec: SourceSpec, config: AgentConfig, clock: Clock, volumes,
                 simulated = getattr(source, "volume_limits", None)
                 if simulated is not None:
                     volumes.add(source.device.serial, simulated)
+            if cgroups is not None:  # simulated workloads
+                from nitrometer.sim.cgroups import with_workloads
+
+                opened = with_workloads(opened, cgroups)
             return opened
         return open_fixed, None
     from nitrometer.collectors.discovery import Discovery
@@ -114,14 +118,17 @@ class Agent:
         self.notifier = notifier or Notifier()
         self.events = EventSink(config.events_file)
         self.state.volumes = VolumeDirectory(config.volumes, use_api=config.enabled("ebs_api"))
+        self.simulated_cgroups = simulated_cgroupfs(config, self.spec)
         open_all, self.watcher = open_sampling(self.spec, config, self.clock, self.state.volumes,
-                                               self._identify_slow)
+                                               self._identify_slow, self.simulated_cgroups)
         settings = engine_settings(interval=config.poll_interval,
                                    exceeded_share=config.exceeded_share,
                                    episode_gap=config.episode_end)
         self.sampler = Sampler(self.state, open_all, settings=settings, clock=self.clock,
                                events=self.events, notifier=self.notifier, watcher=self.watcher,
                                threaded=self.watcher is not None, reader=reader_of(self.spec))
+        self.state.workloads = self.sampler.workloads = workload_collector(
+            config, self.spec, self.simulated_cgroups)
         self._apply(config)
         if self.state.instance is not None:
             self.sampler.engine.set_instance_type(self.state.instance.instance_type)
@@ -197,7 +204,8 @@ class Agent:
             self.notifier.ready()
             return
         for what in ("listen_address", "source", "sysfs_path", "dev_path", "poll_interval",
-                     "exceeded_share", "episode_end"):
+                     "exceeded_share", "episode_end", "cgroupfs_path", "workload_top",
+                     "workload_patterns", "workload_depth"):
             if getattr(config, what) != getattr(self.config, what):
                 log.warning("reload: %s changes need a restart", what.replace("_", " "))
         self._apply(config)
@@ -257,6 +265,54 @@ class Agent:
         self.sampler.close()
         self.events.close()
         return 0
+
+
+def simulated_cgroupfs(config: AgentConfig, spec: SourceSpec):
+    """Simulated devices get simulated workloads: a private cgroupfs in known shares."""
+    if spec.kind != "simulate" or not config.enabled("workload"):
+        return None
+    from nitrometer.sim.cgroups import SimulatedCgroupfs
+
+    return SimulatedCgroupfs()
+
+
+def workload_collector(config: AgentConfig, spec: SourceSpec, simulated=None):
+    """The workload collector, when it is on and cgroup v2 has the io controller here (or
+    the simulated devices' own tree)."""
+    if not config.enabled("workload"):
+        return None
+    from nitrometer.agent.workloads import WorkloadCollector
+    from nitrometer.collectors.cgroups import CgroupIO, io_controller_mounted
+
+    root = simulated.root if simulated is not None else config.cgroupfs_path
+    if not io_controller_mounted(root):
+        log.info("no cgroup v2 io controller at %s: no per-workload IO", root)
+        return None
+    rescan = max(1, round(config.rescan_interval / config.poll_interval))
+    cgroups = CgroupIO(root, config.workload_patterns, config.workload_depth,
+                       rescan_every=rescan)
+    collector = WorkloadCollector(cgroups, simulated.devnum if simulated is not None else None,
+                                  sysfs_root=config.sysfs_path, top=config.workload_top,
+                                  episode_gap=config.episode_end)
+    collector.kube = kubernetes_directory(config)
+    return collector
+
+
+def kubernetes_directory(config: AgentConfig, env=os.environ):
+    """Names from the Kubernetes API, when in a cluster with a service account."""
+    from nitrometer.agent import kubernetes
+
+    if not config.enabled("kubernetes") or not kubernetes.in_cluster(
+            env, config.serviceaccount_path):
+        return None
+    try:
+        client = kubernetes.Client.from_environment(config.serviceaccount_path, env)
+    except (kubernetes.ApiError, OSError) as exc:  # e.g. an unreadable CA file
+        log.warning("kubernetes API not used: %s", exc)
+        return None
+    directory = kubernetes.Directory(client, config.node_name)
+    directory.start()
+    return directory
 
 
 def reader_of(spec: SourceSpec):

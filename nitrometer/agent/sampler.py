@@ -30,6 +30,7 @@ class Sampler:
         self.host = host
         self.notifier = notifier
         self.reader = reader  # broker.Broker: the privileged reader's health and restarts
+        self.workloads = None  # agent.workloads.WorkloadCollector, when that collector is on
         self._starving = False
         sources = open_sources() if open_sources is not None else []
         self.engine = build_engine(sources, settings=settings or engine_settings(
@@ -46,8 +47,12 @@ class Sampler:
     def on_tick(self, result: TickResult) -> None:
         elapsed = 0.0 if self._last_tick is None else result.started - self._last_tick
         self._last_tick = result.started
+        workloads = self.workloads
+        read = workloads.read(result) if workloads is not None else None
         with self.state.lock:
             self.state.apply(result, self.engine.trackers)
+            if read is not None:
+                workloads.fold(read)
         # After the devices: a simulated host's CPU follows the IOs they just did.
         host = self.host.sample() if self.host is not None else {}
         with self.state.lock:
@@ -65,6 +70,8 @@ class Sampler:
         for device in result.recovered:
             log.warning("device %s (%s) recovered: readable again", device.name, device.serial)
         if result.events:
+            if workloads is not None:
+                workloads.annotate(result.events)
             self.events.write(result.events)
         self._alive()
 

@@ -64,16 +64,18 @@ def open_sources(args: argparse.Namespace, clock) -> list:
     return sources
 
 
-def open_engine(args: argparse.Namespace, interval: float = 1.0) -> Engine:
-    """The same engine the agent runs, over the sources the command line names."""
+def open_engine(args: argparse.Namespace, interval: float = 1.0, wrap=None) -> Engine:
+    """The same engine the agent runs, over the sources the command line names (each list
+    passed through `wrap` when given)."""
     from nitrometer.collectors.base import parse_source
 
     spec = parse_source(args.source)
     share = parse_share("--exceeded.min-share", getattr(args, "exceeded_share",
                                                           DEFAULT_EXCEEDED_SHARE))
     clock = make_clock(args.speed)
-    return build_engine(open_sources(args, clock), interval=interval, exceeded_share=share,
-                        recording=spec.kind == "replay", clock=clock,
+    sources = open_sources(args, clock)
+    return build_engine(wrap(sources) if wrap else sources, interval=interval,
+                        exceeded_share=share, recording=spec.kind == "replay", clock=clock,
                         threaded=spec.kind in LIVE_KINDS)
 
 

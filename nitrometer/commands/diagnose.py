@@ -12,6 +12,7 @@ import textwrap
 
 from nitrometer.commands import devices, view
 from nitrometer.commands.findings import Finding, Window, analyze
+from nitrometer.commands.who import open_who, who_line, who_record
 from nitrometer.errors import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, ConfigError
 from nitrometer.sampling import SourceEnded
 from nitrometer.sampling.device import key_of
@@ -34,13 +35,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="how long to sample, one read per second, 2s to 1d (default 40s)")
     parser.add_argument("-j", "--json", action="store_true", help="one JSON object")
     devices.add_source_options(parser)
+    parser.add_argument("--path.cgroupfs", dest="path_cgroupfs", default="/sys/fs/cgroup",
+                        metavar="DIR", help="cgroup v2 mount point: with the io controller, "
+                        "the workloads behind exceeded seconds are named (default "
+                        "/sys/fs/cgroup)")
 
 
 def collect(engine, reporter: devices.Reporter, duration: float,
-            progress=None) -> list[Window]:
+            progress=None, on_tick=None) -> list[Window]:
     """Every device's intervals until the duration, the end of a recording, or Ctrl+C
-    (which diagnoses what was sampled so far)."""
+    (which diagnoses what was sampled so far); on_tick(result) sees every tick."""
     first = devices.first_tick(engine, reporter)
+    if on_tick is not None:
+        on_tick(first)
     windows = {key_of(d): Window(d, []) for d, _page in first.baselines}
     steps = max(1, round(duration))
     try:
@@ -49,6 +56,8 @@ def collect(engine, reporter: devices.Reporter, duration: float,
                 result = devices.next_tick(engine, reporter)
             except SourceEnded:
                 break
+            if on_tick is not None:
+                on_tick(result)
             for iv in result.intervals:
                 key = key_of(iv.device)
                 window = windows.get(key)
@@ -75,7 +84,8 @@ def healthy_line(w: Window) -> str:
             f"writes p99 {view.fmt_us(w.p99('write'))}, queue length at most {queue}")
 
 
-def render_text(results: list[tuple[Window, list[Finding]]], style: view.Style) -> str:
+def render_text(results: list[tuple[Window, list[Finding]]], style: view.Style,
+                who=None) -> str:
     seconds = max((w.seconds for w, _ in results), default=0.0)
     n = len(results)
     lines = [f"Sampled {n} device{'s' if n != 1 else ''} every second for {seconds:.0f} s.", ""]
@@ -84,14 +94,18 @@ def render_text(results: list[tuple[Window, list[Finding]]], style: view.Style) 
         if not w.intervals:
             lines += ["  no complete interval: nothing to judge", ""]
             continue
+        shares = who.of(w.device) if who is not None else None
         if not found:
-            lines += _wrap(style.paint("OK", "1", "32") + "  " + healthy_line(w), "  ") + [""]
+            lines += _wrap(style.paint("OK", "1", "32") + "  " + healthy_line(w), "  ")
+            lines += (_wrap("Who: " + who_line(shares), "  ") if shares else []) + [""]
             continue
         for f in found:
             lines.append("  " + style.alert("PROBLEM") + "  " + f.title)
             lines += _wrap(f.detail, "    ")
             lines += _wrap("What to do: " + f.advice, "    ")
             lines.append("")
+        if shares:
+            lines += _wrap("Who: " + who_line(shares), "  ") + [""]
     problems = sum(len(f) for _, f in results)
     bad = sum(1 for _, f in results if f)
     if problems:
@@ -102,14 +116,19 @@ def render_text(results: list[tuple[Window, list[Finding]]], style: view.Style) 
     return "\n".join(lines) + "\n"
 
 
-def report(results: list[tuple[Window, list[Finding]]]) -> dict:
+def report(results: list[tuple[Window, list[Finding]]], who=None) -> dict:
+    def workloads(w: Window) -> dict:
+        shares = who.of(w.device) if who is not None else None
+        return {"workloads": who_record(shares)} if shares else {}
+
     return {
         "schema": SCHEMA_ID,
         "healthy": not any(f for _, f in results),
         "window_s": round(max((w.seconds for w, _ in results), default=0.0), 3),
         "devices": [
             {"device": _device_record(w.device), "intervals": len(w.intervals),
-             "healthy": not found, "findings": [f.to_dict() for f in found]}
+             "healthy": not found, "findings": [f.to_dict() for f in found],
+             **workloads(w)}
             for w, found in results
         ],
     }
@@ -127,20 +146,22 @@ def _progress_printer(stream):
 
 
 def run(args: argparse.Namespace) -> int:
-    engine = devices.open_engine(args, 1.0)
+    who, wrap = open_who(args)
+    engine = devices.open_engine(args, 1.0, wrap)
     reporter = devices.Reporter()
     try:
         try:
-            windows = collect(engine, reporter, args.duration, _progress_printer(sys.stderr))
+            windows = collect(engine, reporter, args.duration, _progress_printer(sys.stderr),
+                              who.tick if who is not None else None)
         except SourceEnded as exc:
             raise ConfigError(f"{exc}") from None
     finally:
         engine.close()
     results = [(w, analyze(w)) for w in windows]
     if args.json:
-        sys.stdout.write(json.dumps(report(results)) + "\n")
+        sys.stdout.write(json.dumps(report(results, who)) + "\n")
     else:
-        sys.stdout.write(render_text(results, view.terminal_style(sys.stdout)))
+        sys.stdout.write(render_text(results, view.terminal_style(sys.stdout), who))
     if reporter.failed:
         return EXIT_USAGE  # a device failed during the window (said on stderr when it did)
     return EXIT_PROBLEM if any(f for _, f in results) else EXIT_OK

@@ -5,6 +5,7 @@ from __future__ import annotations
 from grafanalib import core as g
 
 from nitrometer import metrics as m
+from nitrometer.dashboards import workloads
 from nitrometer.dashboards.common import (
     DATASOURCE,
     Grid,
@@ -227,6 +228,7 @@ def build() -> g.Dashboard:
         [(f"max by ({BY_DEVICE}, op) ({m.PEAK_LATENCY_P99}{{{SEL}}})",
           f"{{{{op}}}} p99 {WHO}")], "s"), w=8)
 
+    workloads.device_panels(grid, SEL, RATE)
     _health(grid)
 
     grid.row("Host and agent")

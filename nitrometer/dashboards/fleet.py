@@ -10,6 +10,7 @@ from grafanalib import core as g
 
 from nitrometer import metrics as m
 from nitrometer.dashboards import rules as r
+from nitrometer.dashboards import workloads
 from nitrometer.dashboards.common import (
     Grid,
     custom_variable,
@@ -100,6 +101,7 @@ def build() -> g.Dashboard:
         "exceeded in the range; an EBS volume here wants more provisioned IOPS or throughput.",
         [(f"topk($k, {_seconds_in_range(r.DEVICE_EXCEEDED_ANY, r.DEVICE_KEY + ', instance_type')})",
           "")], "s"))
+    workloads.fleet_table(grid, SEL, _table)
     grid.add(_bars(
         "Time over a limit by instance type", "Device-seconds over a limit per instance type "
         "in the range: types that run into their limits most need right-sizing first.",

@@ -19,7 +19,7 @@ def test_defaults_follow_exporter_conventions():
     config = parse()
     assert (config.listen_host, config.listen_port) == ("", 9720)
     assert config.poll_interval == 1.0 and config.source.kind == "ioctl"
-    assert config.collectors == {"host", "identity", "io_size", "peaks"}
+    assert config.collectors == {"host", "identity", "io_size", "peaks", "workload", "kubernetes"}
 
 
 def test_flags_override_the_file_which_overrides_defaults(tmp_path):
@@ -32,7 +32,7 @@ def test_flags_override_the_file_which_overrides_defaults(tmp_path):
     assert "host" not in config.collectors
     assert config.listen_address == "127.0.0.1:9999"
     config = parse("--config.file", str(path), "--collector.host", "--no-collector.peaks")
-    assert config.collectors == {"host", "identity", "io_size"}
+    assert config.collectors == {"host", "identity", "io_size", "workload", "kubernetes"}
 
 
 @pytest.mark.parametrize("argv, message", [
