@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nitrometer.ec2 import looks_graviton, size_factor, split_instance_type
-from nitrometer.errors import NitrometerError
 from nitrometer.prices.cache import ON_DEMAND, RateKey
-from nitrometer.prices.lookup import LINUX, PACKAGED_PRICES, load_region
+from nitrometer.prices.lookup import LINUX, PACKAGED_PRICES, open_region
 
 MAPPING_FILE = PACKAGED_PRICES.parent / "graviton_equivalents_by_generation.csv"
 LATEST = "default_graviton(latest_arm)"
@@ -84,13 +83,7 @@ def instance_pricing(instance_type: str, region: str, cache_dir: str | Path | No
     else:
         target_family = _graviton_family(family)
         target = f"{target_family}.{size}" if target_family else None
-    try:
-        cached = load_region(cache_dir, region)
-    except NitrometerError as exc:
-        if warn is None:
-            raise
-        warn(str(exc))
-        cached = None
+    cached = open_region(cache_dir, region, warn)
     if cached is not None:
         try:
             price = cached.rate(RateKey(instance_type, LINUX, ON_DEMAND))

@@ -98,6 +98,18 @@ def load_region(cache_dir: str | Path | None, region: str) -> CachedRegion | Non
     return CachedRegion(region, path)
 
 
+def open_region(cache_dir: str | Path | None, region: str, warn=None) -> CachedRegion | None:
+    """The region's cache, or None; a damaged one raises, or goes to warn when given (the
+    packaged snapshot then serves)."""
+    try:
+        return load_region(cache_dir, region)
+    except NitrometerError as exc:
+        if warn is None:
+            raise
+        warn(str(exc))
+        return None
+
+
 def packaged_price(instance_type: str, region: str,
                    prices_file: Path = PACKAGED_PRICES) -> float | None:
     """On-demand Linux USD/h of one type in the packaged snapshot (read row by row)."""
@@ -120,13 +132,7 @@ def on_demand_price(instance_type: str, region: str, cache_dir: str | Path | Non
     """On-demand Linux rate of one type: the region's cache answers alone when there is one
     (what it lacks does not exist there); else the packaged snapshot. A damaged cache is
     passed to warn (when given) and the snapshot serves."""
-    try:
-        cached = load_region(cache_dir, region)
-    except NitrometerError as exc:
-        if warn is None:
-            raise
-        warn(str(exc))
-        cached = None
+    cached = open_region(cache_dir, region, warn)
     if cached is not None:
         try:
             return Price(cached.rate(RateKey(instance_type, LINUX, ON_DEMAND)),
@@ -138,4 +144,4 @@ def on_demand_price(instance_type: str, region: str, cache_dir: str | Path | Non
 
 
 __all__ = ["CachedRegion", "Price", "cached_regions", "load_region", "on_demand_price",
-           "packaged_price"]
+           "open_region", "packaged_price"]
