@@ -19,6 +19,7 @@ from tests.agent.test_privsep import wait_for
 from tests.support import sandbox
 from tests.support.processes import stop
 from tests.support.prometheus import free_port
+from tests.support.scrape import metrics_text
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="starts the agent as root")
 
@@ -53,7 +54,7 @@ def test_the_default_user_is_used_only_where_it_can_read_the_agent(tmp_path):
              f"--web.listen-address=127.0.0.1:{port}", "--no-collector.identity"],
             env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
     try:
-        wait_for(lambda: "ec2_nvme_read_ops_total{" in _scrape(port), timeout=60,
+        wait_for(lambda: "ec2_nvme_read_ops_total{" in metrics_text(port), timeout=60,
                  what="the agent to serve")
         status = sandbox.proc_status(agent.pid)
         for held in ("CapEff", "CapPrm", "CapAmb", "CapBnd"):
@@ -67,12 +68,3 @@ def test_the_default_user_is_used_only_where_it_can_read_the_agent(tmp_path):
     assert ("staying uid 0 with no capability" in text) == bool(blocked), text
     assert "Traceback" not in text, text
 
-
-def _scrape(port: int) -> str:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-            return resp.read().decode()
-    except OSError:
-        return ""

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from tests.agent.test_privsep import children, wait_for
 from tests.support import sandbox
 from tests.support.processes import stop
 from tests.support.prometheus import free_port
+from tests.support.scrape import metrics_text
 
 UNIT = Path(__file__).resolve().parents[2] / "deploy" / "nitrometer.service"
 SYSFS = Path(__file__).resolve().parent.parent / "sysfs" / "ec2-mixed"
@@ -93,13 +93,6 @@ def test_the_rebuilt_sandbox_is_the_units(world):
     assert done.stdout.split() == ["EPERM", "EACCES", "1"]  # root:disk 0660 keeps it out
 
 
-def scrape(port: int) -> str:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
-            return resp.read().decode()
-    except OSError:
-        return ""
-
 
 def test_the_agent_serves_from_inside_the_units_sandbox_holding_nothing(world):
     root, fake, dev = world
@@ -114,7 +107,7 @@ def test_the_agent_serves_from_inside_the_units_sandbox_holding_nothing(world):
                                  stderr=subprocess.STDOUT)
     try:
         def serving():
-            text = scrape(port)
+            text = metrics_text(port)
             return all(f'{m.DEVICE_UP}{{device="{d}"' in text and
                        f'{m.READ_OPS}{{device="{d}"' in text for d in DEVICES) and \
                 all(line.endswith(" 1.0") for line in text.splitlines()
@@ -138,7 +131,7 @@ def test_the_agent_serves_from_inside_the_units_sandbox_holding_nothing(world):
         assert sent == {0x02, 0x06}
         # In the sandbox too, the keeper replaces a killed reader with a privileged one.
         os.kill(reader, signal.SIGKILL)
-        wait_for(lambda: f"{m.READER_RESTARTS} 1.0" in scrape(port), timeout=15,
+        wait_for(lambda: f"{m.READER_RESTARTS} 1.0" in metrics_text(port), timeout=15,
                  what="the keeper to replace the reader inside the sandbox")
         reads = len(fake.commands(f"{dev}/nvme0n1"))
         wait_for(lambda: len(fake.commands(f"{dev}/nvme0n1")) > reads + 1 and serving(),
@@ -187,7 +180,7 @@ def test_the_real_unit_starts_under_systemd(shim):
                         "--setenv=AWS_EC2_METADATA_DISABLED=true", *argv], check=True,
                        timeout=60)
         try:
-            wait_for(lambda: all(f'{m.DEVICE_UP}{{device="{d}"}} 1.0' in scrape(port)
+            wait_for(lambda: all(f'{m.DEVICE_UP}{{device="{d}"}} 1.0' in metrics_text(port)
                                  for d in DEVICES), timeout=60, what="the unit to serve")
             main_pid = subprocess.run(["systemctl", "show", "-p", "MainPID", "--value", name],
                                       capture_output=True, text=True).stdout.strip()
@@ -210,7 +203,7 @@ def test_started_as_root_outside_systemd_it_serves_as_nobody_with_nothing(world)
         agent = subprocess.Popen(sandbox.expose_interpreter(root) + argv, env=fake.env(),
                                  stdout=out, stderr=subprocess.STDOUT)
     try:
-        wait_for(lambda: all(f'{m.READ_OPS}{{device="{d}"' in scrape(port) for d in DEVICES),
+        wait_for(lambda: all(f'{m.READ_OPS}{{device="{d}"' in metrics_text(port) for d in DEVICES),
                  timeout=60, what="the agent to serve every device as nobody")
         status = sandbox.proc_status(agent.pid)
         assert status["Uid"].split() == ["65534"] * 4 and status["Groups"] == ""

@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from devkit.fakedev.pages import ebs_page, instance_store_page
 from nitrometer import metrics as m
 from tests.support.processes import stop
 from tests.support.prometheus import free_port
+from tests.support.scrape import metrics_text
 
 pytestmark = pytest.mark.slow
 SYSFS = Path(__file__).resolve().parent.parent / "sysfs" / "ec2-mixed"
@@ -29,13 +29,6 @@ PATIENCE = 30.0  # how long the test waits for anything (generous: the machine i
 HUNG, HEALTHY_EBS, LOCAL = "nvme0n1", "nvme2n1", "nvme1n1"
 NOT_ANSWERED = "Identify Controller has not answered"
 
-
-def scrape(port: int) -> str:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-            return resp.read().decode()
-    except OSError:
-        return ""
 
 
 def has(text: str, name: str, *fragments: str, value: float | None = None) -> bool:
@@ -81,7 +74,7 @@ class Agent:
              "--web.listen-address", f"127.0.0.1:{self.port}"],
             env=fake.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 60
-        while not scrape(self.port):
+        while not metrics_text(self.port):
             assert self.proc.poll() is None and time.monotonic() < deadline, "never served"
             time.sleep(0.05)
         self.answering = time.monotonic()
@@ -92,7 +85,7 @@ class Agent:
     def wait_for(self, *wanted: tuple) -> float:
         """Seconds from the first answer of /metrics until every wanted series was there."""
         while True:
-            text = scrape(self.port)
+            text = metrics_text(self.port)
             if all(has(text, *w[:-1], value=w[-1]) for w in wanted):
                 return time.monotonic() - self.answering
             assert time.monotonic() < self.answering + PATIENCE, text
@@ -131,7 +124,7 @@ def test_a_controller_slow_to_identify_is_polled_and_named_once_it_answers(tmp_p
         assert served <= SERVED_WITHIN, f"devices served after {served:.1f}s"
         agent.wait_for(bdev(HUNG, "/dev/xvda"))
         assert len(agent.identifies(HUNG)) == 1  # the name came from the first Identify
-        text = scrape(agent.port)
+        text = metrics_text(agent.port)
         assert has(text, *errors(HUNG, "identify_timeout")[:-1], value=1)
         assert not has(text, *errors(HUNG, "timeout")[:-1])
     finally:

@@ -7,12 +7,12 @@ import re
 import signal
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.support.prometheus import free_port
+from tests.support.scrape import metrics_text
 
 pytestmark = [pytest.mark.wheel, pytest.mark.slow]
 CAPTURES = Path(__file__).resolve().parents[1] / "fixtures" / "nvme-cli-captures"
@@ -71,12 +71,7 @@ def test_agent_serves_metrics(installed):
             assert agent.poll() is None, agent.stdout.read().decode()[-2000:]
             assert time.monotonic() < deadline, text[-2000:]
             time.sleep(0.3)
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics",
-                                            timeout=5) as resp:
-                    text = resp.read().decode()
-            except OSError:
-                continue
+            text = metrics_text(port, timeout=5)
     finally:
         agent.send_signal(signal.SIGTERM)
         try:

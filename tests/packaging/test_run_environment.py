@@ -8,7 +8,6 @@ import re
 import subprocess
 import sys
 import time
-import urllib.request
 from importlib import metadata
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from packaging.utils import canonicalize_name
 
 from tests.support.processes import stop
 from tests.support.prometheus import free_port
+from tests.support.scrape import metrics_text
 
 try:
     import tomllib
@@ -105,12 +105,7 @@ def test_the_demo_serves_without_numpy(tmp_path):
         while "ec2_nvme_read_ops_total{" not in text and time.monotonic() < deadline:
             assert agent.poll() is None, agent.stdout.read().decode()[-2000:]
             time.sleep(0.2)
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics",
-                                            timeout=5) as resp:
-                    text = resp.read().decode()
-            except OSError:
-                continue
+            text = metrics_text(port, timeout=5)
     finally:
         stop(agent)
     assert "ec2_nvme_read_ops_total{" in text
