@@ -39,8 +39,14 @@ def instance_store_limits(instance_type: str) -> tuple[int, Limits]:
     """(number of instance-store volumes, the instance's aggregate limits)."""
     found = ec2.instance_store_limits(instance_type)
     if found is None:
-        known = ", ".join(supported_instance_types())
-        raise ConfigError(f"simulate: unknown instance type {instance_type!r} (known: {known})")
+        import difflib
+
+        known = supported_instance_types()
+        closest = difflib.get_close_matches(instance_type.lower(), known, n=3, cutoff=0.6)
+        hint = f"closest: {', '.join(closest)}" if closest else \
+            f"families with instance storage: {', '.join(sorted({t.split('.')[0] for t in known}))}"
+        raise ConfigError(f"simulate: {instance_type!r} is no instance type with instance "
+                          f"storage that nitrometer knows ({hint})")
     return found
 
 

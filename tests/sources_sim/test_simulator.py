@@ -144,3 +144,12 @@ def test_counters_wrap_like_a_device():
 def test_unknown_names_are_config_errors(spec):
     with pytest.raises(ConfigError):
         simulated_sources(spec, FastClock(0))
+
+
+def test_a_mistyped_simulated_type_names_the_closest_ones_in_one_short_line():
+    with pytest.raises(ConfigError) as typo:
+        simulated_sources(SourceSpec("simulate", "i3en.xlage"), FastClock(0))
+    assert "closest: i3en.xlarge" in str(typo.value) and len(str(typo.value)) < 200
+    with pytest.raises(ConfigError) as other:
+        simulated_sources(SourceSpec("simulate", "zz9.huge"), FastClock(0))
+    assert "families with instance storage: c6gd, i3, i3en" in str(other.value)
