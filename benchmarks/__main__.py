@@ -52,8 +52,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def section_number(section: Section) -> int:
+    """The number a section's title starts with ("4. Scrape ..."): the report's order."""
+    head = section.title.split(".", 1)[0]
+    return int(head) if head.isdigit() else 1 << 30
+
+
 def render(sections: list[Section], command: str, quick: bool, started: str,
            seconds: float, host: list[tuple[str, str]], revision: str) -> str:
+    sections = sorted(sections, key=section_number)  # run order is cost order, not this
     lines = [
         "# Benchmarks",
         "",

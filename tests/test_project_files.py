@@ -53,3 +53,8 @@ def test_every_cited_benchmarks_section_exists():
             cited += 1
             assert anchor in anchors, f"{doc.name}: BENCHMARKS.md#{anchor} does not exist"
     assert cited >= 2  # the citation forms above still match how the docs cite
+
+
+def test_benchmarks_sections_stand_in_number_order():
+    numbers = [int(n) for n in benchmark_sections()]
+    assert numbers and numbers == sorted(numbers), numbers
