@@ -72,28 +72,18 @@ BAD = {
 }
 
 
-@pytest.fixture(scope="module")
-def good_cache(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("good")
-    root = offers.write_tree(tmp_path_factory.mktemp("pricing"))
-    with offers.serve(root) as url:
-        assert main(["prices", "update", "--base-url", url, "--cache-dir", str(cache),
-                     "--no-progress"]) == 0
-    return cache
-
-
 def _snapshot(cache) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in prices_dir(cache).iterdir()}
 
 
 @pytest.mark.parametrize("name", BAD)
-def test_bad_price_list_is_one_line_and_keeps_the_cache(name, good_cache, tmp_path, capsys):
+def test_bad_price_list_is_one_line_and_keeps_the_cache(name, mirrored_cache, tmp_path, capsys):
     mutate, drop, words = BAD[name]
     root = offers.write_tree(tmp_path / "pricing")
     if mutate:
         mutate(root)
     cache = tmp_path / "cache"
-    shutil.copytree(good_cache, cache)
+    shutil.copytree(mirrored_cache, cache)
     before = _snapshot(cache)
     capsys.readouterr()
     with offers.serve(root, drop=drop) as url:
@@ -109,9 +99,9 @@ def test_bad_price_list_is_one_line_and_keeps_the_cache(name, good_cache, tmp_pa
 
 @pytest.mark.parametrize("content", [b"", b"region,rates\nus-east-1,12\n",
                                      b"SQLite format 3\x00" + b"\x00" * 200])
-def test_damaged_cache_is_one_line(content, good_cache, tmp_path, capsys):
+def test_damaged_cache_is_one_line(content, mirrored_cache, tmp_path, capsys):
     cache = tmp_path / "cache"
-    shutil.copytree(good_cache, cache)
+    shutil.copytree(mirrored_cache, cache)
     (prices_dir(cache) / "us-east-1.sqlite").write_bytes(content)
     code = main(["prices", "list", "--cache-dir", str(cache)])
     err = capsys.readouterr().err

@@ -8,22 +8,10 @@ import sys
 
 import pytest
 
-from devkit import offers
 from nitrometer.agent.instance import InstanceContext, _price
-from nitrometer.cli import main
 from nitrometer.ec2 import looks_graviton
 from nitrometer.prices.instance import instance_pricing, instance_specs
 from nitrometer.savings.reference import Reference
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("cache")
-    root = offers.write_tree(tmp_path_factory.mktemp("pricing"))
-    with offers.serve(root) as url:
-        assert main(["prices", "update", "--base-url", url, "--cache-dir", str(cache),
-                     "--no-progress"]) == 0
-    return cache
 
 
 def priced(instance_type: str, region: str) -> InstanceContext:
@@ -33,8 +21,8 @@ def priced(instance_type: str, region: str) -> InstanceContext:
     return ctx
 
 
-def test_agent_prices_come_from_the_cache(cache, monkeypatch):
-    monkeypatch.setenv("NITROMETER_CACHE_DIR", str(cache))
+def test_agent_prices_come_from_the_cache(mirrored_cache, monkeypatch):
+    monkeypatch.setenv("NITROMETER_CACHE_DIR", str(mirrored_cache))
     ctx = priced("m5.large", "eu-west-1")  # a region the packaged snapshot lacks
     assert (ctx.price, ctx.graviton_type, ctx.graviton_price) == (0.107, "m6g.large", 0.086)
     assert ctx.normalization_factor == 4 and ctx.arch == "x86_64"
@@ -43,15 +31,15 @@ def test_agent_prices_come_from_the_cache(cache, monkeypatch):
     graviton = priced("r6g.xlarge", "us-east-1")  # not the Spot-like row's rate
     assert (graviton.price, graviton.graviton_type, graviton.graviton_price) == \
         (0.2016, "r6g.xlarge", 0.2016)
-    monkeypatch.setenv("NITROMETER_CACHE_DIR", str(cache / "missing"))
+    monkeypatch.setenv("NITROMETER_CACHE_DIR", str(mirrored_cache / "missing"))
     assert priced("m5.large", "us-east-1").price == 0.096  # the packaged snapshot
     assert priced("m5.large", "eu-west-1").price is None
 
 
 @pytest.mark.parametrize("use_cache", [False, True])
-def test_agent_lookup_agrees_with_the_savings_reference(cache, use_cache):
-    reference = Reference(cache_dir=cache, use_cache=use_cache)
-    cache_dir = cache if use_cache else cache / "missing"
+def test_agent_lookup_agrees_with_the_savings_reference(mirrored_cache, use_cache):
+    reference = Reference(cache_dir=mirrored_cache, use_cache=use_cache)
+    cache_dir = mirrored_cache if use_cache else mirrored_cache / "missing"
     types = sorted(t for (region, t) in reference.types if region == "us-east-1")
     types += ["m5.lareg", "m9z.large", "m6g.metal", "x2gd.metal"]
     for instance_type in types:
