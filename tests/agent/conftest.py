@@ -4,10 +4,22 @@ import subprocess
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from nitrometer.agent.events import EventSink
 from nitrometer.agent.exporter import Exporter
 from nitrometer.agent.sampler import Sampler
 from nitrometer.agent.state import AgentState
 from nitrometer.collectors.base import FastClock
+
+
+class Events(EventSink):
+    """An event sink that keeps what the sampler wrote, for tests to read."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list[dict] = []
+
+    def write(self, episodes):
+        self.seen += episodes
 
 
 class Rig:

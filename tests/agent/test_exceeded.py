@@ -8,22 +8,12 @@ import json
 import pytest
 
 from nitrometer import metrics as m
-from nitrometer.agent.events import EventSink
 from nitrometer.cli import main
 from nitrometer.collectors.base import FastClock, SourceSpec
 from nitrometer.sampling import Settings
 from nitrometer.sampling.episodes import EpisodeTracker
 from nitrometer.sim.devices import simulated_sources
-from tests.agent.conftest import Rig
-
-
-class Events(EventSink):
-    def __init__(self):
-        super().__init__()
-        self.seen: list[dict] = []
-
-    def write(self, episodes):
-        self.seen += episodes
+from tests.agent.conftest import Events, Rig
 
 
 def run_scenario(scenario: str, ticks: int, **settings):

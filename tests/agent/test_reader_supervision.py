@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from devkit.fakedev import MODEL_EBS, MODEL_INSTANCE_STORE, identify_bytes
-from devkit.fakedev.pages import ebs_page, instance_store_page
+from devkit.fakedev import MODEL_EBS, identify_bytes
+from devkit.fakedev.pages import ebs_page
 from nitrometer import metrics as m
 from tests.agent.test_privsep import alive, children, wait_for
+from tests.support.ec2_mixed import LOCAL, ROOT_EBS, plug_ec2_mixed
 from tests.support.processes import stop
 from tests.support.prometheus import free_port
 
@@ -31,10 +32,7 @@ WATCHDOG_SEC = 3.0
 def dev(fake, tmp_path) -> Path:
     dev = tmp_path / "dev"
     dev.mkdir()
-    fake.add(f"{dev}/nvme0n1", page=ebs_page(),
-             identify=identify_bytes("vol0a1b2c3d4e5f60718", MODEL_EBS, bdev="/dev/xvda"))
-    fake.add(f"{dev}/nvme1n1", page=instance_store_page(),
-             identify=identify_bytes("AWS1A2B3C4D5E6F7G8H9", MODEL_INSTANCE_STORE))
+    plug_ec2_mixed(fake, dev, names=(ROOT_EBS, LOCAL))
     return dev
 
 

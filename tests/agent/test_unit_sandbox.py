@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from devkit.fakedev import MODEL_EBS, MODEL_INSTANCE_STORE, FakeNvme, identify_bytes
-from devkit.fakedev.pages import ebs_page, instance_store_page
+from devkit.fakedev import FakeNvme
 from nitrometer import metrics as m
 from tests.agent.test_privsep import children, wait_for
 from tests.support import sandbox
+from tests.support.ec2_mixed import plug_ec2_mixed
 from tests.support.processes import stop
 from tests.support.prometheus import free_port
 from tests.support.scrape import metrics_text
@@ -43,12 +43,7 @@ def build_world(root: Path, shim: Path):
     fake = FakeNvme(root / "fake", root / "fakenvme.so")
     dev = root / "dev"
     dev.mkdir()
-    fake.add(f"{dev}/nvme0n1", page=ebs_page(),
-             identify=identify_bytes("vol0a1b2c3d4e5f60718", MODEL_EBS, bdev="/dev/xvda"))
-    fake.add(f"{dev}/nvme1n1", page=instance_store_page(),
-             identify=identify_bytes("AWS1A2B3C4D5E6F7G8H9", MODEL_INSTANCE_STORE))
-    fake.add(f"{dev}/nvme2n1", page=ebs_page(),
-             identify=identify_bytes("vol0fedcba9876543210", MODEL_EBS, bdev="sdf"))
+    plug_ec2_mixed(fake, dev)
     shutil.copytree(SYSFS, root / "sys")
     sandbox.accessible_dir(root)
     return root, fake, dev

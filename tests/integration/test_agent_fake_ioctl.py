@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from devkit.fakedev import MODEL_EBS, MODEL_INSTANCE_STORE, FakeNvme, identify_bytes
+from devkit.fakedev import FakeNvme
 from devkit.fakedev.pages import ebs_page, instance_store_page
 from nitrometer import metrics as m
+from tests.support.ec2_mixed import DATA_EBS, ROOT_EBS, plug_ec2_mixed
 from tests.support.prometheus import PrometheusServer, free_port
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
@@ -54,12 +55,8 @@ def test_failing_device_drops_out_and_returns_while_others_keep_cadence(tmp_path
     sysfs, dev = tmp_path / "sys", tmp_path / "dev"
     shutil.copytree(SYSFS, sysfs)
     dev.mkdir()
-    fake.add(f"{dev}/nvme0n1", page=ebs_page(WRAPPING_START, 9_000),
-             identify=identify_bytes("vol0a1b2c3d4e5f60718", MODEL_EBS, bdev="/dev/xvda"))
-    fake.add(f"{dev}/nvme1n1", page=instance_store_page(),
-             identify=identify_bytes("AWS1A2B3C4D5E6F7G8H9", MODEL_INSTANCE_STORE))
-    fake.add(f"{dev}/nvme2n1", page=ebs_page(5_000_000, 5_000_000),
-             identify=identify_bytes("vol0fedcba9876543210", MODEL_EBS, bdev="sdf"))
+    plug_ec2_mixed(fake, dev, pages={ROOT_EBS: ebs_page(WRAPPING_START, 9_000),
+                                     DATA_EBS: ebs_page(5_000_000, 5_000_000)})
     feeder = Feeder(fake, dev)
     feeder.start()
     port = free_port()

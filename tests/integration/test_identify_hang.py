@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from devkit.fakedev import MODEL_EBS, MODEL_INSTANCE_STORE, identify_bytes
-from devkit.fakedev.pages import ebs_page, instance_store_page
 from nitrometer import metrics as m
+from tests.support.ec2_mixed import DATA_EBS, LOCAL, ROOT_EBS, plug_ec2_mixed
 from tests.support.processes import stop
 from tests.support.prometheus import free_port
 from tests.support.scrape import metrics_text
@@ -26,7 +25,7 @@ pytestmark = pytest.mark.slow
 SYSFS = Path(__file__).resolve().parent.parent / "sysfs" / "ec2-mixed"
 SERVED_WITHIN = 5.0  # seconds after /metrics first answers, as the service promises
 PATIENCE = 30.0  # how long the test waits for anything (generous: the machine is loaded)
-HUNG, HEALTHY_EBS, LOCAL = "nvme0n1", "nvme2n1", "nvme1n1"
+HUNG, HEALTHY_EBS = ROOT_EBS, DATA_EBS
 NOT_ANSWERED = "Identify Controller has not answered"
 
 
@@ -59,12 +58,7 @@ class Agent:
         shutil.copytree(SYSFS, sysfs)
         self.dev.mkdir()
         self.fake = fake
-        fake.add(self.path(HUNG), page=ebs_page(),
-                 identify=identify_bytes("vol0a1b2c3d4e5f60718", MODEL_EBS, bdev="/dev/xvda"))
-        fake.add(self.path(LOCAL), page=instance_store_page(),
-                 identify=identify_bytes("AWS1A2B3C4D5E6F7G8H9", MODEL_INSTANCE_STORE))
-        fake.add(self.path(HEALTHY_EBS), page=ebs_page(),
-                 identify=identify_bytes("vol0fedcba9876543210", MODEL_EBS, bdev="sdf"))
+        plug_ec2_mixed(fake, self.dev)
         fake.fail(self.path(HUNG), control)
         self.port = free_port()
         self.proc = subprocess.Popen(

@@ -5,21 +5,12 @@ from __future__ import annotations
 import json
 import sys
 
-from devkit.fakedev import MODEL_EBS, MODEL_INSTANCE_STORE, identify_bytes
-from devkit.fakedev.pages import ebs_page, instance_store_page
-
-
-def _plug_fixture_devices(fake, dev_root):
-    fake.add(f"{dev_root}/nvme0n1", page=ebs_page(),
-             identify=identify_bytes("vol0a1b2c3d4e5f60718", MODEL_EBS, bdev="/dev/xvda"))
-    fake.add(f"{dev_root}/nvme1n1", page=instance_store_page(),
-             identify=identify_bytes("AWS1A2B3C4D5E6F7G8H9", MODEL_INSTANCE_STORE))
-    fake.add(f"{dev_root}/nvme2n1", page=ebs_page(read_ops=5, write_ops=7),
-             identify=identify_bytes("vol0fedcba9876543210", MODEL_EBS, bdev="sdf"))
+from devkit.fakedev.pages import ebs_page
+from tests.support.ec2_mixed import DATA_EBS, plug_ec2_mixed
 
 
 def test_list_json_reports_kind_identity_and_readability(fake, sysfs, dev_root):
-    _plug_fixture_devices(fake, dev_root)
+    plug_ec2_mixed(fake, dev_root, pages={DATA_EBS: ebs_page(read_ops=5, write_ops=7)})
     fake.fail(f"{dev_root}/nvme2n1", "errno=EACCES")  # Identify too: no bdev for this one
     proc = fake.nitrometer("list", "--json", "--path.sysfs", str(sysfs),
                            "--path.dev", str(dev_root))
@@ -50,7 +41,7 @@ def test_list_json_reports_kind_identity_and_readability(fake, sysfs, dev_root):
 
 
 def test_list_table_says_why_a_page_cannot_be_read(fake, sysfs, dev_root):
-    _plug_fixture_devices(fake, dev_root)
+    plug_ec2_mixed(fake, dev_root, pages={DATA_EBS: ebs_page(read_ops=5, write_ops=7)})
     fake.fail(f"{dev_root}/nvme1n1", "errno=EIO")
     proc = fake.nitrometer("list", "--path.sysfs", str(sysfs), "--path.dev", str(dev_root))
     assert proc.returncode == 0, proc.stderr

@@ -8,24 +8,14 @@ import pytest
 from devkit.cgroupfs import CONTAINER_ID, POD_CONTAINER, POD_UID, CgroupTree, write_devnums
 from devkit.pages import ScriptedSource, device
 from nitrometer import metrics as m
-from nitrometer.agent.events import EventSink
 from nitrometer.agent.workloads import WorkloadCollector
 from nitrometer.collectors.cgroups import CgroupIO
-from tests.agent.conftest import Rig, promtool_check
+from tests.agent.conftest import Events, Rig, promtool_check
 
 PG = "system.slice/postgresql.service"
 NGINX = "system.slice/nginx.service"
 POD = f"pod/{POD_UID}/{CONTAINER_ID[:12]}"
 EXCEEDED = range(5, 19)  # 14 exceeded intervals
-
-
-class Events(EventSink):
-    def __init__(self):
-        super().__init__()
-        self.seen: list[dict] = []
-
-    def write(self, episodes):
-        self.seen += episodes
 
 
 def rig_with(tmp_path, sources, top=5):
