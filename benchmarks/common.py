@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
@@ -176,3 +177,26 @@ class Usage:
         if self._first is None or self._last is None or self._last[0] <= self._first[0]:
             return float("nan")
         return (self._last[1] - self._first[1]) / (self._last[0] - self._first[0]) * 100
+
+
+# Runs a command as its child, so the child's peak RSS is its own (RUSAGE_CHILDREN).
+_MEASURE = """
+import json, resource, subprocess, sys, time
+start = time.monotonic()
+done = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+wall = time.monotonic() - start
+rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+print(json.dumps({"rc": done.returncode, "wall": wall, "rss": rss,
+                  "err": done.stderr[-1500:], "out": done.stdout[-800:]}))
+"""
+
+
+def measure_command(cmd: list[str], timeout: float) -> dict:
+    """One run of cmd: exit status, wall seconds, peak RSS (bytes), the ends of its output.
+    A failed run raises, naming the command."""
+    done = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+    result = json.loads(done.stdout)
+    if result["rc"] != 0:
+        raise RuntimeError(f"{' '.join(cmd[1:5])} failed: {result['err']}")
+    return result

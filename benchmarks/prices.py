@@ -12,26 +12,15 @@ large one, interleaved: its peak RSS should not depend on the cache.
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import ROOT, Context, Section, fmt_mb, median
+from benchmarks.common import Context, Section, fmt_mb, measure_command, median
 
 NAME = "prices"
 TITLE = "12. Price list update on a large region file"
 RSS_TARGET = 150 * 10**6
-MEASURE = """
-import json, resource, subprocess, sys, time
-start = time.monotonic()
-done = subprocess.run(sys.argv[1:], capture_output=True, text=True)
-wall = time.monotonic() - start
-rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-print(json.dumps({"rc": done.returncode, "wall": wall, "rss": rss, "err": done.stderr[-800:],
-                  "out": done.stdout[-800:]}))
-"""
 LOOKUP = ("from nitrometer.prices.instance import instance_pricing; import sys; "
           "print(instance_pricing('m5.large', 'us-east-1', sys.argv[1]))")
 FAMILIES = ("m5", "m5d", "m6i", "m6a", "m7i", "c5", "c5d", "c6i", "c7i", "r5", "r6i", "r7i",
@@ -144,12 +133,7 @@ def region_file(ctx: Context, target_bytes: int) -> tuple[Path, int]:
 
 
 def measure(cmd: list[str]) -> dict:
-    done = subprocess.run([sys.executable, "-c", MEASURE, *cmd], cwd=ROOT,
-                          capture_output=True, text=True, timeout=3600)
-    result = json.loads(done.stdout)
-    if result["rc"] != 0:
-        raise RuntimeError(f"{' '.join(cmd[2:5])} failed: {result['err']}")
-    return result
+    return measure_command(cmd, timeout=3600)
 
 
 def run(ctx: Context) -> Section:

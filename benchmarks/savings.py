@@ -11,12 +11,10 @@ The Parquet file is generated once (devkit.synth_cur, with the product map of ab
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 import time
 
-from benchmarks.common import ROOT, Context, Section, fmt_mb, median
+from benchmarks.common import Context, Section, fmt_mb, measure_command, median
 
 NAME = "savings"
 TITLE = "6. Savings model on generated CUR 2.0 Parquet, against a bare DuckDB GROUP BY"
@@ -25,15 +23,6 @@ RSS_TARGET = 500 * 2**20
 SEED, PRODUCT_KEYS = 1, "aws"
 
 # Runs the command as a child and reports its wall time and peak RSS (ru_maxrss, KiB).
-MEASURE = """
-import json, resource, subprocess, sys, time
-start = time.monotonic()
-done = subprocess.run(sys.argv[1:], capture_output=True, text=True)
-wall = time.monotonic() - start
-rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-print(json.dumps({"rc": done.returncode, "wall": wall, "rss": rss,
-                  "err": done.stderr[-1500:], "out_len": len(done.stdout)}))
-"""
 
 # The bare aggregation: DuckDB's defaults, the same columns, no CUR logic.
 BARE = """
@@ -72,12 +61,7 @@ def cur_file(ctx: Context, lines: int):
 
 
 def measure(cmd: list[str]) -> dict:
-    done = subprocess.run([sys.executable, "-c", MEASURE, *cmd], cwd=ROOT,
-                          capture_output=True, text=True, timeout=900)
-    result = json.loads(done.stdout)
-    if result["rc"] != 0:
-        raise RuntimeError(f"{cmd[2:4]} failed: {result['err']}")
-    return result
+    return measure_command(cmd, timeout=900)
 
 
 def commands(path) -> dict[str, list[str]]:
