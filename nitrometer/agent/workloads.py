@@ -160,21 +160,24 @@ COUNTERS = (
 )
 
 
-def families(view, family, labelstr) -> list:
-    """The workload families from a view; `family(name, kind, doc)` and `labelstr` are the
-    exporter's, so the text is written the same way as every other family."""
+def families(view) -> list:
+    """The workload families from a view, written as every other family is."""
+    # Here, not at the top: prometheus_client (under exposition) brings in ssl, which the
+    # agent imports only when it renders.
+    from nitrometer.agent.exposition import Family, labelstr
+
     names = m.DEVICE_LABELS + ("workload",)
     rows = sorted(view["devices"], key=lambda row: row[0].name)
     out = []
     for name, index, doc in COUNTERS:
-        fam = family(name, "counter", doc + " The top workloads by ops over the last minute "
+        fam = Family(name, "counter", doc + " The top workloads by ops over the last minute "
                      "have their own series; the rest add to workload=\"other\".")
         for device, counters, _shares, _ongoing, _seconds in rows:
             values = (device.name, device.serial, device.kind)
             for workload in sorted(counters):
                 fam.add(labelstr(names, values + (workload,)), counters[workload][index])
         out.append(fam)
-    share = family(m.WORKLOAD_EXCEEDED_SHARE, "gauge", "Share of the device's ops the "
+    share = Family(m.WORKLOAD_EXCEEDED_SHARE, "gauge", "Share of the device's ops the "
                    "workload did in the exceeded intervals of the current or last episode.")
     for device, _counters, shares, _ongoing, _seconds in rows:
         values = (device.name, device.serial, device.kind)
@@ -182,13 +185,13 @@ def families(view, family, labelstr) -> list:
             share.add(labelstr(names, values + (workload,)), shares[workload])
     out.append(share)
     if view["workloads"]:
-        info = family(m.WORKLOAD_INFO, "gauge", "Kubernetes names of a workload; value 1.")
+        info = Family(m.WORKLOAD_INFO, "gauge", "Kubernetes names of a workload; value 1.")
         for workload, namespace, pod, container in view["workloads"]:
             info.add(labelstr(("workload", "namespace", "pod", "container"),
                               (workload, namespace, pod, container)), 1)
         out.append(info)
     if view["claims"]:
-        claims = family(m.VOLUME_CLAIM_INFO, "gauge", "The PersistentVolume and claim "
+        claims = Family(m.VOLUME_CLAIM_INFO, "gauge", "The PersistentVolume and claim "
                         "behind an EBS volume; value 1.")
         for device, c in sorted(view["claims"], key=lambda row: row[0].name):
             claims.add(labelstr(m.DEVICE_LABELS + ("persistentvolume", "namespace",

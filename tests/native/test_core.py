@@ -194,7 +194,7 @@ def test_sample_reports_a_new_layout_with_the_decoded_page():
 
 
 def test_decode_refuses_exactly_the_bounds_whose_le_labels_collide():
-    from nitrometer.agent.exporter import le_strings
+    from nitrometer.agent.exposition import le_strings
 
     far, outcomes = 2**60, set()
     for step in (1, 64, 128, 200, 256, 512, 4096):

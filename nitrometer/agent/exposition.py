@@ -1,0 +1,101 @@
+"""The Prometheus text format, written by hand: sample values, label sets, histogram buckets
+and one metric family's lines, as prometheus_client writes them."""
+
+from __future__ import annotations
+
+import functools
+
+from prometheus_client.utils import floatToGoString
+
+from nitrometer import metrics as m
+from nitrometer import native
+from nitrometer.agent.state import US
+from nitrometer.logpage import OPEN_ENDED_US
+
+
+def fmt(value) -> str:
+    """A sample value as prometheus_client writes it (Go's float formatting)."""
+    if type(value) is int and 0 <= value < 10_000_000:
+        return f"{value}.0"  # what floatToGoString gives for these, without the float detour
+    return floatToGoString(value)
+
+
+def escape(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+@functools.lru_cache(maxsize=8192)  # the same few label sets every scrape
+def labelstr(names: tuple, values: tuple) -> str:
+    """{a="x",b="y"} with names sorted, as prometheus_client writes them; '' for none."""
+    if not names:
+        return ""
+    pairs = sorted(zip(names, values))
+    return "{" + ",".join(f'{k}="{escape(str(v))}"' for k, v in pairs) + "}"
+
+
+@functools.lru_cache(maxsize=8192)
+def bucket_affixes(name: str, names: tuple, values: tuple) -> tuple[str, str]:
+    """The text before and after the le value of a _bucket sample, le sorted in place."""
+    text = labelstr(tuple(names) + ("le",), tuple(values) + ("\0",))
+    before, after = text.split("\0")
+    return f"{name}_bucket{before}", f"{after} "
+
+
+_LE_CACHE: dict[tuple[int, ...], tuple[str, ...]] = {}  # bin layouts seen: a handful
+# --histogram.buckets=coarse (the default): the device's power-of-two bins merged (in C) onto
+# fewer edges, so an instance-store device stays under 120 series. Powers of two, so each
+# device bin falls wholly inside one bucket and the counts stay exact.
+COARSE_LATENCY_EDGES_US = tuple(4 ** i for i in range(1, 11))  # 4 us .. 1.05 s, x4
+COARSE_BAND_EDGES_US = (128, 1024, 8192)  # per IO-size band: fast, ~1 ms, ~8 ms, slower
+
+
+def buckets(hist: native.Histogram, edges: tuple | None) -> tuple[tuple[str, ...], list]:
+    """(le strings, counts): the device's bins, or merged onto coarse edges (us)."""
+    if edges is None:
+        return le_strings(hist.upper), hist.counts
+    return le_strings(list(edges) + [OPEN_ENDED_US]), native.merge_bins(hist, edges)
+
+
+def le_strings(uppers: list[int]) -> tuple[str, ...]:
+    """le of each bin (upper bound in seconds); the last bin is open ended: +Inf."""
+    key = tuple(uppers)
+    les = _LE_CACHE.get(key)
+    if les is None:
+        les = tuple(repr(float(u * US)) for u in key[:-1]) + ("+Inf",)
+        if len(_LE_CACHE) < 64:
+            _LE_CACHE[key] = les
+    return les
+
+
+class Family:
+    """One metric family's lines: the HELP and TYPE header, then its samples."""
+
+    __slots__ = ("name", "kind", "doc", "lines")
+
+    def __init__(self, name: str, kind: str, doc: str):
+        self.name, self.kind, self.doc = name, kind, doc
+        self.lines: list[str] = []
+
+    def add(self, labels: str, value) -> None:
+        self.lines.append(f"{self.name}{labels} {fmt(value)}\n")
+
+    def histogram(self, names, values, les, counts, sum_value) -> None:
+        before, after = bucket_affixes(self.name, names, values)
+        if not les:  # a histogram with no bins still has its +Inf bucket
+            les, counts = ("+Inf",), (0,)
+        lines, running, value = self.lines, 0, "0.0"
+        for le, count in zip(les, counts):
+            if count:  # most bins are empty: the running total's text is reused
+                running += count
+                value = fmt(running)
+            lines.append(f"{before}{le}{after}{value}\n")
+        labels = labelstr(names, values)
+        lines.append(f"{self.name}_count{labels} {fmt(running)}\n")
+        lines.append(f"{self.name}_sum{labels} {fmt(sum_value)}\n")
+
+    def header(self, openmetrics: bool) -> str:
+        if openmetrics:
+            name = m.family(self.name) if self.kind == "counter" else self.name
+            return f"# HELP {name} {escape(self.doc)}\n# TYPE {name} {self.kind}\n"
+        doc = self.doc.replace("\\", r"\\").replace("\n", r"\n")
+        return f"# HELP {self.name} {doc}\n# TYPE {self.name} {self.kind}\n"
