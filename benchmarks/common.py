@@ -58,7 +58,7 @@ class Section:
 @dataclass
 class Context:
     quick: bool
-    workdir: Path  # scratch space for fleets, stand-in executables, Parquet files
+    workdir: Path  # scratch space for fleets, fake devices, Parquet files
     cache: Path  # generated inputs kept between runs (the CUR files)
     log: Callable[[str], None]
 
