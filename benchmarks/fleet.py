@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psutil
 
-from benchmarks.common import PYTHON, ROOT, peak_rss
+from benchmarks.common import PYTHON, ROOT
 from devkit.ports import free_port
 
 SIM_1 = "simulate:i3en.large:steady"  # one instance-store volume
@@ -158,13 +158,6 @@ class Agent:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{self.label} not ready in {timeout:.0f} s: {self.log()}")
             time.sleep(0.5)
-
-    def cpu_seconds(self) -> float:
-        times = self.ps.cpu_times()
-        return times.user + times.system
-
-    def peak_rss(self) -> int:
-        return peak_rss(self.proc.pid)
 
     def stop(self) -> list[float]:
         """SIGTERM, wait, and the monotonic start time of every tick."""

@@ -1,9 +1,72 @@
-"""What the benchmarks measure with: growing fake devices, reading an exposition."""
+"""What the benchmarks measure with: a whole service's CPU and memory, growing fake devices,
+reading an exposition. Amounts of work are fixed in CPU time, so no timing is asserted."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
+from benchmarks.common import ServiceUsage
 from benchmarks.fleet import READS_PER_SECOND, growing_pages, samples_of, series
 from nitrometer import native
+
+# A service in three generations: the main process forks a child on "fork", the child
+# forks a grandchild that waits; on "burn" the grandchild spends 0.3 s of CPU and ends.
+SERVICE = r"""
+import os, sys, time
+os.read(0, 5)
+if os.fork() == 0:
+    grandchild = os.fork()
+    if grandchild == 0:
+        os.read(0, 5)
+        while time.process_time() < 0.3:
+            pass
+        os._exit(0)
+    print("forked", flush=True)
+    os.waitpid(grandchild, 0)
+    print("burnt", flush=True)
+    time.sleep(120)
+    os._exit(0)
+time.sleep(120)
+"""
+
+
+def test_service_usage_follows_forked_processes_and_counts_those_that_ended():
+    proc = subprocess.Popen([sys.executable, "-c", SERVICE], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    usage = ServiceUsage(proc.pid)
+    try:
+        usage.sample()
+        assert [p.depth for p in usage.processes.values()] == [0]
+        proc.stdin.write("fork\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline() == "forked\n"
+        usage.sample()
+        depths = sorted(p.depth for p in usage.processes.values())
+        assert depths == [0, 1, 2]
+        assert [p.seen_from_start for p in usage.processes.values()] == [True, False, False]
+        assert len(usage.rss) == 2 and usage.rss[1] > usage.rss[0]  # three processes' RSS
+        assert 0 < usage.pss[1] <= usage.rss[1]  # shared pages split, not counted thrice
+        proc.stdin.write("burn\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline() == "burnt\n"
+        usage.sample()
+        # The grandchild's 0.3 s were spent after it was last seen and it has ended: they
+        # count through the child that waited for it (CPU time is counted in 10 ms ticks).
+        assert usage.cpu_seconds() >= 0.28
+        assert usage.ended_cpu_seconds() >= 0.28
+        assert usage.intervals == 2 and usage.seconds > 0
+        assert usage.peak_rss() >= usage.rss[-1] > 0
+    finally:
+        proc.kill()
+        proc.wait()
+        for p in usage.processes.values():
+            if p.depth == 1:
+                try:
+                    os.kill(p.pid, 9)
+                except ProcessLookupError:
+                    pass
 
 
 def test_fake_devices_grow_by_one_second_of_load_per_page_without_a_glitch():
