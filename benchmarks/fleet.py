@@ -9,9 +9,12 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
+import weakref
 from pathlib import Path
 
 import psutil
@@ -38,6 +41,20 @@ BANDS = ((512, 900, 300, 6, 5), (4096, 11_000, 4_000, 7, 5), (8192, 3_000, 1_500
 READS_PER_SECOND = sum(band[1] for band in BANDS)
 AGE = 36_000  # seconds of that load behind each device before the first page
 GROWTH_SECONDS = 200  # pages per device, one a poll; after the last the device stays still
+MEMORY_FS = Path("/dev/shm")
+
+
+def in_memory(owner: object, root: Path) -> Path:
+    """A directory on tmpfs, reached as `root`, removed with `owner`: the fake device moves to
+    the next page of a sequence by rewriting a file at each read, which on a disk file
+    system costs the reading process several times what the read itself does."""
+    if not (MEMORY_FS.is_dir() and os.access(MEMORY_FS, os.W_OK)):
+        return root
+    target = Path(tempfile.mkdtemp(prefix="nitrometer-fake-", dir=MEMORY_FS))
+    weakref.finalize(owner, shutil.rmtree, target, ignore_errors=True)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    root.symlink_to(target, target_is_directory=True)
+    return root
 
 
 def busy_second(builder, second: int, times: int = 1) -> None:
@@ -80,7 +97,7 @@ class FakeFleet:
 
         self.sysfs, self.dev = root / "sys", root / "dev"
         self.dev.mkdir(parents=True)
-        self.fake = FakeNvme(root / "fake", shim)
+        self.fake = FakeNvme(in_memory(self, root / "fake"), shim)
         self.seconds = seconds
         self.paths: list[str] = []
         for i in range(1, devices + 1):

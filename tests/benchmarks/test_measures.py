@@ -3,12 +3,20 @@ reading an exposition. Amounts of work are fixed in CPU time, so no timing is as
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
 
 from benchmarks.common import ServiceUsage
-from benchmarks.fleet import READS_PER_SECOND, growing_pages, samples_of, series
+from benchmarks.fleet import (
+    MEMORY_FS,
+    READS_PER_SECOND,
+    FakeFleet,
+    growing_pages,
+    samples_of,
+    series,
+)
 from nitrometer import native
 
 # A service in three generations: the main process forks a child on "fork", the child
@@ -102,3 +110,15 @@ def test_an_exposition_is_read_as_prometheus_would():
     assert series(text, "nitrometer_poll_duration_seconds_count") == {"": 5.0}
     assert series(text, "ec2_nvme_read_ops") == {}
     assert samples_of(text) == 4
+
+
+def test_a_fake_fleet_keeps_its_devices_in_memory_and_removes_them_with_itself(tmp_path):
+    fleet = FakeFleet(tmp_path / "fleet", tmp_path / "fakenvme.so", 2, seconds=3)
+    files = (tmp_path / "fleet" / "fake").resolve()
+    assert fleet.positions() == [0, 0]
+    assert len(list(files.glob("dev*/log-d0.*.bin"))) == 2 * 3
+    if MEMORY_FS.is_dir() and os.access(MEMORY_FS, os.W_OK):
+        assert files.parent == MEMORY_FS  # a page read rewrites a file: not on a disk
+        del fleet
+        gc.collect()
+        assert not files.exists()
