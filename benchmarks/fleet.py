@@ -40,7 +40,9 @@ BANDS = ((512, 900, 300, 6, 5), (4096, 11_000, 4_000, 7, 5), (8192, 3_000, 1_500
          (32768, 3_000, 1_500, 8, 7), (131_072, 2_100, 700, 9, 8))
 READS_PER_SECOND = sum(band[1] for band in BANDS)
 AGE = 36_000  # seconds of that load behind each device before the first page
-GROWTH_SECONDS = 200  # pages per device, one a poll; after the last the device stays still
+# Pages per device, one a poll, after which the device stays still: enough for the longest
+# run on a fleet (section 5, 330 s) and its start-up. 3.2 MiB of tmpfs per device.
+GROWTH_SECONDS = 400
 MEMORY_FS = Path("/dev/shm")
 
 
