@@ -53,6 +53,7 @@ class Scrape:
     seconds: float  # from connecting to the last byte
     body: bytes  # as served (gzip when the exporter agreed to it)
     content_type: str
+    encoding: str = ""  # Content-Encoding
     error: str = ""
 
     def text(self) -> str:
@@ -69,9 +70,10 @@ def scrape(port: int) -> Scrape:
         body = resp.read()
         error = "" if resp.status == 200 else f"answered {resp.status}"
         return Scrape(time.perf_counter() - start, body, resp.getheader("Content-Type", ""),
-                      error)
+                      resp.getheader("Content-Encoding", ""), error)
     except (OSError, http.client.HTTPException) as exc:
-        return Scrape(time.perf_counter() - start, b"", "", f"{type(exc).__name__}: {exc}")
+        return Scrape(time.perf_counter() - start, b"", "", "",
+                      f"{type(exc).__name__}: {exc}")
     finally:
         conn.close()
 
@@ -199,7 +201,8 @@ def figures(scrapes: list[Scrape], usage: ServiceUsage) -> dict:
         "p90": percentile(times, 0.9) if times else float("nan"),
         "samples": counts, "decoded": [len(t.encode()) for t in texts],
         "gzip": [len(s.body) for s in served], "texts": texts,
-        "types": sorted({s.content_type for s in served}),
+        "types": sorted({f"{s.content_type} ({s.encoding or 'not compressed'})"
+                         for s in served}),
         "errors": [s.error for s in scrapes if s.error][:3],
         "rss": median(usage.rss), "rss_max": max(usage.rss), "pss": median(usage.pss),
         "cpu": usage.cpu_percent(), "cpu_seconds": usage.cpu_seconds(),
@@ -213,6 +216,9 @@ def run(ctx: Context) -> Section:
     shim = shim_cost(ctx, 100 if ctx.quick else 300)
     usage = m["usage"]
     f = {label: figures(m["scrapes"][label], usage[label]) for label in usage}
+    for label, x in f.items():
+        if not x["served"]:
+            raise RuntimeError(f"{label} served none of {x['asked']} scrapes: {x['errors']}")
     nm, ne = f["nitrometer"], f["node_exporter"]
     intervals = usage["nitrometer"].intervals
     check = poll_check(nm["texts"], DEVICES)

@@ -74,7 +74,7 @@ def test_quick_node_exporter_run_compares_the_whole_service(tmp_path):
     assert "`application/openmetrics-text;version=1.0.0,application/openmetrics-text;" in section
     served = re.search(r"They served: node_exporter (.+?); nitrometer (.+?)\.\n", section)
     assert served and all(t.startswith(("text/plain", "application/openmetrics-text"))
-                          for t in served.groups())
+                          and t.endswith("(gzip)") for t in served.groups())
     rows = table_rows(section, "")
     rss = rows["RSS of the service, median (max)"]
     assert re.fullmatch(r"[\d.]+ MiB \([\d.]+ MiB\)", rss[1]) and rss[2].endswith("MiB)")
