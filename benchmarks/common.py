@@ -152,31 +152,135 @@ def peak_rss(pid: int) -> int:
     raise RuntimeError(f"no VmHWM for pid {pid}")
 
 
-class Usage:
-    """CPU and resident memory of one process, sampled by the caller (once a second)."""
+@dataclass
+class ProcessShare:
+    """One process of a service over a window: what it is and its own share of the cost."""
+    pid: int
+    name: str
+    depth: int  # 0: the process started, 1: a process it forked, ...
+    seen_from_start: bool  # there at the first sample (else started within the window)
+    cpu_first: float = 0.0  # its own CPU seconds, at its first sample (0 if it started later)
+    cpu_last: float = 0.0
+    rss: list[int] = field(default_factory=list)
+    pss: list[int] = field(default_factory=list)
 
-    def __init__(self, pid: int):
-        self.ps = psutil.Process(pid)
-        self.rss: list[int] = []
+    @property
+    def cpu_seconds(self) -> float:
+        return self.cpu_last - self.cpu_first
+
+
+class ServiceUsage:
+    """CPU and memory of a whole service: a process and every process it forks (recursively),
+    sampled by the caller once a second; a process forked after the first sample is picked
+    up at the next one.
+
+    CPU: the service's CPU time over the window from the first sample to the last, in % of
+    one core. At each sample every live process counts its own CPU time plus that of its
+    children it has waited for, so a process that ended within the window still counts
+    (through its parent) and none counts twice. Memory: at each sample the sum over the live
+    processes of their RSS (pages shared between forked processes count in each, as RSS
+    does) and of their PSS (shared pages split among the processes that share them)."""
+
+    def __init__(self, pid: int, pss: bool = True):
+        self.root = psutil.Process(pid)
+        self.with_pss = pss
+        self.processes: dict[int, ProcessShare] = {}
+        self._handles: dict[int, psutil.Process] = {pid: self.root}
+        self.rss: list[int] = []  # the service's RSS at each sample
+        self.pss: list[int] = []
         self.intervals = 0
-        self._first: tuple[float, float] | None = None
+        self._first: tuple[float, float] | None = None  # (monotonic, service CPU seconds)
         self._last: tuple[float, float] | None = None
 
+    def _tree(self) -> list[psutil.Process]:
+        try:
+            children = self.root.children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+        found = [self.root]
+        for child in children:  # keep one handle per pid: psutil caches per handle
+            found.append(self._handles.setdefault(child.pid, child))
+        return found
+
+    def _depth(self, proc: psutil.Process) -> int:
+        try:
+            parent = proc.ppid()
+        except psutil.NoSuchProcess:
+            return 1
+        known = self.processes.get(parent)
+        return known.depth + 1 if known else 1
+
     def sample(self) -> None:
-        times = self.ps.cpu_times()
-        now = (time.monotonic(), times.user + times.system)
-        self.rss.append(self.ps.memory_info().rss)
-        if self._first is None:
+        first = self._first is None
+        cpu_total, rss_total, pss_total = 0.0, 0, 0
+        for proc in self._tree():
+            try:
+                with proc.oneshot():
+                    times = proc.cpu_times()
+                    memory = proc.memory_full_info() if self.with_pss else proc.memory_info()
+                    name = proc.name()
+            except (psutil.NoSuchProcess, psutil.ZombieProcess):
+                continue  # gone: its CPU is its parent's now, counted as ended
+            own = times.user + times.system
+            waited = times.children_user + times.children_system
+            share = self.processes.get(proc.pid)
+            if share is None:
+                depth = 0 if proc.pid == self.root.pid else self._depth(proc)
+                share = ProcessShare(proc.pid, name, depth, first,
+                                     cpu_first=own if first else 0.0)
+                self.processes[proc.pid] = share
+            share.cpu_last = own
+            share.rss.append(memory.rss)
+            rss_total += memory.rss
+            if self.with_pss:
+                share.pss.append(memory.pss)
+                pss_total += memory.pss
+            cpu_total += own + waited
+        now = (time.monotonic(), cpu_total)
+        self.rss.append(rss_total)
+        if self.with_pss:
+            self.pss.append(pss_total)
+        if first:
             self._first = now
         else:
             self.intervals += 1
         self._last = now
 
+    @property
+    def seconds(self) -> float:
+        """Wall seconds from the first sample to the last."""
+        if self._first is None or self._last is None:
+            return 0.0
+        return self._last[0] - self._first[0]
+
+    def cpu_seconds(self) -> float:
+        if self._first is None or self._last is None:
+            return float("nan")
+        return self._last[1] - self._first[1]
+
     def cpu_percent(self) -> float:
         """Mean CPU in % of one core from the first sample to the last."""
-        if self._first is None or self._last is None or self._last[0] <= self._first[0]:
+        if self.seconds <= 0:
             return float("nan")
-        return (self._last[1] - self._first[1]) / (self._last[0] - self._first[0]) * 100
+        return self.cpu_seconds() / self.seconds * 100
+
+    def ended_cpu_seconds(self) -> float:
+        """What the processes that ended within the window spent after their last sample."""
+        return self.cpu_seconds() - sum(p.cpu_seconds for p in self.processes.values())
+
+    def peak_rss(self) -> int:
+        """The sum of the live processes' high-water marks (VmHWM), start-up included: at
+        least the service's peak, more where the processes peaked at different times."""
+        total = 0
+        for proc in self._tree():
+            try:
+                total += peak_rss(proc.pid)
+            except (OSError, RuntimeError):
+                continue  # ended since it was listed
+        return total
+
+    def share_percent(self, cpu_seconds: float) -> float:
+        return cpu_seconds / self.seconds * 100 if self.seconds > 0 else float("nan")
 
 
 # Runs a command as its child, so the child's peak RSS is its own (RUSAGE_CHILDREN).

@@ -9,14 +9,17 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
+import weakref
 from pathlib import Path
 
 import psutil
 
-from benchmarks.common import PYTHON, ROOT, peak_rss
+from benchmarks.common import PYTHON, ROOT
 from devkit.ports import free_port
 
 SIM_1 = "simulate:i3en.large:steady"  # one instance-store volume
@@ -30,17 +33,75 @@ def simulated_spec(devices: int) -> str:
     return f"simulate:i3en.6xlarge:steady:{volumes}"
 
 
+# One second of a busy local disk, per IO-size band (the page's five bands): IO size in
+# bytes, reads, writes, and the power-of-two latency bins they mostly land in (bin 7 is
+# 64-128 us).
+BANDS = ((512, 900, 300, 6, 5), (4096, 11_000, 4_000, 7, 5), (8192, 3_000, 1_500, 7, 6),
+         (32768, 3_000, 1_500, 8, 7), (131_072, 2_100, 700, 9, 8))
+READS_PER_SECOND = sum(band[1] for band in BANDS)
+AGE = 36_000  # seconds of that load behind each device before the first page
+# Pages per device, one a poll, after which the device stays still: enough for the longest
+# run on a fleet (section 5, 330 s) and its start-up. 3.2 MiB of tmpfs per device.
+GROWTH_SECONDS = 400
+MEMORY_FS = Path("/dev/shm")
+
+
+def in_memory(owner: object, root: Path) -> Path:
+    """A directory on tmpfs, reached as `root`, removed with `owner`: the fake device moves to
+    the next page of a sequence by rewriting a file at each read, which on a disk file
+    system costs the reading process several times what the read itself does."""
+    if not (MEMORY_FS.is_dir() and os.access(MEMORY_FS, os.W_OK)):
+        return root
+    target = Path(tempfile.mkdtemp(prefix="nitrometer-fake-", dir=MEMORY_FS))
+    weakref.finalize(owner, shutil.rmtree, target, ignore_errors=True)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    root.symlink_to(target, target_is_directory=True)
+    return root
+
+
+def busy_second(builder, second: int, times: int = 1) -> None:
+    """`times` seconds of the load: the same ops every second, so a page's read ops say how
+    many seconds it is into the run, but a share that moves from second to second one
+    latency bin slower, and a short spell over the instance's IOPS limit every 30 s."""
+    slow = (second % 10) / 20
+    over = {("instance", "iops"): 250_000} if second % 30 < 3 and times == 1 else None
+    for band, (size, reads, writes, read_bin, write_bin) in enumerate(BANDS):
+        slow_reads, slow_writes = int(reads * slow) * times, int(writes * slow) * times
+        builder.advance(reads * times - slow_reads, writes * times - slow_writes,
+                        read_bin=read_bin, write_bin=write_bin, read_size=size,
+                        write_size=size, band=band, exceeded=over, queue=1 + second % 4)
+        builder.advance(slow_reads, slow_writes, read_bin=read_bin + 1,
+                        write_bin=write_bin + 1, read_size=size, write_size=size, band=band)
+        over = None
+
+
+def growing_pages(device_index: int, seconds: int) -> list[bytes]:
+    """The pages a device shows over `seconds` polls, each one second of load past the last."""
+    from devkit.pages import PageBuilder
+
+    builder = PageBuilder("instance_store")
+    busy_second(builder, 0, times=AGE + 600 * device_index)  # devices of different ages
+    pages = []
+    for second in range(seconds):
+        busy_second(builder, second)
+        pages.append(builder.page())
+    return pages
+
+
 class FakeFleet:
     """N instance-store devices (8 KiB pages, five IO-size bands: the largest exposition)
-    behind the fake NVMe shim, with the sysfs tree discovery walks."""
+    behind the fake NVMe shim, with the sysfs tree discovery walks. Each device's page
+    grows by one second of load at each read, for `seconds` reads, as a busy disk's does, so
+    the agent decodes, checks and summarizes real growth every second."""
 
-    def __init__(self, root: Path, shim: Path, devices: int):
+    def __init__(self, root: Path, shim: Path, devices: int, seconds: int = GROWTH_SECONDS):
         from devkit.fakedev import MODEL_INSTANCE_STORE, FakeNvme, identify_bytes
-        from devkit.fakedev.pages import instance_store_page
 
         self.sysfs, self.dev = root / "sys", root / "dev"
         self.dev.mkdir(parents=True)
-        self.fake = FakeNvme(root / "fake", shim)
+        self.fake = FakeNvme(in_memory(self, root / "fake"), shim)
+        self.seconds = seconds
+        self.paths: list[str] = []
         for i in range(1, devices + 1):
             serial = f"AWS{i:017d}"
             ctrl = self.sysfs / "class" / "nvme" / f"nvme{i}"
@@ -49,9 +110,16 @@ class FakeFleet:
             for attr, value in (("model", MODEL_INSTANCE_STORE), ("serial", serial),
                                 ("firmware_rev", "0"), ("state", "live")):
                 (ctrl / attr).write_text(value + "\n")
-            page = instance_store_page(read_ops=98_765_432 + i, write_ops=45_678_901 + i)
-            self.fake.add(str(self.dev / f"nvme{i}n1"), page=page,
+            path = str(self.dev / f"nvme{i}n1")
+            pages = growing_pages(i, seconds)
+            self.fake.add(path, page=pages[0],
                           identify=identify_bytes(serial, MODEL_INSTANCE_STORE))
+            self.fake.set_sequence(path, pages)
+            self.paths.append(path)
+
+    def positions(self) -> list[int]:
+        """The index of the page each device serves next: at seconds - 1 its growth ended."""
+        return [self.fake.position(path) for path in self.paths]
 
     def args(self) -> list[str]:
         return ["--source=ioctl", f"--path.sysfs={self.sysfs}", f"--path.dev={self.dev}",
@@ -62,8 +130,10 @@ class FakeFleet:
 
 
 class Agent:
-    def __init__(self, label: str, args: list[str], workdir: Path, env=None, preexec_fn=None):
+    def __init__(self, label: str, args: list[str], workdir: Path, env=None, preexec_fn=None,
+                 fleet: FakeFleet | None = None):
         self.label = label
+        self.fleet = fleet  # the fake devices it reads, if any
         self.port = free_port()
         self.ticks_file = workdir / f"ticks-{self.port}.json"
         self.log_file = workdir / f"agent-{self.port}.log"
@@ -108,13 +178,6 @@ class Agent:
                 raise RuntimeError(f"{self.label} not ready in {timeout:.0f} s: {self.log()}")
             time.sleep(0.5)
 
-    def cpu_seconds(self) -> float:
-        times = self.ps.cpu_times()
-        return times.user + times.system
-
-    def peak_rss(self) -> int:
-        return peak_rss(self.proc.pid)
-
     def stop(self) -> list[float]:
         """SIGTERM, wait, and the monotonic start time of every tick."""
         if self.proc.poll() is None:
@@ -147,3 +210,36 @@ def metric(body: str, name: str) -> float:
         if line.startswith(name + " ") or line.startswith(name + "{}"):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+def series(text: str, name: str) -> dict[str, float]:
+    """Every sample of one series name in an exposition (text or OpenMetrics): labels -> value."""
+    found = {}
+    for line in text.splitlines():
+        if not line.startswith(name) or line[len(name):len(name) + 1] not in ("{", " "):
+            continue
+        rest = line[len(name):]
+        end = label_set_end(rest) if rest[0] == "{" else 0
+        found[rest[:end]] = float(rest[end:].split()[0])  # value; a timestamp may follow
+    return found
+
+
+def label_set_end(text: str) -> int:
+    """Where a `{...}` label set at the start of text ends: its values may hold spaces,
+    braces and escaped quotes."""
+    quoted = escaped = False
+    for i, c in enumerate(text):
+        if escaped:
+            escaped = False
+        elif c == "\\":
+            escaped = True
+        elif c == '"':
+            quoted = not quoted
+        elif c == "}" and not quoted:
+            return i + 1
+    raise ValueError(f"unterminated label set: {text[:80]}")
+
+
+def samples_of(text: str) -> int:
+    """Samples in an exposition: every line that is not a comment (# HELP, # TYPE, # EOF)."""
+    return sum(1 for line in text.splitlines() if line and not line.startswith("#"))

@@ -5,6 +5,7 @@ No timing is asserted: figures from a shared machine are not test material.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -17,12 +18,12 @@ from benchmarks.common import Section
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_benchmarks(tmp_path, *names):
+def run_benchmarks(tmp_path, *names, env=None):
     out = tmp_path / "BENCHMARKS.md"
     done = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--only",
                            ",".join(names), "--out", str(out), "--cache",
                            str(tmp_path / "cache")],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     return out.read_text()
 
@@ -54,20 +55,89 @@ def test_a_target_with_too_few_samples_is_not_judged():
     assert enough.met is True and "not judged" not in enough.measured
 
 
+def cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def table_rows(section: str, first: str) -> dict[str, list[str]]:
+    """The rows of a section's tables whose first cell starts with `first`, by that cell."""
+    return {cells(line)[0]: cells(line) for line in section.splitlines()
+            if line.startswith(f"| {first}")}
+
+
 @pytest.mark.slow
-def test_quick_node_exporter_run_reports_both_exporters_and_ratios(tmp_path):
+def test_quick_node_exporter_run_compares_the_whole_service(tmp_path):
     report = run_benchmarks(tmp_path, "node_exporter")
     section = report.split("## 8. Beside node_exporter", 1)[1]
-    rows = {line.split(" | ")[0].lstrip("| "): line for line in section.splitlines()
-            if line.startswith("| node_exporter |") or line.startswith("| nitrometer, ")}
-    assert {"node_exporter", "nitrometer, 8 fake-ioctl devices",
-            "nitrometer, 32 fake-ioctl devices"} <= set(rows)
-    # CPU, intervals, RSS median and max, RSS samples, scrapes: all measured, none empty.
-    cells = rows["node_exporter"].strip("| ").split(" | ")
-    assert re.fullmatch(r"\d+\.\d\d %", cells[1]) and int(cells[2]) >= 5
-    assert cells[3].endswith("MiB") and int(cells[5]) == int(cells[2]) + 1
-    assert re.search(r"\| nitrometer, 32 fake-ioctl devices \| [\d.,]+x \| [\d.,]+x \|", section)
     assert re.search(r"default collectors \(\d+ ran", section)
+    # Scraped as Prometheus 2.x does; each exporter answered in a format it offered.
+    assert "`application/openmetrics-text;version=1.0.0,application/openmetrics-text;" in section
+    served = re.search(r"They served: node_exporter (.+?); nitrometer (.+?)\.\n", section)
+    assert served and all(t.startswith(("text/plain", "application/openmetrics-text"))
+                          and t.endswith("(gzip)") for t in served.groups())
+    rows = table_rows(section, "")
+    rss = rows["RSS of the service, median (max)"]
+    assert re.fullmatch(r"[\d.]+ MiB \([\d.]+ MiB\)", rss[1]) and rss[2].endswith("MiB)")
+    assert re.fullmatch(r"[\d.]+x", rss[3]) and re.fullmatch(r"\d+ one-second samples each", rss[4])
+    cpu = rows["CPU over the window (CPU seconds)"]
+    assert all(re.fullmatch(r"[\d.]+ % \([\d.]+ s\)", c) for c in cpu[1:3])
+    assert rows["scrapes served"][1:3] == ["8 of 8", "8 of 8"]
+    samples = int(rows["samples per scrape, median (max)"][1].split()[0].replace(",", ""))
+    assert samples > 1000  # 32 devices' histograms, not an empty exposition
+    # Every process of the service has its row: the agent and what it forked.
+    processes = [c for c in (cells(line) for line in section.splitlines())
+                 if c[0] == "nitrometer" and c[2].isdigit()]
+    assert processes and "(agent)" in processes[0][1]
+    assert len(processes) >= 2 and all("of the agent" in c[1] for c in processes[1:])
+    # The agent's own metrics: every device grew, no device failed.
+    polled = re.search(r"each device's `ec2_nvme_read_ops_total` grew by (\d+) to (\d+) "
+                       r"seconds of load .* with (\d+) device errors", section)
+    assert polled and int(polled[1]) >= 1 and polled[3] == "0"
+    # Eight seconds are too few to judge the ratios; the counts are given all the same.
+    for what in ("service RSS / node_exporter", "service CPU / node_exporter",
+                 "median scrape / node_exporter"):
+        row = next(line for line in report.splitlines() if line.startswith(f"| {what}"))
+        assert "not judged: 8 samples, needs 60" in row and row.endswith("| not judged |")
+    row = next(line for line in report.splitlines()
+               if line.startswith("| samples per scrape, 32 devices"))
+    assert row.endswith(("| yes |", "| **no** |")) and "| 8 scrapes |" in row
+
+
+@pytest.mark.slow
+def test_quick_agent_run_measures_each_agent_as_a_whole_service(tmp_path):
+    report = run_benchmarks(tmp_path, "agent")
+    section = report.split("## 3. The agent at 1 Hz", 1)[1]
+    rows = [cells(line) for line in section.splitlines() if re.match(r"\| \d+ \|", line)]
+    assert {(r[0], r[1]) for r in rows} == {(n, kind) for n in ("1", "8", "32")
+                                            for kind in ("simulated", "fake ioctl")}
+    for _, kind, processes, cpu, intervals, rss, peak, overruns in rows:
+        # The ioctl source reads through privileged processes the agent forks.
+        assert int(processes) >= (2 if kind == "fake ioctl" else 1)
+        assert re.fullmatch(r"[\d.]+ %", cpu) and int(intervals) >= 5
+        assert float(peak.split()[0]) >= float(rss.split()[0]) > 0 and overruns.isdigit()
+    assert re.search(r"\| service peak RSS, 32 devices \(fake ioctl\) \| < 60 MiB \| [\d.]+ MiB "
+                     r"\| high-water marks of \d+ processes \|", report)
+
+
+def test_poll_without_an_nvme_cli_that_has_amzn_stats_is_not_measured(tmp_path):
+    # An nvme-cli older than 2.12: its amzn plugin has id-ctrl but not stats
+    # (nvme-cli plugins/amzn/amzn-nvme.h), so there is nothing real to compare against.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    nvme = bin_dir / "nvme"
+    nvme.write_text("#!/bin/sh\n"
+                    'if [ "$1" = version ]; then echo "nvme version 2.4"; exit 0; fi\n'
+                    'if [ "$1 $2" = "amzn help" ]; then\n'
+                    '  echo "The following are all implemented sub-commands:"\n'
+                    '  echo "  id-ctrl         Send NVMe Identify Controller"; exit 0\n'
+                    "fi\n"
+                    "exit 1\n")
+    nvme.chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    report = run_benchmarks(tmp_path, "poll", env=env)
+    section = report.split("## 2. One poll per device", 1)[1]
+    assert "Not measured: no `nvme` with the amzn plugin" in section
+    assert "| device |" not in section and "subprocess / ioctl" not in section
 
 
 def test_unknown_benchmark_is_one_line(tmp_path):
