@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-NATIVE := $(wildcard native/*.h native/*.c) native/build.py
+NATIVE := $(wildcard native/*.h native/*.c native/reader/*.h native/reader/*.c) native/build.py
 LISTEN ?= :9720
 
 .DEFAULT_GOAL := help
@@ -76,4 +76,4 @@ install: wheels ## install the wheel, the systemd unit (as root) and start the a
 	./deploy/install.sh
 
 clean: ## remove the venv and build output
-	rm -rf $(VENV) build *.egg-info nitrometer/_native*.so nitrometer/libnmcore.so nitrometer/_ffi.py dist .nox native/*.o .pytest_cache .hypothesis
+	rm -rf $(VENV) build *.egg-info nitrometer/_native*.so nitrometer/libnmcore.so nitrometer/_ffi.py nitrometer/nitrometer-reader dist .nox native/*.o .pytest_cache .hypothesis
