@@ -50,8 +50,16 @@ test-matrix: venv sysdeps wheels ## the whole suite on CPython 3.9, 3.10, 3.11, 
 wheels: $(VENV)/.installed-wheels ## wheels for x86_64 and aarch64 Linux (manylinux2014) into dist/: no compiler to install
 	./tests/tools/build-wheels
 
-sanitize: $(VENV)/.installed-test ## drive the C core built with ASan+UBSan over 300,000 mutated pages
+SANITIZED_READER := tests/tools/build/sanitize/nitrometer-reader
+SANITIZE_FLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+sanitize: $(VENV)/.installed-test ## drive the C core built with ASan+UBSan over 300,000 mutated pages, and the privileged reader over its protocol tests
 	./tests/tools/run-sanitized
+	CC=gcc $(PY) native/build.py --reader $(SANITIZED_READER) $(SANITIZE_FLAGS) -Werror
+	@# the fake device's shim (LD_PRELOAD) loads before ASan's runtime, harmlessly
+	NITROMETER_TEST_READER=$(SANITIZED_READER) \
+		ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=1:abort_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		$(PY) -m pytest -q -p no:cacheprovider tests/agent/test_reader_protocol.py
 
 portability: $(VENV)/.installed-test ## build the C core for aarch64 (Graviton), require x86_64's results under qemu
 	./tests/tools/run-portability

@@ -63,5 +63,10 @@ def build(package_dir: Path, cc: list[str] | None = None) -> list[Path]:
 
 
 if __name__ == "__main__":
-    for path in build(HERE.parent / "nitrometer"):
-        print(path)
+    import sys
+
+    if sys.argv[1:2] == ["--reader"]:  # --reader OUT [CFLAGS...]: that program alone
+        print(build_reader(Path(sys.argv[2]), flags=tuple(sys.argv[3:])))
+    else:
+        for path in build(HERE.parent / "nitrometer"):
+            print(path)
