@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/nvme_ioctl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -23,12 +24,13 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "reader.h" /* first: the core's header includes nothing */
 #include "nitrometer_native.h"
 
-#define WORKER_STACK (128 * 1024) /* a page and its reply, plus libc's own needs */
+#define WORKER_STACK (128 * 1024) /* a page, and room for libc (only what is used stays) */
 #define REFUSED (-1000)           /* not an errno: a request outside what is allowed */
 
 struct request {
@@ -66,28 +68,33 @@ static void say(const char *format, ...)
     fprintf(stderr, "nitrometer-reader: refused: %s\n", line);
 }
 
-/* One send per reply: SEQPACKET keeps it whole, the lock keeps replies apart. */
-static void reply(uint8_t *msg, uint32_t id, uint8_t kind, int32_t code, size_t data_len)
+/* One message per reply (SEQPACKET keeps it whole), the lock keeping replies apart. */
+static void reply(uint32_t id, uint8_t kind, int32_t code, const uint8_t *data, size_t len)
 {
-    put_le32(msg, id);
-    msg[4] = kind;
-    put_le32(msg + 5, (uint32_t)code);
+    uint8_t header[REPLY_SIZE];
+    struct iovec iov[2] = {{header, REPLY_SIZE}, {(void *)data, len}};
+    struct msghdr msg;
+
+    put_le32(header, id);
+    header[4] = kind;
+    put_le32(header + 5, (uint32_t)code);
+    memset(&msg, 0, sizeof(msg));
+    msg.msg_iov = iov;
+    msg.msg_iovlen = len ? 2 : 1;
     pthread_mutex_lock(&send_lock);
-    while (send(sock, msg, REPLY_SIZE + data_len, MSG_NOSIGNAL) < 0 && errno == EINTR)
+    while (sendmsg(sock, &msg, MSG_NOSIGNAL) < 0 && errno == EINTR)
         ;
     pthread_mutex_unlock(&send_lock); /* a failed send: the agent is gone, recv sees it */
 }
 
 static void reply_code(uint32_t id, int rc)
 {
-    uint8_t msg[REPLY_SIZE];
-
     if (rc == REFUSED)
-        reply(msg, id, REPLY_ERRNO, EPERM, 0);
+        reply(id, REPLY_ERRNO, EPERM, NULL, 0);
     else if (rc < 0)
-        reply(msg, id, REPLY_ERRNO, -rc, 0);
+        reply(id, REPLY_ERRNO, -rc, NULL, 0);
     else
-        reply(msg, id, REPLY_NVME_STATUS, rc, 0);
+        reply(id, REPLY_NVME_STATUS, rc, NULL, 0);
 }
 
 /* 1 a controller node (nvmeN), 2 a namespace node (nvmeNnM), 0 anything else. */
@@ -192,7 +199,6 @@ static void drop_fd(struct worker *w)
 /* Runs one request; the reply is sent from here. */
 static void serve(struct worker *w, const struct request *req)
 {
-    uint8_t msg[REPLY_SIZE + MAX_PAGE];
     uint8_t data[MAX_PAGE] __attribute__((aligned(64))); /* what the device writes */
     size_t len = w->opcode == OP_IDENTIFY ? NM_IDENTIFY_LEN : req->length;
     int rc, fd;
@@ -234,8 +240,7 @@ static void serve(struct worker *w, const struct request *req)
         reply_code(req->id, rc);
         return;
     }
-    memcpy(msg + REPLY_SIZE, data, len);
-    reply(msg, req->id, REPLY_OK, 0, len);
+    reply(req->id, REPLY_OK, 0, data, len);
 }
 
 static void unlink_worker(struct worker *w)
@@ -423,6 +428,7 @@ void reader_main(int sock_fd, const char *dev_root, pid_t keeper)
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != keeper)
         _exit(0); /* the keeper is gone already */
     signal(SIGCHLD, SIG_DFL);
+    mallopt(M_ARENA_MAX, 1); /* workers barely allocate: no arena of their own */
     sock = sock_fd;
     snprintf(root, sizeof(root), "%s", dev_root);
     for (;;) {
