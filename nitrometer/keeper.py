@@ -16,7 +16,6 @@ feeding the systemd watchdog (nitrometer/broker.py), so that systemd restarts th
 
 from __future__ import annotations
 
-import errno
 import os
 import socket
 from pathlib import Path
@@ -30,8 +29,8 @@ def start_keeper(dev_root: str, binary: str | os.PathLike | None = None
     `binary`: another build of the keeper (the sanitized one in tests)."""
     program = os.fspath(binary or READER)
     if not os.access(program, os.X_OK):
-        raise OSError(errno.ENOENT, f"{program} is missing or not executable (reinstall "
-                                    "nitrometer, or build it with native/build.py)")
+        raise OSError(f"{program} is missing or not executable (reinstall nitrometer, or "
+                      "build it with native/build.py)")
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
         os.set_inheritable(theirs.fileno(), True)

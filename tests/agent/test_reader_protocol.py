@@ -14,6 +14,7 @@ import select
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from nitrometer.privsep import (
     REQUEST,
 )
 from tests.agent.test_privsep import alive, wait_for
+from tests.support.prometheus import free_port
 
 BINARY = os.environ.get("NITROMETER_TEST_READER") or str(READER)
 PATIENCE = 30.0  # seconds for anything to happen (the machine is loaded)
@@ -249,11 +251,20 @@ def test_privileged_sets_hold_only_what_reading_takes(wire):
         assert sets["CapInh"] == sets["CapAmb"] == 0
 
 
-def test_a_missing_keeper_program_is_one_clear_error(tmp_path):
-    with pytest.raises(OSError) as raised:
-        start_keeper(str(tmp_path), tmp_path / "nitrometer-reader")
-    assert raised.value.errno == errno.ENOENT
-    assert "nitrometer-reader is missing or not executable" in str(raised.value)
+def test_a_missing_keeper_program_is_one_line_and_a_status(fake, dev, tmp_path):
+    """`nitrometer run` from an install that lost its keeper program says so and stops."""
+    sysfs = tmp_path / "sys"
+    (sysfs / "class" / "nvme").mkdir(parents=True)
+    missing = tmp_path / "nitrometer-reader"
+    code = ("import sys, nitrometer.keeper as keeper; from nitrometer.cli import main; "
+            f"keeper.READER = keeper.Path({str(missing)!r}); sys.exit(main(sys.argv[1:]))")
+    done = fake.run([sys.executable, "-c", code, "run", "--source=ioctl",
+                     f"--path.sysfs={sysfs}", f"--path.dev={dev}",
+                     f"--web.listen-address=127.0.0.1:{free_port()}"], timeout=PATIENCE)
+    assert done.returncode == 2 and "Traceback" not in done.stderr  # no restart mends it
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"nitrometer: cannot start the privileged reader: {missing} is missing or not "
+        "executable (reinstall nitrometer, or build it with native/build.py)")
 
 
 @pytest.mark.parametrize("args", [[], ["x", "/dev", "1"], ["99", "/dev", "1"]])
