@@ -10,20 +10,15 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <linux/nvme_ioctl.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -31,7 +26,6 @@
 #include "nitrometer_native.h"
 
 #define WORKER_STACK (128 * 1024) /* a page, and room for libc (only what is used stays) */
-#define REFUSED (-1000)           /* not an errno: a request outside what is allowed */
 
 struct request {
     struct request *next;
@@ -56,17 +50,6 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER; /* table, queues, in_fl
 static pthread_mutex_t send_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct worker *table;
 static unsigned workers, in_flight;
-
-static void say(const char *format, ...)
-{
-    char line[PATH_MAX + 256];
-    va_list ap;
-
-    va_start(ap, format);
-    vsnprintf(line, sizeof(line), format, ap);
-    va_end(ap);
-    fprintf(stderr, "nitrometer-reader: refused: %s\n", line);
-}
 
 /* One message per reply (SEQPACKET keeps it whole), the lock keeping replies apart. */
 static void reply(uint32_t id, uint8_t kind, int32_t code, const uint8_t *data, size_t len)
@@ -95,98 +78,6 @@ static void reply_code(uint32_t id, int rc)
         reply(id, REPLY_ERRNO, -rc, NULL, 0);
     else
         reply(id, REPLY_NVME_STATUS, rc, NULL, 0);
-}
-
-/* 1 a controller node (nvmeN), 2 a namespace node (nvmeNnM), 0 anything else. */
-static int node_kind(const char *name)
-{
-    const char *p = name + 4;
-
-    if (strncmp(name, "nvme", 4) != 0 || *p < '0' || *p > '9')
-        return 0;
-    while (*p >= '0' && *p <= '9')
-        p++;
-    if (*p == '\0')
-        return 1;
-    if (*p++ != 'n' || *p < '0' || *p > '9')
-        return 0;
-    while (*p >= '0' && *p <= '9')
-        p++;
-    return *p == '\0' ? 2 : 0;
-}
-
-/* The resolved path of a node directly under the root, into real; 0 or REFUSED. A node
- * that does not exist resolves through its directory (its open then fails ENOENT). */
-static int check_path(const char *path, char *real)
-{
-    char dir[PATH_MAX], dir_real[PATH_MAX];
-    const char *slash, *name;
-    struct stat st;
-
-    if (!realpath(path, real)) {
-        if (errno != ENOENT || lstat(path, &st) == 0) /* lstat: a dangling link */
-            goto outside;
-        slash = strrchr(path, '/');
-        if (!slash)
-            snprintf(dir, sizeof(dir), ".");
-        else
-            snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
-        if (!realpath(dir, dir_real))
-            goto outside;
-        name = slash ? slash + 1 : path;
-        if (snprintf(real, PATH_MAX, "%s/%s", strcmp(dir_real, "/") ? dir_real : "",
-                     name) >= PATH_MAX)
-            goto outside;
-    }
-    slash = strrchr(real, '/');
-    if (!slash || strlen(root) != (size_t)(slash == real ? 1 : slash - real) ||
-        strncmp(real, root, strlen(root)) != 0)
-        goto outside;
-    if (!node_kind(slash + 1)) {
-        say("%s is not an NVMe device node", path);
-        return REFUSED;
-    }
-    return 0;
-outside:
-    say("%s is not under %s", path, root);
-    return REFUSED;
-}
-
-/* The node opened read-only, or -errno, or REFUSED when it is no device node. */
-static int open_node(const char *path)
-{
-    struct stat st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), err;
-
-    if (fd < 0)
-        return -errno;
-    if (fstat(fd, &st) != 0) {
-        err = errno;
-        close(fd);
-        return -err;
-    }
-    if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode)) {
-        close(fd);
-        say("%s is not a device node", path);
-        return REFUSED;
-    }
-    return fd;
-}
-
-/* The kernel's nsid for a namespace node, the whole controller's for a controller node. */
-static int namespace_id(int fd, const char *path, uint32_t *nsid)
-{
-    int rc;
-
-    if (node_kind(strrchr(path, '/') + 1) == 1) {
-        *nsid = CONTROLLER_NSID;
-        return 0;
-    }
-    rc = ioctl(fd, NVME_IOCTL_ID);
-    if (rc < 0)
-        return -errno;
-    *nsid = (uint32_t)rc;
-    return 0;
 }
 
 static void drop_fd(struct worker *w)
@@ -227,7 +118,7 @@ static void serve(struct worker *w, const struct request *req)
             w->fd = fd;
         }
         if (req->nsid != w->nsid) {
-            say("%s answers for namespace %#x, not %#x", w->path, w->nsid, req->nsid);
+            refused("%s answers for namespace %#x, not %#x", w->path, w->nsid, req->nsid);
             drop_fd(w);
             reply_code(req->id, REFUSED);
             return;
@@ -381,16 +272,16 @@ static void handle(const uint8_t *msg, size_t len)
     path[len - REQUEST_SIZE] = '\0';
     if (opcode == OP_GET_LOG_PAGE) {
         if (log_id != LOG_ID || length == 0 || length > MAX_PAGE) {
-            say("log page %#04x of %u bytes is not allowed", log_id, length);
+            refused("log page %#04x of %u bytes is not allowed", log_id, length);
             reply_code(id, REFUSED);
             return;
         }
     } else if (opcode != OP_IDENTIFY) {
-        say("admin opcode %#04x is not allowed", opcode);
+        refused("admin opcode %#04x is not allowed", opcode);
         reply_code(id, REFUSED);
         return;
     }
-    if (check_path(path, real) != 0) {
+    if (check_path(path, root, real) != 0) {
         reply_code(id, REFUSED);
         return;
     }

@@ -41,6 +41,15 @@ static inline void put_le32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)(v >> 24);
 }
 
+#define REFUSED (-1000) /* not an errno: a request outside what is allowed (EPERM) */
+
+/* node.c */
+void refused(const char *format, ...) __attribute__((format(printf, 1, 2)));
+int node_kind(const char *name);
+int check_path(const char *path, const char *root, char *real);
+int open_node(const char *path);
+int namespace_id(int fd, const char *path, uint32_t *nsid);
+
 /* Serves the agent on sock until it closes; never returns. */
 void reader_main(int sock, const char *dev_root, pid_t keeper) __attribute__((noreturn));
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import select
 import signal
 import socket
@@ -205,6 +206,42 @@ def test_only_log_page_d0_and_identify_are_sent_anything_else_is_refused(fake, d
     wire.send(7, OP_IDENTIFY, node)
     assert wire.reply()[:3] == (7, REPLY_OK, 0)
     assert [(c["opcode"], c["cdw10"]) for c in fake.commands(node)] == [(0x06, 0x01)]
+
+
+def test_past_max_open_devices_the_longest_unused_is_closed_and_its_worker_ends(fake, dev,
+                                                                              wire):
+    nodes = [f"nvme{i}n1" for i in range(10, 10 + privsep.MAX_OPEN + 1)]
+    for node in nodes:
+        fake.add(f"{dev}/{node}", page=ebs_page(), identify=identify_bytes("vol", MODEL_EBS))
+    for rid, node in enumerate(nodes):
+        wire.page(rid, node)
+        assert wire.reply()[:3] == (rid, REPLY_OK, 0)
+    def threads():
+        status = Path(f"/proc/{wire.reader}/status").read_text()
+        return int(re.search(r"^Threads:\s+(\d+)", status, re.M).group(1))
+
+    # the workers and the main thread, once the one put out of the table has ended
+    wait_for(lambda: threads() <= privsep.MAX_OPEN + 1, what="the evicted worker to end")
+    for rid, node in enumerate((nodes[-1], nodes[0]), 1000):
+        wire.page(rid, node)
+        assert wire.reply()[:3] == (rid, REPLY_OK, 0)
+    assert len(fake.open_flags(f"{dev}/{nodes[-1]}")) == 1  # still open
+    assert len(fake.open_flags(f"{dev}/{nodes[0]}")) == 2  # the oldest: closed, reopened
+
+
+def test_the_program_and_privsep_keep_the_same_contract():
+    header = (Path(__file__).resolve().parents[2] / "native/reader/reader.h").read_text()
+    values = {name: int(value.rstrip("u"), 0) for name, value in
+              re.findall(r"^#define (\w+) ((?:0x)?[0-9A-Fa-f]+u?)\b", header, re.M)}
+    for body in re.findall(r"enum \{([^}]*)\}", header):
+        values.update((n, int(v)) for n, v in re.findall(r"(\w+) = (\d+)", body))
+    assert values["REQUEST_SIZE"] == REQUEST.size and values["REPLY_SIZE"] == REPLY.size
+    assert values["KEEPER_MESSAGE_SIZE"] == KEEPER_MESSAGE.size
+    for name in ("MAX_KEEPER_MESSAGE", "OP_GET_LOG_PAGE", "OP_IDENTIFY", "LOG_ID", "MAX_PAGE",
+                 "MAX_IN_FLIGHT", "MAX_OPEN", "CONTROLLER_NSID", "REPLY_OK", "REPLY_ERRNO",
+                 "REPLY_NVME_STATUS", "KEEPER_NEWS", "KEEPER_REPLACE"):
+        assert values[name] == getattr(privsep, name), name
+    assert MAX_MESSAGE >= REPLY.size + privsep.MAX_PAGE
 
 
 def test_the_keeper_replaces_a_killed_reader_after_a_growing_pause(wire):
