@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-NATIVE := $(wildcard native/*.h native/*.c) native/build.py
+NATIVE := $(wildcard native/*.h native/*.c native/reader/*.h native/reader/*.c) native/build.py
 LISTEN ?= :9720
 
 .DEFAULT_GOAL := help
@@ -50,8 +50,16 @@ test-matrix: venv sysdeps wheels ## the whole suite on CPython 3.9, 3.10, 3.11, 
 wheels: $(VENV)/.installed-wheels ## wheels for x86_64 and aarch64 Linux (manylinux2014) into dist/: no compiler to install
 	./tests/tools/build-wheels
 
-sanitize: $(VENV)/.installed-test ## drive the C core built with ASan+UBSan over 300,000 mutated pages
+SANITIZED_READER := tests/tools/build/sanitize/nitrometer-reader
+SANITIZE_FLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+sanitize: $(VENV)/.installed-test ## drive the C core built with ASan+UBSan over 300,000 mutated pages, and the privileged reader over its protocol tests
 	./tests/tools/run-sanitized
+	CC=gcc $(PY) native/build.py --reader $(SANITIZED_READER) $(SANITIZE_FLAGS) -Werror
+	@# the fake device's shim (LD_PRELOAD) loads before ASan's runtime, harmlessly
+	NITROMETER_TEST_READER=$(SANITIZED_READER) \
+		ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=1:abort_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		$(PY) -m pytest -q -p no:cacheprovider tests/agent/test_reader_protocol.py
 
 portability: $(VENV)/.installed-test ## build the C core for aarch64 (Graviton), require x86_64's results under qemu
 	./tests/tools/run-portability
@@ -76,4 +84,4 @@ install: wheels ## install the wheel, the systemd unit (as root) and start the a
 	./deploy/install.sh
 
 clean: ## remove the venv and build output
-	rm -rf $(VENV) build *.egg-info nitrometer/_native*.so nitrometer/libnmcore.so nitrometer/_ffi.py dist .nox native/*.o .pytest_cache .hypothesis
+	rm -rf $(VENV) build *.egg-info nitrometer/_native*.so nitrometer/libnmcore.so nitrometer/_ffi.py nitrometer/nitrometer-reader dist .nox native/*.o .pytest_cache .hypothesis

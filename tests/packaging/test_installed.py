@@ -3,7 +3,9 @@ and the agent work, and the lean install says what `savings` needs."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -11,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.ec2_mixed import plug_ec2_mixed
 from tests.support.prometheus import free_port
 from tests.support.scrape import metrics_text
 
 pytestmark = [pytest.mark.wheel, pytest.mark.slow]
+SYSFS = Path(__file__).resolve().parents[1] / "sysfs" / "ec2-mixed"
 CAPTURES = Path(__file__).resolve().parents[1] / "fixtures" / "nvme-cli-captures"
 # What real nvme-cli 3.0 printed for the shipped pages: `amzn stats` and `amzn stats -d`.
 PRINTED = {"ebs": CAPTURES / "case3-ebs-v0" / "nvme-3.0rc1-text.out",
@@ -94,3 +98,37 @@ def test_savings_without_the_extra_says_what_to_install(installed):
     assert done.stderr.strip().splitlines() == [
         "nitrometer: nitrometer savings needs pandas, pyarrow, duckdb and sqlglot: "
         "pip install 'nitrometer[savings]'"]
+
+
+def test_the_agent_reads_devices_through_the_keeper_shipped_in_the_wheel(installed, fake,
+                                                                          tmp_path):
+    sysfs, dev = tmp_path / "sys", tmp_path / "dev"
+    shutil.copytree(SYSFS, sysfs)
+    dev.mkdir()
+    plug_ec2_mixed(fake, dev)
+    port = free_port()
+    agent = subprocess.Popen(
+        [str(installed.venv / "bin" / "nitrometer"), "run", "--source=ioctl",
+         f"--path.sysfs={sysfs}", f"--path.dev={dev}", f"--web.listen-address=127.0.0.1:{port}",
+         "--no-collector.identity", "--no-collector.host"],
+        env=fake.env(installed.env), cwd=installed.cwd, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while 'nitrometer_device_up{device="nvme1n1"' not in metrics_text(port, timeout=5):
+            assert agent.poll() is None, agent.stdout.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "the agent never served the devices"
+            time.sleep(0.3)
+        [keeper] = Path(f"/proc/{agent.pid}/task/{agent.pid}/children").read_text().split()
+        shipped = os.readlink(f"/proc/{keeper}/exe")
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        try:
+            agent.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            agent.wait()
+    assert agent.returncode == 0, agent.stdout.read().decode()[-2000:]
+    assert shipped.startswith(str(installed.venv)) and shipped.endswith("/nitrometer-reader")
+    sent = {c["opcode"] for c in fake.commands(f"{dev}/nvme1n1")}
+    assert 0x02 in sent and sent <= {0x02, 0x06}

@@ -1,0 +1,334 @@
+/*
+ * The reader: Get Log Page 0xD0 and Identify Controller on NVMe nodes under the device
+ * root, for the agent, over one SOCK_SEQPACKET socket.
+ *
+ * The main thread receives and checks requests; each device node has one worker thread
+ * (created on first use, with a small stack) that runs its requests in turn, so a device
+ * hung in its ioctl holds up only its own requests and replies go out as they are ready,
+ * matched by id. Page reads and Identify of one node have a worker each: a controller slow
+ * to identify is still polled. A page worker keeps its node open between reads.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "reader.h" /* first: the core's header includes nothing */
+#include "nitrometer_native.h"
+
+#define WORKER_STACK (128 * 1024) /* a page, and room for libc (only what is used stays) */
+
+struct request {
+    struct request *next;
+    uint32_t id, nsid, length;
+};
+
+struct worker {
+    struct worker *next; /* in the table, most recently used first */
+    struct request *head, *tail;
+    pthread_cond_t wake;
+    int busy;        /* running a request */
+    int retired;     /* out of the table: leaves once its queue is empty */
+    int fd;          /* page worker: the node, open between reads, or -1 */
+    uint32_t nsid;   /* the one namespace the open node answers for */
+    uint8_t opcode;  /* OP_GET_LOG_PAGE or OP_IDENTIFY */
+    char path[];     /* the node, resolved */
+};
+
+static int sock = -1;
+static char root[PATH_MAX];
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER; /* table, queues, in_flight */
+static pthread_mutex_t send_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct worker *table;
+static unsigned workers, in_flight;
+
+/* One message per reply (SEQPACKET keeps it whole), the lock keeping replies apart. */
+static void reply(uint32_t id, uint8_t kind, int32_t code, const uint8_t *data, size_t len)
+{
+    uint8_t header[REPLY_SIZE];
+    struct iovec iov[2] = {{header, REPLY_SIZE}, {(void *)data, len}};
+    struct msghdr msg;
+
+    put_le32(header, id);
+    header[4] = kind;
+    put_le32(header + 5, (uint32_t)code);
+    memset(&msg, 0, sizeof(msg));
+    msg.msg_iov = iov;
+    msg.msg_iovlen = len ? 2 : 1;
+    pthread_mutex_lock(&send_lock);
+    while (sendmsg(sock, &msg, MSG_NOSIGNAL) < 0 && errno == EINTR)
+        ;
+    pthread_mutex_unlock(&send_lock); /* a failed send: the agent is gone, recv sees it */
+}
+
+static void reply_code(uint32_t id, int rc)
+{
+    if (rc == REFUSED)
+        reply(id, REPLY_ERRNO, EPERM, NULL, 0);
+    else if (rc < 0)
+        reply(id, REPLY_ERRNO, -rc, NULL, 0);
+    else
+        reply(id, REPLY_NVME_STATUS, rc, NULL, 0);
+}
+
+static void drop_fd(struct worker *w)
+{
+    if (w->fd >= 0)
+        close(w->fd);
+    w->fd = -1;
+}
+
+/* Runs one request; the reply is sent from here. */
+static void serve(struct worker *w, const struct request *req)
+{
+    uint8_t data[MAX_PAGE] __attribute__((aligned(64))); /* what the device writes */
+    size_t len = w->opcode == OP_IDENTIFY ? NM_IDENTIFY_LEN : req->length;
+    int rc, fd;
+
+    if (w->opcode == OP_IDENTIFY) {
+        fd = open_node(w->path);
+        if (fd < 0) {
+            reply_code(req->id, fd);
+            return;
+        }
+        rc = nm_identify_controller(fd, data);
+        close(fd);
+    } else {
+        if (w->fd < 0) {
+            fd = open_node(w->path);
+            if (fd < 0) {
+                reply_code(req->id, fd);
+                return;
+            }
+            rc = namespace_id(fd, w->path, &w->nsid);
+            if (rc != 0) {
+                close(fd);
+                reply_code(req->id, rc);
+                return;
+            }
+            w->fd = fd;
+        }
+        if (req->nsid != w->nsid) {
+            refused("%s answers for namespace %#x, not %#x", w->path, w->nsid, req->nsid);
+            drop_fd(w);
+            reply_code(req->id, REFUSED);
+            return;
+        }
+        rc = nm_get_log_page(w->fd, req->nsid, LOG_ID, data, req->length);
+        if (rc != 0)
+            drop_fd(w); /* opened afresh next time: the node may have gone and come back */
+    }
+    if (rc != 0) {
+        reply_code(req->id, rc);
+        return;
+    }
+    reply(req->id, REPLY_OK, 0, data, len);
+}
+
+static void unlink_worker(struct worker *w)
+{
+    for (struct worker **p = &table; *p; p = &(*p)->next) {
+        if (*p == w) {
+            *p = w->next;
+            workers--;
+            return;
+        }
+    }
+}
+
+static void *work(void *arg)
+{
+    struct worker *w = arg;
+    struct request *req;
+
+    pthread_mutex_lock(&lock);
+    for (;;) {
+        while (!w->head) {
+            if (w->opcode == OP_IDENTIFY && !w->retired) { /* Identify is rare: no stay */
+                unlink_worker(w);
+                w->retired = 1;
+            }
+            if (w->retired) {
+                pthread_mutex_unlock(&lock);
+                drop_fd(w);
+                pthread_cond_destroy(&w->wake);
+                free(w);
+                return NULL;
+            }
+            pthread_cond_wait(&w->wake, &lock);
+        }
+        req = w->head;
+        w->head = req->next;
+        if (!w->head)
+            w->tail = NULL;
+        w->busy = 1;
+        pthread_mutex_unlock(&lock);
+        serve(w, req);
+        free(req);
+        pthread_mutex_lock(&lock);
+        w->busy = 0;
+        in_flight--;
+    }
+}
+
+/* With the lock held: the worker for (path, opcode), moved to the front; a new one when
+ * there is none, taking the place of the least recently used idle one when the table is
+ * full. NULL with *err set when no thread can be started. */
+static struct worker *worker_for(const char *path, uint8_t opcode, int *err)
+{
+    struct worker **p, **idle = NULL, *w;
+    pthread_attr_t attr;
+    size_t stack = WORKER_STACK;
+
+    for (p = &table; *p; p = &(*p)->next) {
+        w = *p;
+        if (w->opcode == opcode && strcmp(w->path, path) == 0) {
+            *p = w->next;
+            w->next = table;
+            table = w;
+            return w;
+        }
+        if (!w->busy && !w->head)
+            idle = p;
+    }
+    if (workers >= MAX_OPEN && idle) { /* a device long detached, most likely */
+        w = *idle;
+        *idle = w->next;
+        workers--;
+        w->retired = 1;
+        pthread_cond_signal(&w->wake);
+    }
+    w = calloc(1, sizeof(*w) + strlen(path) + 1);
+    if (!w) {
+        *err = ENOMEM;
+        return NULL;
+    }
+    strcpy(w->path, path);
+    w->opcode = opcode;
+    w->fd = -1;
+#ifdef PTHREAD_STACK_MIN
+    if (stack < (size_t)PTHREAD_STACK_MIN)
+        stack = PTHREAD_STACK_MIN;
+#endif
+    if ((*err = pthread_cond_init(&w->wake, NULL)) != 0) {
+        free(w);
+        return NULL;
+    }
+    if ((*err = pthread_attr_init(&attr)) == 0) {
+        pthread_t thread;
+
+        if ((*err = pthread_attr_setstacksize(&attr, stack)) == 0 &&
+            (*err = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED)) == 0)
+            *err = pthread_create(&thread, &attr, work, w);
+        pthread_attr_destroy(&attr);
+    }
+    if (*err != 0) {
+        pthread_cond_destroy(&w->wake);
+        free(w);
+        return NULL;
+    }
+    w->next = table;
+    table = w;
+    workers++;
+    return w;
+}
+
+/* Checks one request and queues it on its device's worker, or answers it at once. */
+static void handle(const uint8_t *msg, size_t len)
+{
+    uint32_t id = len >= 4 ? get_le32(msg) : 0, nsid, length;
+    char path[PATH_MAX], real[PATH_MAX];
+    struct request *req;
+    struct worker *w;
+    uint8_t opcode, log_id;
+    int busy, err = 0;
+
+    pthread_mutex_lock(&lock);
+    busy = in_flight >= MAX_IN_FLIGHT;
+    pthread_mutex_unlock(&lock);
+    if (busy) {
+        reply_code(id, -EBUSY);
+        return;
+    }
+    if (len <= REQUEST_SIZE || len - REQUEST_SIZE >= sizeof(path) ||
+        memchr(msg + REQUEST_SIZE, '\0', len - REQUEST_SIZE)) {
+        reply_code(id, -EINVAL); /* malformed: refused, and the next one is served */
+        return;
+    }
+    opcode = msg[4];
+    log_id = msg[5];
+    nsid = get_le32(msg + 6);
+    length = get_le32(msg + 10);
+    memcpy(path, msg + REQUEST_SIZE, len - REQUEST_SIZE);
+    path[len - REQUEST_SIZE] = '\0';
+    if (opcode == OP_GET_LOG_PAGE) {
+        if (log_id != LOG_ID || length == 0 || length > MAX_PAGE) {
+            refused("log page %#04x of %u bytes is not allowed", log_id, length);
+            reply_code(id, REFUSED);
+            return;
+        }
+    } else if (opcode != OP_IDENTIFY) {
+        refused("admin opcode %#04x is not allowed", opcode);
+        reply_code(id, REFUSED);
+        return;
+    }
+    if (check_path(path, root, real) != 0) {
+        reply_code(id, REFUSED);
+        return;
+    }
+    req = calloc(1, sizeof(*req));
+    if (!req) {
+        reply_code(id, -ENOMEM);
+        return;
+    }
+    req->id = id;
+    req->nsid = nsid;
+    req->length = length;
+    pthread_mutex_lock(&lock);
+    w = worker_for(real, opcode, &err);
+    if (w) {
+        if (w->tail)
+            w->tail->next = req;
+        else
+            w->head = req;
+        w->tail = req;
+        in_flight++;
+        pthread_cond_signal(&w->wake);
+    }
+    pthread_mutex_unlock(&lock);
+    if (!w) {
+        free(req);
+        reply_code(id, -err);
+    }
+}
+
+void reader_main(int sock_fd, const char *dev_root, pid_t keeper)
+{
+    uint8_t msg[REQUEST_SIZE + PATH_MAX];
+    ssize_t n;
+
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != keeper)
+        _exit(0); /* the keeper is gone already */
+    signal(SIGCHLD, SIG_DFL);
+    mallopt(M_ARENA_MAX, 1); /* workers barely allocate: no arena of their own */
+    sock = sock_fd;
+    snprintf(root, sizeof(root), "%s", dev_root);
+    for (;;) {
+        n = recv(sock, msg, sizeof(msg), MSG_TRUNC); /* MSG_TRUNC: the whole length */
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break; /* the agent dropped this reader */
+        handle(msg, (size_t)n > sizeof(msg) ? sizeof(msg) + 1 : (size_t)n);
+    }
+    _exit(0);
+}
