@@ -1,4 +1,4 @@
-"""Least privilege for `nitrometer run`: fork the keeper, then drop everything here.
+"""Least privilege for `nitrometer run`: start the keeper, then drop everything here.
 
 Three ways the agent can be started, one outcome: the process that serves HTTP holds no
 capability and, started as root, no longer is root.
