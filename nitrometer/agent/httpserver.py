@@ -11,15 +11,17 @@ not accepted. So a client can hold at most a few KiB and one thread, for a few s
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import selectors
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import ssl  # imported only where TLS is configured (agent/webconfig.py)
 
 log = logging.getLogger("nitrometer.web")
 
@@ -172,10 +174,21 @@ def read_request(rfile, limits: Limits) -> Request | None:
     return request
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def http_date(seconds: float | None = None) -> str:
+    """IMF-fixdate (RFC 9110 5.6.7), "Sun, 06 Nov 1994 08:49:37 GMT", whatever the locale."""
+    t = time.gmtime(seconds)
+    return (f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
+
+
 def render_response(response: Response, *, head: bool, server: str,
                     extra: tuple[tuple[str, str], ...] = ()) -> bytes:
     lines = [f"HTTP/1.1 {response.status} {REASONS.get(response.status, 'Unknown')}",
-             f"Date: {email.utils.formatdate(usegmt=True)}",
+             f"Date: {http_date()}",
              f"Server: {server}",
              f"Content-Type: {response.content_type}",
              f"Content-Length: {len(response.body)}"]

@@ -351,7 +351,29 @@ def connection_limits():
     return Limits(max_connections=max(8, soft // 4))
 
 
+M_ARENA_MAX = -8  # glibc's malloc.h
+ARENA_MAX = 2
+
+
+def limit_malloc_arenas() -> bool:
+    """At most two glibc malloc arenas: threads would otherwise get arenas of their own
+    (64 MiB of address space, some of it resident, each) in an agent that allocates
+    little. Not every way of starting the agent sets MALLOC_ARENA_MAX; when it is set, it
+    wins. Call before any thread starts; True when applied."""
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return False
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # musl and others: no mallopt
+        return False
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    return mallopt(M_ARENA_MAX, ARENA_MAX) == 1
+
+
 def run(args: argparse.Namespace) -> int:
+    limit_malloc_arenas()
     config = build_config(args)
     setup_logging(config.log_level, config.log_format)
     from nitrometer import native  # noqa: F401 - says clearly if the C core is missing

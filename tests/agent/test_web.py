@@ -487,3 +487,14 @@ def test_a_web_config_that_is_not_utf8_or_endless_is_one_line(tmp_path):
         load_web_config(str(web))
     with pytest.raises(ConfigError, match="larger than 1024 KiB"):
         load_web_config("/dev/zero")
+
+
+def test_the_date_header_is_an_imf_fixdate_whatever_the_locale():
+    import email.utils
+
+    from nitrometer.agent.httpserver import http_date
+
+    # RFC 9110 section 5.6.7's own example, then a spread of instants against the stdlib.
+    assert http_date(784111777) == "Sun, 06 Nov 1994 08:49:37 GMT"
+    for t in (0, 951782400, 1709208000, 1790000000.75, 4102444799):
+        assert http_date(t) == email.utils.formatdate(t, usegmt=True)

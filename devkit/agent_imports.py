@@ -1,0 +1,99 @@
+"""`nitrometer run` that tells what it imported: `python -m devkit.agent_imports OUT ARGS...`.
+
+Every import of a module the running agent should not need (TLS, HTTP clients, email,
+prometheus_client, ...) is noted with the nitrometer line that caused it (a module of
+nitrometer's, or of a library it was importing). On SIGUSR1 the
+agent writes OUT (JSON): those imports, every module loaded, its RSS and, when started
+with `-X tracemalloc`, the memory Python allocated by file.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import os
+import signal
+import sys
+import tracemalloc
+
+HEAVY = ("ssl", "_ssl", "hashlib", "_hashlib", "email", "urllib3", "requests",
+         "prometheus_client", "yaml", "psutil", "bcrypt", "ec2_metadata")
+HEAVY_MODULES = ("http.client", "http.server", "urllib.request")
+PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + "/nitrometer/"
+
+
+def heavy(name: str) -> bool:
+    return name.split(".", 1)[0] in HEAVY or name in HEAVY_MODULES
+
+
+class ImportWatch:
+    """Notes every import statement naming such a module, loaded already or not (an
+    earlier import elsewhere would hide a later one from a meta path finder)."""
+
+    def __init__(self):
+        self.noted: dict[tuple[str, str], None] = dict.fromkeys(
+            (name, "start-up") for name in sorted(sys.modules) if heavy(name))
+        self._import = builtins.__import__
+
+    def install(self) -> None:
+        builtins.__import__ = self
+
+    def __call__(self, name, globals=None, locals=None, fromlist=(), level=0):
+        if level == 0:
+            names = [name, *(f"{name}.{item}" for item in fromlist or ())]
+            for found in filter(heavy, names):
+                key = (found, self.importer())
+                if key not in self.noted:
+                    self.noted[key] = None
+        return self._import(name, globals, locals, fromlist, level)
+
+    @staticmethod
+    def importer() -> str:
+        frame = sys._getframe(2)
+        while frame is not None:
+            filename = frame.f_code.co_filename
+            if filename.startswith(PACKAGE):
+                return f"nitrometer/{filename[len(PACKAGE):]}:{frame.f_lineno}"
+            frame = frame.f_back
+        return "?"
+
+
+def rss_kib() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def report(watch: ImportWatch) -> dict:
+    out = {"pid": os.getpid(),
+           "imports": [{"module": name, "by": by} for name, by in watch.noted],
+           "modules": sorted(sys.modules), "rss_kib": rss_kib(), "by_file": []}
+    if tracemalloc.is_tracing():
+        stats = tracemalloc.take_snapshot().statistics("filename")
+        out["by_file"] = [(s.traceback[0].filename, s.size, s.count) for s in stats]
+        out["traced"] = tracemalloc.get_traced_memory()[0]
+    return out
+
+
+def main(out_file: str, args: list[str]) -> int:
+    watch = ImportWatch()
+    watch.install()
+    agent = os.getpid()
+
+    def write(*_):
+        if os.getpid() != agent:
+            return  # the keeper, forked before the agent dropped its privileges
+        with open(out_file + ".tmp", "w") as f:
+            json.dump(report(watch), f)
+        os.replace(out_file + ".tmp", out_file)
+
+    signal.signal(signal.SIGUSR1, write)
+    from nitrometer.cli import main as nitrometer
+
+    return nitrometer(["run", *args])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2:]))
