@@ -39,13 +39,17 @@ class ImportWatch:
         builtins.__import__ = self
 
     def __call__(self, name, globals=None, locals=None, fromlist=(), level=0):
+        module = self._import(name, globals, locals, fromlist, level)
         if level == 0:
-            names = [name, *(f"{name}.{item}" for item in fromlist or ())]
+            # `from http import client` names the module http.client; `from x import y`
+            # of an attribute y names only x.
+            names = [name, *(f"{name}.{item}" for item in fromlist or ()
+                             if f"{name}.{item}" in sys.modules)]
             for found in filter(heavy, names):
                 key = (found, self.importer())
                 if key not in self.noted:
                     self.noted[key] = None
-        return self._import(name, globals, locals, fromlist, level)
+        return module
 
     @staticmethod
     def importer() -> str:
@@ -66,13 +70,29 @@ def rss_kib() -> int:
     return 0
 
 
+def by_file(snapshot) -> list[tuple[str, int, int]]:
+    """(file, bytes, blocks), largest first. A module's code is unmarshalled inside the
+    import machinery: with tracebacks deep enough (-X tracemalloc=N) it is counted to the
+    innermost file outside it, the one whose import statement loaded it."""
+    sizes: dict[str, list[int]] = {}
+    for stat in snapshot.statistics("traceback"):  # identical tracebacks grouped in C
+        frames = list(stat.traceback)  # oldest first
+        where = next((f.filename for f in reversed(frames)
+                      if not f.filename.startswith("<frozen") and f.filename != __file__),
+                     frames[-1].filename)
+        entry = sizes.setdefault(where, [0, 0])
+        entry[0] += stat.size
+        entry[1] += stat.count
+    return sorted(((name, size, count) for name, (size, count) in sizes.items()),
+                  key=lambda row: -row[1])
+
+
 def report(watch: ImportWatch) -> dict:
     out = {"pid": os.getpid(),
            "imports": [{"module": name, "by": by} for name, by in watch.noted],
            "modules": sorted(sys.modules), "rss_kib": rss_kib(), "by_file": []}
     if tracemalloc.is_tracing():
-        stats = tracemalloc.take_snapshot().statistics("filename")
-        out["by_file"] = [(s.traceback[0].filename, s.size, s.count) for s in stats]
+        out["by_file"] = by_file(tracemalloc.take_snapshot())
         out["traced"] = tracemalloc.get_traced_memory()[0]
     return out
 

@@ -498,3 +498,12 @@ def test_the_date_header_is_an_imf_fixdate_whatever_the_locale():
     assert http_date(784111777) == "Sun, 06 Nov 1994 08:49:37 GMT"
     for t in (0, 951782400, 1709208000, 1790000000.75, 4102444799):
         assert http_date(t) == email.utils.formatdate(t, usegmt=True)
+
+
+def test_the_index_page_escapes_as_html_escape_does():
+    import html
+
+    from nitrometer.agent.web import escape
+
+    for text in ("/metrics", "<script>alert('x')</script>", 'a "b" & c', "", "é&<>'\""):
+        assert escape(text) == html.escape(text)
