@@ -100,6 +100,19 @@ def test_the_agent_on_devices_imports_nothing_it_does_not_use(fake, tmp_path, im
         ("urllib3", "requests", "yaml", "bcrypt", "ec2_metadata", "psutil"))]
 
 
+def test_the_demo_on_simulated_devices_imports_nothing_it_does_not_use(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    agent = Agent(tmp_path, ["--demo", f"--path.sysfs={tmp_path / 'no-sysfs'}"], env)
+    try:
+        agent.wait_serving(b'kind="ebs"')
+        agent.scrape(**{"Accept-Encoding": "gzip"})
+        report = agent.imports()
+    finally:
+        log = agent.close()
+    assert "simulated fleet" in log
+    assert unexpected(report) == [], log
+
+
 def test_with_tls_configured_ssl_is_loaded_and_serves(tmp_path):
     make_ca(tmp_path, "ca", "nitrometer test CA")
     cert, key = issue(tmp_path, "ca", "server", "127.0.0.1", "IP:127.0.0.1", "serverAuth")
