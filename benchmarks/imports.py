@@ -66,6 +66,18 @@ class ProbedAgent(Agent):
                 return int(line.split()[1])
         return 0
 
+    def switches(self) -> int:
+        """Context switches of every thread so far: each is a thread put to sleep or woken."""
+        total = 0
+        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+            try:
+                for line in (task / "status").read_text().splitlines():
+                    if "ctxt_switches:" in line:
+                        total += int(line.split()[1])
+            except (OSError, ValueError):
+                pass  # a thread that just ended
+        return total
+
     def stop_quietly(self) -> str:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -174,13 +186,48 @@ def one_run(ctx: Context, fleet: FakeFleet, devices: int, xoptions: list[str],
     return report, log, threads
 
 
+def wakeups(ctx: Context, shim, devices: int, imds: FakeImds) -> list[list]:
+    """The poller and a thread per device side by side: threads, and context switches of
+    the agent's threads per tick over the same window."""
+    from benchmarks.fleet import metric
+    from devkit.agent_imports import READS_VARIABLE
+
+    window = 4.0 if ctx.quick else 30.0
+    agents = {}
+    try:
+        for reads in ("polled", "threaded"):
+            fleet = FakeFleet(ctx.workdir / f"wakeups-{reads}", shim, devices)
+            env = fleet.env()
+            env.update({"AWS_EC2_METADATA_SERVICE_ENDPOINT": imds.url, READS_VARIABLE: reads})
+            env.pop("AWS_EC2_METADATA_DISABLED", None)
+            agents[reads] = ProbedAgent(reads, fleet.args(), ctx.workdir, env, [])
+        for agent in agents.values():
+            agent.wait_ready(devices)
+        before = {r: (a.switches(), metric(a.scrape()[0].decode(),
+                                           "nitrometer_poll_duration_seconds_count"))
+                  for r, a in agents.items()}
+        time.sleep(window)
+        rows = []
+        for reads, agent in agents.items():
+            switches = agent.switches() - before[reads][0]
+            ticks = metric(agent.scrape()[0].decode(),
+                           "nitrometer_poll_duration_seconds_count") - before[reads][1]
+            rows.append([reads, agent.threads(), f"{switches / max(ticks, 1):.0f}",
+                         f"{ticks:.0f} ticks"])
+    finally:
+        for agent in agents.values():
+            agent.stop_quietly()
+    return rows
+
+
 def run(ctx: Context) -> Section:
     from devkit.fakedev import build_shim
 
     section = Section(TITLE)
     devices = 4 if ctx.quick else 32
     runs = 1 if ctx.quick else 5
-    fleet = FakeFleet(ctx.workdir / "imports-fleet", build_shim(ctx.workdir), devices)
+    shim = build_shim(ctx.workdir)
+    fleet = FakeFleet(ctx.workdir / "imports-fleet", shim, devices)
     imds = FakeImds()
     times: dict[str, list[tuple[int, int]]] = defaultdict(list)
     rss, threads, totals, heavy = [], [], [], []
@@ -198,7 +245,11 @@ def run(ctx: Context) -> Section:
     ctx.log("imports: one run under -X tracemalloc")
     traced, _log, _count = one_run(ctx, fleet, devices, [f"tracemalloc={TRACE_FRAMES}"],
                                    "tracemalloc", imds)
-    imds.close()
+    ctx.log("imports: wakeups, the poller beside a thread per device")
+    try:
+        switches = wakeups(ctx, shim, devices, imds)
+    finally:
+        imds.close()
 
     total_us = median(totals)
     rows = sorted(((p, median([c for _, c in v]), median([o for o, _ in v]), len(v))
@@ -224,6 +275,12 @@ def run(ctx: Context) -> Section:
     section.table(["file or package", "allocated"], [[name, fmt_mb(size)] for name, size in sorted(
         groups.items(), key=lambda kv: -kv[1])[:TOP_FILES]])
 
+    section.add(f"Reading the devices ({devices}): the poller (one request per device sent "
+                "at once, the replies taken by one thread) beside a worker thread per device, "
+                "run side by side; context switches of all the agent's threads (voluntary "
+                "and not, /proc/PID/task/*/status) per tick, the reader's not counted:", "")
+    section.table(["reads", "agent threads", "context switches per tick", "samples"],
+                  switches)
     if heavy:
         section.add("Heavy modules still loaded, and the line that loads them:", "")
         by_line: dict[str, set[str]] = defaultdict(set)

@@ -4,7 +4,8 @@ Every import of a module the running agent should not need (TLS, HTTP clients, e
 prometheus_client, ...) is noted with the nitrometer line that caused it (a module of
 nitrometer's, or of a library it was importing). On SIGUSR1 the
 agent writes OUT (JSON): those imports, every module loaded, its RSS and, when started
-with `-X tracemalloc`, the memory Python allocated by file.
+with `-X tracemalloc`, the memory Python allocated by file. With
+NITROMETER_BENCH_READS=threaded every device is read by a thread of its own, to compare.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import tracemalloc
 HEAVY = ("ssl", "_ssl", "hashlib", "_hashlib", "email", "urllib3", "requests",
          "prometheus_client", "yaml", "psutil", "bcrypt", "ec2_metadata")
 HEAVY_MODULES = ("http.client", "http.server", "urllib.request")
+READS_VARIABLE = "NITROMETER_BENCH_READS"  # "threaded": one read thread per device
 PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + "/nitrometer/"
 
 
@@ -110,6 +112,12 @@ def main(out_file: str, args: list[str]) -> int:
         os.replace(out_file + ".tmp", out_file)
 
     signal.signal(signal.SIGUSR1, write)
+    if os.environ.get(READS_VARIABLE) == "threaded":
+        # For comparison: a worker thread per device, as for sources that block in a read.
+        from nitrometer.sampling import engine
+        from nitrometer.sampling.reads import ThreadedReads
+
+        engine.PolledReads = ThreadedReads
     from nitrometer.cli import main as nitrometer
 
     return nitrometer(["run", *args])

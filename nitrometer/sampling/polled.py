@@ -2,8 +2,8 @@
 
 A tick sends one request per due device without waiting (the source's `submit_read`),
 then waits on one condition until the replies are in or the tick's budget is spent. The
-broker's receiving thread hands over every reply ready at once in one `deliver` call, so
-the engine wakes a few times per tick, not once per device.
+broker's receiving thread hands over every reply ready at once in one `deliver` call, and
+the waiting tick is woken once, by the last reply, rather than once per device.
 """
 
 from __future__ import annotations
@@ -76,14 +76,17 @@ class PolledReads:
         return True
 
     def deliver(self, replies: list) -> None:
-        """The broker's replies, `(slot, kind, code, data)`: one notify for them all."""
+        """The broker's replies, `(slot, kind, code, data)`. The waiting tick is woken when
+        the last reply is in, not for each: until then it has nothing to do before its
+        deadline anyway."""
         done = [(slot, slot.source.outcome_of(kind, code, data))
                 for slot, kind, code, data in replies]
         with self.cond:
             for slot, outcome in done:
                 if not slot.closed:
                     slot.outcome, slot.busy_since = outcome, None
-            self.cond.notify_all()
+            if not any(slot.busy_since is not None for slot in self._slots.values()):
+                self.cond.notify_all()
 
     def collect(self, keys, deadline: float) -> dict:
         """Outcomes of the given devices: wait for the pending ones until deadline (real

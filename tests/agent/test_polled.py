@@ -125,3 +125,73 @@ def test_a_silent_reader_is_replaced_and_its_reads_fail(fake, dev):
     assert done.stdout.splitlines() == ["failed DeviceIOError:5 True",
                                         f"replaced 1 {DEVICES} 4096"]
     assert "gave no answer for 2s: killed" in done.stderr
+
+
+class Polled:
+    """A source read through a broker: its requests are kept, replies given by the test."""
+
+    def __init__(self, name, fail: Exception | None = None):
+        self.name, self.fail = name, fail
+        self.poller = self  # what the reads ask to replace a silent reader
+        self.sent: list = []
+        self.stuck_checks = 0
+
+    def submit_read(self, sink, token):
+        if self.fail is not None:
+            raise self.fail
+        self.sent.append((sink, token))
+
+    def outcome_of(self, kind, code, data):
+        return (data, 1.0) if kind == 0 else OSError(code, "failed")
+
+    def replace_if_stuck(self):
+        self.stuck_checks += 1
+
+
+def test_the_waiting_tick_is_woken_once_by_the_last_reply_not_per_device():
+    import threading
+    import time
+
+    from nitrometer.sampling.polled import PolledReads
+
+    sources = [Polled(f"nvme{i}n1") for i in range(3)]
+    reads = PolledReads()
+    for s in sources:
+        reads.add(s.name, s)
+    notified = []
+    notify_all = reads.cond.notify_all
+    reads.cond.notify_all = lambda: (notified.append(1), notify_all())
+    assert all(reads.request(s.name) for s in sources)
+    assert not reads.request("nvme0n1")  # one read in flight per device
+    out = {}
+    collector = threading.Thread(target=lambda: out.update(
+        reads.collect([s.name for s in sources], time.monotonic() + 30)))
+    collector.start()
+    for i, s in enumerate(sources):  # three batches, as replies trickle in
+        sink, token = s.sent[0]
+        sink.deliver([(token, 0, 0, f"page{i}".encode())])
+    collector.join(30)
+    assert not collector.is_alive()
+    assert {k: v[0] for k, v in out.items()} == {
+        "nvme0n1": b"page0", "nvme1n1": b"page1", "nvme2n1": b"page2"}
+    assert len(notified) == 1
+    assert sources[0].stuck_checks == 1  # the silent-reader check runs with every collect
+
+
+def test_a_reply_for_a_removed_device_is_dropped_and_a_refused_send_fails_the_read():
+    import time
+
+    from nitrometer.sampling.polled import PolledReads
+
+    gone, refused = Polled("nvme0n1"), Polled("nvme1n1", fail=OSError(5, "no reader"))
+    reads = PolledReads()
+    reads.add(gone.name, gone)
+    reads.add(refused.name, refused)
+    assert reads.request(gone.name) and reads.request(refused.name)
+    reads.remove(gone.name)
+    reads.add(gone.name, gone)  # the same name again (a renamed node): a new read
+    sink, token = gone.sent[0]
+    sink.deliver([(token, 0, 0, b"stale")])
+    out = reads.collect([gone.name, refused.name], time.monotonic())
+    assert list(out) == [refused.name] and isinstance(out[refused.name], OSError)
+    assert reads.in_flight(gone.name) is None and reads.request(gone.name)
