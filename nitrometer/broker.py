@@ -49,6 +49,9 @@ log = logging.getLogger("nitrometer.privsep")
 STUCK_AFTER = 300.0
 KEEPER_EXIT_WAIT = 1.0  # seconds for the keeper to leave on its own at the agent's stop
 FIRST_READER_TIMEOUT = 30.0  # seconds the start waits for the keeper's first reader
+# Once a reply came while others are due, the receiver lets them gather this long before
+# taking them all: a tick's replies come in a few wakeups, not one per device.
+COALESCE = 0.002
 HANDOVER = "NITROMETER_PRIVSEP_FDS"  # the keeper and reader sockets across a re-exec
 
 
@@ -130,6 +133,8 @@ class Broker:
             except OSError:
                 message = b""
             batch = []
+            if len(message) >= REPLY.size and len(link.pending) > 1:
+                time.sleep(COALESCE)
             # Take every reply already there, then hand them over in one go.
             while len(message) >= REPLY.size:
                 batch.append(message)
