@@ -245,6 +245,31 @@ def test_keep_alive_then_idle_connections_are_closed(rig):
         server.server_close()
 
 
+def test_a_nearer_deadline_wakes_the_reaper_asleep_towards_a_far_one(rig):
+    """The reaper sleeps until the nearest deadline: here a keep-alive connection idle for
+    up to 60 s. The same connection then starts a request that never ends: the header
+    deadline, much nearer, is kept all the same."""
+    r = rig([ScriptedSource(device(), None, lambda b, i: b.advance(reads=10))])
+    r.sampler.run(2)
+    server = MetricsServer(("127.0.0.1", 0), r.exporter, load_web_config(None),
+                           limits=Limits(idle_timeout=60.0, header_timeout=1.0))
+    server.serve_in_thread()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
+        conn.request("GET", "/metrics")
+        assert conn.getresponse().read() == r.exporter.body()
+        time.sleep(0.5)  # the reaper is asleep towards the idle deadline
+        conn.sock.sendall(b"GET /metrics HTTP/1.1\r\n")  # and no more
+        started = time.monotonic()
+        conn.sock.settimeout(30)
+        assert conn.sock.recv(100) == b""
+        assert time.monotonic() - started < 20  # the header deadline, not the idle one
+        assert server.expired >= 1
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_past_the_connection_cap_the_longest_waiting_client_makes_room(rig):
     r = rig([ScriptedSource(device(), None, lambda b, i: b.advance(reads=10))])
     r.sampler.run(2)
