@@ -28,6 +28,7 @@ MODULES = (
     "install",
     "savings",
     "prices",
+    "imports",
 )
 DEFAULT_CACHE = Path(tempfile.gettempdir()) / "nitrometer-bench-cache"
 

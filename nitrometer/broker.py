@@ -1,8 +1,11 @@
 """The agent's side of privilege separation: it asks the current reader for pages and
 Identify data, and has the keeper replace a reader that died or stopped answering.
 
-While a reader is being replaced every request fails at once (EIO), so the devices show
-as down rather than with frozen values. `silent_for()` tells how long requests have gone
+Requests are sent without waiting (`submit`): a sink is handed each reply, all replies
+ready at once in one call, so reading every device costs a few wakeups per tick rather
+than one per device. `request()` waits for its reply (Identify at discovery). While a
+reader is being replaced every request fails at once (EIO), so the devices show as down
+rather than with frozen values. `silent_for()` tells how long requests have gone
 unanswered by any reader; the sampler stops feeding the systemd watchdog past its timeout
 (nitrometer/agent/sampler.py), which is how a lost keeper gets the service restarted.
 """
@@ -46,7 +49,29 @@ log = logging.getLogger("nitrometer.privsep")
 STUCK_AFTER = 300.0
 KEEPER_EXIT_WAIT = 1.0  # seconds for the keeper to leave on its own at the agent's stop
 FIRST_READER_TIMEOUT = 30.0  # seconds the start waits for the keeper's first reader
+# Once a reply came while others are due, the receiver lets them gather this long before
+# taking them all: a tick's replies come in a few wakeups, not one per device.
+COALESCE = 0.002
 HANDOVER = "NITROMETER_PRIVSEP_FDS"  # the keeper and reader sockets across a re-exec
+
+
+class _Pending:
+    __slots__ = ("sink", "token", "sent")
+
+    def __init__(self, sink, token, sent: float):
+        self.sink, self.token, self.sent = sink, token, sent
+
+
+class _Waiter:
+    """The sink of one blocking request."""
+
+    def __init__(self):
+        self.event = threading.Event()
+        self.reply: tuple | None = None
+
+    def deliver(self, replies: list) -> None:
+        self.reply = replies[-1][1:]
+        self.event.set()
 
 
 class _Link:
@@ -54,8 +79,9 @@ class _Link:
 
     def __init__(self, sock: socket.socket, pid: int):
         self.sock, self.pid = sock, pid
-        self.pending: dict[int, list] = {}
+        self.pending: dict[int, _Pending] = {}
         self.dead = False
+        self.replacing = False
         self.last_reply = time.monotonic()
         self.send_lock = threading.Lock()
         self.thread: threading.Thread | None = None
@@ -100,23 +126,44 @@ class Broker:
             link.thread.start()
 
     def _receive(self, link: _Link) -> None:
-        while True:
+        ended = False
+        while not ended:
             try:
                 message = link.sock.recv(MAX_MESSAGE)
             except OSError:
                 message = b""
-            if len(message) < REPLY.size:
-                break
-            rid, kind, code = REPLY.unpack_from(message)
-            with self._lock:
-                link.last_reply = time.monotonic()
-                self._waiting_since = None
-                waiter = link.pending.pop(rid, None)
-            if waiter is not None:
-                waiter[1] = (kind, code, message[REPLY.size:])
-                waiter[0].set()
+            batch = []
+            if len(message) >= REPLY.size and len(link.pending) > 1:
+                time.sleep(COALESCE)
+            # Take every reply already there, then hand them over in one go.
+            while len(message) >= REPLY.size:
+                batch.append(message)
+                try:
+                    message = link.sock.recv(MAX_MESSAGE, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    message = b""
+            else:
+                ended = True
+            self._deliver(link, batch)
         self._retire(link)
         link.sock.close()
+
+    def _deliver(self, link: _Link, batch: list[bytes]) -> None:
+        by_sink: dict = {}
+        with self._lock:
+            if batch:
+                link.last_reply = time.monotonic()
+                self._waiting_since = None
+            for message in batch:
+                rid, kind, code = REPLY.unpack_from(message)
+                pending = link.pending.pop(rid, None)
+                if pending is not None:
+                    by_sink.setdefault(pending.sink, []).append(
+                        (pending.token, kind, code, message[REPLY.size:]))
+        for sink, replies in by_sink.items():
+            sink.deliver(replies)
 
     def _retire(self, link: _Link) -> None:
         """No more requests to this reader; those in flight fail with EIO. Its socket is
@@ -127,9 +174,11 @@ class Broker:
                 self._link = None
             pending, link.pending = link.pending, {}
             unread = link.thread is None
-        for waiter in pending.values():
-            waiter[1] = (REPLY_ERRNO, errno.EIO, b"")
-            waiter[0].set()
+        by_sink: dict = {}
+        for p in pending.values():
+            by_sink.setdefault(p.sink, []).append((p.token, REPLY_ERRNO, errno.EIO, b""))
+        for sink, replies in by_sink.items():
+            sink.deliver(replies)
         try:
             link.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -174,12 +223,15 @@ class Broker:
 
     # -- requests ------------------------------------------------------------------------
 
-    def request(self, opcode: int, path: str, *, log_id: int = 0, nsid: int = 0,
-                length: int = 0) -> bytes:
-        from nitrometer import native
+    def submit(self, opcode: int, path: str, sink, token, *, log_id: int = 0,
+               nsid: int = 0, length: int = 0) -> None:
+        """Send a request without waiting for it. Its reply comes once, as `(token, kind,
+        code, data)` in a list given to `sink.deliver(replies)` from the receiving thread
+        (EIO when its reader is retired first). OSError (EIO) when it could not be sent."""
+        self._send(opcode, path, sink, token, log_id, nsid, length)
 
+    def _send(self, opcode, path, sink, token, log_id, nsid, length) -> tuple[_Link, float]:
         rid = next(self._ids) & 0xFFFFFFFF
-        waiter = [threading.Event(), None]
         with self._lock:
             if self._waiting_since is None:
                 self._waiting_since = time.monotonic()
@@ -187,30 +239,57 @@ class Broker:
             if link is None or link.dead:
                 why = "being replaced" if self.keeper_alive else "gone, and its keeper too"
                 raise OSError(errno.EIO, f"the privileged reader is {why}")
-            link.pending[rid] = waiter
+            sent = time.monotonic()
+            link.pending[rid] = _Pending(sink, token, sent)
             self._start_threads(link)
         message = REQUEST.pack(rid, opcode, log_id, nsid, length) + os.fsencode(path)
         try:
             with link.send_lock:
                 link.sock.send(message)
         except OSError as exc:
+            with self._lock:
+                ours = link.pending.pop(rid, None)
             self._retire(link)
-            raise OSError(errno.EIO, f"the privileged reader is gone: {exc.strerror}") from None
-        sent = time.monotonic()
-        if not waiter[0].wait(self.stuck_after):
+            if ours is not None:  # else its EIO was delivered already
+                raise OSError(errno.EIO,
+                              f"the privileged reader is gone: {exc.strerror}") from None
+        return link, sent
+
+    def request(self, opcode: int, path: str, *, log_id: int = 0, nsid: int = 0,
+                length: int = 0) -> bytes:
+        """Send a request and wait for its reply."""
+        from nitrometer import native
+
+        waiter = _Waiter()
+        link, sent = self._send(opcode, path, waiter, None, log_id, nsid, length)
+        if not waiter.event.wait(self.stuck_after):
             self._replace_if_silent(link, sent)
-            waiter[0].wait()
-        kind, code, data = waiter[1]
+            waiter.event.wait()
+        kind, code, data = waiter.reply
         if kind == REPLY_OK:
             return data
         if kind == REPLY_NVME_STATUS:
             raise native.NvmeStatusError(f"the controller answered NVMe status {code:#x}", code)
         raise OSError(code, os.strerror(code))
 
+    def replace_if_stuck(self, now: float | None = None) -> None:
+        """Replace the reader when a request has waited `stuck_after` with no answer of any
+        kind since it was sent; whoever submits calls this now and then (each tick)."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            link = self._link
+            if link is None or link.dead:
+                return
+            overdue = [p.sent for p in link.pending.values()
+                       if link.last_reply < p.sent <= now - self.stuck_after]
+        if overdue:
+            self._replace_if_silent(link, max(overdue))
+
     def _replace_if_silent(self, link: _Link, sent: float) -> None:
         with self._lock:
-            if link.dead or link.last_reply >= sent:
+            if link.dead or link.replacing or link.last_reply >= sent:
                 return  # it answers others: only this device is slow
+            link.replacing = True
         why = f"gave no answer for {self.stuck_after:g}s"
         try:
             self.control.send(KEEPER_MESSAGE.pack(KEEPER_REPLACE, link.pid) + why.encode())
@@ -220,6 +299,10 @@ class Broker:
 
     def get_log_page(self, path: str, nsid: int, length: int) -> bytes:
         return self.request(OP_GET_LOG_PAGE, path, log_id=LOG_ID, nsid=nsid, length=length)
+
+    def submit_log_page(self, path: str, nsid: int, length: int, sink, token) -> None:
+        self.submit(OP_GET_LOG_PAGE, path, sink, token, log_id=LOG_ID, nsid=nsid,
+                    length=length)
 
     def identify(self, path: str) -> bytes:
         return self.request(OP_IDENTIFY, path)

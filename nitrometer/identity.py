@@ -6,15 +6,19 @@ import logging
 import os
 import platform
 import re
+import socket
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from urllib.parse import urlsplit  # loaded anyway (pathlib); urllib.request is not
 
 from nitrometer.ec2 import arch_label, split_instance_type
 
 log = logging.getLogger(__name__)
 
 IMDS_ENDPOINT = "http://169.254.169.254"
+ENDPOINT_VARIABLE = "AWS_EC2_METADATA_SERVICE_ENDPOINT"  # the AWS SDKs' override
 DMI_ROOT = "/sys/devices/virtual/dmi/id"
 DEFAULT_TIMEOUT = 1.0  # seconds; IMDS answers in milliseconds on EC2, and nothing answers off it
 AMAZON_VENDOR = "Amazon EC2"
@@ -62,50 +66,94 @@ def _complete(ident: InstanceIdentity) -> InstanceIdentity:
     )
 
 
-def _pool(timeout: float):
-    """A urllib3 pool whose every request gets our short timeout and no retries, so an
-    unreachable endpoint costs `timeout`, not the library's 5 s times its retries."""
-    import urllib3
-
-    class ShortPool(urllib3.PoolManager):
-        def urlopen(self, method, url, redirect=True, **kw):
-            kw["timeout"] = urllib3.Timeout(connect=timeout, read=timeout)
-            kw["retries"] = False
-            return super().urlopen(method, url, redirect=redirect, **kw)
-
-    return ShortPool()
+TOKEN_TTL = 21600  # seconds a token lives, as the AWS SDKs ask for it
+TOKEN_PATH = "/latest/api/token"
+DOCUMENT_PATH = "/latest/dynamic/instance-identity/document"
+MAX_BODY = 64 * 1024  # the identity document is under 1 KiB
 
 
-def _session(timeout: float):
-    """_pool for ec2-metadata 2.x: a requests session (no retries) with our timeout."""
-    import requests
+class ImdsError(Exception):
+    """The metadata service answered, but not with what IMDSv2 promises."""
 
-    class ShortSession(requests.Session):
-        def request(self, method, url, **kw):
-            kw["timeout"] = timeout
-            return super().request(method, url, **kw)
 
-    return ShortSession()
+def _endpoint(endpoint: str) -> tuple[str, int]:
+    """http://HOST[:PORT] -> (host, port); IMDS speaks plain HTTP only."""
+    try:
+        parts = urlsplit(endpoint)
+        if parts.scheme == "http" and parts.hostname:
+            return parts.hostname, parts.port or 80
+    except ValueError:
+        pass
+    raise ImdsError(f"{endpoint}: not a URL (expected http://HOST:PORT)")
+
+
+def _exchange(address: tuple[str, int], method: str, target: str, headers: list,
+              deadline: float) -> tuple[int, bytes]:
+    """One HTTP/1.1 request on its own connection: (status, body). h11 does the protocol;
+    a plain socket keeps the agent free of the HTTP client libraries (and their ssl)."""
+    import h11
+
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise socket.timeout("timed out")
+    conn = h11.Connection(h11.CLIENT)
+    host = address[0] if ":" not in address[0] else f"[{address[0]}]"
+    request = h11.Request(method=method, target=target, headers=[
+        ("Host", f"{host}:{address[1]}"), ("Content-Length", "0"),
+        ("Connection", "close"), *headers])
+    with socket.create_connection(address, timeout=left) as sock:
+        sock.sendall(conn.send(request) + conn.send(h11.EndOfMessage()))
+        status, body = None, bytearray()
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise socket.timeout("timed out")
+                sock.settimeout(left)
+                conn.receive_data(sock.recv(16384))
+            elif isinstance(event, h11.Response):
+                status = event.status_code
+            elif isinstance(event, h11.Data):
+                body += event.data
+                if len(body) > MAX_BODY:
+                    raise ImdsError(f"the answer to {target} is larger than {MAX_BODY} bytes")
+            elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+                break
+    if status is None:
+        raise ImdsError("the server closed the connection without answering")
+    return status, bytes(body)
 
 
 def from_imds(endpoint: str = IMDS_ENDPOINT, timeout: float = DEFAULT_TIMEOUT) -> InstanceIdentity:
-    """The instance identity document over IMDSv2 (the library does the token PUT)."""
-    from ec2_metadata import EC2Metadata
+    """The instance identity document over IMDSv2: a session token first (PUT), then the
+    document with it. Each request gets `timeout` and none is retried: off EC2, and in a
+    container beyond the token's hop limit (1 by default), the token never comes."""
+    import json
 
+    address = _endpoint(endpoint)
+    status, token = _exchange(address, "PUT", TOKEN_PATH,
+                              [("X-aws-ec2-metadata-token-ttl-seconds", str(TOKEN_TTL))],
+                              time.monotonic() + timeout)
+    if status != 200 or not token:
+        raise ImdsError(f"HTTP {status} for the IMDSv2 token (is IMDS turned off?)")
+    status, body = _exchange(address, "GET", DOCUMENT_PATH,
+                             [("X-aws-ec2-metadata-token", token.decode("ascii", "replace"))],
+                             time.monotonic() + timeout)
+    if status != 200:
+        raise ImdsError(f"HTTP {status} for the instance identity document")
     try:
-        md = EC2Metadata(pool_manager=_pool(timeout))
-    except TypeError:  # ec2-metadata 2.x, the last for Python 3.9, takes a requests session
-        md = EC2Metadata(session=_session(timeout))
-    md.service_url = endpoint.rstrip("/") + "/latest/"
-    md.dynamic_url = f"{md.service_url}dynamic/"
-    md.metadata_url = f"{md.service_url}meta-data/"
-    doc = md.instance_identity_document
+        doc = json.loads(body)
+    except ValueError:
+        raise ImdsError("the instance identity document is not JSON") from None
+    if not isinstance(doc, dict):
+        raise ImdsError("the instance identity document is not a JSON object")
     return InstanceIdentity(
-        instance_id=doc.get("instanceId", ""),
-        instance_type=doc.get("instanceType", ""),
-        arch=doc.get("architecture", ""),
-        region=doc.get("region", ""),
-        az=doc.get("availabilityZone", ""),
+        instance_id=str(doc.get("instanceId", "")),
+        instance_type=str(doc.get("instanceType", "")),
+        arch=str(doc.get("architecture", "")),
+        region=str(doc.get("region", "")),
+        az=str(doc.get("availabilityZone", "")),
         source="imds",
     )
 
@@ -153,7 +201,7 @@ def _apply_overrides(ident: InstanceIdentity, overrides: Mapping[str, str]) -> I
     return replace(ident, **values)
 
 
-def instance_identity(*, endpoint: str = IMDS_ENDPOINT, timeout: float = DEFAULT_TIMEOUT,
+def instance_identity(*, endpoint: str | None = None, timeout: float = DEFAULT_TIMEOUT,
                       dmi_root: str = DMI_ROOT, overrides: Mapping[str, str] | None = None,
                       use_imds: bool = True) -> InstanceIdentity:
     """Never fails: off EC2 it logs "not on EC2" once and returns what it knows."""
@@ -162,8 +210,9 @@ def instance_identity(*, endpoint: str = IMDS_ENDPOINT, timeout: float = DEFAULT
     imds_problem = "not asked"
     # The AWS SDKs' switch: set where the metadata service must not be asked.
     disabled = os.environ.get("AWS_EC2_METADATA_DISABLED", "").lower() == "true"
-    if endpoint == IMDS_ENDPOINT and disabled:
+    if endpoint is None and disabled:
         use_imds, imds_problem = False, "AWS_EC2_METADATA_DISABLED is set"
+    endpoint = endpoint or os.environ.get(ENDPOINT_VARIABLE) or IMDS_ENDPOINT
     if use_imds:
         try:
             ident = from_imds(endpoint, timeout)

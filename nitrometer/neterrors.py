@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import re
 import socket
+import sys
 
 # Substrings of urllib3's messages -> what they mean; the first found wins.
 _MESSAGES = (
@@ -37,10 +38,8 @@ def _os_error(exc: BaseException) -> OSError | None:
 
 def describe(exc: BaseException) -> str:
     """One phrase for a failed request: "connection refused", "timed out after ...", ..."""
-    try:
-        import requests
-    except ImportError:  # pragma: no cover - requests is a base dependency
-        requests = None
+    # An exception of theirs comes only from a library already loaded: never load one here.
+    requests = sys.modules.get("requests")
     if requests is not None:
         rex = requests.exceptions
         if isinstance(exc, (rex.MissingSchema, rex.InvalidSchema, rex.InvalidURL)):
@@ -53,10 +52,7 @@ def describe(exc: BaseException) -> str:
             return "too many redirects"
         if isinstance(exc, rex.HTTPError) and exc.response is not None:
             return f"HTTP {exc.response.status_code} {exc.response.reason or ''}".strip()
-    try:
-        import urllib3
-    except ImportError:  # pragma: no cover - requests brings urllib3
-        urllib3 = None
+    urllib3 = sys.modules.get("urllib3")
     if urllib3 is not None:
         if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
             return describe(exc.reason)

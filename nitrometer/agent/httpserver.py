@@ -11,19 +11,21 @@ not accepted. So a client can hold at most a few KiB and one thread, for a few s
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import selectors
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import ssl  # imported only where TLS is configured (agent/webconfig.py)
 
 log = logging.getLogger("nitrometer.web")
 
-REAP_EVERY = 0.1
+REAP_EVERY = 0.1  # seconds between two looks at the deadlines, at the most often
 LINGER = 1.0  # seconds, and reads of up to 64 KiB, to drain a refused request
 LINGER_READS = 16
 
@@ -81,6 +83,19 @@ class Reject(Exception):
         self.status = status
 
 
+class Reaper:
+    """When the reaper must look next: the nearest deadline, not a fixed beat, so an idle
+    server sleeps. A deadline nearer than the one it sleeps towards wakes it."""
+
+    def __init__(self):
+        self.wake = threading.Event()
+        self.at = float("inf")
+
+    def sooner(self, deadline: float) -> None:
+        if deadline < self.at:
+            self.wake.set()
+
+
 class Connection:
     """One client: its socket, the phase it is in and when that phase must end."""
 
@@ -92,10 +107,13 @@ class Connection:
         self.phase = "header"
         self.since = time.monotonic()
         self.deadline = float("inf")
+        self.reaper: Reaper | None = None
 
     def enter(self, phase: str, timeout: float) -> None:
         self.phase, self.since = phase, time.monotonic()
         self.deadline = self.since + timeout
+        if self.reaper is not None:
+            self.reaper.sooner(self.deadline)
 
     @property
     def waiting(self) -> bool:
@@ -172,10 +190,21 @@ def read_request(rfile, limits: Limits) -> Request | None:
     return request
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def http_date(seconds: float | None = None) -> str:
+    """IMF-fixdate (RFC 9110 5.6.7), "Sun, 06 Nov 1994 08:49:37 GMT", whatever the locale."""
+    t = time.gmtime(seconds)
+    return (f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
+
+
 def render_response(response: Response, *, head: bool, server: str,
                     extra: tuple[tuple[str, str], ...] = ()) -> bytes:
     lines = [f"HTTP/1.1 {response.status} {REASONS.get(response.status, 'Unknown')}",
-             f"Date: {email.utils.formatdate(usegmt=True)}",
+             f"Date: {http_date()}",
              f"Server: {server}",
              f"Content-Type: {response.content_type}",
              f"Content-Length: {len(response.body)}"]
@@ -224,6 +253,9 @@ class BoundedHTTPServer:
         self._stop = threading.Event()
         self._stopped = threading.Event()
         self._stopped.set()
+        self._reaper = Reaper()
+        # Wakes the accept loop at shutdown, which otherwise sleeps until a client comes.
+        self._wake_accept, self._waker = socket.socketpair()
         self.refused = 0
         self.evicted = 0
         self.expired = 0
@@ -243,11 +275,13 @@ class BoundedHTTPServer:
         try:
             with selectors.DefaultSelector() as sel:
                 sel.register(self.socket, selectors.EVENT_READ)
+                sel.register(self._wake_accept, selectors.EVENT_READ)
                 while not self._stop.is_set():
-                    if sel.select(0.2):
+                    if any(key.fileobj is self.socket for key, _ in sel.select()):
                         self._accept()
         finally:
             self._stopped.set()
+            self._reaper.wake.set()
 
     def serve_in_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.serve_forever, name="nitrometer-web", daemon=True)
@@ -263,6 +297,7 @@ class BoundedHTTPServer:
             return
         peer = addr[0] if isinstance(addr, tuple) else str(addr)
         conn = Connection(sock, peer)
+        conn.reaper = self._reaper
         with self._lock:
             if len(self._connections) >= self.limits.max_connections:
                 self._evict_locked()
@@ -297,12 +332,18 @@ class BoundedHTTPServer:
             self._threads -= 1
 
     def _reap(self) -> None:
-        while not self._stopped.wait(REAP_EVERY):
+        reaper = self._reaper
+        while not self._stopped.is_set():
+            reaper.wake.clear()  # before the deadlines are read: a nearer one set later wakes
             now = time.monotonic()
             with self._lock:
                 for conn in [c for c in self._connections if c.deadline <= now]:
                     self.expired += 1
                     conn.kill()
+                reaper.at = min((c.deadline for c in self._connections if c.deadline > now),
+                                default=float("inf"))
+            wait = None if reaper.at == float("inf") else max(reaper.at - now, REAP_EVERY)
+            reaper.wake.wait(wait)
 
     # -- one connection ------------------------------------------------------------------
     def _serve_connection(self, conn: Connection) -> None:
@@ -379,6 +420,10 @@ class BoundedHTTPServer:
     def shutdown(self) -> None:
         """Stop accepting and close every connection; returns within a fraction of a second."""
         self._stop.set()
+        try:
+            self._waker.send(b"\0")
+        except OSError:
+            pass
         self._stopped.wait(1.0)
         with self._lock:
             for conn in self._connections:
@@ -398,6 +443,8 @@ class BoundedHTTPServer:
 
     def server_close(self) -> None:
         self.socket.close()
+        self._wake_accept.close()
+        self._waker.close()
 
     @property
     def connections(self) -> int:

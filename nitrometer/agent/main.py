@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import select
 import signal
+import socket
 import sys
 import threading
 import time
@@ -18,7 +20,7 @@ from nitrometer.logs import setup_logging
 log = logging.getLogger("nitrometer")
 
 STOP_JOIN_TIMEOUT = 0.5  # SIGTERM to exit within a second
-SIGNAL_POLL = 0.1  # seconds; see serve()
+SIGNAL_POLL = 0.1  # seconds; see serve(), where signals cannot wake the main thread
 FD_LIMIT = 8192  # soft RLIMIT_NOFILE wanted: the web server stays far below it
 
 
@@ -148,6 +150,11 @@ class Agent:
                 raise NitrometerError(f"cannot listen on {shown}: {exc.strerror}") from None
         self.server = self.servers[0]
         self.wake = threading.Event()
+        # Written by a signal (signal.set_wakeup_fd) or a request: the main thread sleeps
+        # on it, whichever thread the kernel gave the signal to.
+        self._woken, self._waker = socket.socketpair()
+        for end in (self._woken, self._waker):
+            end.setblocking(False)
         self.stop_requested = False
         self.reload_requested = False
 
@@ -217,7 +224,28 @@ class Agent:
 
     def request_stop(self) -> None:
         self.stop_requested = True
+        self._wake_main()
+
+    def _wake_main(self) -> None:
         self.wake.set()
+        try:
+            self._waker.send(b"\0")
+        except OSError:
+            pass  # full: the main thread has been woken already
+
+    def _sleep_main(self, signals_wake: bool) -> None:
+        if not signals_wake:
+            # A signal taken by another thread runs its handler only when this thread next
+            # runs Python code: wake up often enough for that, whatever the load.
+            self.wake.wait(SIGNAL_POLL)
+        elif not self.wake.is_set():
+            select.select([self._woken], [], [])
+        try:
+            while self._woken.recv(4096):
+                pass
+        except OSError:
+            pass
+        self.wake.clear()
 
     def install_signal_handlers(self) -> None:
         def stop(_signum, _frame):
@@ -225,7 +253,7 @@ class Agent:
 
         def hup(_signum, _frame):
             self.reload_requested = True
-            self.wake.set()
+            self._wake_main()
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
@@ -244,14 +272,20 @@ class Agent:
                  self.config.poll_interval)
         self.notifier.ready()
         self.notifier.status(f"polling, serving {self.config.listen_address}")
-        while not self.stop_requested:
-            # A signal taken by another thread runs its handler only when this thread next
-            # runs Python code: wake up often enough for that, whatever the load.
-            self.wake.wait(SIGNAL_POLL)
-            self.wake.clear()
-            if self.reload_requested and not self.stop_requested:
-                self.reload_requested = False
-                self.reload()
+        try:
+            previous = signal.set_wakeup_fd(self._waker.fileno(), warn_on_full_buffer=False)
+            signals_wake = True
+        except ValueError:  # not the main thread: poll
+            signals_wake = False
+        try:
+            while not self.stop_requested:
+                self._sleep_main(signals_wake)
+                if self.reload_requested and not self.stop_requested:
+                    self.reload_requested = False
+                    self.reload()
+        finally:
+            if signals_wake:
+                signal.set_wakeup_fd(previous)
         self.notifier.stopping()
         log.info("stopping")
         self.sampler.interrupt()
@@ -351,7 +385,29 @@ def connection_limits():
     return Limits(max_connections=max(8, soft // 4))
 
 
+M_ARENA_MAX = -8  # glibc's malloc.h
+ARENA_MAX = 2
+
+
+def limit_malloc_arenas() -> bool:
+    """At most two glibc malloc arenas: threads would otherwise get arenas of their own
+    (64 MiB of address space, some of it resident, each) in an agent that allocates
+    little. Not every way of starting the agent sets MALLOC_ARENA_MAX; when it is set, it
+    wins. Call before any thread starts; True when applied."""
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return False
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # musl and others: no mallopt
+        return False
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    return mallopt(M_ARENA_MAX, ARENA_MAX) == 1
+
+
 def run(args: argparse.Namespace) -> int:
+    limit_malloc_arenas()
     config = build_config(args)
     setup_logging(config.log_level, config.log_format)
     from nitrometer import native  # noqa: F401 - says clearly if the C core is missing

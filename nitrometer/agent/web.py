@@ -7,7 +7,6 @@ client that never finishes it cannot hold up other scrapes (nor the poll loop).
 
 from __future__ import annotations
 
-import html
 import logging
 import threading
 
@@ -56,6 +55,15 @@ def accepts_gzip(header: str | None) -> bool:
         return named > 0
     return star is not None and star > 0
 
+
+
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;",
+                          "'": "&#x27;"})
+
+
+def escape(text: str) -> str:
+    """html.escape, without loading html (its entity table is 0.3 MiB)."""
+    return text.translate(_ESCAPES)
 
 class MetricsServer(BoundedHTTPServer):
     server_name = f"nitrometer/{__version__}"
@@ -118,8 +126,8 @@ class MetricsServer(BoundedHTTPServer):
         if request.path == self.path:
             return self._metrics(request)
         if request.path == "/":
-            body = INDEX.format(version=html.escape(__version__), path=html.escape(self.path),
-                                status=html.escape(self.status()))
+            body = INDEX.format(version=escape(__version__), path=escape(self.path),
+                                status=escape(self.status()))
             return Response(200, body.encode(), "text/html; charset=utf-8")
         return Response(404, b"Not found\n")
 

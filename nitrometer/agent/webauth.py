@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
-import secrets
 import threading
 import time
 
@@ -39,6 +36,8 @@ def cost_of(hashed: bytes) -> int:
 def dummy_hash(cost: int) -> bytes:
     """A well-formed hash at `cost` that no password matches, made without running bcrypt
     (a hashpw at a high cost would hold up the load)."""
+    import secrets
+
     def chars(n: int, last: str) -> str:
         return "".join(secrets.choice(_ALPHABET) for _ in range(n - 1)) + secrets.choice(last)
 
@@ -89,6 +88,10 @@ class Authenticator:
         """
         if not self.users:
             return True
+        # Loaded with the first password (OpenSSL behind hashlib): none without users.
+        import hashlib
+        import hmac
+
         if not header or not header.startswith("Basic "):
             return False
         try:

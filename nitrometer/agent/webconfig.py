@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import os
 import re
-import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nitrometer.errors import ConfigError
 
-TLS_VERSIONS = {
-    "TLS10": ssl.TLSVersion.TLSv1,
-    "TLS11": ssl.TLSVersion.TLSv1_1,
-    "TLS12": ssl.TLSVersion.TLSv1_2,
-    "TLS13": ssl.TLSVersion.TLSv1_3,
-}
+if TYPE_CHECKING:
+    import ssl
+
+# ssl (OpenSSL, several MiB) is imported only to serve TLS: names of its constants here.
+TLS_VERSIONS = {"TLS10": "TLSv1", "TLS11": "TLSv1_1", "TLS12": "TLSv1_2", "TLS13": "TLSv1_3"}
 # Go's crypto/tls names -> OpenSSL's, for the suites up to TLS 1.2 that Go offers.
 CIPHER_SUITES = {
     "TLS_RSA_WITH_AES_128_CBC_SHA": "AES128-SHA",
@@ -45,9 +44,9 @@ CURVES = {"CurveP256": "prime256v1", "CurveP384": "secp384r1", "CurveP521": "sec
 # client_auth_type -> (verify mode, needs client_ca); the two Go modes that take a client
 # certificate without verifying it have no OpenSSL equivalent here and are refused.
 CLIENT_AUTH = {
-    "NoClientCert": (ssl.CERT_NONE, False),
-    "VerifyClientCertIfGiven": (ssl.CERT_OPTIONAL, True),
-    "RequireAndVerifyClientCert": (ssl.CERT_REQUIRED, True),
+    "NoClientCert": ("CERT_NONE", False),
+    "VerifyClientCertIfGiven": ("CERT_OPTIONAL", True),
+    "RequireAndVerifyClientCert": ("CERT_REQUIRED", True),
 }
 RESPONSE_HEADERS = {
     "Content-Security-Policy": None,
@@ -88,10 +87,12 @@ class WebConfig:
     def ssl_context(self) -> ssl.SSLContext | None:
         if not self.tls:
             return None
+        import ssl
+
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         try:
-            ctx.minimum_version = TLS_VERSIONS[self.min_version]
-            ctx.maximum_version = TLS_VERSIONS[self.max_version]
+            ctx.minimum_version = getattr(ssl.TLSVersion, TLS_VERSIONS[self.min_version])
+            ctx.maximum_version = getattr(ssl.TLSVersion, TLS_VERSIONS[self.max_version])
         except ValueError as exc:
             raise ConfigError(f"web.config.file: TLS versions {self.min_version}.."
                               f"{self.max_version} are not available here: {exc}") from None
@@ -116,7 +117,7 @@ class WebConfig:
                 raise ConfigError(f"web.config.file: curve {self.curve_preferences[0]} is "
                                   "not available in this OpenSSL") from None
         mode, _ = CLIENT_AUTH[self.client_auth_type]
-        ctx.verify_mode = mode
+        ctx.verify_mode = getattr(ssl, mode)
         if self.client_ca_file or self.client_ca_pem:
             try:
                 ctx.load_verify_locations(cafile=self.client_ca_file, cadata=self.client_ca_pem)
@@ -137,6 +138,8 @@ class WebConfig:
 
 def _load_cert_chain(ctx: ssl.SSLContext, config: WebConfig) -> None:
     """From files, or from inline PEM through anonymous memory files (never the disk)."""
+    import ssl
+
     fds = []
     try:
         cert, key = config.cert_file, config.key_file

@@ -173,12 +173,44 @@ class IoctlSource:
             raise error_from_os(self.device.path, exc, "Get Log Page 0xD0") from None
         except native.NvmeStatusError as exc:
             self.close()
-            raise NvmeStatusReadError(
-                f"{self.device.path}: the controller refused Get Log Page 0xD0 with NVMe "
-                f"status {exc.status:#x}", exc.status) from None
+            raise self._refused(exc.status) from None
         stamp = self.clock.monotonic()
         check_magic(self.device.path, page)
         return page, stamp
+
+    def _refused(self, status: int) -> NvmeStatusReadError:
+        return NvmeStatusReadError(
+            f"{self.device.path}: the controller refused Get Log Page 0xD0 with NVMe "
+            f"status {status:#x}", status)
+
+    # -- polled: the request goes out now, its reply comes to a sink ----------------------
+
+    @property
+    def poller(self):
+        """The backend that sends the read without waiting (the broker), or None."""
+        admin = self.admin
+        return admin if hasattr(admin, "submit_log_page") else None
+
+    def submit_read(self, sink, token) -> None:
+        """Send Get Log Page 0xD0; `outcome_of` turns its reply into what read() gives."""
+        try:
+            self.admin.submit_log_page(self.device.path, self.nsid, self.length, sink, token)
+        except OSError as exc:
+            raise error_from_os(self.device.path, exc, "Get Log Page 0xD0") from None
+
+    def outcome_of(self, kind: int, code: int, data: bytes):
+        """(page, t) for a page, or the exception read() would have raised."""
+        if kind == privsep.REPLY_NVME_STATUS:
+            return self._refused(code)
+        if kind != privsep.REPLY_OK:
+            return error_from_os(self.device.path, OSError(code, os.strerror(code)),
+                                 "Get Log Page 0xD0")
+        stamp = self.clock.monotonic()
+        try:
+            check_magic(self.device.path, data)
+        except NotEc2Error as exc:
+            return exc
+        return data, stamp
 
     def close(self) -> None:
         if self._fd is not None:

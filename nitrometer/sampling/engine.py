@@ -2,9 +2,9 @@
 
 The agent and every device command (snapshot, diagnose, record, replay) run this same
 engine; they differ only in what they do with each tick's result. A tick asks every due
-device for a page (its own thread per real device, in line for simulations and
-recordings), folds each page into its device's tracker, and hands back the intervals,
-baselines, failures and episode events.
+device for a page (all at once for real devices, sampling/polled.py; in line for
+simulations and recordings), folds each page into its device's tracker, and hands back
+the intervals, baselines, failures and episode events.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from nitrometer.errors import DeviceError
 from nitrometer.sampling.device import DeviceTracker, key_of, no_limits
 from nitrometer.sampling.episodes import DEFAULT_GAP, DEFAULT_ONGOING_EVERY
 from nitrometer.sampling.interval import DEFAULT_EXCEEDED_SHARE, Interval
-from nitrometer.sampling.reads import ThreadedReads, read_once
+from nitrometer.sampling.polled import PolledReads
+from nitrometer.sampling.reads import read_once
 from nitrometer.timefmt import MAX_INTERVAL, MIN_INTERVAL
 
 log = logging.getLogger("nitrometer.sampling")
@@ -87,7 +88,7 @@ class Engine:
         self.limits_of = limits_of or no_limits  # device -> Limits | None
         self.clock = clock or Clock()
         self.watcher = watcher
-        self.reads = ThreadedReads() if threaded else None
+        self.reads = PolledReads() if threaded else None
         self.trackers: dict[tuple[str, str], DeviceTracker] = {}
         self.instance_type: str | None = None  # bounds each device's growth: set_instance_type
         self.stalled: set = set()  # devices whose in-flight read was reported slow

@@ -1,10 +1,15 @@
 """Reading real devices so that a slow or hung one never holds up the others.
 
-Each device has its own worker thread, so at most one read per device is ever in flight and
-a device hung in its ioctl (or in nvme-cli) ties up only its own thread, however many hang.
-The engine asks every due device at the start of a tick and waits for the answers until
-the tick's budget; a read that finishes later is used at the next tick, not dropped (its
-page carries the time it was read). Nothing here ever waits for a hung read to end.
+At most one read per device is ever in flight. The engine asks every due device at the
+start of a tick and waits for the answers until the tick's budget; a read that finishes
+later is used at the next tick, not dropped (its page carries the time it was read).
+Nothing here ever waits for a hung read to end.
+
+Devices read through the privileged reader are polled (PolledReads): a request per due
+device goes out without waiting, the replies come back in batches, and the engine wakes
+once per batch. Other sources (nvme-cli, an ioctl from this process) block in their read,
+so each has its own worker thread (ThreadedReads): a device hung in its ioctl ties up only
+its own thread, however many hang.
 """
 
 from __future__ import annotations
@@ -36,8 +41,8 @@ class _Worker:
 class ThreadedReads:
     """Per-device workers, all reporting to one condition the engine waits on."""
 
-    def __init__(self):
-        self.cond = threading.Condition()
+    def __init__(self, cond: threading.Condition | None = None):
+        self.cond = cond or threading.Condition()
         self._workers: dict = {}
         self.closed = False
 
@@ -77,19 +82,26 @@ class ThreadedReads:
         monotonic), then return every answer that is in, including late ones."""
         keys = list(keys)
         with self.cond:
-            while True:
-                pending = [k for k in keys if k in self._workers
-                           and self._workers[k].busy_since is not None]
+            while self.waiting(keys) and not self.closed:
                 left = deadline - time.monotonic()
-                if not pending or left <= 0 or self.closed:
+                if left <= 0:
                     break
                 self.cond.wait(left)
-            out = {}
-            for key in keys:
-                worker = self._workers.get(key)
-                if worker is not None and worker.outcome is not None:
-                    out[key], worker.outcome = worker.outcome, None
-            return out
+            return self.take(keys)
+
+    def waiting(self, keys) -> bool:
+        """Whether a read of any of these devices is in flight (hold `cond`)."""
+        workers = self._workers
+        return any(k in workers and workers[k].busy_since is not None for k in keys)
+
+    def take(self, keys) -> dict:
+        """The finished reads of these devices, handed over once (hold `cond`)."""
+        out = {}
+        for key in keys:
+            worker = self._workers.get(key)
+            if worker is not None and worker.outcome is not None:
+                out[key], worker.outcome = worker.outcome, None
+        return out
 
     def close(self) -> None:
         """Wakes a waiting collect() and retires every worker; none is waited for."""

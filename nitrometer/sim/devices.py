@@ -9,7 +9,6 @@ same seed gives the same pages whatever the read cadence.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 import threading
@@ -149,8 +148,17 @@ SCENARIOS: dict[str, Callable[[int], Callable]] = {
 }
 
 
+try:  # the interpreter's own SHA-256, as random.py takes its SHA-512: hashlib loads OpenSSL
+    from _sha2 import sha256 as _sha256  # Python 3.12+
+except ImportError:
+    try:
+        from _sha256 import sha256 as _sha256
+    except ImportError:
+        from hashlib import sha256 as _sha256
+
+
 def _serial(prefix: str, *parts) -> str:
-    digest = hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()
+    digest = _sha256(":".join(map(str, parts)).encode()).hexdigest()
     return prefix + digest[:17]
 
 

@@ -36,7 +36,9 @@ DMI_QEMU = str(SYSFS_FIXTURES / "dmi-qemu" / "devices/virtual/dmi/id")
 class FakeImds(BaseHTTPRequestHandler):
     """IMDSv2: PUT /latest/api/token with a TTL header, then GETs carrying the token."""
 
-    mode = "ok"  # ok | reject (401 on every GET) | hang (the token PUT never answers in time)
+    # ok | reject (401 on every GET) | hang (the token PUT never answers in time) |
+    # forbidden (403 on the token PUT: IMDS turned off for the instance) | notjson
+    mode = "ok"
     seen: list[tuple[str, str, dict]] = []
 
     def log_message(self, *args):
@@ -52,6 +54,8 @@ class FakeImds(BaseHTTPRequestHandler):
         self.seen.append(("PUT", self.path, dict(self.headers)))
         if self.mode == "hang":
             time.sleep(3)
+        if self.mode == "forbidden":
+            return self._send(403)
         if self.path != "/latest/api/token" or \
                 "X-aws-ec2-metadata-token-ttl-seconds" not in self.headers:
             return self._send(400)
@@ -62,6 +66,8 @@ class FakeImds(BaseHTTPRequestHandler):
         if self.mode == "reject" or self.headers.get("X-aws-ec2-metadata-token") != TOKEN:
             return self._send(401)
         if self.path == "/latest/dynamic/instance-identity/document":
+            if self.mode == "notjson":
+                return self._send(200, b"<html>captive portal</html>")
             return self._send(200, json.dumps(DOCUMENT).encode())
         self._send(404)
 
@@ -164,3 +170,44 @@ def test_metadata_disabled_by_the_aws_switch_asks_no_network(monkeypatch, tmp_pa
     monkeypatch.setattr(identity, "from_imds", refuse)
     ident = identity.instance_identity(dmi_root=str(tmp_path / "no-dmi"))
     assert ident.instance_id == "" and ident.source == "none"
+
+
+@pytest.mark.parametrize("mode, said", [
+    ("forbidden", "HTTP 403 for the IMDSv2 token (is IMDS turned off?)"),
+    ("notjson", "the instance identity document is not JSON"),
+])
+def test_imds_answers_that_are_not_an_identity_say_why_in_one_line(imds, caplog, mode, said):
+    imds.mode = mode
+    with caplog.at_level(logging.WARNING, logger="nitrometer.identity"):
+        ident = instance_identity(endpoint=imds.url, timeout=2.0, dmi_root=DMI_QEMU)
+    assert ident.source == "none"
+    [warning] = [r.getMessage() for r in caplog.records if "not on EC2" in r.getMessage()]
+    assert f"no instance metadata: {said};" in warning
+    # No GET without a token, and never the IMDSv1 fallback.
+    assert [m for m, _, _ in imds.seen] == (["PUT"] if mode == "forbidden" else ["PUT", "GET"])
+
+
+def test_the_sdk_endpoint_variable_points_the_agent_elsewhere(imds, monkeypatch):
+    monkeypatch.delenv("AWS_EC2_METADATA_DISABLED", raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.url + "/")
+    ident = instance_identity(timeout=2.0, dmi_root=DMI_QEMU)
+    assert (ident.instance_id, ident.source) == ("i-0aa11bb22cc33dd44", "imds")
+    monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "https://169.254.169.254")
+    assert instance_identity(timeout=0.5, dmi_root=DMI_QEMU).source == "none"
+
+
+def test_the_metadata_query_loads_no_http_client_library():
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from nitrometer.identity import instance_identity\n"
+            "instance_identity(endpoint='http://127.0.0.1:9', timeout=0.5,"
+            " dmi_root='/nonexistent')\n"
+            "heavy = ('ssl', 'email', 'http.client', 'urllib.request', 'urllib3', 'requests',"
+            " 'ec2_metadata', 'hashlib')\n"
+            "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

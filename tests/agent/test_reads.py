@@ -6,7 +6,13 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
+from nitrometer.sampling.polled import PolledReads
 from nitrometer.sampling.reads import ThreadedReads
+
+# Sources that block in their read get a worker in either (the poller hands them over).
+pytestmark = pytest.mark.parametrize("kind", [ThreadedReads, PolledReads])
 
 
 class Source:
@@ -35,16 +41,16 @@ def key(source):
     return ("instance_store", source.name)
 
 
-def reads_of(*sources):
-    reads = ThreadedReads()
+def reads_of(kind, *sources):
+    reads = kind()
     for s in sources:
         reads.add(key(s), s)
     return reads
 
 
-def test_answers_within_the_budget_come_back_in_the_same_tick():
+def test_answers_within_the_budget_come_back_in_the_same_tick(kind):
     sources = [Source(f"nvme{i}n1", delay=0.05) for i in range(20)]
-    reads = reads_of(*sources)
+    reads = reads_of(kind, *sources)
     for s in sources:
         assert reads.request(key(s))
     out = reads.collect([key(s) for s in sources], time.monotonic() + 5)
@@ -53,9 +59,9 @@ def test_answers_within_the_budget_come_back_in_the_same_tick():
     reads.close()
 
 
-def test_a_late_answer_is_kept_for_the_next_collect_not_dropped():
+def test_a_late_answer_is_kept_for_the_next_collect_not_dropped(kind):
     slow = Source("nvme1n1", delay=0.3)
-    reads = reads_of(slow)
+    reads = reads_of(kind, slow)
     reads.request(key(slow))
     assert reads.collect([key(slow)], time.monotonic() + 0.05) == {}
     assert reads.in_flight(key(slow)) is not None
@@ -69,12 +75,12 @@ def test_a_late_answer_is_kept_for_the_next_collect_not_dropped():
     reads.close()
 
 
-def test_many_hung_devices_never_starve_the_healthy_ones():
+def test_many_hung_devices_never_starve_the_healthy_ones(kind):
     release = threading.Event()
     hung = [Source(f"nvme{i}n1", block=release) for i in range(40)]
     healthy = [Source(f"nvme{i}n1") for i in range(40, 44)]
     failing = Source("nvme44n1", fail=OSError(5, "Input/output error"))
-    reads = reads_of(*hung, *healthy, failing)
+    reads = reads_of(kind, *hung, *healthy, failing)
     everyone = hung + healthy + [failing]
     for _tick in range(3):
         for s in everyone:

@@ -245,6 +245,31 @@ def test_keep_alive_then_idle_connections_are_closed(rig):
         server.server_close()
 
 
+def test_a_nearer_deadline_wakes_the_reaper_asleep_towards_a_far_one(rig):
+    """The reaper sleeps until the nearest deadline: here a keep-alive connection idle for
+    up to 60 s. The same connection then starts a request that never ends: the header
+    deadline, much nearer, is kept all the same."""
+    r = rig([ScriptedSource(device(), None, lambda b, i: b.advance(reads=10))])
+    r.sampler.run(2)
+    server = MetricsServer(("127.0.0.1", 0), r.exporter, load_web_config(None),
+                           limits=Limits(idle_timeout=60.0, header_timeout=1.0))
+    server.serve_in_thread()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
+        conn.request("GET", "/metrics")
+        assert conn.getresponse().read() == r.exporter.body()
+        time.sleep(0.5)  # the reaper is asleep towards the idle deadline
+        conn.sock.sendall(b"GET /metrics HTTP/1.1\r\n")  # and no more
+        started = time.monotonic()
+        conn.sock.settimeout(30)
+        assert conn.sock.recv(100) == b""
+        assert time.monotonic() - started < 20  # the header deadline, not the idle one
+        assert server.expired >= 1
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_past_the_connection_cap_the_longest_waiting_client_makes_room(rig):
     r = rig([ScriptedSource(device(), None, lambda b, i: b.advance(reads=10))])
     r.sampler.run(2)
@@ -487,3 +512,23 @@ def test_a_web_config_that_is_not_utf8_or_endless_is_one_line(tmp_path):
         load_web_config(str(web))
     with pytest.raises(ConfigError, match="larger than 1024 KiB"):
         load_web_config("/dev/zero")
+
+
+def test_the_date_header_is_an_imf_fixdate_whatever_the_locale():
+    import email.utils
+
+    from nitrometer.agent.httpserver import http_date
+
+    # RFC 9110 section 5.6.7's own example, then a spread of instants against the stdlib.
+    assert http_date(784111777) == "Sun, 06 Nov 1994 08:49:37 GMT"
+    for t in (0, 951782400, 1709208000, 1790000000.75, 4102444799):
+        assert http_date(t) == email.utils.formatdate(t, usegmt=True)
+
+
+def test_the_index_page_escapes_as_html_escape_does():
+    import html
+
+    from nitrometer.agent.web import escape
+
+    for text in ("/metrics", "<script>alert('x')</script>", 'a "b" & c', "", "é&<>'\""):
+        assert escape(text) == html.escape(text)

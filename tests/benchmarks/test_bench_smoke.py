@@ -161,3 +161,35 @@ def test_quick_savings_run_sets_the_model_beside_a_bare_group_by(tmp_path):
     assert "| savings model peak RSS, 0.2M CUR lines | < 500 MiB |" in report
     # the generated file is kept under a name made of its parameters
     assert (tmp_path / "cache" / "cur2-200000-aws-seed1.parquet").is_file()
+
+
+def test_import_times_are_grouped_by_top_level_package():
+    from benchmarks.imports import import_times
+
+    # `python -X importtime` writes one line per module once its import ends, children
+    # before their parent, nesting shown by two spaces a level
+    # (https://docs.python.org/3/using/cmdline.html#cmdoption-X, "importtime").
+    stderr = "\n".join([
+        "import time: self [us] | cumulative | imported package",
+        "import time:       100 |        100 |       _ssl",
+        "import time:       300 |        400 |     ssl",
+        "import time:        50 |         50 |       http.client",
+        "import time:        20 |         70 |     http",
+        "import time:        10 |        480 |   prometheus_client",
+        "level=info something else on stderr",
+        "import time:        30 |        510 | prometheus_client.utils",
+        "import time:         7 |          7 | h11",
+    ])
+    assert import_times(stderr) == {
+        "_ssl": (100, 100), "ssl": (300, 400), "http": (70, 70),
+        "prometheus_client": (40, 510), "h11": (7, 7)}
+
+
+@pytest.mark.slow
+def test_quick_imports_run_reports_imports_memory_and_what_loads_them(tmp_path):
+    report = run_benchmarks(tmp_path, "imports")
+    section = report.split("## 14. The agent's imports and memory after start-up", 1)[1]
+    assert "| top-level package | cumulative | own | runs |" in section
+    assert "| nitrometer |" in section
+    assert re.search(r"RSS \d+\.\d MiB \(median of 1 runs\), \d+ threads", section)
+    assert "| file or package | allocated |" in section
