@@ -3,7 +3,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "nitrometer_native.h"
+#include "core_internal.h"
 
 /* Byte offsets in the page (docs/logpage.md). */
 #define OFF_MAGIC 0
@@ -39,16 +39,35 @@ _Static_assert(sizeof(((nm_page *)0)->band_read) == 8 * NM_MAX_BANDS * NM_DETAIL
 _Static_assert(sizeof(((nm_summary *)0)->q) ==
                8 * (2 + 2 * NM_MAX_BANDS) * NM_MAX_QUANTILES, "nm_summary.q");
 
-/* Little-endian loads that never assume alignment or host byte order. */
-static uint32_t le32(const uint8_t *p)
+/* Little-endian loads that never assume alignment or host byte order (on a little-endian
+ * host, one unaligned load each). */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+static inline uint32_t le32(const uint8_t *p)
+{
+    uint32_t v;
+
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+static inline uint64_t le64(const uint8_t *p)
+{
+    uint64_t v;
+
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+#else
+static inline uint32_t le32(const uint8_t *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-static uint64_t le64(const uint8_t *p)
+static inline uint64_t le64(const uint8_t *p)
 {
     return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
 }
+#endif
 
 /* The exporter's le label of a bound: the very same expression, so equal here = equal there. */
 static double upper_seconds(uint64_t upper_us)
@@ -158,6 +177,65 @@ int nm_decode(const uint8_t *buf, size_t len, nm_page *out)
         decode_bands(buf, len, out) != 0)
         clear_bands(out);
     return rc;
+}
+
+/* The bins at p have the bounds h holds (so nm_decode would accept them as it did). */
+static int same_bounds(const uint8_t *p, const nm_hist *h)
+{
+    if (le64(p) != h->num_bins)
+        return 0;
+    for (uint32_t b = 0; b < h->num_bins; b++) {
+        const uint8_t *bin = p + 8 + (size_t)b * HIST_BIN_LEN;
+
+        if (le64(bin) != h->lower[b] || le64(bin + 8) != h->upper[b])
+            return 0;
+    }
+    return 1;
+}
+
+/* The band header in buf is the one page was decoded from (or, cleared, yields none). */
+static int same_bands(const uint8_t *buf, size_t len, const nm_page *page)
+{
+    if (page->version > 1 && len < NM_DETAIL_PAGE_LEN)
+        return 1; /* a newer version's short page has no bands, whatever its header says */
+    if (le32(buf + OFF_NUM_HISTS) != page->num_bands)
+        return 0;
+    for (uint32_t i = 0; i < page->num_bands; i++) {
+        uint32_t size = le32(buf + OFF_IO_SIZES + 4 * i);
+
+        if ((size == NO_SIZE_BOUND ? UINT64_MAX : size) != page->band_high[i])
+            return 0;
+    }
+    return 1;
+}
+
+int nm_redecode(const uint8_t *buf, size_t len, size_t prev_len, nm_page *page)
+{
+    int detail = len >= NM_DETAIL_PAGE_LEN;
+
+    if (len < NM_BASE_PAGE_LEN || detail != (prev_len >= NM_DETAIL_PAGE_LEN) ||
+        le32(buf + OFF_MAGIC) != page->magic || le32(buf + OFF_VERSION) != page->version ||
+        !same_bounds(buf + OFF_READ_HIST, &page->read) ||
+        !same_bounds(buf + OFF_WRITE_HIST, &page->write) ||
+        (page->version >= 1 && !same_bands(buf, len, page)))
+        return 0;
+    for (int i = 0; i < NM_NUM_COUNTERS; i++)
+        page->counters[i] = le64(buf + OFF_COUNTERS + 8 * i);
+    for (uint32_t b = 0; b < page->read.num_bins; b++)
+        page->read.count[b] = le32(buf + OFF_READ_HIST + 8 + (size_t)b * HIST_BIN_LEN + 16);
+    for (uint32_t b = 0; b < page->write.num_bins; b++)
+        page->write.count[b] = le32(buf + OFF_WRITE_HIST + 8 + (size_t)b * HIST_BIN_LEN + 16);
+    if (!detail)
+        return 1; /* bands of a short page count nothing: they stay 0 */
+    for (uint32_t i = 0; i < page->num_bands; i++) {
+        const uint8_t *block = buf + OFF_DETAIL + (size_t)i * DETAIL_BLOCK_LEN;
+
+        for (uint32_t b = 0; b < page->band_bins; b++) {
+            page->band_read[i][b] = le64(block + 8 * b);
+            page->band_write[i][b] = le64(block + DETAIL_WRITE_OFF + 8 * b);
+        }
+    }
+    return 1;
 }
 
 const char *nm_strerror(int code)
