@@ -58,46 +58,113 @@ typedef struct {
 } hist_sums;
 
 /*
- * Growth of each count from base to cur into out, with its sum and or as sums[h]; 0 when
- * one went down or grew too much.
+ * Where growth needs no closer look: a count below 2^62 that went down wraps past 2^62, so
+ * with every baseline count below 2^62, growth whose bits all fit in the mask (the largest
+ * 2^k - 1 within both the bounds' cap and 2^62) means nothing went down or grew too much.
  */
-static int grew_within(const uint64_t *base, const uint64_t *cur, uint32_t n, uint64_t cap,
-                       double limit, uint64_t *out, hist_sums *sums, uint32_t h)
+static uint64_t plain_mask(uint64_t cap)
 {
-    uint64_t sum = 0, any = 0;
-    int down = 0, over = 0;
+    uint64_t within = cap >= (1ull << 62) ? (1ull << 62) - 1 : cap;
 
-    /* Branch-free over the bins; the rare count past the integer cap is judged after. */
+    return (1ull << (63 - __builtin_clzll(within + 1))) - 1;
+}
+
+/* The bins' verdict once growth leaves the mask: each judged as guard.c does. */
+static int judged_one_by_one(const uint64_t *base, const uint64_t *cur, const uint64_t *grew,
+                             uint32_t n, uint64_t cap, double limit)
+{
     for (uint32_t b = 0; b < n; b++) {
-        uint64_t grew = cur[b] - base[b];
-
-        down |= cur[b] < base[b];
-        over |= grew > cap;
-        out[b] = grew;
-        sum += grew;
-        any |= grew;
-    }
-    if (down)
-        return 0;
-    for (uint32_t b = 0; over && b < n; b++) {
-        if (past(out[b], cap, limit))
+        if (cur[b] < base[b] || past(grew[b], cap, limit))
             return 0;
     }
+    return 1;
+}
+
+typedef struct {
+    uint64_t cap, mask;
+    double limit;
+} bin_bound;
+
+static int settle(const uint64_t *base, const uint64_t *cur, const uint64_t *out, uint32_t n,
+                  const bin_bound *bb, uint64_t sum, uint64_t any, uint64_t bases,
+                  hist_sums *sums, uint32_t h)
+{
+    if (((any & ~bb->mask) | (bases >> 62)) != 0 &&
+        !judged_one_by_one(base, cur, out, n, bb->cap, bb->limit))
+        return 0;
     sums->sum[h] = sum;
     sums->any[h] = any;
     return 1;
 }
 
+/* Growth of each count from base to cur into out, its sum and or as sums[h]; 0 when one
+ * went down or grew past the bounds. */
+static int grew_within(const uint64_t *base, const uint64_t *cur, uint32_t n,
+                       const bin_bound *bb, uint64_t *out, hist_sums *sums, uint32_t h)
+{
+    uint64_t sum = 0, any = 0, bases = 0;
+
+    for (uint32_t b = 0; b < n; b++) {
+        uint64_t grew = cur[b] - base[b];
+
+        bases |= base[b];
+        out[b] = grew;
+        sum += grew;
+        any |= grew;
+    }
+    return settle(base, cur, out, n, bb, sum, any, bases, sums, h);
+}
+
+/* The same for counts read straight from the page into cur: u32 base-histogram bins at
+ * their stride, or u64 band bins side by side. */
+static int grew_from_bins(const uint8_t *p, const uint64_t *base, uint32_t n,
+                          const bin_bound *bb, uint64_t *cur, uint64_t *out, hist_sums *sums,
+                          uint32_t h)
+{
+    uint64_t sum = 0, any = 0, bases = 0;
+
+    for (uint32_t b = 0; b < n; b++) {
+        uint64_t now = le32(p + (size_t)b * HIST_BIN_LEN), grew = now - base[b];
+
+        bases |= base[b];
+        cur[b] = now;
+        out[b] = grew;
+        sum += grew;
+        any |= grew;
+    }
+    return settle(base, cur, out, n, bb, sum, any, bases, sums, h);
+}
+
+static int grew_from_band(const uint8_t *p, const uint64_t *base, uint32_t n,
+                          const bin_bound *bb, uint64_t *cur, uint64_t *out, hist_sums *sums,
+                          uint32_t h)
+{
+    uint64_t sum = 0, any = 0, bases = 0;
+
+    for (uint32_t b = 0; b < n; b++) {
+        uint64_t now = le64(p + 8 * (size_t)b), grew = now - base[b];
+
+        bases |= base[b];
+        cur[b] = now;
+        out[b] = grew;
+        sum += grew;
+        any |= grew;
+    }
+    return settle(base, cur, out, n, bb, sum, any, bases, sums, h);
+}
+
 /*
- * The steady-state commit: 1 when it committed cur (the delta in d->out), 0 when the poll
- * needs the general rules; then nothing but scratch counts in d->out.delta changed.
+ * The steady-state commit of a page with cur's layout, read straight from buf: 1 when it
+ * committed it (cur and the delta in d->out), 0 when the poll needs the general rules;
+ * then the caller reads cur's counts again and nothing else has changed.
  */
-static int fast_commit(nm_device *d, double t, hist_sums *sums)
+static int fast_commit(nm_device *d, const uint8_t *buf, size_t len, double t,
+                       hist_sums *sums)
 {
     nm_guard *g = &d->guard;
     nm_page *base = &g->base, *cur = &d->cur, *delta = &d->out.delta;
-    double limit[NM_NUM_COUNTERS], bin_limit;
-    uint64_t bin_cap;
+    double limit[NM_NUM_COUNTERS];
+    bin_bound bb;
 
     /* guard.c judges write bins by the read histogram's count: equal counts only here. */
     if (!d->in_step || !g->has_base || !g->confirmed || g->has_held ||
@@ -108,11 +175,13 @@ static int fast_commit(nm_device *d, double t, hist_sums *sums)
         d->delta_layout_ok = 1;
         d->layout_known = 0;
     }
-    nm_growth_limits(&d->bounds, t - g->base_t, limit, &bin_limit);
-    bin_cap = surely_within(bin_limit);
+    nm_growth_limits(&d->bounds, t - g->base_t, limit, &bb.limit);
+    bb.cap = surely_within(bb.limit);
+    bb.mask = plain_mask(bb.cap);
     for (int i = 0; i < NM_NUM_COUNTERS; i++) {
-        uint64_t before = base->counters[i], now = cur->counters[i];
+        uint64_t before = base->counters[i], now = le64(buf + OFF_COUNTERS + 8 * i);
 
+        cur->counters[i] = now;
         if (i == NM_QUEUE_LENGTH)
             delta->counters[i] = now; /* a gauge */
         else if (now < before || past(now - before, surely_within(limit[i]), limit[i]))
@@ -121,16 +190,26 @@ static int fast_commit(nm_device *d, double t, hist_sums *sums)
             delta->counters[i] = now - before;
     }
     /* u32 bins that went down may have wrapped: that is the general rules' call too. */
-    if (!grew_within(base->read.count, cur->read.count, cur->read.num_bins, bin_cap,
-                     bin_limit, delta->read.count, sums, 0) ||
-        !grew_within(base->write.count, cur->write.count, cur->write.num_bins, bin_cap,
-                     bin_limit, delta->write.count, sums, 1))
+    if (!grew_from_bins(buf + OFF_READ_HIST + 8 + 16, base->read.count, cur->read.num_bins,
+                        &bb, cur->read.count, delta->read.count, sums, 0) ||
+        !grew_from_bins(buf + OFF_WRITE_HIST + 8 + 16, base->write.count,
+                        cur->write.num_bins, &bb, cur->write.count, delta->write.count, sums,
+                        1))
         return 0;
     for (uint32_t i = 0; i < cur->num_bands; i++) {
-        if (!grew_within(base->band_read[i], cur->band_read[i], cur->band_bins, bin_cap,
-                         bin_limit, delta->band_read[i], sums, 2 + 2 * i) ||
-            !grew_within(base->band_write[i], cur->band_write[i], cur->band_bins, bin_cap,
-                         bin_limit, delta->band_write[i], sums, 3 + 2 * i))
+        const uint8_t *block = buf + OFF_DETAIL + (size_t)i * DETAIL_BLOCK_LEN;
+        int grew = len >= NM_DETAIL_PAGE_LEN
+            ? grew_from_band(block, base->band_read[i], cur->band_bins, &bb,
+                             cur->band_read[i], delta->band_read[i], sums, 2 + 2 * i) &&
+              grew_from_band(block + DETAIL_WRITE_OFF, base->band_write[i], cur->band_bins,
+                             &bb, cur->band_write[i], delta->band_write[i], sums, 3 + 2 * i)
+            /* a short page's bands count nothing: 0 in cur as in base */
+            : grew_within(base->band_read[i], cur->band_read[i], cur->band_bins, &bb,
+                          delta->band_read[i], sums, 2 + 2 * i) &&
+              grew_within(base->band_write[i], cur->band_write[i], cur->band_bins, &bb,
+                          delta->band_write[i], sums, 3 + 2 * i);
+
+        if (!grew)
             return 0;
     }
     /* Nothing went down, so the baseline plus the delta is cur itself. */
@@ -207,6 +286,25 @@ static void add_counts(uint64_t *into, const uint64_t *count, uint32_t n)
         into[b] = sat_add(into[b], count[b]);
 }
 
+/* Adds a band's counts into its totals, returning their estimated time as
+ * nm_band_time_us does, in one pass. */
+static double add_band(uint64_t *into, const uint64_t *count, uint32_t n, const uint64_t *w,
+                       uint32_t w_bits, const nm_hist *bounds)
+{
+    uint64_t any = 0, twice = 0;
+
+    for (uint32_t b = 0; b < n; b++) {
+        any |= count[b];
+        twice += count[b] * w[b]; /* used only when it cannot have overflowed */
+        into[b] = sat_add(into[b], count[b]);
+    }
+    if (any == 0)
+        return 0.0;
+    if (64 - (uint32_t)__builtin_clzll(any) + w_bits + 6 <= 64)
+        return (double)twice / 2.0;
+    return nm_band_time_us(w, w_bits, bounds, count, n);
+}
+
 /* nm_accumulate of a delta with the totals' own layout, its band weights known. */
 static void add_same_layout(nm_totals *tot, const nm_page *dl, const uint64_t *w,
                             uint32_t w_bits)
@@ -219,12 +317,10 @@ static void add_same_layout(nm_totals *tot, const nm_page *dl, const uint64_t *w
     add_counts(p->read.count, dl->read.count, dl->read.num_bins);
     add_counts(p->write.count, dl->write.count, dl->write.num_bins);
     for (uint32_t i = 0; i < dl->num_bands; i++) {
-        tot->band_sum_us[2 * i] += nm_band_time_us(w, w_bits, &dl->write, dl->band_read[i],
-                                                   dl->band_bins);
-        tot->band_sum_us[2 * i + 1] += nm_band_time_us(w, w_bits, &dl->write,
-                                                       dl->band_write[i], dl->band_bins);
-        add_counts(p->band_read[i], dl->band_read[i], dl->band_bins);
-        add_counts(p->band_write[i], dl->band_write[i], dl->band_bins);
+        tot->band_sum_us[2 * i] += add_band(p->band_read[i], dl->band_read[i], dl->band_bins,
+                                            w, w_bits, &dl->write);
+        tot->band_sum_us[2 * i + 1] += add_band(p->band_write[i], dl->band_write[i],
+                                                dl->band_bins, w, w_bits, &dl->write);
     }
 }
 
@@ -258,11 +354,12 @@ int nm_device_step(nm_device *d, const char *buf, size_t len, double t)
 {
     const uint8_t *page = (const uint8_t *)buf;
     hist_sums sums;
-    int rc;
+    int rc, same;
 
     if (d == NULL || buf == NULL)
         return NM_EARG;
-    if (!d->has_page || !nm_redecode(page, len, (size_t)d->page_len, &d->cur)) {
+    same = d->has_page && nm_same_raw_layout(page, len, (size_t)d->page_len, &d->cur);
+    if (!same) {
         d->in_step = d->delta_layout_ok = d->layout_known = 0;
         rc = nm_decode(page, len, &d->cur);
         d->has_page = rc == 0;
@@ -272,9 +369,11 @@ int nm_device_step(nm_device *d, const char *buf, size_t len, double t)
         }
     }
     d->page_len = len;
-    if (d->totals.page.kind == 0 && d->guard.has_base)
-        d->first = d->guard.base;
-    if (!fast_commit(d, t, &sums)) {
+    if (!same || !fast_commit(d, page, len, t, &sums)) {
+        if (same)
+            nm_read_counts(page, len, &d->cur);
+        if (d->totals.page.kind == 0 && d->guard.has_base)
+            d->first = d->guard.base; /* what a first commit counts from */
         rc = nm_guard_step(&d->guard, &d->cur, t, &d->bounds, &d->out.delta, &d->out.info);
         /* After any guard step the baseline has cur's layout. */
         d->in_step = rc == 0 || rc == NM_ELAYOUT;

@@ -5,20 +5,6 @@
 
 #include "core_internal.h"
 
-/* Byte offsets in the page (docs/logpage.md). */
-#define OFF_MAGIC 0
-#define OFF_VERSION 4
-#define OFF_COUNTERS 8
-#define OFF_READ_HIST 512
-#define OFF_WRITE_HIST 2056
-#define OFF_NUM_HISTS 3600
-#define OFF_IO_SIZES 3604
-#define OFF_DETAIL 4096
-#define HIST_BIN_LEN 24
-#define DETAIL_BLOCK_LEN 512
-#define DETAIL_WRITE_OFF 256
-#define NO_SIZE_BOUND 0xFFFFFFFFu
-
 /* The layout as LOGPAGE.md draws it: each region ends where the next begins. */
 _Static_assert(OFF_COUNTERS + 8 * NM_NUM_COUNTERS <= OFF_READ_HIST, "counters overlap");
 _Static_assert(OFF_READ_HIST + 8 + NM_MAX_BINS * HIST_BIN_LEN == OFF_WRITE_HIST,
@@ -38,36 +24,6 @@ _Static_assert(sizeof(((nm_page *)0)->band_read) == 8 * NM_MAX_BANDS * NM_DETAIL
                "nm_page.band_read");
 _Static_assert(sizeof(((nm_summary *)0)->q) ==
                8 * (2 + 2 * NM_MAX_BANDS) * NM_MAX_QUANTILES, "nm_summary.q");
-
-/* Little-endian loads that never assume alignment or host byte order (on a little-endian
- * host, one unaligned load each). */
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-static inline uint32_t le32(const uint8_t *p)
-{
-    uint32_t v;
-
-    memcpy(&v, p, sizeof(v));
-    return v;
-}
-
-static inline uint64_t le64(const uint8_t *p)
-{
-    uint64_t v;
-
-    memcpy(&v, p, sizeof(v));
-    return v;
-}
-#else
-static inline uint32_t le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static inline uint64_t le64(const uint8_t *p)
-{
-    return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
-}
-#endif
 
 /* The exporter's le label of a bound: the very same expression, so equal here = equal there. */
 static double upper_seconds(uint64_t upper_us)
@@ -182,15 +138,16 @@ int nm_decode(const uint8_t *buf, size_t len, nm_page *out)
 /* The bins at p have the bounds h holds (so nm_decode would accept them as it did). */
 static int same_bounds(const uint8_t *p, const nm_hist *h)
 {
+    uint64_t differ = 0;
+
     if (le64(p) != h->num_bins)
         return 0;
     for (uint32_t b = 0; b < h->num_bins; b++) {
         const uint8_t *bin = p + 8 + (size_t)b * HIST_BIN_LEN;
 
-        if (le64(bin) != h->lower[b] || le64(bin + 8) != h->upper[b])
-            return 0;
+        differ |= (le64(bin) ^ h->lower[b]) | (le64(bin + 8) ^ h->upper[b]);
     }
-    return 1;
+    return differ == 0;
 }
 
 /* The band header in buf is the one page was decoded from (or, cleared, yields none). */
@@ -209,24 +166,26 @@ static int same_bands(const uint8_t *buf, size_t len, const nm_page *page)
     return 1;
 }
 
-int nm_redecode(const uint8_t *buf, size_t len, size_t prev_len, nm_page *page)
+int nm_same_raw_layout(const uint8_t *buf, size_t len, size_t prev_len, const nm_page *page)
 {
-    int detail = len >= NM_DETAIL_PAGE_LEN;
+    return len >= NM_BASE_PAGE_LEN &&
+           (len >= NM_DETAIL_PAGE_LEN) == (prev_len >= NM_DETAIL_PAGE_LEN) &&
+           le32(buf + OFF_MAGIC) == page->magic && le32(buf + OFF_VERSION) == page->version &&
+           same_bounds(buf + OFF_READ_HIST, &page->read) &&
+           same_bounds(buf + OFF_WRITE_HIST, &page->write) &&
+           (page->version == 0 || same_bands(buf, len, page));
+}
 
-    if (len < NM_BASE_PAGE_LEN || detail != (prev_len >= NM_DETAIL_PAGE_LEN) ||
-        le32(buf + OFF_MAGIC) != page->magic || le32(buf + OFF_VERSION) != page->version ||
-        !same_bounds(buf + OFF_READ_HIST, &page->read) ||
-        !same_bounds(buf + OFF_WRITE_HIST, &page->write) ||
-        (page->version >= 1 && !same_bands(buf, len, page)))
-        return 0;
+void nm_read_counts(const uint8_t *buf, size_t len, nm_page *page)
+{
     for (int i = 0; i < NM_NUM_COUNTERS; i++)
         page->counters[i] = le64(buf + OFF_COUNTERS + 8 * i);
     for (uint32_t b = 0; b < page->read.num_bins; b++)
         page->read.count[b] = le32(buf + OFF_READ_HIST + 8 + (size_t)b * HIST_BIN_LEN + 16);
     for (uint32_t b = 0; b < page->write.num_bins; b++)
         page->write.count[b] = le32(buf + OFF_WRITE_HIST + 8 + (size_t)b * HIST_BIN_LEN + 16);
-    if (!detail)
-        return 1; /* bands of a short page count nothing: they stay 0 */
+    if (len < NM_DETAIL_PAGE_LEN)
+        return; /* bands of a short page count nothing: they stay 0 */
     for (uint32_t i = 0; i < page->num_bands; i++) {
         const uint8_t *block = buf + OFF_DETAIL + (size_t)i * DETAIL_BLOCK_LEN;
 
@@ -235,6 +194,13 @@ int nm_redecode(const uint8_t *buf, size_t len, size_t prev_len, nm_page *page)
             page->band_write[i][b] = le64(block + DETAIL_WRITE_OFF + 8 * b);
         }
     }
+}
+
+int nm_redecode(const uint8_t *buf, size_t len, size_t prev_len, nm_page *page)
+{
+    if (!nm_same_raw_layout(buf, len, prev_len, page))
+        return 0;
+    nm_read_counts(buf, len, page);
     return 1;
 }
 
