@@ -21,6 +21,7 @@ except (ImportError, OSError) as exc:  # pragma: no cover - exercised only on a 
     ) from None
 
 DEFAULT_QUANTILES = (0.5, 0.9, 0.99, 0.999)
+_COUNTER_INDEX = {name: i for i, name in enumerate(COUNTERS)}
 KIND_NAMES = {lib.NM_KIND_EBS: "ebs", lib.NM_KIND_INSTANCE_STORE: "instance_store"}
 
 
@@ -149,7 +150,7 @@ class Page:
                 zip(ffi.unpack(self._c.band_low, n), ffi.unpack(self._c.band_high, n))]
 
     def __getitem__(self, counter: str) -> int:
-        return self._c.counters[COUNTERS.index(counter)]
+        return self._c.counters[_COUNTER_INDEX[counter]]
 
     @property
     def read(self) -> Histogram:
