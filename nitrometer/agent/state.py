@@ -2,9 +2,9 @@
 
 The sampling engine decides what each page means; this module only adds its results up.
 Every exported counter is the agent's own running total of the deltas the C core computed
-(added up in C by each device's one call a poll, and copied here under the lock each tick),
-so whatever the device does (restart, layout change, a counter stepping back) no exported
-counter ever goes down.
+(added up in C by each device's one call a poll, and copied here under the lock with each
+interval), so whatever the device does (restart, layout change, a counter stepping back) no
+exported counter ever goes down.
 """
 
 from __future__ import annotations
