@@ -19,7 +19,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "nitrometer_native.h"
+#include "core_internal.h"
 
 static int same_hist_layout(const nm_hist *a, const nm_hist *b)
 {
@@ -128,12 +128,44 @@ static void add_counts(uint64_t *into, const uint64_t *count, uint32_t num_bins)
         into[b] = sat_add(into[b], count[b]);
 }
 
-/* Where an IO in bin b counts when only its bin is known; the open last bin: its lower bound. */
-static double bin_midpoint_us(const nm_hist *bounds, uint32_t b, uint32_t num_bins)
+uint32_t nm_band_weights(const nm_hist *bounds, uint32_t n, uint64_t *w)
 {
-    if (b == num_bins - 1)
-        return (double)bounds->lower[b];
-    return ((double)bounds->lower[b] + (double)bounds->upper[b]) / 2.0;
+    uint64_t all = 0;
+
+    for (uint32_t b = 0; b < n; b++) {
+        int over = b == n - 1 ? __builtin_mul_overflow(bounds->lower[b], 2, &w[b])
+                              : __builtin_add_overflow(bounds->lower[b], bounds->upper[b], &w[b]);
+
+        if (over)
+            return 64;
+        all |= w[b];
+    }
+    return all ? 64 - (uint32_t)__builtin_clzll(all) : 0;
+}
+
+double nm_band_time_us(const uint64_t *w, uint32_t w_bits, const nm_hist *bounds,
+                       const uint64_t *count, uint32_t n)
+{
+    uint64_t all = 0, twice = 0;
+    double sum = 0.0;
+
+    for (uint32_t b = 0; b < n; b++)
+        all |= count[b];
+    if (all == 0)
+        return 0.0;
+    /* 64 bins of counts < 2^k times weights < 2^m stay below 2^(k + m + 6): no overflow. */
+    if (64 - (uint32_t)__builtin_clzll(all) + w_bits + 6 <= 64) {
+        for (uint32_t b = 0; b < n; b++)
+            twice += count[b] * w[b];
+        return (double)twice / 2.0;
+    }
+    for (uint32_t b = 0; b < n; b++) {
+        double mid = b == n - 1 ? (double)bounds->lower[b]
+                                : ((double)bounds->lower[b] + (double)bounds->upper[b]) / 2.0;
+
+        sum += (double)count[b] * mid;
+    }
+    return sum;
 }
 
 /*
@@ -199,8 +231,11 @@ int nm_accumulate(nm_page *totals, double *band_sum_us, uint64_t *band_ios_moved
                   const nm_page *delta)
 {
     int same, rc = 0;
+    uint64_t w[NM_DETAIL_BINS];
+    uint32_t w_bits;
 
-    if (totals == NULL || band_sum_us == NULL || band_ios_moved == NULL || delta == NULL)
+    if (totals == NULL || band_sum_us == NULL || band_ios_moved == NULL || delta == NULL ||
+        delta->band_bins > NM_DETAIL_BINS)
         return NM_EARG;
     if (totals->kind == 0)
         start_totals(totals, band_sum_us, delta);
@@ -225,6 +260,7 @@ int nm_accumulate(nm_page *totals, double *band_sum_us, uint64_t *band_ios_moved
             rc = add_merged(delta->write.upper, delta->write.count, delta->write.num_bins,
                             totals->write.upper, totals->write.num_bins, totals->write.count);
     }
+    w_bits = nm_band_weights(&delta->write, delta->band_bins, w);
     for (uint32_t i = 0; rc == 0 && i < delta->num_bands; i++) {
         if (totals->num_bands == 0) { /* totals of a page with no bands: nowhere to go */
             band_ios_moved[0] = sat_add(band_ios_moved[0], band_ios(delta, i));
@@ -234,12 +270,10 @@ int nm_accumulate(nm_page *totals, double *band_sum_us, uint64_t *band_ios_moved
 
         if (!same && totals->band_high[j] < delta->band_high[i]) /* wider than any */
             band_ios_moved[1] = sat_add(band_ios_moved[1], band_ios(delta, i));
-        for (uint32_t b = 0; b < delta->band_bins; b++) {
-            double mid = bin_midpoint_us(&delta->write, b, delta->band_bins);
-
-            band_sum_us[2 * j] += (double)delta->band_read[i][b] * mid;
-            band_sum_us[2 * j + 1] += (double)delta->band_write[i][b] * mid;
-        }
+        band_sum_us[2 * j] += nm_band_time_us(w, w_bits, &delta->write, delta->band_read[i],
+                                              delta->band_bins);
+        band_sum_us[2 * j + 1] += nm_band_time_us(w, w_bits, &delta->write,
+                                                  delta->band_write[i], delta->band_bins);
         if (same) {
             add_counts(totals->band_read[j], delta->band_read[i], delta->band_bins);
             add_counts(totals->band_write[j], delta->band_write[i], delta->band_bins);

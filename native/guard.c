@@ -18,7 +18,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "nitrometer_native.h"
+#include "core_internal.h"
 
 /* Outstanding IOs a device can have at once: bounds how much IO time one second holds. */
 #define MAX_OUTSTANDING 65536.0
@@ -54,6 +54,16 @@ static double counter_allowance(const allowance *a, int i)
     default:
         return a->exceeded_us;
     }
+}
+
+void nm_growth_limits(const nm_bounds *bounds, double seconds,
+                      double counter_limit[NM_NUM_COUNTERS], double *bin_limit)
+{
+    allowance a = allowed(bounds, seconds);
+
+    for (int i = 0; i < NM_NUM_COUNTERS; i++)
+        counter_limit[i] = counter_allowance(&a, i);
+    *bin_limit = a.ops;
 }
 
 static int too_much(uint64_t prev, uint64_t cur, double limit)

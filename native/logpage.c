@@ -3,21 +3,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "nitrometer_native.h"
-
-/* Byte offsets in the page (docs/logpage.md). */
-#define OFF_MAGIC 0
-#define OFF_VERSION 4
-#define OFF_COUNTERS 8
-#define OFF_READ_HIST 512
-#define OFF_WRITE_HIST 2056
-#define OFF_NUM_HISTS 3600
-#define OFF_IO_SIZES 3604
-#define OFF_DETAIL 4096
-#define HIST_BIN_LEN 24
-#define DETAIL_BLOCK_LEN 512
-#define DETAIL_WRITE_OFF 256
-#define NO_SIZE_BOUND 0xFFFFFFFFu
+#include "core_internal.h"
 
 /* The layout as LOGPAGE.md draws it: each region ends where the next begins. */
 _Static_assert(OFF_COUNTERS + 8 * NM_NUM_COUNTERS <= OFF_READ_HIST, "counters overlap");
@@ -38,17 +24,6 @@ _Static_assert(sizeof(((nm_page *)0)->band_read) == 8 * NM_MAX_BANDS * NM_DETAIL
                "nm_page.band_read");
 _Static_assert(sizeof(((nm_summary *)0)->q) ==
                8 * (2 + 2 * NM_MAX_BANDS) * NM_MAX_QUANTILES, "nm_summary.q");
-
-/* Little-endian loads that never assume alignment or host byte order. */
-static uint32_t le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t le64(const uint8_t *p)
-{
-    return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
-}
 
 /* The exporter's le label of a bound: the very same expression, so equal here = equal there. */
 static double upper_seconds(uint64_t upper_us)
@@ -158,6 +133,75 @@ int nm_decode(const uint8_t *buf, size_t len, nm_page *out)
         decode_bands(buf, len, out) != 0)
         clear_bands(out);
     return rc;
+}
+
+/* The bins at p have the bounds h holds (so nm_decode would accept them as it did). */
+static int same_bounds(const uint8_t *p, const nm_hist *h)
+{
+    uint64_t differ = 0;
+
+    if (le64(p) != h->num_bins)
+        return 0;
+    for (uint32_t b = 0; b < h->num_bins; b++) {
+        const uint8_t *bin = p + 8 + (size_t)b * HIST_BIN_LEN;
+
+        differ |= (le64(bin) ^ h->lower[b]) | (le64(bin + 8) ^ h->upper[b]);
+    }
+    return differ == 0;
+}
+
+/* The band header in buf is the one page was decoded from (or, cleared, yields none). */
+static int same_bands(const uint8_t *buf, size_t len, const nm_page *page)
+{
+    if (page->version > 1 && len < NM_DETAIL_PAGE_LEN)
+        return 1; /* a newer version's short page has no bands, whatever its header says */
+    if (le32(buf + OFF_NUM_HISTS) != page->num_bands)
+        return 0;
+    for (uint32_t i = 0; i < page->num_bands; i++) {
+        uint32_t size = le32(buf + OFF_IO_SIZES + 4 * i);
+
+        if ((size == NO_SIZE_BOUND ? UINT64_MAX : size) != page->band_high[i])
+            return 0;
+    }
+    return 1;
+}
+
+int nm_same_raw_layout(const uint8_t *buf, size_t len, size_t prev_len, const nm_page *page)
+{
+    return len >= NM_BASE_PAGE_LEN &&
+           (len >= NM_DETAIL_PAGE_LEN) == (prev_len >= NM_DETAIL_PAGE_LEN) &&
+           le32(buf + OFF_MAGIC) == page->magic && le32(buf + OFF_VERSION) == page->version &&
+           same_bounds(buf + OFF_READ_HIST, &page->read) &&
+           same_bounds(buf + OFF_WRITE_HIST, &page->write) &&
+           (page->version == 0 || same_bands(buf, len, page));
+}
+
+void nm_read_counts(const uint8_t *buf, size_t len, nm_page *page)
+{
+    for (int i = 0; i < NM_NUM_COUNTERS; i++)
+        page->counters[i] = le64(buf + OFF_COUNTERS + 8 * i);
+    for (uint32_t b = 0; b < page->read.num_bins; b++)
+        page->read.count[b] = le32(buf + OFF_READ_HIST + 8 + (size_t)b * HIST_BIN_LEN + 16);
+    for (uint32_t b = 0; b < page->write.num_bins; b++)
+        page->write.count[b] = le32(buf + OFF_WRITE_HIST + 8 + (size_t)b * HIST_BIN_LEN + 16);
+    if (len < NM_DETAIL_PAGE_LEN)
+        return; /* bands of a short page count nothing: they stay 0 */
+    for (uint32_t i = 0; i < page->num_bands; i++) {
+        const uint8_t *block = buf + OFF_DETAIL + (size_t)i * DETAIL_BLOCK_LEN;
+
+        for (uint32_t b = 0; b < page->band_bins; b++) {
+            page->band_read[i][b] = le64(block + 8 * b);
+            page->band_write[i][b] = le64(block + DETAIL_WRITE_OFF + 8 * b);
+        }
+    }
+}
+
+int nm_redecode(const uint8_t *buf, size_t len, size_t prev_len, nm_page *page)
+{
+    if (!nm_same_raw_layout(buf, len, prev_len, page))
+        return 0;
+    nm_read_counts(buf, len, page);
+    return 1;
 }
 
 const char *nm_strerror(int code)

@@ -123,6 +123,40 @@ typedef struct {
     uint64_t band_write_ops[8];
 } nm_summary;
 
+/* Running totals of one device: what nm_accumulate adds up, in one piece. */
+typedef struct {
+    nm_page page;
+    double band_sum_us[16];     /* 2 * NM_MAX_BANDS */
+    uint64_t band_ios_moved[2];
+} nm_totals;
+
+/*
+ * Everything one device needs from poll to poll, allocated once when it is first seen:
+ * nm_device_step folds each page in (decode, guard, delta, quantiles, band IOs, totals)
+ * without allocating or copying what a poll does not change.
+ */
+typedef struct {
+    nm_bounds bounds;
+    uint32_t num_q;
+    double qs[16];
+    nm_guard guard;
+    nm_page cur;          /* the page the last step decoded */
+    nm_summary out;       /* what the last step committed: delta, flags, quantiles, band IOs */
+    nm_totals totals;     /* the device's first page from its zero, then every committed delta */
+    int32_t totals_rc;    /* 0, or why the last committed delta could not be added to totals */
+    /* The fast path's own bookkeeping. */
+    nm_page first;        /* the baseline a first commit counts from */
+    uint64_t band_weights[32]; /* nm_band_weights of out.delta's band bins */
+    uint32_t band_weight_bits;
+    uint64_t page_len;    /* of the page cur was decoded from */
+    uint32_t has_page;    /* cur holds a decoded page: its layout can be checked cheaply */
+    uint32_t in_step;     /* cur has the guard's baseline layout */
+    uint32_t delta_layout_ok; /* out.delta has cur's layout */
+    uint32_t layout_known;    /* totals_same and band_mid_us are those of out.delta */
+    uint32_t totals_same;
+    uint32_t qs_sorted;
+} nm_device;
+
 int nm_decode(const uint8_t *buf, size_t len, nm_page *out);
 int nm_delta(const nm_page *prev, const nm_page *cur, nm_page *out, nm_delta_info *info);
 int nm_quantiles(const uint64_t *lower, const uint64_t *upper, const uint64_t *count,
@@ -162,6 +196,16 @@ int nm_sample(const nm_page *prev, const uint8_t *buf, size_t len, nm_page *cur,
  */
 int nm_accumulate(nm_page *totals, double *band_sum_us, uint64_t *band_ios_moved,
                   const nm_page *delta);
+/* A device's state, zeroed, with its bounds and the quantiles every step computes. */
+int nm_device_init(nm_device *d, const nm_bounds *bounds, const double *qs, uint32_t num_q);
+/*
+ * Folds a page read at t (seconds) into the device: decode, nm_guard_step, quantiles and
+ * band IOs of the committed delta (d->out), and the running totals (d->totals; the first
+ * commit adds the baseline page too, counting from the device's zero). Returns the step's
+ * NM_DELTA_* flags (>= 0; HELD or BASELINE: nothing committed), NM_ELAYOUT when the page
+ * is of another layout (it is the new baseline), or a decode error (nothing changed).
+ */
+int nm_device_step(nm_device *d, const char *buf, size_t len, double t);
 const char *nm_strerror(int code);
 
 /*

@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "nitrometer_native.h"
+#include "core_internal.h"
 
 /*
  * Linear interpolation inside the bin that holds rank q * total, as Prometheus'
@@ -52,6 +52,71 @@ int nm_quantiles(const uint64_t *lower, const uint64_t *upper, const uint64_t *c
     for (uint32_t i = 0; i < num_q; i++)
         out[i] = total > 0.0 ? quantile(lower, upper, count, num_bins, total, qs[i]) : NAN;
     return 0;
+}
+
+void nm_quantiles_of(const uint64_t *lower, const uint64_t *upper, const uint64_t *count,
+                     uint32_t num_bins, const double *qs, uint32_t num_q, int qs_sorted,
+                     double *out)
+{
+    uint64_t sum = 0, any = 0;
+
+    for (uint32_t b = 0; b < num_bins; b++) {
+        sum += count[b];
+        any |= count[b];
+    }
+    nm_quantiles_summed(lower, upper, count, num_bins, sum, any, qs, num_q, qs_sorted, out);
+}
+
+void nm_quantiles_summed(const uint64_t *lower, const uint64_t *upper, const uint64_t *count,
+                         uint32_t num_bins, uint64_t sum, uint64_t any, const double *qs,
+                         uint32_t num_q, int qs_sorted, double *out)
+{
+    uint64_t seen = 0;
+    uint32_t b = 0;
+
+    /*
+     * Counts below 2^57 cannot overflow 64 bins; a sum of at most 2^53 makes every running
+     * sum of doubles exact, so integers give quantile()'s very results without its chain
+     * of floating-point additions. Anything else takes quantile() itself.
+     */
+    if (any >> 57 != 0 || sum > (1ull << 53) || !qs_sorted) {
+        double total = 0.0;
+
+        for (uint32_t i = 0; i < num_bins; i++)
+            total += (double)count[i];
+        for (uint32_t i = 0; i < num_q; i++)
+            out[i] = total > 0.0 ? quantile(lower, upper, count, num_bins, total, qs[i]) : NAN;
+        return;
+    }
+    /* A larger q's rank lies in the same bin or a later one: each q goes on from there. */
+    for (uint32_t i = 0; i < num_q; i++) {
+        double rank = qs[i] * (double)(int64_t)sum, value = NAN;
+        /* seen + c >= rank in doubles is seen + c >= reach in integers (all exact here) */
+        uint64_t reach = (uint64_t)rank;
+
+        if ((double)(int64_t)reach < rank)
+            reach++;
+        for (; sum > 0 && b < num_bins; b++) {
+            uint64_t c = count[b];
+
+            if (c == 0)
+                continue;
+            if (seen + c >= reach || b == num_bins - 1) {
+                if (b == num_bins - 1) {
+                    value = (double)lower[b];
+                } else {
+                    double frac = (rank - (double)(int64_t)seen) / (double)(int64_t)c;
+
+                    if (frac < 0.0)
+                        frac = 0.0;
+                    value = (double)lower[b] + ((double)upper[b] - (double)lower[b]) * frac;
+                }
+                break;
+            }
+            seen += c;
+        }
+        out[i] = value;
+    }
 }
 
 /*

@@ -21,6 +21,7 @@ except (ImportError, OSError) as exc:  # pragma: no cover - exercised only on a 
     ) from None
 
 DEFAULT_QUANTILES = (0.5, 0.9, 0.99, 0.999)
+_COUNTER_INDEX = {name: i for i, name in enumerate(COUNTERS)}
 KIND_NAMES = {lib.NM_KIND_EBS: "ebs", lib.NM_KIND_INSTANCE_STORE: "instance_store"}
 
 
@@ -138,8 +139,18 @@ class Page:
     def counters(self) -> dict[str, int]:
         return dict(zip(COUNTERS, ffi.unpack(self._c.counters, len(COUNTERS))))
 
+    def copy(self) -> Page:
+        """A page of its own: one struct copy, for a view into memory that is reused."""
+        return Page(ffi.new("nm_page *", self._c[0]))
+
+    def band_bounds(self) -> list[tuple[int, int | None]]:
+        """Each band's (low, high) bytes, high None for no bound; two reads from C."""
+        n = self._c.num_bands
+        return [(low, None if high > NO_SIZE_BOUND else high) for low, high in
+                zip(ffi.unpack(self._c.band_low, n), ffi.unpack(self._c.band_high, n))]
+
     def __getitem__(self, counter: str) -> int:
-        return self._c.counters[COUNTERS.index(counter)]
+        return self._c.counters[_COUNTER_INDEX[counter]]
 
     @property
     def read(self) -> Histogram:
@@ -405,40 +416,114 @@ class Guard:
 
 
 class Totals:
-    """A device's running totals: deltas added up in C, so they never go down."""
+    """A device's running totals: deltas added up in C, so they never go down. Its own, or a
+    view of those a Device keeps (owner holds that memory)."""
 
-    __slots__ = ("_c", "_band_sums", "_moved", "page")
+    __slots__ = ("_t", "_owner", "page")
 
-    def __init__(self):
-        self._c = ffi.new("nm_page *")
-        self._band_sums = ffi.new("double[]", 2 * lib.NM_MAX_BANDS)
-        self._moved = ffi.new("uint64_t[2]")
-        self.page = Page(self._c)  # counters, histograms and bands, as totals
+    def __init__(self, cdata=None, owner=None):
+        self._t = ffi.new("nm_totals *") if cdata is None else cdata
+        self._owner = owner
+        self.page = Page(ffi.addressof(self._t, "page"), owner=self._t)  # counters, bins, bands
 
     def add(self, delta: Page) -> None:
         """Adds a delta; one with other bins or bands is merged onto the totals' own.
         Raises PageError (NM_ELAYOUT) only for a delta of another kind of device."""
-        _check(lib.nm_accumulate(self._c, self._band_sums, self._moved, delta._c),
+        t = self._t
+        _check(lib.nm_accumulate(self.page._c, t.band_sum_us, t.band_ios_moved, delta._c),
                "accumulate")
+
+    def copy_from(self, other: Totals) -> None:
+        """Becomes a copy of other (one memory copy): totals published under a lock."""
+        ffi.memmove(self._t, other._t, _TOTALS_SIZE)
 
     @property
     def band_ios_unplaced(self) -> int:
         """IO-size band IOs left out: these totals were started from a page without bands."""
-        return self._moved[0]
+        return self._t.band_ios_moved[0]
 
     @property
     def band_ios_widened(self) -> int:
         """Band IOs added to the widest totals band: their own band was wider than any."""
-        return self._moved[1]
+        return self._t.band_ios_moved[1]
 
     @property
     def empty(self) -> bool:
-        return self._c.kind == 0
+        return self._t.page.kind == 0
 
     def band_sums_us(self) -> list[tuple[float, float]]:
         """Estimated read and write time per band (bin midpoints), microseconds."""
-        sums = ffi.unpack(self._band_sums, 2 * self._c.num_bands)
+        sums = ffi.unpack(self._t.band_sum_us, 2 * self._t.page.num_bands)
         return list(zip(sums[0::2], sums[1::2]))
+
+
+_TOTALS_SIZE = ffi.sizeof("nm_totals")
+_device_step = lib.nm_device_step
+_HELD_OR_BASELINE = lib.NM_DELTA_HELD | lib.NM_DELTA_BASELINE
+
+
+class Device:
+    """One device's whole state in C (native/device.c), allocated once when it is first
+    seen: each page is folded in by one call, step(), into the same buffers (decode, the
+    guard's rules, delta, quantiles, IOs per band, running totals). What the last step
+    committed is read through summary() until the next step; totals is a live view."""
+
+    __slots__ = ("_c", "qs", "totals")
+
+    def __init__(self, ops_per_s: float, bytes_per_s: float,
+                 qs: Sequence[float] = DEFAULT_QUANTILES):
+        qs_c = _check_qs(qs)
+        self._c = ffi.new("nm_device *")
+        bounds = ffi.new("nm_bounds *", {"ops_per_s": ops_per_s, "bytes_per_s": bytes_per_s})
+        _check(lib.nm_device_init(self._c, bounds, qs_c, len(qs)), "device")
+        self.qs = tuple(qs)
+        self.totals = Totals(ffi.addressof(self._c, "totals"), owner=self._c)
+
+    def step(self, raw: bytes, t: float) -> int:
+        """Fold in a page read at t (seconds): its NM_DELTA_* flags (HELD or BASELINE:
+        nothing committed). A page of another layout is the new baseline: LayoutChanged."""
+        try:
+            rc = _device_step(self._c, raw, len(raw), t)  # bytes go in without a copy
+        except TypeError:  # a bytearray or memoryview
+            rc = _device_step(self._c, ffi.from_buffer(raw), len(raw), t)
+        if rc < 0:
+            self._fail(rc)
+        return rc
+
+    def _fail(self, rc: int) -> None:
+        if rc == lib.NM_ELAYOUT:
+            raise LayoutChanged(f"{strerror(rc)} (originated from device step)", rc,
+                                self.page())
+        _check(rc, "device step")
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """(ops, bytes) a second, per direction, that the device cannot pass."""
+        b = self._c.bounds
+        return b.ops_per_s, b.bytes_per_s
+
+    @bounds.setter
+    def bounds(self, value: tuple[float, float]) -> None:
+        b = self._c.bounds
+        b.ops_per_s, b.bytes_per_s = value
+
+    @property
+    def version(self) -> int:
+        """Of the page the last step decoded."""
+        return self._c.cur.version
+
+    def page(self) -> Page:
+        """A copy of the page the last step decoded."""
+        return Page(ffi.addressof(self._c, "cur")).copy()
+
+    def summary(self) -> Summary:
+        """What the last step committed; a view, valid until the next step."""
+        return Summary(ffi.addressof(self._c, "out"), self.qs)
+
+    @property
+    def totals_error(self) -> int:
+        """0, or the error code of the last delta the totals could not take."""
+        return self._c.totals_rc
 
 
 def _ioctl_error(rc: int, what: str) -> Exception:

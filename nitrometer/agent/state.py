@@ -2,8 +2,9 @@
 
 The sampling engine decides what each page means; this module only adds its results up.
 Every exported counter is the agent's own running total of the deltas the C core computed
-(native.Totals, added in C), so whatever the device does (restart, layout change, a counter
-stepping back) no exported counter ever goes down.
+(added up in C by each device's one call a poll, and copied here under the lock with each
+interval), so whatever the device does (restart, layout change, a counter stepping back) no
+exported counter ever goes down.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ class DeviceState:
     peak_window: float = 60.0
     totals: native.Totals = field(default_factory=native.Totals)
     band_labels: tuple[str, ...] = ()  # of the totals' layout, computed once
-    first_page: native.Page | None = None  # counted once the engine commits an interval
+    moved_warned: bool = False
     version: int = 0  # of the last page
     exceeded_now: dict = field(default_factory=dict)
     exceeded_intervals: int = 0
@@ -107,10 +108,12 @@ class DeviceState:
     def scopes(self) -> tuple[tuple[str, str], ...]:
         return exceeded_limits(self.device.kind)
 
-    def add(self, page) -> None:
-        moved = (self.totals.band_ios_unplaced, self.totals.band_ios_widened)
-        self.totals.add(page)
-        if moved == (0, 0) and (self.totals.band_ios_unplaced or self.totals.band_ios_widened):
+    def publish(self, totals: native.Totals) -> None:
+        """Takes the running totals the engine keeps for the device (a struct copy)."""
+        self.totals.copy_from(totals)
+        if not self.moved_warned and (self.totals.band_ios_unplaced or
+                                      self.totals.band_ios_widened):
+            self.moved_warned = True
             log.warning("%s (%s): IO-size bands changed; %d band IOs have no band in the "
                         "exported histograms and %d went into the widest one (logged once "
                         "per device)", self.device.name, self.device.serial,
@@ -119,18 +122,13 @@ class DeviceState:
             self.band_labels = tuple(band.label for band in self.totals.page.bands)
 
     def baseline(self, page) -> None:
-        """The device's first page counts from the device's own zero, once the next page
-        has grown from it (until then a later first page replaces it); a later baseline (a
-        new histogram layout) adds nothing: that interval is lost, not counted twice."""
+        """A first page (counted from the device's own zero once the next page has grown
+        from it) or a new histogram layout (that interval is lost, not counted twice): the
+        engine's totals have it; here only its version."""
         self.version = page.version
-        if not self.live:
-            self.first_page = page
 
-    def interval(self, interval, peaks: bool) -> None:
-        if self.first_page is not None:
-            self.add(self.first_page)
-            self.first_page = None
-        self.add(interval.delta)
+    def interval(self, interval, peaks: bool, totals: native.Totals) -> None:
+        self.publish(totals)
         self.version = interval.page.version
         throttled = set(interval.throttled())
         self.exceeded_now = {key: key in throttled for key in self.scopes}
@@ -207,7 +205,9 @@ class AgentState:
         for device, page in result.baselines:
             self.device_state(device).baseline(page)
         for interval in result.intervals:
-            self.device_state(interval.device).interval(interval, self.peaks_enabled)
+            key = key_of(interval.device)
+            self.device_state(interval.device).interval(interval, self.peaks_enabled,
+                                                        trackers[key].totals)
         for device, exc, _first in result.failed:
             self.count_error(device, failure_reason(exc))
         self.record_poll(result.duration)

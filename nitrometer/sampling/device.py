@@ -79,8 +79,10 @@ class DeviceTracker:
         self.held = 0  # pages held as implausible until the next one decided
         self.holding = False  # the last page is held
         self.held_in_a_row = 0
-        self.guard = native.Guard(*bounds)
+        # Guard, delta, quantiles and running totals in C: one call per page (observe).
+        self.core = native.Device(*bounds, QUANTILES)
         self.version_warned = False
+        self.totals_warned = False
         self.episodes = EpisodeTracker(device, episode_gap, ongoing_every)
         self.limits_of = no_limits  # device -> Limits | None, asked for every interval
 
@@ -88,13 +90,20 @@ class DeviceTracker:
     def key(self) -> tuple[str, str]:
         return key_of(self.device)
 
+    @property
+    def totals(self) -> native.Totals:
+        """The device's running totals (a live view): its first page, from the device's
+        own zero, once the next page confirmed it, then every committed delta."""
+        return self.core.totals
+
     def observe(self, raw: bytes, t: float) -> Interval | None:
         """Fold a page in: an Interval of what it committed since the last committed page,
         or None when it commits nothing (the first page, a new layout, or a page held
         because no device could have done what it shows)."""
         prev_t = self.baseline_time
+        core = self.core
         try:
-            page, summary = self.guard.sample(raw, t, QUANTILES)
+            flags = core.step(raw, t)
         except native.LayoutChanged as exc:
             self.layout_changes += 1
             if self.layout_changes == 1:
@@ -104,8 +113,9 @@ class DeviceTracker:
             return None
         except native.PageError as exc:
             raise bad_page(self.device, exc) from None
-        self._check_version(page)
-        self.baseline = page
+        if not self.version_warned and core.version > 1:
+            self._warn_version(core.version)
+        summary = core.summary()
         if summary.dropped:
             self._count_glitches(summary.dropped, "grew faster than any device can, then "
                                  "fell back; that page was dropped")
@@ -114,11 +124,12 @@ class DeviceTracker:
         self.held_in_a_row = self.held_in_a_row + 1 if summary.past_bounds else 0
         if self.held_in_a_row >= HELD_IN_A_ROW:
             self._widen_bounds()
-        if summary.held:
-            self.held += 1
-            return None
-        if summary.baseline:
-            self.baseline_time = t
+        if flags & (native.lib.NM_DELTA_HELD | native.lib.NM_DELTA_BASELINE):
+            self.baseline = core.page()
+            if summary.held:
+                self.held += 1
+            else:
+                self.baseline_time = t
             return None
         if summary.reset:
             self.resets += 1
@@ -132,18 +143,25 @@ class DeviceTracker:
         if new:
             self._count_glitches(new, "went down while the device kept counting; no "
                                  "growth counted for it until it is back above its value")
+        if core.totals_error and not self.totals_warned:
+            self.totals_warned = True
+            log.warning("%s (%s): a delta could not be added to the running totals: %s "
+                        "(logged once per device)", self.device.name, self.device.serial,
+                        native.strerror(core.totals_error))
         self.baseline_time = t
         # A reading older than the baseline cannot happen on one clock; guard the division.
         seconds = t - prev_t if t > prev_t else 1e-9
-        return Interval.from_summary(self.device, prev_t, seconds, summary, page, self.share,
-                                     self.limits_of(self.device))
+        interval = Interval.from_summary(self.device, prev_t, seconds, summary, core.page(),
+                                         self.share, self.limits_of(self.device))
+        self.baseline = interval.page
+        return interval
 
     def set_bounds(self, bounds: tuple[float, float]) -> None:
         """The most the device can do a second (ec2.device_bounds), once it is known."""
-        self.guard.bounds = bounds
+        self.core.bounds = bounds
 
     def _widen_bounds(self) -> None:
-        ops, nbytes = self.guard.bounds
+        ops, nbytes = self.core.bounds
         wider = (min(ops * ec2.BOUND_MARGIN, ec2.CEILING_OPS_PER_S),
                  min(nbytes * ec2.BOUND_MARGIN, ec2.CEILING_BYTES_PER_S))
         if wider != (ops, nbytes):
@@ -151,15 +169,14 @@ class DeviceTracker:
                         "second; taking up to %.0f and %.0f as possible for this device",
                         self.device.name, self.device.serial, self.held_in_a_row, ops, nbytes,
                         *wider)
-            self.guard.bounds = wider
+            self.core.bounds = wider
         self.held_in_a_row = 0
 
-    def _check_version(self, page: native.Page) -> None:
-        if page.version > 1 and not self.version_warned:
-            self.version_warned = True
-            log.warning("%s (%s): statistics page version %d is newer than this agent "
-                        "knows; decoding the layout it shares with version 1",
-                        self.device.name, self.device.serial, page.version)
+    def _warn_version(self, version: int) -> None:
+        self.version_warned = True
+        log.warning("%s (%s): statistics page version %d is newer than this agent "
+                    "knows; decoding the layout it shares with version 1",
+                    self.device.name, self.device.serial, version)
 
     def _count_glitches(self, fields, what: str) -> None:
         first = not self.glitches

@@ -39,6 +39,9 @@ def counted(us: int, seconds: float, share: float) -> bool:
 
 
 def _named(qs: tuple[float, ...], values) -> dict[float, float | None]:
+    total = sum(values)
+    if total == total:  # no NaN (a histogram with IO): the common case, in one step
+        return dict(zip(qs, values))
     return {q: nan_to_none(v) for q, v in zip(qs, values)}
 
 
@@ -269,20 +272,23 @@ class Interval:
     def from_summary(cls, device, start: float, seconds: float, summary: native.Summary,
                      page: native.Page, share: float = DEFAULT_EXCEEDED_SHARE,
                      limits: Limits | None = None) -> Interval:
-        """The engine's record of one committed delta (C core quantiles)."""
-        d, qs = summary.delta, summary.qs
+        """The engine's record of one committed delta (C core quantiles). The summary may
+        be a view of buffers the next poll reuses: the record keeps its own delta, and
+        reads each array once."""
+        d, qs = summary.delta.copy(), summary.qs
+        counters = d.counters
         glitches = summary.glitches
         ops = {}
-        for name in OPS:
+        for name, q in zip(OPS, (summary.read_q, summary.write_q)):
             time_field = f"total_{name}_time"
-            time_us = None if time_field in glitches else d[time_field]
-            q = summary.read_q if name == "read" else summary.write_q
-            ops[name] = OpStats(d[f"total_{name}_ops"], d[f"total_{name}_bytes"], time_us,
-                                seconds, _named(qs, q))
-        bands = [BandStats(band.low, band.high, reads, writes, _named(qs, summary.band_read_q[i]),
-                           _named(qs, summary.band_write_q[i]), seconds)
-                 for i, (band, reads, writes) in enumerate(
-                     zip(d.bands, summary.band_read_ops, summary.band_write_ops))]
+            time_us = None if time_field in glitches else counters[time_field]
+            ops[name] = OpStats(counters[f"total_{name}_ops"], counters[f"total_{name}_bytes"],
+                                time_us, seconds, _named(qs, q))
+        bands = [BandStats(low, high, reads, writes, _named(qs, read_q), _named(qs, write_q),
+                           seconds)
+                 for (low, high), reads, writes, read_q, write_q in zip(
+                     d.band_bounds(), summary.band_read_ops, summary.band_write_ops,
+                     summary.band_read_q, summary.band_write_q)]
         return cls(device, start, seconds, d, page, ops, bands, share=share,
                    reset=summary.reset, glitches=glitches,
                    confirmed=bool(summary.flags & native.lib.NM_DELTA_CONFIRMED),

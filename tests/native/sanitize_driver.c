@@ -145,14 +145,45 @@ static void exercise(const nm_page *prev, const nm_page *cur)
     free(summary);
 }
 
+/* The one call a poll: a device folds in the seed, the mutated page twice, the seed again,
+ * keeping its state from one mutation to the next (layout changes, held pages, totals). */
+static void step_device(nm_device *dev, const uint8_t *seed, size_t seed_len,
+                        const uint8_t *page, size_t len, double *t)
+{
+    const uint8_t *seq[] = {seed, page, page, seed};
+    const size_t lens[] = {seed_len, len, len, seed_len};
+
+    for (size_t i = 0; i < sizeof(seq) / sizeof(seq[0]); i++) {
+        int rc = nm_device_step(dev, (const char *)seq[i], lens[i], *t);
+
+        *t += 1.0;
+        fold_int(rc);
+        if (rc >= 0 && !(rc & (NM_DELTA_HELD | NM_DELTA_BASELINE))) {
+            fold(dev->out.delta.counters, sizeof(dev->out.delta.counters));
+            fold(dev->out.q, sizeof(dev->out.q[0]) * dev->out.num_q *
+                                 (2 + 2 * dev->out.delta.num_bands));
+            fold(dev->out.band_read_ops, sizeof(dev->out.band_read_ops[0]) *
+                                             dev->out.delta.num_bands);
+        }
+        fold(dev->totals.page.counters, sizeof(dev->totals.page.counters));
+        fold(dev->totals.page.read.count, sizeof(dev->totals.page.read.count));
+        fold(dev->totals.band_sum_us, sizeof(dev->totals.band_sum_us));
+        fold_int(dev->totals_rc);
+    }
+}
+
 int main(int argc, char **argv)
 {
     long iterations = argc > 1 ? atol(argv[1]) : 0;
     nm_page *pages = calloc((size_t)argc, sizeof(nm_page));
     nm_page *scratch = malloc(sizeof(nm_page));
     long decoded = 0, rejected = 0;
+    static const nm_bounds device_bounds = {1e6, 1e10};
+    nm_device *device = malloc(sizeof(*device));
+    double t = 0.0;
 
-    if (argc < 3 || pages == NULL || scratch == NULL) {
+    if (argc < 3 || pages == NULL || scratch == NULL || device == NULL ||
+        nm_device_init(device, &device_bounds, qs_all, 6) != 0) {
         fprintf(stderr, "usage: %s ITERATIONS SEED_FILE...\n", argv[0]);
         return 2;
     }
@@ -181,6 +212,7 @@ int main(int argc, char **argv)
             /* The fused call, on every input too. */
             fold_int(nm_sample(&pages[i], exact, cut, scratch, qs_all, 6, sampled));
             free(sampled);
+            step_device(device, seed, len, exact, cut, &t);
             if (rc == 0) {
                 decoded++;
                 keep(scratch);
@@ -214,5 +246,6 @@ int main(int argc, char **argv)
            (unsigned long long)digest);
     free(pages);
     free(scratch);
+    free(device);
     return 0;
 }

@@ -35,9 +35,9 @@ def _tracker(bounds):
 def test_an_engine_bounds_its_devices_by_the_instance_type():
     engine = Engine()
     tracker = engine._add(_Device(), None)
-    assert tracker.guard.bounds == (ec2.CEILING_OPS_PER_S, ec2.CEILING_BYTES_PER_S)
+    assert tracker.core.bounds == (ec2.CEILING_OPS_PER_S, ec2.CEILING_BYTES_PER_S)
     engine.set_instance_type("i3en.xlarge")
-    assert tracker.guard.bounds == (6000 * M, 144.2e6 * M)
+    assert tracker.core.bounds == (6000 * M, 144.2e6 * M)
 
 
 def test_bounds_too_tight_for_a_device_widen_instead_of_holding_it_for_good():
@@ -51,5 +51,5 @@ def test_bounds_too_tight_for_a_device_widen_instead_of_holding_it_for_good():
             committed += interval.op("read").ops
         elif not tracker.holding and not committed:
             first = tracker.baseline["total_read_ops"]
-    assert tracker.guard.bounds[0] >= OPS
+    assert tracker.core.bounds[0] >= OPS
     assert committed > 0 and first + committed == 11 * OPS  # the device's own count
