@@ -74,6 +74,8 @@ class Sampler:
                 workloads.annotate(result.events)
             self.events.write(result.events)
         self._alive()
+        for follow in self.state.after_tick:
+            follow()
 
     def _alive(self) -> None:
         now = self.last_tick_completed = time.monotonic()
@@ -103,8 +105,9 @@ class Sampler:
         """Tick on the schedule until stopped or `ticks` are done; returns ticks done."""
         done = self.engine.run(self.on_tick, stop or self.stop_event, ticks)
         with self.state.lock:  # errors in the tick itself are counted too
-            self.state.tick_errors = self.engine.tick_errors
-            self.state.version += 1
+            if self.state.tick_errors != self.engine.tick_errors:
+                self.state.tick_errors = self.engine.tick_errors
+                self.state.version += 1
         return done
 
     def start(self) -> threading.Thread:

@@ -170,6 +170,9 @@ class AgentState:
         self.peaks_enabled = True
         self.buckets = "coarse"  # --histogram.buckets
         self.volumes = None  # collectors.volumes.VolumeDirectory
+        # Run by the sampling thread once a tick is folded in, outside the lock (the
+        # exporter renders ahead there).
+        self.after_tick: list = []
 
     def limits_of(self, device: Device) -> Limits | None:
         """The limits the device works under as the agent knows them (its volume's, the
