@@ -48,32 +48,32 @@ def histogram_prefixes(name: str, names: tuple, values: tuple, les: tuple) -> li
 
 class Buckets:
     """How one bin layout becomes the exported buckets: the le texts, and how many of the
-    device's bins each bucket holds. With coarse edges a bin goes into the first bucket
-    whose edge is >= its upper bound (as native.merge_bins), so with increasing bounds
-    bucket e holds the bins with upper <= edge e: a prefix, whose cumulative count is read
-    off the bins' running sum."""
+    device's bins each cumulative bucket counts. With coarse edges a bin goes into the first
+    bucket whose edge is >= its upper bound (as native.merge_bins), so with increasing
+    bounds the cumulative bucket of edge e counts the bins with upper <= e: the first
+    bins_below[e] of them, read off the bins' running sum."""
 
-    __slots__ = ("les", "prefixes", "edges", "in_order")
+    __slots__ = ("les", "bins_below", "edges", "in_order")
 
     def __init__(self, uppers: tuple, edges: tuple | None):
         self.edges = edges
         self.in_order = all(a < b for a, b in zip(uppers, uppers[1:]))
-        self.prefixes = None  # None: one bucket per bin
+        self.bins_below = None  # None: one bucket per bin
         if edges is None:
             self.les = le_strings(list(uppers)) if uppers else ("+Inf",)
             return
         self.les = le_strings(list(edges) + [OPEN_ENDED_US])
-        self.prefixes = tuple(bisect_right(uppers, e) for e in edges)
+        self.bins_below = tuple(bisect_right(uppers, e) for e in edges)
 
     def values(self, hist: native.Histogram, counts: list[int]) -> list[int]:
         """Cumulative count of each bucket (counts: the histogram's bins); the last is the
         total."""
-        if self.prefixes is None:
+        if self.bins_below is None:
             return list(accumulate(counts)) or [0]
-        if not self.in_order:  # no prefixes to read off: the C merge, then the running sum
+        if not self.in_order:  # nothing to read off: the C merge, then the running sum
             return list(accumulate(native.merge_bins(hist, self.edges)))
         running = list(accumulate(counts)) or [0]
-        return [running[k - 1] if k else 0 for k in self.prefixes] + [running[-1]]
+        return [running[k - 1] if k else 0 for k in self.bins_below] + [running[-1]]
 
 
 _BUCKETS: dict[tuple, Buckets] = {}  # layouts seen: a handful
@@ -161,10 +161,14 @@ class DeviceRenderer:
                layout_key(d, snap, bands))
         lines = self._lines.get(key)
         if lines is None:
-            _read_up, _write_up, edges, *band_key = key[-1]
-            latency = (buckets_of(key[-1][0], edges), buckets_of(key[-1][1], edges))
-            bands = (buckets_of(band_key[0], band_key[2]),) if band_key else ()
-            lines = DeviceLines(d, latency, bands, band_key[1] if band_key else ())
+            read_uppers, write_uppers, edges, *band_layout = key[-1]
+            latency = (buckets_of(read_uppers, edges), buckets_of(write_uppers, edges))
+            if band_layout:
+                band_uppers, band_labels, band_edges = band_layout
+                lines = DeviceLines(d, latency, (buckets_of(band_uppers, band_edges),),
+                                    band_labels)
+            else:
+                lines = DeviceLines(d, latency, (), ())
         seen[key] = lines
         return lines
 
