@@ -1,8 +1,11 @@
-"""Scrape load: `python -m benchmarks.load PORT CLIENTS SECONDS` prints what it did as JSON.
+"""Scrape load: `python -m benchmarks.load PORT CLIENTS SECONDS [prometheus]` prints what it
+did as JSON.
 
 Each client opens a connection to 127.0.0.1:PORT, GETs /metrics, reads to the end and
-starts again at once, until the time is up. Loopback only; every request has a timeout.
-A 503 (the agent turning a scrape away because enough are in flight) is counted apart.
+starts again at once, until the time is up; with `prometheus` it asks as Prometheus does
+(OpenMetrics, gzip), else for the plain text format uncompressed. Loopback only; every
+request has a timeout. A 503 (the agent turning a scrape away because enough are in
+flight) is counted apart.
 """
 
 from __future__ import annotations
@@ -13,6 +16,10 @@ import sys
 import time
 
 REQUEST_TIMEOUT = 10.0
+# What Prometheus 2.x sends by default.
+PROMETHEUS_HEADERS = ("Accept: application/openmetrics-text;version=1.0.0,application/"
+                      "openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,"
+                      "*/*;q=0.1\r\nAccept-Encoding: gzip\r\n")
 
 
 async def get(port: int, request: str) -> bytes:
@@ -25,8 +32,9 @@ async def get(port: int, request: str) -> bytes:
 
 
 async def client(port: int, until: float, latencies: list[float], errors: list[str],
-                 busy: list[float]) -> None:
-    request = f"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+                 busy: list[float], headers: str = "") -> None:
+    request = (f"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}"
+               "Connection: close\r\n\r\n")
     while time.monotonic() < until:
         start = time.monotonic()
         try:
@@ -42,16 +50,19 @@ async def client(port: int, until: float, latencies: list[float], errors: list[s
             await asyncio.sleep(0.05)
 
 
-async def main(port: int, clients: int, seconds: float) -> dict:
+async def main(port: int, clients: int, seconds: float, prometheus: bool = False) -> dict:
     latencies: list[float] = []
     errors: list[str] = []
     busy: list[float] = []
     until = time.monotonic() + seconds
-    await asyncio.gather(*(client(port, until, latencies, errors, busy) for _ in range(clients)))
+    headers = PROMETHEUS_HEADERS if prometheus else ""
+    await asyncio.gather(*(client(port, until, latencies, errors, busy, headers)
+                           for _ in range(clients)))
     return {"requests": len(latencies), "errors": len(errors), "latencies": latencies,
             "busy": len(busy), "busy_latencies": busy}
 
 
 if __name__ == "__main__":
     port, clients, seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
-    print(json.dumps(asyncio.run(main(port, clients, seconds))))
+    prometheus = sys.argv[4:] == ["prometheus"]
+    print(json.dumps(asyncio.run(main(port, clients, seconds, prometheus))))

@@ -1,10 +1,9 @@
 """The Prometheus view of AgentState, rendered as exposition text by hand.
 
-A scrape copies what it needs under the sampler's lock (a struct copy of each device's
-totals, a few small dicts), renders outside it, and keeps the result until the state
-changes (the next tick): however many clients scrape, the text is built at most once a
-tick, and the sampler never waits for a render. prometheus_client still provides the
-process and platform collectors.
+A render copies what it needs under the sampler's lock (a struct copy of each device's
+totals, a few small dicts), renders outside it from that copy, and keeps the result until
+the state changes (the next tick): however many clients scrape, the text is built at most
+once a tick per format, and the sampler never waits for a render.
 """
 
 from __future__ import annotations
@@ -17,29 +16,19 @@ from dataclasses import dataclass
 
 from nitrometer import __version__, native
 from nitrometer import metrics as m
+from nitrometer.agent.devicelines import DeviceRenderer
 from nitrometer.agent.exposition import (
     COARSE_BAND_EDGES_US,
     COARSE_LATENCY_EDGES_US,
     Family,
-    buckets,
     labelstr,
 )
-from nitrometer.agent.state import POLL_BUCKETS, US, AgentState
-from nitrometer.logpage import EXCEEDED_COUNTERS
+from nitrometer.agent.process import ProcessMetrics
+from nitrometer.agent.state import POLL_BUCKETS, AgentState
 
 CONTENT_TYPE_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 CONTENT_TYPE_OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 GZIP_LEVEL = 1  # the text is repetitive: level 1 already shrinks it ~10x, at a fraction of 6's cost
-LABELS = m.DEVICE_LABELS
-COUNTERS = (
-    (m.READ_OPS, "total_read_ops", 1, "Read operations completed."),
-    (m.WRITE_OPS, "total_write_ops", 1, "Write operations completed."),
-    (m.READ_BYTES, "total_read_bytes", 1, "Bytes read."),
-    (m.WRITE_BYTES, "total_write_bytes", 1, "Bytes written."),
-    (m.READ_TIME, "total_read_time", US, "Time spent on completed reads."),
-    (m.WRITE_TIME, "total_write_time", US, "Time spent on completed writes."),
-)
-QUEUE_COUNTER = "volume_queue_length"
 POLL_LES = tuple(repr(b) for b in POLL_BUCKETS) + ("+Inf",)
 
 
@@ -114,115 +103,6 @@ def snapshot(state: AgentState) -> Snapshot:
                     state.workloads.view() if getattr(state, "workloads", None) else None)
 
 
-def device_families(snap: Snapshot) -> list[Family]:
-    devices = sorted(snap.devices, key=lambda d: d.device.name)
-    live = [d for d in devices if d.live]
-    labels = {id(d): labelstr(LABELS, _values(d)) for d in devices}
-    counters = {id(d): d.totals.counters for d in live}
-    out = []
-    for name, key, scale, doc in COUNTERS:
-        fam = Family(name, "counter", doc + " Monotonic across device counter resets.")
-        for d in live:
-            value = counters[id(d)][key]
-            fam.add(labels[id(d)], value * scale if scale != 1 else value)
-        out.append(fam)
-    scoped = LABELS + ("scope", "limit")
-    exceeded = Family(m.EXCEEDED_SECONDS, "counter", "Time the volume or instance ran past "
-                      "its IOPS or throughput limit.")
-    episodes = Family(m.EXCEEDED_EPISODES, "counter", "Ended episodes of the limit exceeded "
-                      "(runs of exceeded intervals).")
-    now = Family(m.EXCEEDED_NOW, "gauge", "1 if the limit was exceeded for at least "
-                 "exceeded.min-share of the last interval.")
-    intervals = Family(m.EXCEEDED_INTERVALS, "counter", "Poll intervals in which a limit was "
-                       "exceeded for at least exceeded.min-share of the interval.")
-    queue = Family(m.QUEUE_LENGTH, "gauge", "Outstanding IOs at the last poll.")
-    for d in live:
-        for scope, limit in d.scopes:
-            text = labelstr(scoped, _values(d) + (scope, limit))
-            exceeded.add(text, counters[id(d)][EXCEEDED_COUNTERS[scope, limit]] * US)
-            episodes.add(text, d.episodes.get((scope, limit), 0))
-            now.add(text, 1.0 if d.exceeded_now.get((scope, limit)) else 0.0)
-        intervals.add(labels[id(d)], d.exceeded_intervals)
-        queue.add(labels[id(d)], counters[id(d)][QUEUE_COUNTER])
-    out += [exceeded, episodes, now, intervals, queue]
-
-    latency = Family(m.LATENCY, "histogram", "IO latency, from the device's histogram bins; "
-                     "_sum is the device's total time.")
-    for d in live:
-        for op in ("read", "write"):
-            hist = d.totals.read if op == "read" else d.totals.write
-            les, counts = buckets(hist, snap.latency_edges)
-            latency.histogram(LABELS + ("op",), _values(d) + (op,), les, counts,
-                              counters[id(d)][f"total_{op}_time"] * US)
-    out.append(latency)
-    if snap.io_size:
-        bands = Family(m.IO_SIZE_LATENCY, "histogram", "IO latency per IO-size band (upper "
-                       "bound in io_size); _sum estimated from bin midpoints.")
-        names = LABELS + ("op", "io_size")
-        for d in live:
-            for band, label, sums in zip(d.totals.bands, d.band_labels, d.band_sums):
-                for op, hist, sum_us in (("read", band.read, sums[0]),
-                                         ("write", band.write, sums[1])):
-                    les, counts = buckets(hist, snap.band_edges)
-                    bands.histogram(names, _values(d) + (op, label), les, counts, sum_us * US)
-        out.append(bands)
-    if snap.peaks_enabled:
-        out += peak_families(snap, live)
-
-    info = Family(m.DEVICE_INFO, "gauge", "Device identity; value 1.")
-    up = Family(m.DEVICE_UP, "gauge", "1 if the last read of the device succeeded.")
-    resets = Family(m.COUNTER_RESETS, "counter", "Times the device restarted its counters.")
-    layouts = Family(m.LAYOUT_CHANGES, "counter", "Times the device's histogram layout "
-                     "changed (a new baseline; that interval is not counted).")
-    glitches = Family(m.GLITCHES, "counter", "Intervals in which one field went down while "
-                      "the device kept counting (that field got no growth).")
-    count_by_kind: dict[str, int] = {kind: 0 for kind in ("ebs", "instance_store")}
-    volume_iops = Family(m.VOLUME_IOPS_LIMIT, "gauge", "The EBS volume's provisioned (or "
-                         "baseline) IOPS.")
-    volume_tp = Family(m.VOLUME_THROUGHPUT_LIMIT, "gauge", "The EBS volume's provisioned "
-                       "throughput.")
-    info_names = LABELS + ("model", "bdev", "firmware", "controller", "page_version",
-                           "volume_id", "volume_type")
-    for d in devices:
-        dev = d.device
-        ebs = dev.kind == "ebs"
-        volume_type = d.volume.volume_type if d.volume is not None else ""
-        info.add(labelstr(info_names, _values(d) + (
-            dev.model, dev.bdev, dev.firmware, dev.controller, str(d.version),
-            dev.serial if ebs else "", volume_type)), 1)
-        if ebs and d.volume is not None:
-            if d.volume.iops:
-                volume_iops.add(labels[id(d)], d.volume.iops)
-            if d.volume.throughput:
-                volume_tp.add(labels[id(d)], d.volume.throughput)
-        up.add(labels[id(d)], 1.0 if d.up else 0.0)
-        resets.add(labels[id(d)], d.resets)
-        layouts.add(labels[id(d)], d.layout_changes)
-        for name, count in sorted(d.glitches.items()):
-            glitches.add(labelstr(LABELS + ("field",), _values(d) + (name,)), count)
-        count_by_kind[dev.kind] = count_by_kind.get(dev.kind, 0) + 1
-    seen = Family(m.DEVICES, "gauge", "Devices being polled.")
-    for kind, count in sorted(count_by_kind.items()):
-        seen.add(labelstr(("kind",), (kind,)), count)
-    return out + [info, volume_iops, volume_tp, up, resets, layouts, glitches, seen]
-
-
-def peak_families(snap: Snapshot, live) -> list[Family]:
-    window = f" over the last {snap.peak_window:g}s."
-    iops = Family(m.PEAK_IOPS, "gauge", "Highest 1-interval IOPS" + window)
-    tput = Family(m.PEAK_THROUGHPUT, "gauge", "Highest 1-interval throughput" + window)
-    lat = Family(m.PEAK_LATENCY_P99, "gauge", "Highest 1-interval p99 latency" + window)
-    for d in live:
-        for key, value in sorted(d.peaks.items(), key=lambda kv: str(kv[0])):
-            if key[0] == "iops":
-                iops.add(labelstr(LABELS + ("op",), _values(d) + (key[1],)), value)
-            elif key[0] == "throughput":
-                tput.add(labelstr(LABELS + ("op",), _values(d) + (key[1],)), value)
-            else:
-                lat.add(labelstr(LABELS + ("op",), _values(d) + (key[1],)), value)
-    return [iops, tput, lat]
-
-
 def agent_families(snap: Snapshot) -> list[Family]:
     build = Family(m.BUILD_INFO, "gauge", "Agent build; value 1.")
     build.add(labelstr(("version", "python_version"),
@@ -236,7 +116,7 @@ def agent_families(snap: Snapshot) -> list[Family]:
     tick_errors.add("", snap.tick_errors)
     errors = Family(m.DEVICE_ERRORS, "counter", "Failed device reads, by reason.")
     for key, count in sorted(snap.device_errors.items()):
-        errors.add(labelstr(LABELS + ("reason",), key), count)
+        errors.add(labelstr(m.DEVICE_LABELS + ("reason",), key), count)
     out = [build, poll, overruns, tick_errors, errors]
     if snap.reader_restarts is not None:
         restarts = Family(m.READER_RESTARTS, "counter", "Privileged readers replaced because "
@@ -317,21 +197,24 @@ def instance_families(ctx) -> list[Family]:
     return out
 
 
-def _values(d: DeviceView) -> tuple[str, str, str]:
-    dev = d.device
-    return (dev.name, dev.serial, dev.kind)
-
-
-def render(snap: Snapshot, *, openmetrics: bool = False) -> str:
-    parts = []
-    families = device_families(snap)
+def render(snap: Snapshot, *, openmetrics: bool = False, devices: DeviceRenderer | None = None,
+           process: ProcessMetrics | None = None) -> str:
+    """The whole exposition; `devices` keeps the device templates from one render to the
+    next (a fresh one builds them all)."""
+    families = (devices or DeviceRenderer()).families(snap)
     if snap.workloads is not None:
         from nitrometer.agent.workloads import families as workload_families
 
         families += workload_families(snap.workloads)
-    for fam in families + agent_families(snap):
+    families += agent_families(snap)
+    if process is not None:
+        families += process.families()
+    parts = []
+    for fam in families:
         parts.append(fam.header(openmetrics))
         parts.extend(fam.lines)
+    if openmetrics:
+        parts.append("# EOF\n")
     return "".join(parts)
 
 
@@ -341,26 +224,37 @@ def wants_openmetrics(accept: str | None) -> bool:
 
 
 class Exporter:
-    """The /metrics body for a format, rendered at most once per state version."""
+    """The /metrics body for a format, rendered at most once per state version.
 
-    def __init__(self, state: AgentState, *, process: bool = True):
+    A body asked for during each of the last two ticks is rendered again right after the
+    next one, in the sampling thread (state.after_tick): a Prometheus scraping at the poll
+    interval then never waits for a render, and scrapes only hand out bytes. A body asked
+    for less often is rendered when asked, so an idle agent renders nothing."""
+
+    def __init__(self, state: AgentState, *, process: bool = True, proc: str = "/proc"):
         self.state = state
-        self.process_registry = None
-        if process:
-            from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
-
-            self.process_registry = CollectorRegistry(auto_describe=False)
-            ProcessCollector(registry=self.process_registry)
-            PlatformCollector(registry=self.process_registry)
+        self.process = ProcessMetrics(proc) if process else None
+        self.devices = DeviceRenderer()
         self._cache: dict[tuple[bool, bool], tuple[int, bytes]] = {}
+        self._asked: dict[tuple[bool, bool], tuple[int, int]] = {}  # last two ticks asked at
         self._render_lock = threading.Lock()  # concurrent scrapes wait for one render
         self.renders = 0
+        self.rendered_ahead = 0
+        state.after_tick.append(self.render_ahead)
 
     def body(self, *, openmetrics: bool = False, compress: bool = False) -> bytes:
         key = (openmetrics, compress)
+        tick = self.state.ticks
+        asked = self._asked.get(key)
+        if asked is None or asked[1] != tick:
+            self._asked[key] = (asked[1] if asked else -1, tick)
         cached = self._cache.get(key)
         if cached is not None and cached[0] == self.state.version:
             return cached[1]
+        return self._body(key)
+
+    def _body(self, key: tuple[bool, bool]) -> bytes:
+        openmetrics, compress = key
         with self._render_lock:
             cached = self._cache.get(key)
             if cached is not None and cached[0] == self.state.version:
@@ -373,6 +267,14 @@ class Exporter:
             self._cache[key] = (version, body)
             return body
 
+    def render_ahead(self) -> None:
+        """The bodies scraped during each of the last two ticks, for the tick just made."""
+        tick = self.state.ticks
+        for key, (before, last) in list(self._asked.items()):
+            if last == tick - 1 and before == tick - 2:
+                self._body(key)
+                self.rendered_ahead += 1
+
     def _plain(self, openmetrics: bool) -> tuple[int, bytes]:
         cached = self._cache.get((openmetrics, False))
         if cached is not None and cached[0] == self.state.version:
@@ -380,24 +282,12 @@ class Exporter:
         with self.state.lock:
             version = self.state.version
             snap = snapshot(self.state)
-        text = render(snap, openmetrics=openmetrics) + self._process_text(openmetrics)
+        text = render(snap, openmetrics=openmetrics, devices=self.devices,
+                      process=self.process)
         self.renders += 1
         result = (version, text.encode())
         self._cache[(openmetrics, False)] = result
         return result
-
-    def _process_text(self, openmetrics: bool) -> str:
-        if openmetrics:
-            from prometheus_client.openmetrics.exposition import generate_latest as om_latest
-
-            if self.process_registry is None:
-                return "# EOF\n"
-            return om_latest(self.process_registry).decode()
-        if self.process_registry is None:
-            return ""
-        from prometheus_client import generate_latest
-
-        return generate_latest(self.process_registry).decode()
 
     def content_type(self, openmetrics: bool) -> str:
         return CONTENT_TYPE_OPENMETRICS if openmetrics else CONTENT_TYPE_TEXT

@@ -1,23 +1,56 @@
 """The Prometheus text format, written by hand: sample values, label sets, histogram buckets
-and one metric family's lines, as prometheus_client writes them."""
+and one metric family's lines, as the Prometheus client libraries write them."""
 
 from __future__ import annotations
 
 import functools
-
-from prometheus_client.utils import floatToGoString
+from bisect import bisect_left
 
 from nitrometer import metrics as m
-from nitrometer import native
 from nitrometer.agent.state import US
-from nitrometer.logpage import OPEN_ENDED_US
+
+EXPONENT_FROM = 1_000_000  # Go writes a float with 7 or more integer digits as d.ddde+XX
+EXACT_INTS = 1 << 53  # every int below converts to float exactly
+INF = float("inf")
+
+
+def gofloat(value: float) -> str:
+    """A float as the Python client writes sample values: Python's shortest repr, except that
+    a positive value of 7 or more integer digits takes Go's exponent form (1.2345e+07)."""
+    if value != value:
+        return "NaN"
+    if value in (INF, -INF):
+        return "+Inf" if value > 0 else "-Inf"
+    text = repr(value)
+    whole, dot, fraction = text.partition(".")
+    if value <= 0 or not dot or len(whole) < 7:  # not dot: repr chose an exponent itself
+        return text
+    return _exponent_form(whole, fraction)
+
+
+def _exponent_form(whole: str, fraction: str) -> str:
+    digits = (whole + fraction).rstrip("0")
+    mantissa = digits[0] + "." + digits[1:] if len(digits) > 1 else digits
+    return f"{mantissa}e+{len(whole) - 1:02d}"
 
 
 def fmt(value) -> str:
-    """A sample value as prometheus_client writes it (Go's float formatting)."""
-    if type(value) is int and 0 <= value < 10_000_000:
-        return f"{value}.0"  # what floatToGoString gives for these, without the float detour
-    return floatToGoString(value)
+    """A sample value (int or float) as text."""
+    if type(value) is int and 0 <= value < EXACT_INTS:
+        if value < EXPONENT_FROM:
+            return f"{value}.0"
+        return _exponent_form(str(value), "")  # what the float would give, without it
+    return gofloat(float(value))
+
+
+def counts_text(values: list[int]) -> list[str]:
+    """fmt of each of a histogram's cumulative counts (ascending ints >= 0), each with its
+    newline: the small ones, all first, without a call each."""
+    small = bisect_left(values, EXPONENT_FROM)
+    out = [f"{v}.0\n" for v in values[:small]]
+    if small < len(values):
+        out += [fmt(v) + "\n" for v in values[small:]]
+    return out
 
 
 def escape(value: str) -> str:
@@ -47,13 +80,6 @@ _LE_CACHE: dict[tuple[int, ...], tuple[str, ...]] = {}  # bin layouts seen: a ha
 # device bin falls wholly inside one bucket and the counts stay exact.
 COARSE_LATENCY_EDGES_US = tuple(4 ** i for i in range(1, 11))  # 4 us .. 1.05 s, x4
 COARSE_BAND_EDGES_US = (128, 1024, 8192)  # per IO-size band: fast, ~1 ms, ~8 ms, slower
-
-
-def buckets(hist: native.Histogram, edges: tuple | None) -> tuple[tuple[str, ...], list]:
-    """(le strings, counts): the device's bins, or merged onto coarse edges (us)."""
-    if edges is None:
-        return le_strings(hist.upper), hist.counts
-    return le_strings(list(edges) + [OPEN_ENDED_US]), native.merge_bins(hist, edges)
 
 
 def le_strings(uppers: list[int]) -> tuple[str, ...]:

@@ -3,7 +3,9 @@ the daemon needs (host CPU, instance hours, the systemd watchdog, the events fil
 
 from __future__ import annotations
 
+import gc
 import logging
+import sys
 import threading
 import time
 
@@ -14,6 +16,10 @@ from nitrometer.sampling import Settings, TickResult, build_engine, engine_setti
 from nitrometer.sampling.device import failure_reason
 
 log = logging.getLogger("nitrometer.sampler")
+# How long a thread holding the interpreter keeps it once another asks (CPython's default is
+# 5 ms). Scrapes are served by a thread each: under many of them, a sampler waking at its
+# deadline waits a switch interval for each thread that gets the interpreter before it.
+SWITCH_INTERVAL = 0.0005
 
 
 class Sampler:
@@ -74,6 +80,8 @@ class Sampler:
                 workloads.annotate(result.events)
             self.events.write(result.events)
         self._alive()
+        for follow in self.state.after_tick:
+            follow()
 
     def _alive(self) -> None:
         now = self.last_tick_completed = time.monotonic()
@@ -103,11 +111,19 @@ class Sampler:
         """Tick on the schedule until stopped or `ticks` are done; returns ticks done."""
         done = self.engine.run(self.on_tick, stop or self.stop_event, ticks)
         with self.state.lock:  # errors in the tick itself are counted too
-            self.state.tick_errors = self.engine.tick_errors
-            self.state.version += 1
+            if self.state.tick_errors != self.engine.tick_errors:
+                self.state.tick_errors = self.engine.tick_errors
+                self.state.version += 1
         return done
 
     def start(self) -> threading.Thread:
+        """The sampling thread, and the interpreter set up for a daemon that must keep time
+        under load: a short switch interval, and what start-up built (modules, config,
+        devices) out of the collector's way, so a full collection that lands on a tick
+        walks only what was made since, not the whole heap."""
+        if sys.getswitchinterval() > SWITCH_INTERVAL:
+            sys.setswitchinterval(SWITCH_INTERVAL)
+        gc.freeze()
         thread = threading.Thread(target=self.run, name="nitrometer-sampler", daemon=True)
         thread.start()
         return thread

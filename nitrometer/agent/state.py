@@ -30,32 +30,37 @@ POLL_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
 class PeakWindow:
     """Maximum of each per-second value over the last `window` seconds.
 
-    The maxima are kept as entries come and go, and found again from the window only when
-    a maximum leaves it, so reading them costs a dict copy."""
+    Each value keeps the entries that may still become its maximum, newest last and each
+    smaller than the one before (a value is dropped once a larger one comes after it: it
+    can never be the maximum again). Adding costs O(1) amortized and reading the peaks a
+    dict of the first entries: no scan of the window, which a render would pay under the
+    state lock."""
 
     def __init__(self, window: float):
         self.window = window
-        self.entries: deque[tuple[float, dict]] = deque()
-        self._peaks: dict = {}
-        self._stale = False
+        self._candidates: dict = {}  # key -> deque of (t, value), values decreasing
 
     def add(self, t: float, values: dict) -> None:
-        values = {k: v for k, v in values.items() if not math.isnan(v)}
-        self.entries.append((t, values))
-        peaks = self._peaks
+        candidates = self._candidates
         for key, value in values.items():
-            if value > peaks.get(key, -math.inf):
-                peaks[key] = value
-        while self.entries and self.entries[0][0] <= t - self.window:
-            _t, gone = self.entries.popleft()
-            if not self._stale and any(v >= peaks.get(k, -math.inf) for k, v in gone.items()):
-                self._stale = True
+            if math.isnan(value):
+                continue
+            kept = candidates.get(key)
+            if kept is None:
+                kept = candidates[key] = deque()
+            while kept and kept[-1][1] <= value:
+                kept.pop()
+            kept.append((t, value))
+        horizon = t - self.window
+        for key in list(candidates):
+            kept = candidates[key]
+            while kept and kept[0][0] <= horizon:
+                kept.popleft()
+            if not kept:
+                del candidates[key]
 
     def peaks(self) -> dict:
-        if self._stale:
-            self._peaks = peaks_of(self.entries)
-            self._stale = False
-        return dict(self._peaks)
+        return {key: kept[0][1] for key, kept in self._candidates.items()}
 
 
 def peaks_of(entries) -> dict:
@@ -163,6 +168,9 @@ class AgentState:
         self.peaks_enabled = True
         self.buckets = "coarse"  # --histogram.buckets
         self.volumes = None  # collectors.volumes.VolumeDirectory
+        # Run by the sampling thread once a tick is folded in, outside the lock (the
+        # exporter renders ahead there).
+        self.after_tick: list = []
 
     def limits_of(self, device: Device) -> Limits | None:
         """The limits the device works under as the agent knows them (its volume's, the

@@ -162,8 +162,6 @@ COUNTERS = (
 
 def families(view) -> list:
     """The workload families from a view, written as every other family is."""
-    # Here, not at the top: prometheus_client (under exposition) brings in ssl, which the
-    # agent imports only when it renders.
     from nitrometer.agent.exposition import Family, labelstr
 
     names = m.DEVICE_LABELS + ("workload",)

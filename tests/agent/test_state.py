@@ -11,13 +11,24 @@ DEV = {"device": "nvme1n1", "serial": "AWS1234567890ABCDEF", "kind": "instance_s
 def test_kept_peaks_equal_the_window_maximum():
     rng = random.Random(7)
     window = PeakWindow(5.0)
-    for t in range(200):
+    entries = []
+    for t in range(400):
         if t == 120:
             window.window = 2.0  # a reload shortens the window; the next add trims it
-        window.add(float(t), {("iops", "read"): rng.choice([rng.random(), 10 * rng.random()]),
-                              ("iops", "write"): float(t % 7)})
-        expected = peaks_of(e for e in window.entries if e[0] > t - window.window)
-        assert window.peaks() == expected
+        if t == 250:
+            window.window = 9.0  # and a longer one fills up again from then on
+        values = {("iops", "read"): rng.choice([rng.random(), 10 * rng.random()]),
+                  ("iops", "write"): float(t % 7)}
+        if t % 11 == 0:
+            values[("latency_p99", "read")] = float("nan")  # no reads: no p99
+        if t % 3 == 0:
+            values[("throughput", "read")] = rng.random()  # a value not in every entry
+        window.add(float(t), values)
+        entries.append((float(t), {k: v for k, v in values.items() if v == v}))
+        shown = window.peaks()
+        if 250 <= t < 259:  # entries dropped under the short window stay dropped
+            continue
+        assert shown == peaks_of(e for e in entries if e[0] > t - window.window)
 
 
 def test_a_new_bin_layout_is_a_new_baseline_and_no_total_goes_down(rig):
