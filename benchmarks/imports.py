@@ -193,10 +193,10 @@ def wakeups(ctx: Context, shim, devices: int, imds: FakeImds) -> list[list]:
     from devkit.agent_imports import READS_VARIABLE
 
     window = 4.0 if ctx.quick else 30.0
-    agents = {}
+    agents, fleets = {}, {}  # a fleet's files go with it: keep each until its agent stops
     try:
         for reads in ("polled", "threaded"):
-            fleet = FakeFleet(ctx.workdir / f"wakeups-{reads}", shim, devices)
+            fleet = fleets[reads] = FakeFleet(ctx.workdir / f"wakeups-{reads}", shim, devices)
             env = fleet.env()
             env.update({"AWS_EC2_METADATA_SERVICE_ENDPOINT": imds.url, READS_VARIABLE: reads})
             env.pop("AWS_EC2_METADATA_DISABLED", None)
