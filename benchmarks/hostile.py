@@ -25,7 +25,7 @@ from benchmarks.fleet import Agent, FakeFleet
 from benchmarks.jitter import lateness
 
 NAME = "hostile"
-TITLE = "8. Hostile clients"
+TITLE = "10. Hostile clients"
 DEVICES = 8
 FD_LIMIT = 1024
 BCRYPT_COST = 10

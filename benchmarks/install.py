@@ -22,7 +22,7 @@ from benchmarks.fleet import metric
 from devkit.ports import free_port
 
 NAME = "install"
-TITLE = "8. The lean agent: base install against the savings extra"
+TITLE = "9. The lean agent: base install against the savings extra"
 VARIANTS = {"base": "", "full": "[savings]"}
 SOURCE = "simulate:i3en.xlarge"
 
