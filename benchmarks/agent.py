@@ -11,7 +11,9 @@ the lightest Prometheus.
 
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 
 from benchmarks.common import Context, Section, ServiceUsage, fmt_mb, median
 from benchmarks.fleet import GROWTH_SECONDS, Agent, FakeFleet, metric, simulated_spec
@@ -39,7 +41,9 @@ def start_agents(ctx: Context, sizes=SIZES, kinds=("simulated", "fake ioctl"),
                                                      [f"--source={simulated_spec(n)}"],
                                                      ctx.workdir)))
             if "fake ioctl" in kinds:
-                fleet = FakeFleet(ctx.workdir / f"fleet-{n}-{len(agents)}", shim, n, seconds)
+                # Sections of one run share the work directory: a fleet of its own each.
+                root = Path(tempfile.mkdtemp(prefix=f"fleet-{n}-", dir=ctx.workdir))
+                fleet = FakeFleet(root, shim, n, seconds)
                 agents.append((n, "fake ioctl", Agent(f"fake ioctl x{n}", fleet.args(),
                                                       ctx.workdir, env=fleet.env(),
                                                       fleet=fleet)))
