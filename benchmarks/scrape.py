@@ -8,12 +8,11 @@ first) and gzip. Then, in this process, the render of a 32-device state taken ap
 from __future__ import annotations
 
 import gzip
-import http.client
 import time
 
 from benchmarks.agent import start_agents
 from benchmarks.common import Context, Section, fmt_ms, median, percentile
-from benchmarks.node_exporter import NodeExporter
+from benchmarks.node_exporter import NodeExporter, scrape
 
 NAME = "scrape"
 TITLE = "4. Scrape latency and size of /metrics"
@@ -21,27 +20,7 @@ SIZES = (8, 32)
 RATIO_TARGET = 0.75  # median scrape at 32 devices against node_exporter's, same run
 SAMPLES_TARGET = 4000  # samples per scrape at 32 devices
 MIN_SCRAPES = 60
-# What Prometheus 2.x sends by default: OpenMetrics preferred, then the text format.
-HEADERS = {"Accept": "application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
-                     "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
-           "Accept-Encoding": "gzip"}
 RENDER_DEVICES = 32
-
-
-def scrape(port: int) -> tuple[float, bytes, str]:
-    """(seconds from connecting to the last byte, body as sent, Content-Type)."""
-    start = time.perf_counter()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("GET", "/metrics", headers=HEADERS)
-        resp = conn.getresponse()
-        body = resp.read()
-        if resp.status != 200:
-            raise RuntimeError(f"127.0.0.1:{port}/metrics answered {resp.status}")
-        kind = resp.getheader("Content-Type", "")
-    finally:
-        conn.close()
-    return time.perf_counter() - start, body, kind
 
 
 def samples(body: bytes) -> tuple[int, int]:
@@ -69,9 +48,11 @@ def run(ctx: Context) -> Section:
             time.sleep(max(start + second - time.monotonic(), 0))  # on the 1 s schedule
             order = targets[second % len(targets):] + targets[:second % len(targets)]
             for label, port in order:  # each goes first in turn
-                seconds, body, kind = scrape(port)
-                times[label].append(seconds)
-                last[label] = (body, kind)
+                done = scrape(port)
+                if done.error:
+                    raise RuntimeError(f"127.0.0.1:{port}/metrics: {done.error}")
+                times[label].append(done.seconds)
+                last[label] = (done.body, done.content_type)
         for _, _, a in agents:
             a.stop()
     finally:
