@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.ec2_mixed import plug_ec2_mixed
+from tests.support.processes import stop
 from tests.support.prometheus import free_port
 from tests.support.scrape import metrics_text
 
@@ -77,12 +77,7 @@ def test_agent_serves_metrics(installed):
             time.sleep(0.3)
             text = metrics_text(port, timeout=5)
     finally:
-        agent.send_signal(signal.SIGTERM)
-        try:
-            agent.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            agent.kill()
-            agent.wait()
+        stop(agent, 30)
     assert agent.returncode == 0
     assert re.search(r'nitrometer_build_info\{python_version="3\.9\.\d+"', text)
     assert re.search(r'nitrometer_device_up\{device="nvme1n1",kind="instance_store"[^}]*\} 1', text)
@@ -122,12 +117,7 @@ def test_the_agent_reads_devices_through_the_keeper_shipped_in_the_wheel(install
         [keeper] = Path(f"/proc/{agent.pid}/task/{agent.pid}/children").read_text().split()
         shipped = os.readlink(f"/proc/{keeper}/exe")
     finally:
-        agent.send_signal(signal.SIGTERM)
-        try:
-            agent.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            agent.kill()
-            agent.wait()
+        stop(agent, 30)
     assert agent.returncode == 0, agent.stdout.read().decode()[-2000:]
     assert shipped.startswith(str(installed.venv)) and shipped.endswith("/nitrometer-reader")
     sent = {c["opcode"] for c in fake.commands(f"{dev}/nvme1n1")}
