@@ -4,6 +4,7 @@ and the storage limits table (nitrometer/data/storage_limits.csv, sources cited 
 from __future__ import annotations
 
 import csv
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,15 +76,23 @@ def known_instance_types() -> set[str]:
     return priced | {name for scope, name in limits_table() if scope != "ebs_volume"}
 
 
+def is_known_instance_type(name: str) -> bool:
+    """known_instance_types() has it: read through, nothing kept (the agent asks once)."""
+    with open(PRICES_FILE, newline="", encoding="utf-8") as f:
+        if any(row["instance_type"] == name for row in csv.DictReader(f)):
+            return True
+    return any(_row(scope, name) for scope in ("instance_store", "ebs_instance"))
+
+
 def check_instance_type(instance_type: str, what: str = "--instance.type") -> str:
     """The name lower-cased; one that neither table knows is a ConfigError naming the
     closest known ones (a typo would otherwise leave every limit out without a word)."""
     import difflib
 
     name = instance_type.strip().lower()
-    known = known_instance_types()
-    if name in known:
+    if is_known_instance_type(name):
         return name
+    known = known_instance_types()
     closest = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
     hint = f"closest: {', '.join(closest)}" if closest else \
         f"known families: {', '.join(sorted({t.split('.')[0] for t in known})[:12])}, ..."
@@ -124,6 +133,17 @@ def limits_table() -> dict[tuple[str, str], dict]:
     return _TABLE
 
 
+@functools.cache
+def _row(scope: str, name: str) -> dict | None:
+    """One row of the table, read through the file: an agent needs a row or two, so it
+    keeps those rather than the whole table."""
+    if _TABLE is not None:
+        return _TABLE.get((scope, name))
+    with open(LIMITS_FILE, newline="", encoding="utf-8") as f:
+        return next((row for row in csv.DictReader(f)
+                     if row["scope"] == scope and row["name"] == name), None)
+
+
 def _limits(row: dict) -> Limits:
     write = float(row["write_iops"])
     tp = row["throughput_mb_s"]
@@ -137,24 +157,24 @@ def instance_store_types() -> list:
 
 def instance_store_limits(instance_type: str) -> tuple[int, Limits] | None:
     """(number of instance-store volumes, their aggregate limits), None when not in the table."""
-    row = limits_table().get(("instance_store", instance_type))
+    row = _row("instance_store", instance_type)
     return None if row is None else (int(row["devices"]), _limits(row))
 
 
 def ebs_instance_limits(instance_type: str) -> Limits | None:
-    row = limits_table().get(("ebs_instance", instance_type))
+    row = _row("ebs_instance", instance_type)
     return _limits(row) if row else None
 
 
 def ebs_volume_limits(volume_type: str) -> Limits | None:
-    row = limits_table().get(("ebs_volume", volume_type))
+    row = _row("ebs_volume", volume_type)
     return _limits(row) if row else None
 
 
 def published_limits(scope: str, name: str) -> dict[str, float]:
     """The limits the table gives for a row, without derived ones: read_iops, write_iops and
     throughput (bytes/s) where published. Empty when the row is unknown."""
-    row = limits_table().get((scope, name))
+    row = _row(scope, name)
     if row is None:
         return {}
     out = {key: float(row[key]) for key in ("read_iops", "write_iops") if row[key]}
