@@ -23,7 +23,7 @@ DEFAULT_PORT = 9720
 HOUR = 3600.0  # the longest peak window and rescan interval
 # name -> (help, on by default); --collector.NAME / --no-collector.NAME, as node_exporter.
 COLLECTORS = {
-    "host": ("CPU busy and iowait per second (psutil)", True),
+    "host": ("CPU busy and iowait per second (/proc/stat)", True),
     "identity": ("instance identity, limits, price, normalized hours and cost counters", True),
     "io_size": ("latency histograms per IO-size band (instance store)", True),
     "peaks": ("per-window peaks of 1 s IOPS, throughput and latency", True),

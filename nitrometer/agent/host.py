@@ -20,7 +20,7 @@ def simulated_host_ios(state) -> Callable[[], float]:
 
 
 def host_sampler(spec, state, clock, instance_type: str | None = None):
-    """psutil's view of this machine, or with a simulated source the simulated host's CPU."""
+    """this machine's CPU (/proc/stat), or with a simulated source the simulated host's CPU."""
     if spec.kind != "simulate":
         return HostSampler()
     from nitrometer.prices.instance import instance_specs

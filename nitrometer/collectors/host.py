@@ -1,7 +1,24 @@
-"""The host's CPU as psutil sees it: busy and iowait over the last interval, and busy and
+"""The host's CPU from /proc/stat: busy and iowait over the last interval, and busy and
 total CPU-seconds as running totals (counters)."""
 
 from __future__ import annotations
+
+import os
+
+# The first line of /proc/stat, "cpu" then these in clock ticks (proc_stat(5)); older kernels
+# stop earlier.
+STAT_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal", "guest",
+               "guest_nice")
+
+
+def cpu_times(proc: str = "/proc") -> dict[str, float]:
+    """CPU-seconds of all CPUs by state since boot, as psutil.cpu_times() gives them."""
+    with open(f"{proc}/stat", "rb") as f:
+        line = f.readline().split()
+    if not line or line[0] != b"cpu":
+        raise OSError(f"{proc}/stat: no cpu line")
+    ticks = os.sysconf("SC_CLK_TCK")
+    return {name: int(value) / ticks for name, value in zip(STAT_FIELDS, line[1:])}
 
 
 class CpuTotals:
@@ -18,19 +35,17 @@ class CpuTotals:
 
 
 class HostSampler:
-    """Ratios (0..1) of CPU time between two calls, summed over all CPUs (psutil)."""
+    """Ratios (0..1) of CPU time between two calls, summed over all CPUs."""
 
-    def __init__(self):
-        import psutil
-
-        self._psutil = psutil
-        self._last = psutil.cpu_times()
+    def __init__(self, proc: str = "/proc"):
+        self.proc = proc
+        self._last = cpu_times(proc)
         self.totals = CpuTotals()
 
     def sample(self) -> dict[str, float]:
-        cur = self._psutil.cpu_times()
+        cur = cpu_times(self.proc)
         prev, self._last = self._last, cur
-        spent = {name: getattr(cur, name) - getattr(prev, name) for name in cur._fields}
+        spent = {name: value - prev.get(name, 0.0) for name, value in cur.items()}
         total = sum(v for v in spent.values() if v > 0)
         if total <= 0:
             return {}
@@ -38,7 +53,6 @@ class HostSampler:
         busy = min(max(1.0 - idle / total, 0.0), 1.0)
         return {
             "busy": busy,
-            # iowait exists on Linux only; elsewhere it is reported as 0.
             "iowait": min(max(spent.get("iowait", 0.0) / total, 0.0), 1.0),
             **self.totals.add(busy * total, total),
         }

@@ -77,8 +77,8 @@ def test_the_agent_on_devices_imports_nothing_it_does_not_use(fake, tmp_path, im
     env = fake.env()
     env.pop("AWS_EC2_METADATA_DISABLED", None)
     env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = imds.url
-    agent = Agent(tmp_path, ["--source=ioctl", f"--path.sysfs={SYSFS}", f"--path.dev={dev}",
-                             "--no-collector.host"], env)
+    agent = Agent(tmp_path, ["--source=ioctl", f"--path.sysfs={SYSFS}", f"--path.dev={dev}"],
+                  env)
     try:
         agent.wait_serving(b'instance_id="i-0aa11bb22cc33dd44"')  # asked of IMDSv2
         agent.wait_serving(b'device="nvme2n1"')

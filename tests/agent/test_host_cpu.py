@@ -3,15 +3,17 @@ devices' IOs into busy time (a third less of it on Graviton)."""
 
 from __future__ import annotations
 
+import os
 import time
 
+import psutil
 import pytest
 
 from devkit.pages import ScriptedSource, device
 from nitrometer import metrics as m
 from nitrometer.agent.host import host_sampler
 from nitrometer.collectors.base import SourceSpec
-from nitrometer.collectors.host import HostSampler
+from nitrometer.collectors.host import HostSampler, cpu_times
 from nitrometer.sim.host import X86_CPU_SECONDS_PER_IO, SimulatedCpu
 from tests.agent.conftest import promtool_check
 
@@ -20,7 +22,28 @@ def ebs_script(builder, i):
     builder.advance(reads=3000, writes=1000, read_bin=9, write_bin=10, queue=8)
 
 
-def test_psutil_counters_grow_with_busy_at_most_total():
+def test_cpu_times_read_the_first_line_of_proc_stat(tmp_path):
+    # proc_stat(5): "cpu" then user nice system idle iowait irq softirq steal guest
+    # guest_nice, in USER_HZ ticks; per-CPU lines follow.
+    (tmp_path / "stat").write_text("cpu  100 2 30 400 5 6 7 8 9 10\n"
+                                   "cpu0 50 1 15 200 2 3 3 4 4 5\nintr 1 2 3\n")
+    ticks = os.sysconf("SC_CLK_TCK")
+    times = cpu_times(str(tmp_path))
+    assert list(times) == ["user", "nice", "system", "idle", "iowait", "irq", "softirq",
+                           "steal", "guest", "guest_nice"]
+    assert times["user"] == 100 / ticks and times["guest_nice"] == 10 / ticks
+    (tmp_path / "stat").write_text("cpu  100 2 30 400\n")  # an old kernel's four fields
+    assert cpu_times(str(tmp_path)) == {"user": 100 / ticks, "nice": 2 / ticks,
+                                        "system": 30 / ticks, "idle": 400 / ticks}
+
+
+def test_cpu_times_match_psutils():
+    ours, theirs = cpu_times(), psutil.cpu_times()
+    for name, value in ours.items():
+        assert getattr(theirs, name) == pytest.approx(value, abs=0.5)  # read apart in time
+
+
+def test_host_counters_grow_with_busy_at_most_total():
     sampler = HostSampler()
     first = sampler.sample() or {"busy_seconds": 0.0, "cpu_seconds": 0.0}
     deadline = time.monotonic() + 0.3
