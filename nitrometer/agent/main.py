@@ -385,29 +385,35 @@ def connection_limits():
     return Limits(max_connections=max(8, soft // 4))
 
 
-M_ARENA_MAX = -8  # glibc's malloc.h
-ARENA_MAX = 2
+# glibc's malloc.h: mallopt parameters, and the values the agent sets.
+MALLOC_TUNING = (
+    # At most two arenas: threads would otherwise get arenas of their own (64 MiB of
+    # address space, some of it resident, each) in an agent that allocates little.
+    ("MALLOC_ARENA_MAX", -8, 2),
+    # A fixed threshold: a rendered /metrics body (hundreds of KiB, made and freed every
+    # tick) is mapped and given back whole. By default glibc raises the threshold after the
+    # first such free and keeps every later body in a heap that never shrinks.
+    ("MALLOC_MMAP_THRESHOLD_", -3, 64 * 1024),
+    ("MALLOC_TRIM_THRESHOLD_", -1, 128 * 1024),
+)
 
 
-def limit_malloc_arenas() -> bool:
-    """At most two glibc malloc arenas: threads would otherwise get arenas of their own
-    (64 MiB of address space, some of it resident, each) in an agent that allocates
-    little. Not every way of starting the agent sets MALLOC_ARENA_MAX; when it is set, it
-    wins. Call before any thread starts; True when applied."""
-    if os.environ.get("MALLOC_ARENA_MAX"):
-        return False
+def tune_malloc() -> list[str]:
+    """Sets what MALLOC_TUNING says, except where the environment already does (it wins).
+    Call before any thread starts; the names of the settings applied."""
     import ctypes
 
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # musl and others: no mallopt
-        return False
+        return []
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    return mallopt(M_ARENA_MAX, ARENA_MAX) == 1
+    return [name for name, param, value in MALLOC_TUNING
+            if not os.environ.get(name) and mallopt(param, value) == 1]
 
 
 def run(args: argparse.Namespace) -> int:
-    limit_malloc_arenas()
+    tune_malloc()
     config = build_config(args)
     setup_logging(config.log_level, config.log_format)
     from nitrometer import native  # noqa: F401 - says clearly if the C core is missing
