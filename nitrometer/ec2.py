@@ -87,11 +87,11 @@ def is_known_instance_type(name: str) -> bool:
 def check_instance_type(instance_type: str, what: str = "--instance.type") -> str:
     """The name lower-cased; one that neither table knows is a ConfigError naming the
     closest known ones (a typo would otherwise leave every limit out without a word)."""
-    import difflib
-
     name = instance_type.strip().lower()
     if is_known_instance_type(name):
         return name
+    import difflib
+
     known = known_instance_types()
     closest = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
     hint = f"closest: {', '.join(closest)}" if closest else \
