@@ -24,6 +24,7 @@ from pathlib import Path
 from benchmarks.common import PYTHON, ROOT, Context, Section, fmt_mb, median
 from benchmarks.fleet import Agent, FakeFleet
 from devkit.agent_imports import HEAVY_MODULES
+from devkit.imds import FakeImds
 
 NAME = "imports"
 TITLE = "14. The agent's imports and memory after start-up"
@@ -32,6 +33,10 @@ TOP_PACKAGES = 15
 TOP_FILES = 15
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 TRACE_FRAMES = 40  # deep enough to reach the import statement behind unmarshalled code
+# The agent's one identity query is answered as on EC2.
+IMDS_DOCUMENT = {"instanceId": "i-0123456789abcdef0", "instanceType": "i3en.24xlarge",
+                 "architecture": "x86_64", "region": "us-east-1",
+                 "availabilityZone": "us-east-1a"}
 
 
 class ProbedAgent(Agent):
@@ -125,49 +130,6 @@ def file_group(filename: str) -> str:
     return "stdlib " + (inside[0] if len(inside) > 1 else path.stem)
 
 
-class FakeImds:
-    """IMDSv2 on 127.0.0.1, so that the agent's one identity query runs as on EC2: a token
-    for a PUT with a TTL header, then the identity document for a GET with that token."""
-
-    TOKEN = b"AQAEAbenchmarktoken=="
-    DOCUMENT = {"instanceId": "i-0123456789abcdef0", "instanceType": "i3en.24xlarge",
-                "architecture": "x86_64", "region": "us-east-1",
-                "availabilityZone": "us-east-1a"}
-
-    def __init__(self):
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def answer(self, status: int, body: bytes = b"") -> None:
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_PUT(self):
-                ok = "X-aws-ec2-metadata-token-ttl-seconds" in self.headers
-                self.answer(200, fake.TOKEN) if ok else self.answer(400)
-
-            def do_GET(self):
-                if self.headers.get("X-aws-ec2-metadata-token", "").encode() != fake.TOKEN:
-                    return self.answer(401)
-                self.answer(200, json.dumps(fake.DOCUMENT).encode())
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def one_run(ctx: Context, fleet: FakeFleet, devices: int, xoptions: list[str],
             label: str, imds: FakeImds) -> tuple[dict, str, int]:
     env = fleet.env()
@@ -228,7 +190,7 @@ def run(ctx: Context) -> Section:
     runs = 1 if ctx.quick else 5
     shim = build_shim(ctx.workdir)
     fleet = FakeFleet(ctx.workdir / "imports-fleet", shim, devices)
-    imds = FakeImds()
+    imds = FakeImds(IMDS_DOCUMENT)
     times: dict[str, list[tuple[int, int]]] = defaultdict(list)
     rss, threads, totals, heavy = [], [], [], []
     for i in range(runs):

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import platform
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from devkit.imds import FakeImds
 from nitrometer import identity
 from nitrometer.errors import ConfigError
 from nitrometer.identity import (
@@ -33,56 +30,11 @@ DMI_NITRO = str(SYSFS_FIXTURES / "dmi-nitro" / "devices/virtual/dmi/id")
 DMI_QEMU = str(SYSFS_FIXTURES / "dmi-qemu" / "devices/virtual/dmi/id")
 
 
-class FakeImds(BaseHTTPRequestHandler):
-    """IMDSv2: PUT /latest/api/token with a TTL header, then GETs carrying the token."""
-
-    # ok | reject (401 on every GET) | hang (the token PUT never answers in time) |
-    # forbidden (403 on the token PUT: IMDS turned off for the instance) | notjson
-    mode = "ok"
-    seen: list[tuple[str, str, dict]] = []
-
-    def log_message(self, *args):
-        pass
-
-    def _send(self, status, body=b""):
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_PUT(self):
-        self.seen.append(("PUT", self.path, dict(self.headers)))
-        if self.mode == "hang":
-            time.sleep(3)
-        if self.mode == "forbidden":
-            return self._send(403)
-        if self.path != "/latest/api/token" or \
-                "X-aws-ec2-metadata-token-ttl-seconds" not in self.headers:
-            return self._send(400)
-        self._send(200, TOKEN.encode())
-
-    def do_GET(self):
-        self.seen.append(("GET", self.path, dict(self.headers)))
-        if self.mode == "reject" or self.headers.get("X-aws-ec2-metadata-token") != TOKEN:
-            return self._send(401)
-        if self.path == "/latest/dynamic/instance-identity/document":
-            if self.mode == "notjson":
-                return self._send(200, b"<html>captive portal</html>")
-            return self._send(200, json.dumps(DOCUMENT).encode())
-        self._send(404)
-
-
 @pytest.fixture
 def imds():
-    handler = type("Handler", (FakeImds,), {"seen": [], "mode": "ok"})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    handler.url = f"http://127.0.0.1:{server.server_address[1]}"
-    yield handler
-    server.shutdown()
-    server.server_close()
+    fake = FakeImds(DOCUMENT, TOKEN)
+    yield fake
+    fake.close()
 
 
 @pytest.fixture(autouse=True)
