@@ -376,7 +376,7 @@ def connection_limits():
     """Connections stay under a quarter of the fd limit: the sampler keeps the rest."""
     import resource
 
-    from nitrometer.agent.httpserver import Limits
+    from nitrometer.agent.http11 import Limits
 
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     default = Limits()

@@ -12,7 +12,8 @@ import threading
 
 from nitrometer import __version__
 from nitrometer.agent.exporter import Exporter, wants_openmetrics
-from nitrometer.agent.httpserver import BoundedHTTPServer, Limits, Request, Response
+from nitrometer.agent.http11 import Limits, Request, Response
+from nitrometer.agent.httpserver import BoundedHTTPServer
 from nitrometer.agent.webauth import AuthBusy, Authenticator
 from nitrometer.agent.webconfig import WebConfig, load_web_config
 

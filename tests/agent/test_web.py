@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devkit.pages import ScriptedSource, device
-from nitrometer.agent.httpserver import Limits
+from nitrometer.agent.http11 import Limits
 from nitrometer.agent.web import MetricsServer, load_web_config
 from nitrometer.errors import ConfigError
 from tests.support.processes import stop
@@ -517,7 +517,7 @@ def test_a_web_config_that_is_not_utf8_or_endless_is_one_line(tmp_path):
 def test_the_date_header_is_an_imf_fixdate_whatever_the_locale():
     import email.utils
 
-    from nitrometer.agent.httpserver import http_date
+    from nitrometer.agent.http11 import http_date
 
     # RFC 9110 section 5.6.7's own example, then a spread of instants against the stdlib.
     assert http_date(784111777) == "Sun, 06 Nov 1994 08:49:37 GMT"
