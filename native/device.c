@@ -324,23 +324,24 @@ static void quantiles_of(nm_device *d, uint32_t h, const nm_hist *bounds,
     }
 }
 
-/* Quantiles of both ops and every band, and IOs per band, of the committed delta. */
-static void summarize(nm_device *d, const hist_sums *s)
+/* Quantiles of both ops and every band, and IOs per band, of the committed delta; bins
+ * holds its bounds (cur's, just read, where the delta has cur's layout). */
+static void summarize(nm_device *d, const nm_page *bins, const hist_sums *s)
 {
     nm_summary *out = &d->out;
     const nm_page *dl = &out->delta;
     uint32_t n = d->num_q;
 
     out->num_q = n;
-    quantiles_of(d, 0, &dl->read, dl->read.count, dl->read.num_bins, s, out->q);
-    quantiles_of(d, 1, &dl->write, dl->write.count, dl->write.num_bins, s, out->q + n);
+    quantiles_of(d, 0, &bins->read, dl->read.count, dl->read.num_bins, s, out->q);
+    quantiles_of(d, 1, &bins->write, dl->write.count, dl->write.num_bins, s, out->q + n);
     for (uint32_t i = 0; i < dl->num_bands; i++) {
         uint32_t h = 2 + 2 * i;
 
         out->band_read_ops[i] = s->sum[h];
         out->band_write_ops[i] = s->sum[h + 1];
-        quantiles_of(d, h, &dl->write, dl->band_read[i], dl->band_bins, s, out->q + h * n);
-        quantiles_of(d, h + 1, &dl->write, dl->band_write[i], dl->band_bins, s,
+        quantiles_of(d, h, &bins->write, dl->band_read[i], dl->band_bins, s, out->q + h * n);
+        quantiles_of(d, h + 1, &bins->write, dl->band_write[i], dl->band_bins, s,
                      out->q + (h + 1) * n);
     }
 }
@@ -426,12 +427,15 @@ int nm_device_step(nm_device *d, const char *buf, size_t len, double t)
 {
     const uint8_t *page = (const uint8_t *)buf;
     hist_sums sums;
+    const nm_page *bins; /* the delta's bin bounds */
     int rc, same;
 
     if (d == NULL || buf == NULL)
         return NM_EARG;
+    bins = &d->cur;
     if (!steady(d) || !nm_same_raw_header(page, len, (size_t)d->page_len, &d->cur) ||
         !fast_commit(d, page, len, t, &sums)) {
+        bins = &d->out.delta;
         same = d->has_page && nm_same_raw_layout(page, len, (size_t)d->page_len, &d->cur);
         if (same) {
             nm_read_counts(page, len, &d->cur);
@@ -459,7 +463,7 @@ int nm_device_step(nm_device *d, const char *buf, size_t len, double t)
         sum_hists(&d->out.delta, &sums);
     }
     d->page_len = len;
-    summarize(d, &sums);
+    summarize(d, bins, &sums);
     d->totals_rc = add_to_totals(d);
     return (int)d->out.info.flags;
 }
