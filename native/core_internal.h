@@ -52,6 +52,8 @@ static inline uint64_t le64(const uint8_t *p)
 
 /* buf has the layout page holds (decoded from a buffer of prev_len bytes). */
 int nm_same_raw_layout(const uint8_t *buf, size_t len, size_t prev_len, const nm_page *page);
+/* The same but for the histograms' bin bounds: kind, version, length and bands. */
+int nm_same_raw_header(const uint8_t *buf, size_t len, size_t prev_len, const nm_page *page);
 /* Reads the counters and counts of such a page into page. */
 void nm_read_counts(const uint8_t *buf, size_t len, nm_page *page);
 

@@ -166,14 +166,19 @@ static int same_bands(const uint8_t *buf, size_t len, const nm_page *page)
     return 1;
 }
 
-int nm_same_raw_layout(const uint8_t *buf, size_t len, size_t prev_len, const nm_page *page)
+int nm_same_raw_header(const uint8_t *buf, size_t len, size_t prev_len, const nm_page *page)
 {
     return len >= NM_BASE_PAGE_LEN &&
            (len >= NM_DETAIL_PAGE_LEN) == (prev_len >= NM_DETAIL_PAGE_LEN) &&
            le32(buf + OFF_MAGIC) == page->magic && le32(buf + OFF_VERSION) == page->version &&
-           same_bounds(buf + OFF_READ_HIST, &page->read) &&
-           same_bounds(buf + OFF_WRITE_HIST, &page->write) &&
            (page->version == 0 || same_bands(buf, len, page));
+}
+
+int nm_same_raw_layout(const uint8_t *buf, size_t len, size_t prev_len, const nm_page *page)
+{
+    return nm_same_raw_header(buf, len, prev_len, page) &&
+           same_bounds(buf + OFF_READ_HIST, &page->read) &&
+           same_bounds(buf + OFF_WRITE_HIST, &page->write);
 }
 
 void nm_read_counts(const uint8_t *buf, size_t len, nm_page *page)

@@ -155,6 +155,19 @@ typedef struct {
     uint32_t layout_known;    /* totals_same and band_mid_us are those of out.delta */
     uint32_t totals_same;
     uint32_t qs_sorted;
+    /* Growth limits for the last interval's length under the last bounds: polls a steady
+     * interval apart reuse them. */
+    uint32_t limits_valid;
+    double limits_seconds;
+    nm_bounds limits_bounds;
+    double counter_limit[11];
+    uint64_t counter_cap[11]; /* growth up to which a counter is surely within its limit */
+    double bin_limit;
+    uint64_t bin_cap;
+    uint64_t bin_mask;
+    /* The bin each quantile of each histogram (as in nm_summary.q) fell in last: where the
+     * next search starts, deltas a poll apart being much alike. */
+    uint8_t q_bin[18][16];
 } nm_device;
 
 int nm_decode(const uint8_t *buf, size_t len, nm_page *out);

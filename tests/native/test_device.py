@@ -11,8 +11,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nitrometer import native
-from tests.native.pages import MAX64, WRAP, encode, layouts, page_values, realistic_page, successor
+from nitrometer import logpage, native
+from tests.native.pages import (
+    MAX64,
+    WRAP,
+    bins_from,
+    encode,
+    layouts,
+    page_values,
+    realistic_page,
+    successor,
+)
 from tests.native.test_guard import page
 
 QS = native.DEFAULT_QUANTILES
@@ -183,3 +192,70 @@ def test_totals_past_2_to_the_64_stop_there_on_every_path():
     pages += [page(s) for s in range(1, 8)]  # every traffic counter back: a restart
     device = run_both(pages, [float(t) for t in range(len(pages))], (1e4, 1e9))
     assert device.totals.page["total_read_time"] == MAX64
+
+
+def shifting_pages(kind: str, hot_bins: list[int], bounds=None, moved=None,
+                   moved_from: int = 0) -> list[bytes]:
+    """A device's pages a second apart whose traffic moves poll by poll: each poll adds IO
+    around its hot bin (reads) and the bin above it (writes), so every quantile walks up
+    or down from the bin it fell in the poll before; a hot bin of -1 adds no IO at all.
+    From page moved_from on, the bins have moved's bounds instead (counts going on)."""
+    bounds = bounds or logpage.power_of_two_bounds(28)
+    read, write, pages = [0] * len(bounds), [0] * len(bounds), []
+    for k, hot in enumerate(hot_bins):
+        if moved and k == moved_from:
+            bounds = moved
+        if hot >= 0:
+            for offset, share in ((-1, 5), (0, 80), (1, 14), (2, 1)):
+                read[max(0, min(hot + offset, len(bounds) - 1))] += 10 * share
+                write[max(0, min(hot + 1 + offset, len(bounds) - 1))] += 3 * share
+        ops_r, ops_w = sum(read), sum(write)
+        counters = {"total_read_ops": ops_r, "total_write_ops": ops_w,
+                    "total_read_bytes": ops_r * 4096, "total_write_bytes": ops_w * 8192,
+                    "total_read_time": ops_r * 50, "total_write_time": ops_w * 70,
+                    "volume_queue_length": hot % 7}
+        kw = {}
+        if kind == "instance_store":
+            kw = {"band_sizes": (4096, 0xFFFFFFFF), "version": 1,
+                  "band_read": [[c // 2 for c in read[:32]], [c - c // 2 for c in read[:32]]],
+                  "band_write": [write[:32], [0] * len(bounds[:32])]}
+        pages.append(logpage.encode_page(kind, counters, bins_from(bounds, read),
+                                         bins_from(bounds, write), **kw))
+    return pages
+
+
+@pytest.mark.parametrize("kind", ["ebs", "instance_store"])
+def test_quantiles_that_move_poll_to_poll_are_the_general_rules_quantiles(kind):
+    hot = [3, 3, 9, 20, 26, 27, 0, 0, 14, -1, 13, 27, 1, 6, 5, 5, -1, -1, 22, 2]
+    bounds = logpage.power_of_two_bounds(28 if kind == "ebs" else 30)
+    pages = shifting_pages(kind, hot, bounds)
+    device = run_both(pages, [float(t) for t in range(len(pages))], (1e9, 1e15),
+                      (0.0, 0.25, 0.5, 0.9, 0.99, 0.999, 1.0))
+    assert device.summary().flags == 0 and not math.isnan(device.summary().read_q[2])
+
+
+@pytest.mark.parametrize("kind", ["ebs", "instance_store"])
+def test_bin_bounds_that_change_alone_in_the_steady_state_are_a_new_layout(kind):
+    # The same kind, version, length and bands: only the histograms' bin bounds tell.
+    bounds = logpage.power_of_two_bounds(28)
+    moved = [*bounds[:-2], (bounds[-2][0], bounds[-2][1] + 1), (bounds[-1][0] + 1,
+                                                                  bounds[-1][1])]
+    pages = shifting_pages(kind, [4, 5, 6, 7, 7, 8], bounds, moved=moved, moved_from=4)
+    separate, device = Separate((1e9, 1e15), QS), native.Device(1e9, 1e15)
+    got = [one_call(device, raw, float(t))[0] for t, raw in enumerate(pages)]
+    assert got[4] == ("layout", native.lib.NM_ELAYOUT)
+    assert got[5] == ("flags", 0)  # counted from the new layout's first page
+    run_both(pages, [float(t) for t in range(len(pages))], (1e9, 1e15))
+    assert [separate.step(raw, float(t))[0] for t, raw in enumerate(pages)] == got
+
+
+def test_bounds_tightened_between_steady_polls_hold_the_growth_past_them():
+    pages = shifting_pages("ebs", [5, 5, 5, 5, 5])
+    device = native.Device(1e9, 1e15)
+    assert [device.step(raw, float(t)) for t, raw in enumerate(pages[:3])] == [
+        native.lib.NM_DELTA_BASELINE, 0, 0]
+    device.bounds = (100.0, 1e6)  # 1,000 reads a poll is past 100 a second (+ 1 s slack)
+    assert device.step(pages[3], 3.0) & native.lib.NM_DELTA_HELD
+    device.bounds = (1e9, 1e15)
+    # under the old bounds again the next page grew plausibly from the baseline
+    assert device.step(pages[4], 4.0) & native.lib.NM_DELTA_DROPPED
