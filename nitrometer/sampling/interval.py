@@ -48,7 +48,7 @@ def _named(qs: tuple[float, ...], values) -> dict[float, float | None]:
     total = sum(values)
     if total == total:  # no NaN (a histogram with IO): the common case, in one step
         return dict(zip(qs, values))
-    return {q: nan_to_none(v) for q, v in zip(qs, values)}
+    return {q: None if v != v else v for q, v in zip(qs, values)}  # NaN: no IO
 
 
 def hist_quantiles(hist: native.Histogram, qs: tuple[float, ...] = QUANTILES) -> dict:
@@ -74,7 +74,8 @@ class OpStats:
     avg_request_bytes: float | None = field(init=False)
 
     def __post_init__(self):
-        _derive(self.__dict__)
+        self.__dict__.update(_op_fields(self.ops, self.bytes, self.time_us, self.seconds,
+                                        self.quantiles_us))
 
     @property
     def mb_per_s(self) -> float | None:
@@ -96,14 +97,14 @@ class OpStats:
         return self.quantiles_us.get(0.999)
 
 
-def _derive(fields: dict) -> None:
-    """An OpStats' rates and means, from its counts."""
-    ops, nbytes, time_us, seconds = (fields["ops"], fields["bytes"], fields["time_us"],
-                                     fields["seconds"])
-    fields["iops"] = per_second(ops, seconds)
-    fields["throughput"] = per_second(nbytes, seconds)
-    fields["mean_us"] = time_us / ops if ops and time_us is not None else None
-    fields["avg_request_bytes"] = nbytes / ops if ops else None
+def _op_fields(ops: int, nbytes: int, time_us: int | None, seconds: float | None,
+               quantiles_us: dict) -> dict:
+    """Every field of an OpStats: its counts, and the rates and means they give."""
+    return {"ops": ops, "bytes": nbytes, "time_us": time_us, "seconds": seconds,
+            "quantiles_us": quantiles_us, "iops": per_second(ops, seconds),
+            "throughput": per_second(nbytes, seconds),
+            "mean_us": time_us / ops if ops and time_us is not None else None,
+            "avg_request_bytes": nbytes / ops if ops else None}
 
 
 def _op_stats(ops: int, nbytes: int, time_us: int | None, seconds: float | None,
@@ -111,10 +112,8 @@ def _op_stats(ops: int, nbytes: int, time_us: int | None, seconds: float | None,
     """OpStats(...) without the frozen dataclass's __init__ (a setattr per field): the
     engine makes two per device per poll."""
     stats = object.__new__(OpStats)
-    fields = stats.__dict__
-    fields["ops"], fields["bytes"], fields["time_us"] = ops, nbytes, time_us
-    fields["seconds"], fields["quantiles_us"] = seconds, quantiles_us
-    _derive(fields)
+    object.__setattr__(stats, "__dict__", _op_fields(ops, nbytes, time_us, seconds,
+                                                     quantiles_us))
     return stats
 
 
@@ -204,6 +203,56 @@ def exceeded_over_run(intervals) -> dict[str, tuple[int, bool]]:
             for name, (us, seconds, share) in totals.items()}
 
 
+class _Built:
+    """A record's field built on first access, then kept in the record's __dict__ (which a
+    non-data descriptor gives way to): a field the constructor set is never built."""
+
+    __slots__ = ("build", "name")
+
+    def __init__(self, build):
+        self.build = build
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+
+    def __get__(self, iv, owner=None):
+        if iv is None:
+            return self
+        value = iv.__dict__[self.name] = self.build(iv)
+        return value
+
+
+# -- fields built on first access, from the record's own copy of the C buffers ------------
+
+def _ops(iv: Interval) -> dict[str, OpStats]:
+    summary, counters, seconds = iv._summary, iv._counters, iv.seconds
+    glitches = iv.glitches if summary.flags & native.lib.NM_DELTA_GLITCH else ()
+    out = {}
+    for name, q, (ops_i, bytes_i, time_i, time_field) in zip(
+            OPS, summary.op_quantiles(), _OP_COUNTERS):
+        out[name] = _op_stats(counters[ops_i], counters[bytes_i],
+                              None if time_field in glitches else counters[time_i],
+                              seconds, _named(summary.qs, q))
+    return out
+
+
+def _bands(iv: Interval) -> tuple[BandStats, ...]:
+    summary, seconds = iv._summary, iv.seconds
+    qs = summary.qs
+    return tuple(BandStats(low, high, reads, writes, _named(qs, read_q), _named(qs, write_q),
+                           seconds)
+                 for (low, high), reads, writes, read_q, write_q in zip(
+                     iv.delta.band_bounds(), summary.band_read_ops, summary.band_write_ops,
+                     summary.band_read_q, summary.band_write_q))
+
+
+def _throttled(iv: Interval) -> tuple[tuple[str, str], ...]:
+    seconds, share = iv.seconds, iv.share
+    if seconds is None or seconds <= 0:
+        return ()
+    return tuple(key for key, us in iv.exceeded_us.items() if counted(us, seconds, share))
+
+
 class Interval:
     """A device's delta between two reads, with everything the agent and commands show,
     made once and never changed. `start` and `end` are on the source's clock (monotonic,
@@ -211,8 +260,24 @@ class Interval:
 
     The engine makes one a poll per device and the agent reads few of its fields, so a
     record from the C core holds its own copy of the page and summary, and builds the rest
-    (bands, quantiles, exceeded shares, headroom, flags) from that copy when first asked
-    (_LAZY): later polls reuse the C buffers, never this record's values."""
+    (_Built: bands, quantiles, exceeded shares, headroom, flags) from that copy when first
+    asked: later polls reuse the C buffers, never this record's copy."""
+
+    ops = _Built(_ops)
+    bands = _Built(_bands)
+    delta = _Built(lambda iv: iv._summary.delta)
+    reset = _Built(lambda iv: iv._summary.reset)
+    glitches = _Built(lambda iv: iv._summary.glitches)  # fields that went down: no growth
+    # Commits a page held as implausible, now confirmed.
+    confirmed = _Built(lambda iv: bool(iv._summary.flags & native.lib.NM_DELTA_CONFIRMED))
+    dropped = _Built(lambda iv: iv._summary.dropped)  # fields of a held page not confirmed
+    exceeded = _Built(lambda iv: exceeded_of(iv.delta, iv.seconds, iv.share))
+    exceeded_us = _Built(lambda iv: {key: iv.exceeded[key].us
+                                     for key in exceeded_limits(iv.device.kind)})
+    headroom = _Built(lambda iv: headroom_of(iv.ops, iv.limits))
+    # Of the later page: queue length is a point-in-time value.
+    queue_length = _Built(lambda iv: iv.page["volume_queue_length"])
+    _throttled = _Built(_throttled)
 
     def __init__(self, device, start: float, seconds: float | None, delta: native.Page,
                  page: native.Page, ops: dict, bands: list, *, share: float,
@@ -220,24 +285,12 @@ class Interval:
                  dropped: tuple = (), limits: Limits | None = None):
         object.__setattr__(self, "__dict__", {
             "device": device, "start": start, "seconds": seconds, "delta": delta,
-            "page": page,  # the later page: queue length is a point-in-time value
-            "share": share, "reset": reset,
-            "glitches": tuple(glitches),  # fields that went down: no growth for them
-            "confirmed": confirmed,  # commits a page held as implausible, now confirmed
-            "dropped": tuple(dropped),  # fields of a held page that was not confirmed
-            "limits": limits, "ops": ops, "bands": tuple(bands)})
+            "page": page, "share": share, "reset": reset, "glitches": tuple(glitches),
+            "confirmed": confirmed, "dropped": tuple(dropped), "limits": limits,
+            "ops": ops, "bands": tuple(bands)})
 
     def __setattr__(self, name, value):
         raise AttributeError(f"an Interval is immutable ({name})")
-
-    def __getattr__(self, name: str):
-        """A field not built yet: built now from the record's own copy, then kept."""
-        build = _LAZY.get(name)
-        if build is None:
-            raise AttributeError(f"an Interval has no field {name!r}")
-        value = build(self)
-        self.__dict__[name] = value
-        return value
 
     @classmethod
     def from_summary(cls, device, start: float, seconds: float, summary: native.Summary,
@@ -287,55 +340,3 @@ class Interval:
         from nitrometer.sampling.record_json import interval_json
 
         return interval_json(self, view, wall, elapsed)
-
-
-# -- fields built on first access, from the record's own copy of the C buffers ------------
-
-def _ops(iv: Interval) -> dict[str, OpStats]:
-    counters, seconds = iv._counters, iv.seconds
-    glitches = iv.glitches
-    out = {}
-    for name, q, (ops_i, bytes_i, time_i, time_field) in zip(
-            OPS, iv._summary.op_quantiles(), _OP_COUNTERS):
-        out[name] = _op_stats(counters[ops_i], counters[bytes_i],
-                              None if time_field in glitches else counters[time_i],
-                              seconds, _named(iv._summary.qs, q))
-    return out
-
-
-def _bands(iv: Interval) -> tuple[BandStats, ...]:
-    summary, seconds = iv._summary, iv.seconds
-    qs = summary.qs
-    return tuple(BandStats(low, high, reads, writes, _named(qs, read_q), _named(qs, write_q),
-                           seconds)
-                 for (low, high), reads, writes, read_q, write_q in zip(
-                     iv.delta.band_bounds(), summary.band_read_ops, summary.band_write_ops,
-                     summary.band_read_q, summary.band_write_q))
-
-
-def _flag(bit: int):
-    return lambda iv: bool(iv._summary.flags & bit)
-
-
-def _throttled(iv: Interval) -> tuple[tuple[str, str], ...]:
-    seconds, share = iv.seconds, iv.share
-    if seconds is None or seconds <= 0:
-        return ()
-    return tuple(key for key, us in iv.exceeded_us.items() if counted(us, seconds, share))
-
-
-_LAZY = {
-    "ops": _ops,
-    "bands": _bands,
-    "delta": lambda iv: iv._summary.delta,
-    "reset": lambda iv: iv._summary.reset,
-    "glitches": lambda iv: iv._summary.glitches,
-    "confirmed": _flag(native.lib.NM_DELTA_CONFIRMED),
-    "dropped": lambda iv: iv._summary.dropped,
-    "exceeded": lambda iv: exceeded_of(iv.delta, iv.seconds, iv.share),
-    "exceeded_us": lambda iv: {key: iv.exceeded[key].us
-                               for key in exceeded_limits(iv.device.kind)},
-    "headroom": lambda iv: headroom_of(iv.ops, iv.limits),
-    "queue_length": lambda iv: iv.page["volume_queue_length"],
-    "_throttled": _throttled,
-}
