@@ -118,9 +118,8 @@ def _op_stats(ops: int, nbytes: int, time_us: int | None, seconds: float | None,
 
 
 _COUNTER_INDEX = {name: i for i, name in enumerate(COUNTERS)}
-# Per op: where its ops, bytes and time are in a delta's counters, and the time's name.
-_OP_COUNTERS = tuple((_COUNTER_INDEX[f"total_{op}_ops"], _COUNTER_INDEX[f"total_{op}_bytes"],
-                      _COUNTER_INDEX[f"total_{op}_time"], f"total_{op}_time") for op in OPS)
+_READ_OPS, _READ_BYTES, _READ_TIME, _WRITE_OPS, _WRITE_BYTES, _WRITE_TIME = (
+    _COUNTER_INDEX[f"total_{op}_{what}"] for op in OPS for what in ("ops", "bytes", "time"))
 _KIND_LIMITS: dict[str, tuple] = {}
 
 
@@ -226,14 +225,16 @@ class _Built:
 
 def _ops(iv: Interval) -> dict[str, OpStats]:
     summary, counters, seconds = iv._summary, iv._counters, iv.seconds
-    glitches = iv.glitches if summary.flags & native.lib.NM_DELTA_GLITCH else ()
-    out = {}
-    for name, q, (ops_i, bytes_i, time_i, time_field) in zip(
-            OPS, summary.op_quantiles(), _OP_COUNTERS):
-        out[name] = _op_stats(counters[ops_i], counters[bytes_i],
-                              None if time_field in glitches else counters[time_i],
-                              seconds, _named(summary.qs, q))
-    return out
+    read_q, write_q = summary.op_quantiles()
+    read_time, write_time = counters[_READ_TIME], counters[_WRITE_TIME]
+    if summary.flags & native.lib.NM_DELTA_GLITCH:  # a time that went down has no measure
+        glitches = iv.glitches
+        read_time = None if "total_read_time" in glitches else read_time
+        write_time = None if "total_write_time" in glitches else write_time
+    return {"read": _op_stats(counters[_READ_OPS], counters[_READ_BYTES], read_time, seconds,
+                              _named(summary.qs, read_q)),
+            "write": _op_stats(counters[_WRITE_OPS], counters[_WRITE_BYTES], write_time,
+                               seconds, _named(summary.qs, write_q))}
 
 
 def _bands(iv: Interval) -> tuple[BandStats, ...]:
