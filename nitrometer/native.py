@@ -299,6 +299,16 @@ class Summary:
             self._delta = Page(ffi.addressof(self._c, "delta"), owner=self._c)
         return self._delta
 
+    def counter_values(self) -> list[int]:
+        """The delta's counters in logpage.COUNTERS order, in one read."""
+        return ffi.unpack(self._c.delta.counters, len(COUNTERS))
+
+    def op_quantiles(self) -> tuple[list[float], list[float]]:
+        """Read and write quantiles only, in one read (the bands' are not touched)."""
+        n = len(self.qs)
+        flat = ffi.unpack(self._c.q, 2 * n)
+        return flat[:n], flat[n:]
+
     def _quantiles(self) -> list[list[float]]:
         """All quantiles in one read: reads, writes, then each band's reads and writes."""
         if self._q is None:
@@ -519,6 +529,13 @@ class Device:
     def summary(self) -> Summary:
         """What the last step committed; a view, valid until the next step."""
         return Summary(ffi.addressof(self._c, "out"), self.qs)
+
+    def committed(self) -> tuple[Page, Summary]:
+        """Copies of the page the last step decoded and of what it committed, of their
+        own: they stay as they are through later steps (two struct copies)."""
+        c = self._c
+        return (Page(_new_unzeroed("nm_page *", c.cur)),
+                Summary(_new_unzeroed("nm_summary *", c.out), self.qs))
 
     @property
     def totals_error(self) -> int:

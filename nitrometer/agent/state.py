@@ -39,25 +39,36 @@ class PeakWindow:
     def __init__(self, window: float):
         self.window = window
         self._candidates: dict = {}  # key -> deque of (t, value), values decreasing
+        # No first entry is older than this: until the window passes it, nothing expires
+        # and add() need not look at every value.
+        self._oldest = math.inf
 
     def add(self, t: float, values: dict) -> None:
         candidates = self._candidates
         for key, value in values.items():
-            if math.isnan(value):
+            if value != value:  # NaN: no value this second
                 continue
             kept = candidates.get(key)
             if kept is None:
                 kept = candidates[key] = deque()
+                if t < self._oldest:
+                    self._oldest = t
             while kept and kept[-1][1] <= value:
                 kept.pop()
             kept.append((t, value))
         horizon = t - self.window
+        if self._oldest > horizon:
+            return
+        oldest = math.inf
         for key in list(candidates):
             kept = candidates[key]
             while kept and kept[0][0] <= horizon:
                 kept.popleft()
             if not kept:
                 del candidates[key]
+            elif kept[0][0] < oldest:
+                oldest = kept[0][0]
+        self._oldest = oldest
 
     def peaks(self) -> dict:
         return {key: kept[0][1] for key, kept in self._candidates.items()}
@@ -74,14 +85,13 @@ def peaks_of(entries) -> dict:
 
 def peak_values(interval) -> dict:
     """The per-second values whose peaks are exported, from one Interval."""
-    values = {}
-    for op in ("read", "write"):
-        stats = interval.op(op)
-        values[("iops", op)] = stats.iops
-        values[("throughput", op)] = stats.throughput
-        us = stats.quantiles_us.get(PEAK_QUANTILE)
-        values[("latency_p99", op)] = math.nan if us is None else us * US
-    return values
+    read, write = interval.op("read"), interval.op("write")
+    read_us = read.quantiles_us.get(PEAK_QUANTILE)
+    write_us = write.quantiles_us.get(PEAK_QUANTILE)
+    return {("iops", "read"): read.iops, ("throughput", "read"): read.throughput,
+            ("latency_p99", "read"): math.nan if read_us is None else read_us * US,
+            ("iops", "write"): write.iops, ("throughput", "write"): write.throughput,
+            ("latency_p99", "write"): math.nan if write_us is None else write_us * US}
 
 
 @dataclass
@@ -101,21 +111,23 @@ class DeviceState:
     glitches: dict = field(default_factory=dict)
     episodes: dict = field(default_factory=dict)  # (scope, limit) -> ended episodes
     peaks: PeakWindow = None  # type: ignore[assignment]
+    scopes: tuple = ()  # the limits of the device's kind (the kind never changes)
+    layout_known: bool = False  # band_labels are those of the totals' layout, kept for good
 
     def __post_init__(self):
         self.peaks = PeakWindow(self.peak_window)
+        self.scopes = exceeded_limits(self.device.kind)
 
     @property
     def live(self) -> bool:
         return not self.totals.empty
 
-    @property
-    def scopes(self) -> tuple[tuple[str, str], ...]:
-        return exceeded_limits(self.device.kind)
-
     def publish(self, totals: native.Totals) -> None:
         """Takes the running totals the engine keeps for the device (a struct copy)."""
         self.totals.copy_from(totals)
+        if not self.layout_known and self.live:
+            self.layout_known = True
+            self.band_labels = tuple(band.label for band in self.totals.page.bands)
         if not self.moved_warned and (self.totals.band_ios_unplaced or
                                       self.totals.band_ios_widened):
             self.moved_warned = True
@@ -123,8 +135,6 @@ class DeviceState:
                         "exported histograms and %d went into the widest one (logged once "
                         "per device)", self.device.name, self.device.serial,
                         self.totals.band_ios_unplaced, self.totals.band_ios_widened)
-        if not self.band_labels and self.totals.page.bands:
-            self.band_labels = tuple(band.label for band in self.totals.page.bands)
 
     def baseline(self, page) -> None:
         """A first page (counted from the device's own zero once the next page has grown
@@ -135,10 +145,12 @@ class DeviceState:
     def interval(self, interval, peaks: bool, totals: native.Totals) -> None:
         self.publish(totals)
         self.version = interval.page.version
-        throttled = set(interval.throttled())
-        self.exceeded_now = {key: key in throttled for key in self.scopes}
+        throttled = interval.throttled()
         if throttled:
+            self.exceeded_now = {key: key in throttled for key in self.scopes}
             self.exceeded_intervals += 1
+        elif not self.exceeded_now or True in self.exceeded_now.values():
+            self.exceeded_now = dict.fromkeys(self.scopes, False)  # replaced, never changed
         if peaks:
             self.peaks.add(interval.end, peak_values(interval))
 
@@ -171,6 +183,7 @@ class AgentState:
         # Run by the sampling thread once a tick is folded in, outside the lock (the
         # exporter renders ahead there).
         self.after_tick: list = []
+        self._limits: dict = {}  # device key -> (volume, instance limits, Limits | None)
 
     def limits_of(self, device: Device) -> Limits | None:
         """The limits the device works under as the agent knows them (its volume's, the
@@ -178,13 +191,21 @@ class AgentState:
         volume = self.volumes.get(device.serial) if self.volumes is not None and \
             device.kind == "ebs" else None
         instance = self.instance.limits if self.instance is not None else None
+        if volume is None and not instance:
+            return None
+        key = key_of(device)
+        known = self._limits.get(key)
+        if known is not None and known[0] is volume and known[1] is instance:
+            return known[2]  # the same as last time: not built again every poll
         limits = Limits(
             volume_type=volume.volume_type if volume is not None else "",
             volume_iops=volume.iops if volume is not None else None,
             volume_throughput=volume.throughput if volume is not None else None,
             instance={op: values for (kind, op), values in (instance or {}).items()
                       if kind == device.kind})
-        return limits if limits.known else None
+        limits = limits if limits.known else None
+        self._limits[key] = (volume, instance, limits)
+        return limits
 
     def device_state(self, device: Device) -> DeviceState:
         key = key_of(device)
@@ -200,22 +221,32 @@ class AgentState:
     def apply(self, result, trackers: dict) -> None:
         """Fold one engine tick in; the caller holds the lock."""
         for device in result.removed:
+            self._limits.pop(key_of(device), None)
             gone = self.devices.pop(key_of(device), None)
             self._forget_errors(gone.device if gone else device)
         for device in result.added:
             self.device_state(device)
-        for tracker in trackers.values():
-            dev = self.device_state(tracker.device)
+        devices = self.devices
+        for key, tracker in trackers.items():
+            dev = devices.get(key)
+            if dev is None or dev.device is not tracker.device:
+                dev = self.device_state(tracker.device)
             dev.resets, dev.layout_changes = tracker.resets, tracker.layout_changes
             dev.up = tracker.up
-            dev.glitches = dict(tracker.glitches)
-            dev.episodes = dict(tracker.episodes.ended_counts)
+            # Copies, made only when the tracker's differ: a render may hold the last ones.
+            if dev.glitches != tracker.glitches:
+                dev.glitches = dict(tracker.glitches)
+            ended = tracker.episodes.ended_counts
+            if dev.episodes != ended:
+                dev.episodes = dict(ended)
         for device, page in result.baselines:
             self.device_state(device).baseline(page)
         for interval in result.intervals:
             key = key_of(interval.device)
-            self.device_state(interval.device).interval(interval, self.peaks_enabled,
-                                                        trackers[key].totals)
+            dev = devices.get(key)
+            if dev is None or dev.device is not interval.device:
+                dev = self.device_state(interval.device)
+            dev.interval(interval, self.peaks_enabled, trackers[key].totals)
         for device, exc, _first in result.failed:
             self.count_error(device, failure_reason(exc))
         self.record_poll(result.duration)

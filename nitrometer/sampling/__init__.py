@@ -7,6 +7,7 @@ A page's way, from the device to /metrics and to the terminal:
     sampling/device.py     baseline, reset, layout change and glitch rules (C core: native)
     sampling/interval.py   the record of one interval: rates, means, quantiles, the one rule
                            for "exceeded", headroom, flags (record_json.py: as JSON)
+    sampling/limits.py     the limits a device works under, and the headroom left to them
     sampling/episodes.py   runs of exceeded intervals, as events
     sampling/engine.py     the schedule and the tick that ties them together
     sampling/factory.py    the one way the agent and the commands build the engine

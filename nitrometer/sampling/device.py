@@ -18,6 +18,9 @@ DEFAULT_BOUNDS = (ec2.CEILING_OPS_PER_S, ec2.CEILING_BYTES_PER_S)
 # are raised (to the ceilings at most), so a device's counts are never held for good.
 HELD_IN_A_ROW = 3
 MAX_BACKOFF = 30.0  # seconds between retries of a device that keeps failing
+# Step flags that need more than a record: counts, logs, or no record at all.
+_UNUSUAL = (native.lib.NM_DELTA_RESET | native.lib.NM_DELTA_GLITCH | native.lib.NM_DELTA_HELD
+            | native.lib.NM_DELTA_DROPPED | native.lib.NM_DELTA_BASELINE)
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -115,6 +118,29 @@ class DeviceTracker:
             raise bad_page(self.device, exc) from None
         if not self.version_warned and core.version > 1:
             self._warn_version(core.version)
+        if flags & _UNUSUAL:
+            if self._unusual(flags, t):
+                return None
+        elif self.glitching or self.held_in_a_row:  # a plain commit ends both
+            self.glitching, self.held_in_a_row = set(), 0
+        self.holding = False
+        if core.totals_error and not self.totals_warned:
+            self.totals_warned = True
+            log.warning("%s (%s): a delta could not be added to the running totals: %s "
+                        "(logged once per device)", self.device.name, self.device.serial,
+                        native.strerror(core.totals_error))
+        self.baseline_time = t
+        # A reading older than the baseline cannot happen on one clock; guard the division.
+        seconds = t - prev_t if t > prev_t else 1e-9
+        page, summary = core.committed()
+        self.baseline = page
+        return Interval.from_summary(self.device, prev_t, seconds, summary, page,
+                                     self.share, self.limits_of(self.device))
+
+    def _unusual(self, flags: int, t: float) -> bool:
+        """A page that was dropped, held, a baseline, a reset or glitched: counts and logs
+        it; True when it commits nothing."""
+        core = self.core
         summary = core.summary()
         if summary.dropped:
             self._count_glitches(summary.dropped, "grew faster than any device can, then "
@@ -130,7 +156,7 @@ class DeviceTracker:
                 self.held += 1
             else:
                 self.baseline_time = t
-            return None
+            return True
         if summary.reset:
             self.resets += 1
             log.info("%s (%s): the device restarted its counters; counting from zero",
@@ -143,18 +169,7 @@ class DeviceTracker:
         if new:
             self._count_glitches(new, "went down while the device kept counting; no "
                                  "growth counted for it until it is back above its value")
-        if core.totals_error and not self.totals_warned:
-            self.totals_warned = True
-            log.warning("%s (%s): a delta could not be added to the running totals: %s "
-                        "(logged once per device)", self.device.name, self.device.serial,
-                        native.strerror(core.totals_error))
-        self.baseline_time = t
-        # A reading older than the baseline cannot happen on one clock; guard the division.
-        seconds = t - prev_t if t > prev_t else 1e-9
-        interval = Interval.from_summary(self.device, prev_t, seconds, summary, core.page(),
-                                         self.share, self.limits_of(self.device))
-        self.baseline = interval.page
-        return interval
+        return False
 
     def set_bounds(self, bounds: tuple[float, float]) -> None:
         """The most the device can do a second (ec2.device_bounds), once it is known."""

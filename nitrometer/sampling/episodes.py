@@ -41,17 +41,18 @@ class EpisodeTracker:
 
     def update(self, start: float, end: float, interval) -> list[dict]:
         """Fold in one interval [start, end] (wall clock); returns the events it causes."""
+        counted = interval.throttled()
+        if not counted and not self.open:
+            return []  # the common case: nothing exceeded, nothing open
         events = []
-        counted = set(interval.throttled())
         iops = throughput = 0.0
         p99 = math.nan
-        if counted or self.open:
-            for op in ("read", "write"):
-                stats = interval.op(op)
-                iops += stats.iops
-                throughput += stats.throughput
-                if stats.p99_us is not None and not stats.p99_us * 1e-6 <= p99:
-                    p99 = stats.p99_us * 1e-6
+        for op in ("read", "write"):
+            stats = interval.op(op)
+            iops += stats.iops
+            throughput += stats.throughput
+            if stats.p99_us is not None and not stats.p99_us * 1e-6 <= p99:
+                p99 = stats.p99_us * 1e-6
         for key, us in interval.exceeded_us.items():
             episode = self.open.get(key)
             if key in counted:

@@ -12,7 +12,13 @@ import math
 from dataclasses import dataclass, field
 
 from nitrometer import native
-from nitrometer.logpage import EXCEEDED_COUNTERS, exceeded_limits
+from nitrometer.logpage import COUNTERS, EXCEEDED_COUNTERS, exceeded_limits
+from nitrometer.sampling.limits import (  # noqa: F401 (the record's limits, imported from here)
+    Headroom,
+    Limits,
+    combined_headroom,
+    headroom_of,
+)
 
 QUANTILES = native.DEFAULT_QUANTILES  # 0.5, 0.9, 0.99, 0.999
 OPS = ("read", "write")
@@ -42,7 +48,7 @@ def _named(qs: tuple[float, ...], values) -> dict[float, float | None]:
     total = sum(values)
     if total == total:  # no NaN (a histogram with IO): the common case, in one step
         return dict(zip(qs, values))
-    return {q: nan_to_none(v) for q, v in zip(qs, values)}
+    return {q: None if v != v else v for q, v in zip(qs, values)}  # NaN: no IO
 
 
 def hist_quantiles(hist: native.Histogram, qs: tuple[float, ...] = QUANTILES) -> dict:
@@ -68,12 +74,8 @@ class OpStats:
     avg_request_bytes: float | None = field(init=False)
 
     def __post_init__(self):
-        put = object.__setattr__
-        put(self, "iops", per_second(self.ops, self.seconds))
-        put(self, "throughput", per_second(self.bytes, self.seconds))
-        put(self, "mean_us", self.time_us / self.ops
-            if self.ops and self.time_us is not None else None)
-        put(self, "avg_request_bytes", self.bytes / self.ops if self.ops else None)
+        self.__dict__.update(_op_fields(self.ops, self.bytes, self.time_us, self.seconds,
+                                        self.quantiles_us))
 
     @property
     def mb_per_s(self) -> float | None:
@@ -93,6 +95,41 @@ class OpStats:
     @property
     def p999_us(self) -> float | None:
         return self.quantiles_us.get(0.999)
+
+
+def _op_fields(ops: int, nbytes: int, time_us: int | None, seconds: float | None,
+               quantiles_us: dict) -> dict:
+    """Every field of an OpStats: its counts, and the rates and means they give."""
+    return {"ops": ops, "bytes": nbytes, "time_us": time_us, "seconds": seconds,
+            "quantiles_us": quantiles_us, "iops": per_second(ops, seconds),
+            "throughput": per_second(nbytes, seconds),
+            "mean_us": time_us / ops if ops and time_us is not None else None,
+            "avg_request_bytes": nbytes / ops if ops else None}
+
+
+def _op_stats(ops: int, nbytes: int, time_us: int | None, seconds: float | None,
+              quantiles_us: dict) -> OpStats:
+    """OpStats(...) without the frozen dataclass's __init__ (a setattr per field): the
+    engine makes two per device per poll."""
+    stats = object.__new__(OpStats)
+    object.__setattr__(stats, "__dict__", _op_fields(ops, nbytes, time_us, seconds,
+                                                     quantiles_us))
+    return stats
+
+
+_COUNTER_INDEX = {name: i for i, name in enumerate(COUNTERS)}
+_READ_OPS, _READ_BYTES, _READ_TIME, _WRITE_OPS, _WRITE_BYTES, _WRITE_TIME = (
+    _COUNTER_INDEX[f"total_{op}_{what}"] for op in OPS for what in ("ops", "bytes", "time"))
+_KIND_LIMITS: dict[str, tuple] = {}
+
+
+def _kind_limits(kind: str) -> tuple[tuple[tuple[str, str], int], ...]:
+    """The limits a device of this kind can exceed, each with its counter's index."""
+    limits = _KIND_LIMITS.get(kind)
+    if limits is None:
+        limits = _KIND_LIMITS[kind] = tuple(
+            (key, _COUNTER_INDEX[EXCEEDED_COUNTERS[key]]) for key in exceeded_limits(kind))
+    return limits
 
 
 @dataclass(frozen=True)
@@ -153,73 +190,6 @@ def exceeded_of(delta: native.Page, seconds: float | None,
     return out
 
 
-@dataclass(frozen=True)
-class Limits:
-    """The limits a device works under, where known: its EBS volume's provisioned IOPS and
-    throughput (bytes/s), and the instance's published ones for the device's kind by op
-    ("read", "write", "total") -> {"iops": .., "throughput": ..}."""
-
-    volume_type: str = ""
-    volume_iops: float | None = None
-    volume_throughput: float | None = None
-    instance: dict = field(default_factory=dict)
-
-    @property
-    def known(self) -> bool:
-        return bool(self.volume_iops or self.volume_throughput or self.instance)
-
-
-@dataclass(frozen=True)
-class Headroom:
-    """How close a rate ran to one limit: `used` of `bound` (IOPS or bytes/s)."""
-
-    scope: str  # volume | instance
-    op: str  # read | write | total
-    limit: str  # iops | throughput
-    bound: float
-    used: float
-
-    @property
-    def fraction(self) -> float:
-        return self.used / self.bound
-
-    @property
-    def percent(self) -> float:
-        return 100 * self.used / self.bound
-
-
-def _op_rates(stats: dict, op: str) -> tuple[float, float]:
-    ops = OPS if op == "total" else (op,)
-    return (sum(stats[o].iops or 0.0 for o in ops),
-            sum(stats[o].throughput or 0.0 for o in ops))
-
-
-def headroom_of(stats: dict, limits: Limits | None) -> tuple[Headroom, ...]:
-    """Each known limit against the rates of the ops it covers."""
-    if limits is None or stats["read"].iops is None:
-        return ()
-    out = []
-    iops, tp = _op_rates(stats, "total")
-    for limit, bound, used in (("iops", limits.volume_iops, iops),
-                               ("throughput", limits.volume_throughput, tp)):
-        if bound:
-            out.append(Headroom("volume", "total", limit, bound, used))
-    for op in ("read", "write", "total"):
-        bounds = limits.instance.get(op) or {}
-        iops, tp = _op_rates(stats, op)
-        for limit, used in (("iops", iops), ("throughput", tp)):
-            if bounds.get(limit):
-                out.append(Headroom("instance", op, limit, bounds[limit], used))
-    return tuple(out)
-
-
-def combined_headroom(intervals, op: str, bound: float, limit: str) -> Headroom:
-    """Several devices of one kind together against the instance's limit for that kind."""
-    which = 0 if limit == "iops" else 1
-    used = sum(_op_rates(iv.ops, op)[which] for iv in intervals)
-    return Headroom("instance", op, limit, bound, used)
-
-
 def exceeded_over_run(intervals) -> dict[str, tuple[int, bool]]:
     """Per device name: time over its limits summed over a run, and whether that counts as
     exceeded over the run's sampled time (the share rule)."""
@@ -232,38 +202,93 @@ def exceeded_over_run(intervals) -> dict[str, tuple[int, bool]]:
             for name, (us, seconds, share) in totals.items()}
 
 
+class _Built:
+    """A record's field built on first access, then kept in the record's __dict__ (which a
+    non-data descriptor gives way to): a field the constructor set is never built."""
+
+    __slots__ = ("build", "name")
+
+    def __init__(self, build):
+        self.build = build
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+
+    def __get__(self, iv, owner=None):
+        if iv is None:
+            return self
+        value = iv.__dict__[self.name] = self.build(iv)
+        return value
+
+
+# -- fields built on first access, from the record's own copy of the C buffers ------------
+
+def _ops(iv: Interval) -> dict[str, OpStats]:
+    summary, counters, seconds = iv._summary, iv._counters, iv.seconds
+    read_q, write_q = summary.op_quantiles()
+    read_time, write_time = counters[_READ_TIME], counters[_WRITE_TIME]
+    if summary.flags & native.lib.NM_DELTA_GLITCH:  # a time that went down has no measure
+        glitches = iv.glitches
+        read_time = None if "total_read_time" in glitches else read_time
+        write_time = None if "total_write_time" in glitches else write_time
+    return {"read": _op_stats(counters[_READ_OPS], counters[_READ_BYTES], read_time, seconds,
+                              _named(summary.qs, read_q)),
+            "write": _op_stats(counters[_WRITE_OPS], counters[_WRITE_BYTES], write_time,
+                               seconds, _named(summary.qs, write_q))}
+
+
+def _bands(iv: Interval) -> tuple[BandStats, ...]:
+    summary, seconds = iv._summary, iv.seconds
+    qs = summary.qs
+    return tuple(BandStats(low, high, reads, writes, _named(qs, read_q), _named(qs, write_q),
+                           seconds)
+                 for (low, high), reads, writes, read_q, write_q in zip(
+                     iv.delta.band_bounds(), summary.band_read_ops, summary.band_write_ops,
+                     summary.band_read_q, summary.band_write_q))
+
+
+def _throttled(iv: Interval) -> tuple[tuple[str, str], ...]:
+    seconds, share = iv.seconds, iv.share
+    if seconds is None or seconds <= 0:
+        return ()
+    return tuple(key for key, us in iv.exceeded_us.items() if counted(us, seconds, share))
+
+
 class Interval:
     """A device's delta between two reads, with everything the agent and commands show,
     made once and never changed. `start` and `end` are on the source's clock (monotonic,
-    or a recording's time); `seconds` is None for cumulative totals (no interval)."""
+    or a recording's time); `seconds` is None for cumulative totals (no interval).
 
-    __slots__ = ("device", "start", "seconds", "page", "delta", "share", "reset",
-                 "glitches", "confirmed", "dropped", "limits", "ops", "bands", "exceeded",
-                 "exceeded_us", "headroom", "queue_length")
+    The engine makes one a poll per device and the agent reads few of its fields, so a
+    record from the C core holds its own copy of the page and summary, and builds the rest
+    (_Built: bands, quantiles, exceeded shares, headroom, flags) from that copy when first
+    asked: later polls reuse the C buffers, never this record's copy."""
+
+    ops = _Built(_ops)
+    bands = _Built(_bands)
+    delta = _Built(lambda iv: iv._summary.delta)
+    reset = _Built(lambda iv: iv._summary.reset)
+    glitches = _Built(lambda iv: iv._summary.glitches)  # fields that went down: no growth
+    # Commits a page held as implausible, now confirmed.
+    confirmed = _Built(lambda iv: bool(iv._summary.flags & native.lib.NM_DELTA_CONFIRMED))
+    dropped = _Built(lambda iv: iv._summary.dropped)  # fields of a held page not confirmed
+    exceeded = _Built(lambda iv: exceeded_of(iv.delta, iv.seconds, iv.share))
+    exceeded_us = _Built(lambda iv: {key: iv.exceeded[key].us
+                                     for key in exceeded_limits(iv.device.kind)})
+    headroom = _Built(lambda iv: headroom_of(iv.ops, iv.limits))
+    # Of the later page: queue length is a point-in-time value.
+    queue_length = _Built(lambda iv: iv.page["volume_queue_length"])
+    _throttled = _Built(_throttled)
 
     def __init__(self, device, start: float, seconds: float | None, delta: native.Page,
                  page: native.Page, ops: dict, bands: list, *, share: float,
                  reset: bool = False, glitches: tuple = (), confirmed: bool = False,
                  dropped: tuple = (), limits: Limits | None = None):
-        put = object.__setattr__
-        put(self, "device", device)
-        put(self, "start", start)
-        put(self, "seconds", seconds)
-        put(self, "delta", delta)
-        put(self, "page", page)  # the later page: queue length is a point-in-time value
-        put(self, "share", share)
-        put(self, "reset", reset)
-        put(self, "glitches", tuple(glitches))  # fields that went down: no growth for them
-        put(self, "confirmed", confirmed)  # commits a page held as implausible, now confirmed
-        put(self, "dropped", tuple(dropped))  # fields of a held page that was not confirmed
-        put(self, "limits", limits)
-        put(self, "ops", ops)
-        put(self, "bands", tuple(bands))
-        exceeded = exceeded_of(delta, seconds, share)
-        put(self, "exceeded", exceeded)
-        put(self, "exceeded_us", {key: exceeded[key].us for key in exceeded_limits(device.kind)})
-        put(self, "headroom", headroom_of(ops, limits))
-        put(self, "queue_length", page["volume_queue_length"])
+        object.__setattr__(self, "__dict__", {
+            "device": device, "start": start, "seconds": seconds, "delta": delta,
+            "page": page, "share": share, "reset": reset, "glitches": tuple(glitches),
+            "confirmed": confirmed, "dropped": tuple(dropped), "limits": limits,
+            "ops": ops, "bands": tuple(bands)})
 
     def __setattr__(self, name, value):
         raise AttributeError(f"an Interval is immutable ({name})")
@@ -272,27 +297,16 @@ class Interval:
     def from_summary(cls, device, start: float, seconds: float, summary: native.Summary,
                      page: native.Page, share: float = DEFAULT_EXCEEDED_SHARE,
                      limits: Limits | None = None) -> Interval:
-        """The engine's record of one committed delta (C core quantiles). The summary may
-        be a view of buffers the next poll reuses: the record keeps its own delta, and
-        reads each array once."""
-        d, qs = summary.delta.copy(), summary.qs
-        counters = d.counters
-        glitches = summary.glitches
-        ops = {}
-        for name, q in zip(OPS, (summary.read_q, summary.write_q)):
-            time_field = f"total_{name}_time"
-            time_us = None if time_field in glitches else counters[time_field]
-            ops[name] = OpStats(counters[f"total_{name}_ops"], counters[f"total_{name}_bytes"],
-                                time_us, seconds, _named(qs, q))
-        bands = [BandStats(low, high, reads, writes, _named(qs, read_q), _named(qs, write_q),
-                           seconds)
-                 for (low, high), reads, writes, read_q, write_q in zip(
-                     d.band_bounds(), summary.band_read_ops, summary.band_write_ops,
-                     summary.band_read_q, summary.band_write_q)]
-        return cls(device, start, seconds, d, page, ops, bands, share=share,
-                   reset=summary.reset, glitches=glitches,
-                   confirmed=bool(summary.flags & native.lib.NM_DELTA_CONFIRMED),
-                   dropped=summary.dropped, limits=limits)
+        """The engine's record of one committed delta (C core quantiles). The summary and
+        page are the record's own (native.Device.committed): its fields are built from
+        them, the costly ones when first asked for."""
+        self = cls.__new__(cls)
+        counters = summary.counter_values()
+        object.__setattr__(self, "__dict__", {
+            "device": device, "start": start, "seconds": seconds, "page": page,
+            "share": share, "limits": limits, "_summary": summary, "_counters": counters,
+            "exceeded_us": {key: counters[i] for key, i in _kind_limits(device.kind)}})
+        return self
 
     @classmethod
     def from_page(cls, device, page: native.Page, seconds: float | None = None, *,
@@ -321,7 +335,7 @@ class Interval:
 
     def throttled(self) -> list[tuple[str, str]]:
         """The limits of this device's kind counted as exceeded in this interval."""
-        return [key for key in self.exceeded_us if self.exceeded[key].counted]
+        return list(self._throttled)
 
     def to_json(self, view: str, wall: float, elapsed: float) -> dict:
         from nitrometer.sampling.record_json import interval_json

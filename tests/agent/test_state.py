@@ -57,3 +57,24 @@ def test_a_new_bin_layout_is_a_new_baseline_and_no_total_goes_down(rig):
     buckets = [line for line in r.text().splitlines()
                if line.startswith("ec2_nvme_latency_seconds_bucket") and 'op="read"' in line]
     assert len(buckets) == NUM_BINS
+
+
+def test_a_tick_replaces_the_published_counts_only_when_they_changed(rig):
+    def script(builder, i):
+        time = builder.counters.get("total_read_time", 0)
+        builder.advance(reads=100)
+        if i in (2, 5):  # the read time steps back alone: a glitch
+            builder.counters["total_read_time"] = time - 1
+
+    r = rig([ScriptedSource(device(), None, script)])
+    tracker = next(iter(r.sampler.engine.trackers.values()))
+    r.sampler.run(3)
+    dev = next(iter(r.state.devices.values()))
+    held = dev.glitches  # what a render took under the lock
+    assert held == {"total_read_time": 1} and held is not tracker.glitches
+    r.sampler.run(2)
+    assert dev.glitches is held  # nothing new: not copied again
+    r.sampler.run(1)
+    assert dev.glitches == {"total_read_time": 2} and held == {"total_read_time": 1}
+    assert r.value("nitrometer_device_glitches_total", field="total_read_time",
+                   **DEV) == 2
