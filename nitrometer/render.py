@@ -66,6 +66,11 @@ class HistogramPlan:
         """Bytes the plan holds (its text and its array)."""
         return len(self._text) + ffi.sizeof(self._plan)
 
+    @property
+    def c_bytes(self) -> int:
+        """Of those, the bytes C holds (its array), which tracemalloc does not see."""
+        return ffi.sizeof(self._plan)
+
 
 class LineBuffer:
     """Room for the lines of one device at a time, grown when a device needs more; one per
@@ -74,6 +79,10 @@ class LineBuffer:
     def __init__(self, size: int = 1 << 15):
         self._out = ffi.new("char[]", size)
         self._ends = ffi.new("uint64_t[]", 64)
+
+    @property
+    def c_bytes(self) -> int:
+        return ffi.sizeof(self._out) + ffi.sizeof(self._ends)
 
     def render(self, plan: HistogramPlan, totals: Totals) -> list[bytes] | None:
         """The plan's lines from these totals, split at plan.parts; None when the totals

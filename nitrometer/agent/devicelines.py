@@ -207,6 +207,11 @@ class DeviceRenderer:
         self._lines: dict[tuple, DeviceLines] = {}
         self._out = LineBuffer() if in_c else None
 
+    def c_bytes(self) -> int:
+        """Memory held in C (plans' arrays, the line buffer): what tracemalloc misses."""
+        plans = sum(lines.plan.c_bytes for lines in self._lines.values() if lines.plan)
+        return plans + (self._out.c_bytes if self._out is not None else 0)
+
     def lines_of(self, d, snap, seen: dict) -> DeviceLines:
         key = (d.device.name, d.device.serial, d.device.kind, d.scopes, layout_key(d, snap))
         lines = self._lines.get(key)
