@@ -68,9 +68,9 @@ int nm_format_count(uint64_t v, char *out)
     return go_exponent(digits, n, n, out);
 }
 
-/* "%.*e" of v with p significant digits into digits (no point) and its decimal point
- * position (v = 0.d1d2... x 10^decpt); 1 when it reads back as v. */
-static int rounded(double v, int p, char *digits, int *n, int *decpt)
+/* The p significant digits of v, correctly rounded ("%.*e"), into digits (no point), and
+ * where its decimal point goes (v = 0.d1d2... x 10^decpt). */
+static void digits_of(double v, int p, char *digits, int *decpt)
 {
     char text[40];
     int len = snprintf(text, sizeof(text), "%.*e", p - 1, v);
@@ -80,18 +80,60 @@ static int rounded(double v, int p, char *digits, int *n, int *decpt)
     for (char *c = text; c < e; c++)
         if (*c != '.')
             digits[k++] = *c;
-    *n = k;
     *decpt = atoi(e + 1) + 1;
-    return strtod(text, NULL) == v;
 }
 
-/* digits as a number back to a double, the point after decpt of them. */
+/* The double that digits[0..n) read back as, the point after decpt of them. */
 static double reread(const char *digits, int n, int decpt)
 {
     char text[48];
+    int len = 0, exponent = decpt - 1;
 
-    snprintf(text, sizeof(text), "0.%.*se%d", n, digits, decpt);
+    text[len++] = digits[0];
+    text[len++] = '.';
+    memcpy(text + len, digits + 1, (size_t)(n - 1));
+    len += n - 1;
+    text[len++] = 'e';
+    if (exponent < 0) {
+        text[len++] = '-';
+        exponent = -exponent;
+    }
+    len += int_digits((uint64_t)exponent, text + len);
+    text[len] = '\0';
     return strtod(text, NULL);
+}
+
+/* digits[0..n) one more in the last place (all nines: 10...0, the point one further). */
+static void bump(char *digits, int n, int *decpt)
+{
+    int k = n;
+
+    while (k > 0 && digits[k - 1] == '9')
+        digits[--k] = '0';
+    if (k == 0) {
+        digits[0] = '1';
+        (*decpt)++;
+    } else {
+        digits[k - 1]++;
+    }
+}
+
+/* The p-digit decimal nearest v, read off its 17 correctly rounded digits: the same but
+ * when those sit exactly halfway, where v's side of them decides (printf again). */
+static void round_to(double v, const char *d17, int decpt17, int p, char *digits, int *decpt)
+{
+    int halfway = d17[p] == '5';
+
+    for (int k = p + 1; halfway && k < 17; k++)
+        halfway = d17[k] == '0';
+    if (halfway) {
+        digits_of(v, p, digits, decpt);
+        return;
+    }
+    memcpy(digits, d17, (size_t)p);
+    *decpt = decpt17;
+    if (d17[p] >= '5')
+        bump(digits, p, decpt);
 }
 
 /*
@@ -104,34 +146,31 @@ static double reread(const char *digits, int n, int decpt)
  */
 static int shortest(double v, char *digits, int *decpt)
 {
-    int n;
+    char d17[24];
+    int n, decpt17, mantissa_exp;
 
     if (v < DBL_MIN) { /* subnormal: fewer digits tell it apart, so count up to them */
-        for (int p = 1; !rounded(v, p, digits, &n, decpt); p++)
-            ;
-    } else if (!rounded(v, 15, digits, &n, decpt) && !rounded(v, 16, digits, &n, decpt)) {
-        int mantissa_exp;
-        char up[20];
-        int k = n, up_decpt = *decpt;
-
-        if (frexp(v, &mantissa_exp) == 0.5) {
-            memcpy(up, digits, (size_t)n);
-            while (k > 0 && up[k - 1] == '9')
-                up[--k] = '0';
-            if (k == 0) {
-                up[0] = '1';
-                up_decpt++;
-            } else {
-                up[k - 1]++;
-            }
-            if (reread(up, n, up_decpt) == v) {
-                memcpy(digits, up, (size_t)n);
-                *decpt = up_decpt;
+        for (n = 1; n < 17; n++) {
+            digits_of(v, n, digits, decpt);
+            if (reread(digits, n, *decpt) == v)
                 goto strip;
-            }
         }
-        rounded(v, 17, digits, &n, decpt);
     }
+    digits_of(v, 17, d17, &decpt17);
+    for (n = 15; n <= 16; n++) {
+        round_to(v, d17, decpt17, n, digits, decpt);
+        if (reread(digits, n, *decpt) == v)
+            goto strip;
+    }
+    n = 16;
+    if (frexp(v, &mantissa_exp) == 0.5) { /* digits: the nearest 16, which did not */
+        bump(digits, n, decpt);
+        if (reread(digits, n, *decpt) == v)
+            goto strip;
+    }
+    memcpy(digits, d17, 17);
+    *decpt = decpt17;
+    n = 17;
 strip:
     while (n > 1 && digits[n - 1] == '0')
         n--;
