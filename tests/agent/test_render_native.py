@@ -55,7 +55,10 @@ def test_values_at_the_edges():
     edges = [0.0, -0.0, 1e-4, 1e-5, 999999.9, 1e6, 1e15, 1e16, 1.5e16, 2.0 ** 53, 2.0 ** 60,
              5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, math.nan, math.inf,
              -math.inf, -1234567.5]
-    edges += [2.0 ** e for e in range(-1074, 1024)]
+    # Powers of two (a lower neighbour nearer than the upper) and the doubles either side.
+    powers = [2.0 ** e for e in range(-1074, 1024)]
+    edges += powers + [math.nextafter(p, 0) for p in powers] + \
+        [math.nextafter(p, math.inf) for p in powers]
     assert [format_value(v) for v in edges] == [floatToGoString(v) for v in edges]
     counts = [0, 999_999, 1_000_000, 1_234_567, 10 ** 15, (1 << 53) - 1, 1 << 53,
               (1 << 53) + 1, (1 << 64) - 1]
