@@ -227,3 +227,27 @@ const char *nm_strerror(int code);
  */
 int nm_get_log_page(int fd, uint32_t nsid, uint8_t log_id, uint8_t *buf, uint32_t len);
 int nm_identify_controller(int fd, uint8_t *buf);
+
+/*
+ * A device's histogram lines of /metrics (native/render.c). The plan, built once per device
+ * layout, is NM_RENDER_HEAD uint32s per histogram then 3 per bucket line:
+ *   source (0 reads, 1 writes, 2 + 2 * i band i's reads, 3 + 2 * i its writes), number of
+ *   buckets, then (offset, length) in text of the _bucket prefix before the le value, of
+ *   what follows it, of the _count prefix and of the _sum prefix;
+ *   each bucket: how many of the histogram's bins it counts (NM_RENDER_ALL_BINS: all), and
+ *   its le text (offset, length).
+ * _sum is the op's total time counter (histograms 0 and 1) or band_sum_us, times scale.
+ * Writes into out as much as cap holds and returns the length the lines need (more than
+ * cap: call again with that much room); ends[h], when not NULL, is where histogram h ends.
+ * NM_ELAYOUT: the plan names a band the totals have not; NM_ERENDER_RANGE: a cumulative
+ * count past 2^64 - 1.
+ */
+#define NM_RENDER_HEAD 10
+#define NM_RENDER_ALL_BINS 0xFFFFFFFF
+#define NM_ERENDER_RANGE -32
+int64_t nm_render_histograms(const nm_totals *t, const char *text, size_t text_len,
+                             const uint32_t *plan, uint32_t num_hists, double scale,
+                             char *out, size_t cap, uint64_t *ends);
+/* A sample value as the exposition writes it, a float or a count; out holds 32 bytes. */
+int nm_format_value(double v, char *out);
+int nm_format_count(uint64_t v, char *out);

@@ -2,7 +2,8 @@
 
 A device's label sets and bucket bounds go into its lines once, when the device first shows
 up or its bin layout or the bucket settings change; a render then writes only the values.
-At 32 instance-store devices that is ~3,500 samples, nearly all of them histogram buckets.
+At 32 instance-store devices that is ~3,500 samples, nearly all of them histogram buckets:
+those the C core writes, one call per device (nitrometer/render.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,16 @@ from nitrometer.agent.exposition import (
 )
 from nitrometer.agent.state import US
 from nitrometer.logpage import EXCEEDED_COUNTERS, OPEN_ENDED_US
+from nitrometer.render import (
+    ALL_BINS,
+    READS,
+    WRITES,
+    HistogramPlan,
+    HistogramSpec,
+    LineBuffer,
+    band_source,
+    layout_of,
+)
 
 LABELS = m.DEVICE_LABELS
 COUNTERS = (
@@ -38,12 +49,15 @@ PEAK_FAMILIES = {"iops": 0, "throughput": 1}  # anything else: the p99 latency f
 OPS = ("read", "write")
 
 
-def histogram_prefixes(name: str, names: tuple, values: tuple, les: tuple) -> list[str]:
-    """Each line of one histogram up to its value: buckets, then _count and _sum."""
+def histogram_spec(source: int, name: str, names: tuple, values: tuple,
+                   buckets: Buckets) -> HistogramSpec:
+    """One histogram's text around its values, and how many bins each bucket counts."""
     before, after = bucket_affixes(name, names, values)
     labels = labelstr(names, values)
-    return [f"{before}{le}{after}" for le in les] + [f"{name}_count{labels} ",
-                                                     f"{name}_sum{labels} "]
+    below = buckets.bins_below if buckets.bins_below is not None else \
+        range(1, len(buckets.les))
+    return HistogramSpec(source, before, after, f"{name}_count{labels} ",
+                         f"{name}_sum{labels} ", zip((*below, ALL_BINS), buckets.les))
 
 
 class Buckets:
@@ -53,12 +67,13 @@ class Buckets:
     bounds the cumulative bucket of edge e counts the bins with upper <= e: the first
     bins_below[e] of them, read off the bins' running sum."""
 
-    __slots__ = ("les", "bins_below", "edges", "in_order")
+    __slots__ = ("les", "bins_below", "edges", "in_order", "plannable")
 
     def __init__(self, uppers: tuple, edges: tuple | None):
         self.edges = edges
         self.in_order = all(a < b for a, b in zip(uppers, uppers[1:]))
         self.bins_below = None  # None: one bucket per bin
+        self.plannable = edges is None or self.in_order  # bins_below says it all
         if edges is None:
             self.les = le_strings(list(uppers)) if uppers else ("+Inf",)
             return
@@ -90,7 +105,9 @@ def buckets_of(uppers: tuple, edges: tuple | None) -> Buckets:
 
 
 class DeviceLines:
-    """One live device's lines of the per-device families, values left out."""
+    """One live device's lines of the per-device families, values left out: its histograms
+    as a plan the C core writes them from (or, for a layout the plan cannot express, their
+    line prefixes)."""
 
     def __init__(self, d, latency: tuple, bands: tuple, band_labels: tuple):
         dev = d.device
@@ -103,32 +120,48 @@ class DeviceLines:
                             for key in d.scopes)
         self.intervals = f"{m.EXCEEDED_INTERVALS}{labels} "
         self.queue = f"{m.QUEUE_LENGTH}{labels} "
-        self.latency = latency  # Buckets of reads, of writes
-        self.latency_prefixes = [
-            histogram_prefixes(m.LATENCY, LABELS + ("op",), values + (op,), b.les)
-            for op, b in zip(OPS, latency)]
-        self.bands = bands  # Buckets of the band bins (all bands share them), or ()
-        names = LABELS + ("op", "io_size")
-        self.bands_prefixes = [
-            histogram_prefixes(m.IO_SIZE_LATENCY, names, values + (op, label), bands[0].les)
-            for label in band_labels for op in OPS] if bands else []
         self.peaks: dict = {}  # peak key -> (family index, line prefix)
-        # Per histogram (latency, then bands): the bins and sum last written, and the text.
-        self.last: list = [None] * (len(self.latency_prefixes) + len(self.bands_prefixes))
+        self.latency, self.bands, self.band_labels = latency, bands, band_labels
+        # Latency of reads and writes, then each band's reads and writes.
+        self.buckets = latency + tuple(b for _label in band_labels for b in bands * 2)
+        self.plan: HistogramPlan | None = None
+        self.prefixes: list[list[str]] = []  # each histogram's, when written in Python
+        if all(b.plannable for b in self.buckets):
+            self.plan = HistogramPlan(self.specs(), US, parts=(2,))  # latency | bands
+        else:
+            self.prefixes = self.python_prefixes()
 
-    def histogram(self, index: int, prefixes: list[str], buckets: Buckets,
-                  hist: native.Histogram, sum_value: float) -> str:
-        """One histogram's lines; the last text again when its bins and sum have not moved
-        (an idle device, an IO size nobody uses)."""
-        counts = hist.counts
-        last = self.last[index]
-        if last is not None and last[0] == counts and last[1] == sum_value:
-            return last[2]
-        values = counts_text(buckets.values(hist, counts))
-        values += (values[-1], fmt(sum_value) + "\n")
-        text = "".join(map(add, prefixes, values))
-        self.last[index] = (counts, sum_value, text)
-        return text
+    def specs(self) -> list[HistogramSpec]:
+        names, values = LABELS + ("op",), self.values
+        specs = [histogram_spec(op, m.LATENCY, names, values + (OPS[op],), self.latency[op])
+                 for op in (READS, WRITES)]
+        names += ("io_size",)
+        return specs + [histogram_spec(band_source(i, op), m.IO_SIZE_LATENCY, names,
+                                       values + (OPS[op], label), self.bands[0])
+                        for i, label in enumerate(self.band_labels) for op in (READS, WRITES)]
+
+    def python_prefixes(self) -> list[list[str]]:
+        return [[f"{s.before}{le}{s.after}" for _bins, le in s.buckets] + [s.count, s.sum]
+                for s in self.specs()]
+
+    def histograms(self, totals: native.Totals, out: LineBuffer | None) -> list[bytes]:
+        """The latency histograms' lines, then the bands'."""
+        if self.plan is not None and out is not None:
+            found = out.render(self.plan, totals)
+            if found is not None:
+                return found
+        if not self.prefixes:  # the plan could not write these totals (a count past 2^64)
+            self.prefixes = self.python_prefixes()
+        page = totals.page
+        hists = [page.read, page.write]
+        sums = [page["total_read_time"] * US, page["total_write_time"] * US]
+        for band, (read_us, write_us) in zip(page.bands, totals.band_sums_us()):
+            hists += (band.read, band.write)
+            sums += (read_us * US, write_us * US)
+        texts = [histogram_text(prefixes, buckets, hist, sum_value)
+                 for prefixes, buckets, hist, sum_value
+                 in zip(self.prefixes, self.buckets, hists, sums)]
+        return ["".join(texts[:2]).encode(), "".join(texts[2:]).encode()]
 
     def peak(self, key) -> tuple[int, str]:
         found = self.peaks.get(key)
@@ -140,25 +173,47 @@ class DeviceLines:
         return found
 
 
-def layout_key(d, snap, bands: list) -> tuple:
+def histogram_text(prefixes: list[str], buckets: Buckets, hist: native.Histogram,
+                   sum_value: float) -> str:
+    """One histogram's lines, written in Python."""
+    values = counts_text(buckets.values(hist, hist.counts))
+    values += (values[-1], fmt(sum_value) + "\n")
+    return "".join(map(add, prefixes, values))
+
+
+_LAYOUTS: dict[tuple, tuple] = {}  # the same few layouts, one copy each
+
+
+def layout_key(d, snap) -> tuple:
     """What a device's templates depend on besides its labels and scopes."""
-    key = (tuple(d.totals.read.upper), tuple(d.totals.write.upper), snap.latency_edges)
-    n = min(len(bands), len(d.band_labels), len(d.band_sums))
+    read, write, num_bands, band = layout_of(d.totals)
+    key = (read, write, snap.latency_edges)
+    n = min(num_bands, len(d.band_labels))
     if snap.io_size and n:
-        key += (tuple(bands[0].read.upper), d.band_labels[:n], snap.band_edges)
-    return key
+        key += (band, d.band_labels[:n], snap.band_edges)
+    found = _LAYOUTS.get(key)
+    if found is None:
+        found = key
+        if len(_LAYOUTS) < 64:
+            _LAYOUTS[key] = key
+    return found
 
 
 class DeviceRenderer:
     """The per-device families of each render; keeps the templates of the devices it saw
-    last time."""
+    last time. in_c=False writes every histogram in Python (the C core's reference)."""
 
-    def __init__(self):
+    def __init__(self, in_c: bool = True):
         self._lines: dict[tuple, DeviceLines] = {}
+        self._out = LineBuffer() if in_c else None
 
-    def lines_of(self, d, snap, bands: list, seen: dict) -> DeviceLines:
-        key = (d.device.name, d.device.serial, d.device.kind, d.scopes,
-               layout_key(d, snap, bands))
+    def c_bytes(self) -> int:
+        """Memory held in C (plans' arrays, the line buffer): what tracemalloc misses."""
+        plans = sum(lines.plan.c_bytes for lines in self._lines.values() if lines.plan)
+        return plans + (self._out.c_bytes if self._out is not None else 0)
+
+    def lines_of(self, d, snap, seen: dict) -> DeviceLines:
+        key = (d.device.name, d.device.serial, d.device.kind, d.scopes, layout_key(d, snap))
         lines = self._lines.get(key)
         if lines is None:
             read_uppers, write_uppers, edges, *band_layout = key[-1]
@@ -187,18 +242,17 @@ class DeviceRenderer:
                            "was exceeded for at least exceeded.min-share of the interval.")
         queue = Family(m.QUEUE_LENGTH, "gauge", "Outstanding IOs at the last poll.")
         latency = Family(m.LATENCY, "histogram", "IO latency, from the device's histogram "
-                         "bins; _sum is the device's total time.")
+                         "bins; _sum is the device's total time.", binary=True)
         bands = Family(m.IO_SIZE_LATENCY, "histogram", "IO latency per IO-size band (upper "
-                       "bound in io_size); _sum estimated from bin midpoints.")
+                       "bound in io_size); _sum estimated from bin midpoints.", binary=True)
         window = f" over the last {snap.peak_window:g}s."
         peaks = (Family(m.PEAK_IOPS, "gauge", "Highest 1-interval IOPS" + window),
                  Family(m.PEAK_THROUGHPUT, "gauge", "Highest 1-interval throughput" + window),
                  Family(m.PEAK_LATENCY_P99, "gauge", "Highest 1-interval p99 latency" + window))
         seen: dict = {}
         for d in live:
-            totals_bands = d.totals.bands if snap.io_size else []
-            lines = self.lines_of(d, snap, totals_bands, seen)
-            c = d.totals.counters
+            lines = self.lines_of(d, snap, seen)
+            c = d.totals.page.counters
             for fam, (prefix, key, scale) in zip(counters, lines.counters):
                 value = c[key]
                 fam.lines.append(prefix + fmt(value * scale if scale != 1 else value) + "\n")
@@ -210,21 +264,9 @@ class DeviceRenderer:
                                  f"{'1.0' if d.exceeded_now.get(key) else '0.0'}\n")
             intervals.lines.append(lines.intervals + fmt(d.exceeded_intervals) + "\n")
             queue.lines.append(lines.queue + fmt(c[QUEUE_COUNTER]) + "\n")
-            prefixes = lines.latency_prefixes
-            latency.lines += (
-                lines.histogram(0, prefixes[0], lines.latency[0], d.totals.read,
-                                c["total_read_time"] * US),
-                lines.histogram(1, prefixes[1], lines.latency[1], d.totals.write,
-                                c["total_write_time"] * US))
-            if lines.bands:
-                b, prefixes, i = lines.bands[0], lines.bands_prefixes, 2
-                for band, sums in zip(totals_bands, d.band_sums):
-                    if i - 2 >= len(prefixes):
-                        break
-                    bands.lines += (
-                        lines.histogram(i, prefixes[i - 2], b, band.read, sums[0] * US),
-                        lines.histogram(i + 1, prefixes[i - 1], b, band.write, sums[1] * US))
-                    i += 2
+            latency_text, bands_text = lines.histograms(d.totals, self._out)
+            latency.lines.append(latency_text)
+            bands.lines.append(bands_text)
             for key, value in sorted(d.peaks.items(), key=lambda kv: str(kv[0])):
                 index, prefix = lines.peak(key)
                 peaks[index].lines.append(prefix + fmt(value) + "\n")
@@ -235,8 +277,6 @@ class DeviceRenderer:
         if snap.peaks_enabled:
             out += peaks
         return out + identity_families(devices)
-
-
 def identity_families(devices) -> list[Family]:
     """Every device's identity, health and counts, live or not: a few lines each."""
     info = Family(m.DEVICE_INFO, "gauge", "Device identity; value 1.")

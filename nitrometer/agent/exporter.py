@@ -48,15 +48,16 @@ class DeviceView:
     episodes: dict
     scopes: tuple
     volume: object  # ec2.VolumeLimits of an EBS volume, or None
-    totals: native.Page | None
-    band_sums: list
+    totals: native.Totals | None  # counters, bins, bands and band sums
     band_labels: tuple
     peaks: dict
 
 
-def copy_totals(totals: native.Totals) -> native.Page:
-    """One struct copy of the device's totals (counters, bins, bands, bounds)."""
-    return native.Page(native.ffi.new("nm_page *", totals.page._c[0]))
+def copy_totals(totals: native.Totals) -> native.Totals:
+    """One struct copy of the device's totals (counters, bins, bands, bounds, band sums)."""
+    copied = native.Totals()
+    copied.copy_from(totals)
+    return copied
 
 
 @dataclass
@@ -90,7 +91,6 @@ def snapshot(state: AgentState) -> Snapshot:
             episodes=dict(d.episodes), scopes=d.scopes,
             volume=state.volumes.get(d.device.serial) if state.volumes is not None else None,
             totals=copy_totals(d.totals) if live else None,
-            band_sums=d.totals.band_sums_us() if live and state.io_size else [],
             band_labels=d.band_labels,
             peaks=d.peaks.peaks() if live and state.peaks_enabled else {}))
     coarse = state.buckets == "coarse"
@@ -198,9 +198,9 @@ def instance_families(ctx) -> list[Family]:
 
 
 def render(snap: Snapshot, *, openmetrics: bool = False, devices: DeviceRenderer | None = None,
-           process: ProcessMetrics | None = None) -> str:
-    """The whole exposition; `devices` keeps the device templates from one render to the
-    next (a fresh one builds them all)."""
+           process: ProcessMetrics | None = None) -> bytes:
+    """The whole exposition, UTF-8; `devices` keeps the device templates from one render to
+    the next (a fresh one builds them all)."""
     families = (devices or DeviceRenderer()).families(snap)
     if snap.workloads is not None:
         from nitrometer.agent.workloads import families as workload_families
@@ -209,13 +209,20 @@ def render(snap: Snapshot, *, openmetrics: bool = False, devices: DeviceRenderer
     families += agent_families(snap)
     if process is not None:
         families += process.families()
-    parts = []
+    out: list[bytes] = []
+    text: list[str] = []  # since the last family of bytes
     for fam in families:
-        parts.append(fam.header(openmetrics))
-        parts.extend(fam.lines)
+        text.append(fam.header(openmetrics))
+        if fam.binary:
+            out.append("".join(text).encode())
+            out += fam.lines
+            text = []
+        else:
+            text += fam.lines
     if openmetrics:
-        parts.append("# EOF\n")
-    return "".join(parts)
+        text.append("# EOF\n")
+    out.append("".join(text).encode())
+    return b"".join(out)
 
 
 def wants_openmetrics(accept: str | None) -> bool:
@@ -282,10 +289,10 @@ class Exporter:
         with self.state.lock:
             version = self.state.version
             snap = snapshot(self.state)
-        text = render(snap, openmetrics=openmetrics, devices=self.devices,
+        body = render(snap, openmetrics=openmetrics, devices=self.devices,
                       process=self.process)
         self.renders += 1
-        result = (version, text.encode())
+        result = (version, body)
         self._cache[(openmetrics, False)] = result
         return result
 

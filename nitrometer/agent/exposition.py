@@ -94,13 +94,15 @@ def le_strings(uppers: list[int]) -> tuple[str, ...]:
 
 
 class Family:
-    """One metric family's lines: the HELP and TYPE header, then its samples."""
+    """One metric family's lines: the HELP and TYPE header, then its samples; binary, its
+    lines are UTF-8 bytes (written by the C core), else text."""
 
-    __slots__ = ("name", "kind", "doc", "lines")
+    __slots__ = ("name", "kind", "doc", "lines", "binary")
 
-    def __init__(self, name: str, kind: str, doc: str):
+    def __init__(self, name: str, kind: str, doc: str, binary: bool = False):
         self.name, self.kind, self.doc = name, kind, doc
-        self.lines: list[str] = []
+        self.binary = binary
+        self.lines: list = []
 
     def add(self, labels: str, value) -> None:
         self.lines.append(f"{self.name}{labels} {fmt(value)}\n")

@@ -145,6 +145,66 @@ static void exercise(const nm_page *prev, const nm_page *cur)
     free(summary);
 }
 
+/* A device's histogram lines, one bucket per bin, into a heap buffer of exactly the length
+ * they need, then into one a byte short (nothing may be written past either). */
+static void render_totals(const nm_totals *t)
+{
+    static const char text[] = "h_bucket{le=\"\"} h_count h_sum 1e-06+Inf";
+    static uint32_t plan[(2 + 2 * NM_MAX_BANDS) * (NM_RENDER_HEAD + 3 * (NM_MAX_BINS + 1))];
+    uint32_t hists = 2 + 2 * (t->page.num_bands > NM_MAX_BANDS ? NM_MAX_BANDS
+                                                                : t->page.num_bands);
+    uint64_t ends[2 + 2 * NM_MAX_BANDS];
+    size_t at = 0;
+
+    for (uint32_t h = 0; h < hists; h++) {
+        uint32_t bins = h == 0 ? t->page.read.num_bins : h == 1 ? t->page.write.num_bins
+                                                                : t->page.band_bins;
+        uint32_t head[NM_RENDER_HEAD] = {h, 0, 0, 13, 13, 3, 16, 8, 24, 6};
+
+        bins = bins > NM_MAX_BINS ? NM_MAX_BINS : bins;
+        head[1] = bins + 1;
+        memcpy(plan + at, head, sizeof(head));
+        at += NM_RENDER_HEAD;
+        for (uint32_t b = 0; b <= bins; b++) {
+            plan[at++] = b < bins ? b + 1 : NM_RENDER_ALL_BINS;
+            plan[at++] = b < bins ? 30 : 35; /* le: 1e-06, or +Inf */
+            plan[at++] = b < bins ? 5 : 4;
+        }
+    }
+    int64_t need = nm_render_histograms(t, text, sizeof(text) - 1, plan, hists, 1e-6, NULL, 0,
+                                        NULL);
+
+    fold_int(need);
+    if (need <= 0)
+        return;
+    char *out = malloc((size_t)need);
+
+    fold_int(nm_render_histograms(t, text, sizeof(text) - 1, plan, hists, 1e-6, out,
+                                  (size_t)need, ends));
+    fold(out, (size_t)need);
+    fold(ends, sizeof(ends[0]) * hists);
+    free(out);
+    out = malloc((size_t)need - 1 ? (size_t)need - 1 : 1);
+    fold_int(nm_render_histograms(t, text, sizeof(text) - 1, plan, hists, 1e-6, out,
+                                  (size_t)need - 1, NULL));
+    free(out);
+}
+
+/* Sample values of any bit pattern, each into exactly the 32 bytes promised. */
+static void format_values(void)
+{
+    for (int i = 0; i < 8; i++) {
+        uint64_t bits = next_random();
+        double v;
+        char *out = malloc(32);
+
+        memcpy(&v, &bits, sizeof(v));
+        fold(out, (size_t)nm_format_value(v, out));
+        fold(out, (size_t)nm_format_count(bits, out));
+        free(out);
+    }
+}
+
 /* The one call a poll: a device folds in the seed, the mutated page twice, the seed again,
  * keeping its state from one mutation to the next (layout changes, held pages, totals). */
 static void step_device(nm_device *dev, const uint8_t *seed, size_t seed_len,
@@ -170,6 +230,7 @@ static void step_device(nm_device *dev, const uint8_t *seed, size_t seed_len,
         fold(dev->totals.band_sum_us, sizeof(dev->totals.band_sum_us));
         fold_int(dev->totals_rc);
     }
+    render_totals(&dev->totals);
 }
 
 int main(int argc, char **argv)
@@ -213,6 +274,7 @@ int main(int argc, char **argv)
             fold_int(nm_sample(&pages[i], exact, cut, scratch, qs_all, 6, sampled));
             free(sampled);
             step_device(device, seed, len, exact, cut, &t);
+            format_values();
             if (rc == 0) {
                 decoded++;
                 keep(scratch);

@@ -1,0 +1,255 @@
+"""The histogram lines the C core writes (native/render.c): its values as the Python client
+writes them, and each device's lines byte for byte what the Python path writes."""
+
+from __future__ import annotations
+
+import math
+import struct
+from types import SimpleNamespace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from prometheus_client.utils import floatToGoString
+
+from devkit.pages import ScriptedSource, device
+from nitrometer import logpage, native
+from nitrometer import metrics as m
+from nitrometer.agent.devicelines import Buckets, DeviceLines, DeviceRenderer
+from nitrometer.agent.exporter import render, snapshot
+from nitrometer.agent.exposition import (
+    COARSE_BAND_EDGES_US,
+    COARSE_LATENCY_EDGES_US,
+    Family,
+    fmt,
+)
+from nitrometer.native import ffi, lib
+from nitrometer.render import LineBuffer, format_count, format_value
+
+MIDPOINTS_US = [(lo + up) / 2 for lo, up in logpage.power_of_two_bounds(28)]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(
+    st.floats(),
+    st.floats(min_value=1e5, max_value=1e17),  # around Go's and repr's switches to exponents
+    st.integers(min_value=0, max_value=10 ** 13).map(lambda us: us * 1e-6),
+    st.lists(st.tuples(st.integers(0, 27), st.integers(0, 1 << 30)), max_size=28).map(
+        lambda bins: sum(MIDPOINTS_US[b] * n for b, n in bins) * 1e-6),
+    st.integers(min_value=0, max_value=(1 << 64) - 1).map(
+        lambda bits: struct.unpack("<d", struct.pack("<Q", bits))[0]),  # any bit pattern
+))
+def test_the_c_writes_floats_as_the_python_client(value):
+    assert format_value(value) == floatToGoString(value)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(st.integers(min_value=0, max_value=1 << 22),
+                 st.integers(min_value=0, max_value=(1 << 53) + 4),
+                 st.integers(min_value=0, max_value=(1 << 64) - 1)))
+def test_the_c_writes_counts_as_the_python_client(value):
+    assert format_count(value) == floatToGoString(value) == fmt(value)
+
+
+def test_values_at_the_edges():
+    edges = [0.0, -0.0, 1e-4, 1e-5, 999999.9, 1e6, 1e15, 1e16, 1.5e16, 2.0 ** 53, 2.0 ** 60,
+             5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, math.nan, math.inf,
+             -math.inf, -1234567.5]
+    # Powers of two (a lower neighbour nearer than the upper) and the doubles either side.
+    powers = [2.0 ** e for e in range(-1074, 1024)]
+    edges += powers + [math.nextafter(p, 0) for p in powers] + \
+        [math.nextafter(p, math.inf) for p in powers]
+    assert [format_value(v) for v in edges] == [floatToGoString(v) for v in edges]
+    counts = [0, 999_999, 1_000_000, 1_234_567, 10 ** 15, (1 << 53) - 1, 1 << 53,
+              (1 << 53) + 1, (1 << 64) - 1]
+    assert [format_count(v) for v in counts] == [floatToGoString(v) for v in counts]
+
+
+def device_totals(read_counts, write_counts, band_sizes=(), band_read=(), band_write=(),
+                  counters=None) -> native.Totals:
+    """Running totals from one page (the device's first: counted from zero); the latency bins
+    then take the given counts, which may be past the page's 32 bits."""
+    bins = logpage.power_of_two_bounds(max(len(read_counts), 1))
+    read = [(lo, up, 0) for lo, up in bins[:len(read_counts)]]
+    write = [(lo, up, 0) for lo, up in bins[:len(write_counts)]]
+    kind = "instance_store" if band_sizes else "ebs"
+    page = logpage.encode_page(kind, counters or {"total_read_time": 123_456_789,
+                                                  "total_write_time": 98_765},
+                               read, write, band_sizes=band_sizes, band_read=band_read,
+                               band_write=band_write)
+    totals = native.Totals()
+    totals.add(native.decode(page))
+    for hist, counts in ((totals._t.page.read, read_counts), (totals._t.page.write, write_counts)):
+        for i, count in enumerate(counts):
+            hist.count[i] = count
+    return totals
+
+
+def view(totals: native.Totals, band_labels=()):
+    dev = SimpleNamespace(name="nvme1n1", serial='AWS{"1"}', kind="instance_store")
+    return SimpleNamespace(device=dev, scopes=(), totals=totals,
+                           band_labels=band_labels or tuple(b.label for b in
+                                                            totals.page.bands))
+
+
+def lines_of(totals, *, coarse: bool, io_size: bool = True, band_labels=()) -> DeviceLines:
+    snap = SimpleNamespace(latency_edges=COARSE_LATENCY_EDGES_US if coarse else None,
+                           band_edges=COARSE_BAND_EDGES_US if coarse else None,
+                           io_size=io_size)
+    return DeviceRenderer().lines_of(view(totals, band_labels), snap, {})
+
+
+def both_ways(lines: DeviceLines, totals, out=None) -> list[bytes]:
+    """The C core's lines, checked against the Python path's."""
+    assert lines.plan is not None
+    written = lines.histograms(totals, out or LineBuffer())
+    assert written == lines.histograms(totals, None)
+    return written
+
+
+BANDS = (512, 4096, 65536, 1 << 20, logpage.NO_SIZE_BOUND)
+
+
+def banded(scale: int = 1) -> native.Totals:
+    reads = [[(b * 7 + i) % 5 * scale for i in range(32)] for b in range(len(BANDS))]
+    writes = [[(b + i) % 3 * scale for i in range(32)] for b in range(len(BANDS))]
+    read = [sum(col) for col in zip(*reads)]
+    write = [sum(col) for col in zip(*writes)]
+    return device_totals(read, write, BANDS, reads, writes)
+
+
+@pytest.mark.parametrize("coarse", [False, True])
+def test_latency_and_bands(coarse):
+    totals = banded()
+    latency, bands = both_ways(lines_of(totals, coarse=coarse), totals)
+    text = latency.decode()
+    assert text.count("_bucket{") == 2 * (11 if coarse else 32)
+    assert 'le="+Inf",op="write",serial="AWS{\\"1\\"}"} ' in text
+    assert bands.decode().count("_count{") == 2 * len(BANDS)
+    assert 'io_size="1M"' in bands.decode() and 'io_size="max"' in bands.decode()
+
+
+def test_fine_buckets_are_what_the_generic_histogram_writes():
+    # An independent writer: the exposition's own histogram (the poll duration's).
+    totals = device_totals([5, 0, 3, 1_000_000, 0, 7], [0] * 6)
+    latency, _bands = both_ways(lines_of(totals, coarse=False), totals)
+    lines = lines_of(totals, coarse=False)
+    fam = Family(m.LATENCY, "histogram", "")
+    for op, hist, time_us in (("read", totals.page.read, 123_456_789),
+                              ("write", totals.page.write, 98_765)):
+        fam.histogram(m.DEVICE_LABELS + ("op",),
+                      lines.values + (op,), lines.buckets[0].les, hist.counts, time_us * 1e-6)
+    assert latency.decode() == "".join(fam.lines)
+
+
+def test_large_counts():
+    # Cumulative counts past 10^6 and past 2^53 (written as the float they round to).
+    totals = device_totals([999_999, 1, (1 << 53) - 1_000_001, 1, 1], [1 << 60] * 5)
+    latency, _ = both_ways(lines_of(totals, coarse=False), totals)
+    assert b" 1e+06\n" in latency and b" 9.007199254740992e+15\n" in latency
+    assert b" 2.305843009213694e+18\n" in latency
+    latency, _ = both_ways(lines_of(totals, coarse=True), totals)
+
+
+def test_counts_past_64_bits_are_written_in_python():
+    top = (1 << 64) - 1
+    totals = device_totals([top, top, 3], [1])
+    lines = lines_of(totals, coarse=False)
+    assert lib.nm_render_histograms(totals._t, lines.plan._text, len(lines.plan._text),
+                                    lines.plan._plan, lines.plan.num_hists, 1e-6,
+                                    ffi.NULL, 0, ffi.NULL) == lib.NM_ERENDER_RANGE
+    latency, _ = lines.histograms(totals, LineBuffer())
+    assert b" 3.6893488147419103e+19\n" in latency  # 2^65 + 1 as a float, as Python writes it
+
+
+def test_a_histogram_of_no_bins():
+    totals = device_totals([], [])
+    assert totals.page.read.num_bins == 0
+    latency, bands = both_ways(lines_of(totals, coarse=False), totals)
+    labels = 'device="nvme1n1",kind="instance_store",op="read",serial="AWS{\\"1\\"}"'
+    with_le = labels.replace("op=", 'le="+Inf",op=')
+    assert latency.decode().splitlines()[:3] == [
+        f"{m.LATENCY}_bucket{{{with_le}}} 0.0",
+        f"{m.LATENCY}_count{{{labels}}} 0.0",
+        f"{m.LATENCY}_sum{{{labels}}} 123.456789"]
+    assert bands == b""
+
+
+def test_a_buffer_too_short_is_told_the_size_and_written_past_nothing():
+    totals = banded(scale=12345)
+    lines = lines_of(totals, coarse=True)
+    plan = lines.plan
+    need = lib.nm_render_histograms(totals._t, plan._text, len(plan._text), plan._plan,
+                                    plan.num_hists, 1e-6, ffi.NULL, 0, ffi.NULL)
+    out = ffi.new("char[]", need + 8)
+    ffi.memmove(out, b"\xaa" * (need + 8), need + 8)
+    short = need // 2
+    assert lib.nm_render_histograms(totals._t, plan._text, len(plan._text), plan._plan,
+                                    plan.num_hists, 1e-6, out, short, ffi.NULL) == need
+    assert ffi.unpack(out + short, 8) == b"\xaa" * 8  # nothing past the room given
+    assert lib.nm_render_histograms(totals._t, plan._text, len(plan._text), plan._plan,
+                                    plan.num_hists, 1e-6, out, need, ffi.NULL) == need
+    assert ffi.unpack(out + need, 8) == b"\xaa" * 8
+    # Through the wrapper: a small buffer grows to what the device needs.
+    assert b"".join(both_ways(lines, totals, LineBuffer(size=64))) == ffi.unpack(out, need)
+
+
+def test_a_plan_naming_a_band_the_totals_lack_is_refused():
+    lines = lines_of(banded(), coarse=True)
+    fewer = device_totals([1] * 32, [2] * 32, BANDS[:2], [[1] * 32] * 2, [[2] * 32] * 2)
+    plan = lines.plan
+    assert lib.nm_render_histograms(fewer._t, plan._text, len(plan._text), plan._plan,
+                                    plan.num_hists, 1e-6, ffi.NULL, 0,
+                                    ffi.NULL) == lib.NM_ELAYOUT
+
+
+def test_band_labels_fewer_than_bands_and_bands_off():
+    totals = banded()
+    latency, bands = both_ways(lines_of(totals, coarse=True, band_labels=("512", "4K")),
+                               totals)
+    assert bands.decode().count("_count{") == 4
+    lines = lines_of(totals, coarse=True, io_size=False)
+    assert both_ways(lines, totals) == [latency, b""]
+
+
+def test_bins_out_of_order_keep_the_python_path():
+    # The decoder refuses such a page, so the totals are written by hand: coarse buckets
+    # cannot be read off the running sum, and the C merge is used instead.
+    totals = native.Totals()
+    page = totals._t.page
+    page.kind = lib.NM_KIND_EBS
+    uppers, counts = [8, 2, 64, 1 << 40], [3, 4, 5, 6]
+    for hist in (page.read, page.write):
+        hist.num_bins = len(uppers)
+        for i, (up, c) in enumerate(zip(uppers, counts)):
+            hist.lower[i], hist.upper[i], hist.count[i] = up // 2, up, c
+    lines = lines_of(totals, coarse=True)
+    assert lines.plan is None and not Buckets(tuple(uppers), COARSE_LATENCY_EDGES_US).in_order
+    latency, _ = lines.histograms(totals, LineBuffer())
+    merged = native.merge_bins(totals.page.read, COARSE_LATENCY_EDGES_US)
+    fam = Family(m.LATENCY, "histogram", "")
+    fam.histogram(m.DEVICE_LABELS + ("op",), lines.values + ("read",),
+                  lines.buckets[0].les, merged, 0.0)
+    assert latency.decode().startswith("".join(fam.lines))
+
+
+def moving(builder, i):
+    builder.advance(reads=800 + 13 * i, writes=300 + i, read_bin=5 + i % 3, write_bin=9,
+                    read_size=4096, write_size=65536, band=i % 5, queue=i % 4)
+
+
+def test_whole_bodies_written_in_c_and_in_python_are_the_same(rig):
+    r = rig([ScriptedSource(device(f"nvme{i}n1", f"AWS{i:017d}"), None, moving)
+             for i in range(1, 4)] + [ScriptedSource(device("nvme9n1", "vol-09", "ebs"),
+                                                     None, moving)])
+    in_c, in_python = DeviceRenderer(), DeviceRenderer(in_c=False)
+    for tick in range(6):
+        r.sampler.run(1)
+        r.state.buckets = "device" if tick % 2 else "coarse"
+        r.state.io_size = tick != 4
+        with r.state.lock:
+            snap = snapshot(r.state)
+        for openmetrics in (False, True):
+            assert render(snap, devices=in_c, openmetrics=openmetrics) == \
+                render(snap, devices=in_python, openmetrics=openmetrics)
+    assert all(lines.plan is not None for lines in in_c._lines.values())
