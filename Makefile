@@ -84,4 +84,4 @@ install: wheels ## install the wheel, the systemd unit (as root) and start the a
 	./deploy/install.sh
 
 clean: ## remove the venv and build output
-	rm -rf $(VENV) build *.egg-info nitrometer/_native*.so nitrometer/libnmcore.so nitrometer/_ffi.py nitrometer/nitrometer-reader dist .nox native/*.o .pytest_cache .hypothesis
+	rm -rf $(VENV) build *.egg-info nitrometer/_nmcore.abi3.so nitrometer/libnmcore.so nitrometer/_ffi.py nitrometer/nitrometer-reader dist .nox native/*.o .pytest_cache .hypothesis

@@ -1,6 +1,7 @@
 # Builds the C core (native/build.py) into the package; everything else is in pyproject.toml.
-# The wheel is tagged py3-none-<platform>: the core is a plain shared library loaded through
-# cffi's ABI mode, so one wheel per architecture serves every supported CPython.
+# The wheel is tagged cp39-abi3-<platform>: the core's extension uses only CPython's stable ABI
+# of 3.9 (and the ABI-mode library beside it no Python at all), so one wheel per architecture
+# serves every CPython from 3.9 on.
 import importlib.util
 from pathlib import Path
 
@@ -30,9 +31,9 @@ class BuildCore(build_ext):
         return super().get_outputs() + getattr(self, "_core_outputs", [])
 
 
-class AnyPythonWheel(bdist_wheel):
+class StableAbiWheel(bdist_wheel):
     def get_tag(self):
-        return ("py3", "none", super().get_tag()[2])
+        return ("cp39", "abi3", super().get_tag()[2])
 
 
 class BinaryDistribution(Distribution):
@@ -41,4 +42,4 @@ class BinaryDistribution(Distribution):
 
 
 setup(distclass=BinaryDistribution,
-      cmdclass={"build_ext": BuildCore, "bdist_wheel": AnyPythonWheel})
+      cmdclass={"build_ext": BuildCore, "bdist_wheel": StableAbiWheel})

@@ -9,16 +9,34 @@ from dataclasses import dataclass
 from nitrometer.errors import NitrometerError
 from nitrometer.logpage import COUNTERS, NO_SIZE_BOUND
 
-# The core is a plain shared library (no Python.h) loaded through cffi's ABI mode, so one
-# build serves every CPython; native/build.py writes both files into the package.
-try:
-    from nitrometer._ffi import ffi
-    lib = ffi.dlopen(os.path.join(os.path.dirname(__file__), "libnmcore.so"))
-except (ImportError, OSError) as exc:  # pragma: no cover - exercised only on a broken install
-    raise NitrometerError(
-        f"the C core of nitrometer is missing ({exc}); "
-        "build it with `make venv` or install a wheel"
-    ) from None
+BINDING_ENV = "NITROMETER_NATIVE"  # "abi": the library even where the extension imports
+
+
+def _load() -> tuple:
+    """The core as native/build.py built it: the cffi API-mode extension (nitrometer._nmcore,
+    each call bound by the compiler) when it imports, else the plain library through cffi's
+    ABI mode (nitrometer._ffi + libnmcore.so). Both have the same ffi and lib."""
+    wanted = os.environ.get(BINDING_ENV, "")
+    if wanted not in ("", "api", "abi"):
+        raise NitrometerError(f"{BINDING_ENV}={wanted!r}: expected 'api' or 'abi' (or unset)")
+    failures = []
+    if wanted != "abi":
+        try:
+            from nitrometer._nmcore import ffi, lib
+            return ffi, lib, "api"
+        except ImportError as exc:
+            failures.append(f"extension: {exc}")
+    if wanted != "api":
+        try:
+            from nitrometer._ffi import ffi
+            return ffi, ffi.dlopen(os.path.join(os.path.dirname(__file__), "libnmcore.so")), "abi"
+        except (ImportError, OSError) as exc:
+            failures.append(f"library: {exc}")
+    raise NitrometerError(f"the C core of nitrometer is missing ({'; '.join(failures)}); "
+                          "build it with `make venv` or install a wheel")
+
+
+ffi, lib, BINDING = _load()  # BINDING: "api" (the extension) or "abi" (the library)
 
 DEFAULT_QUANTILES = (0.5, 0.9, 0.99, 0.999)
 _COUNTER_INDEX = {name: i for i, name in enumerate(COUNTERS)}

@@ -19,7 +19,7 @@ COMPILERS = ("gcc", "cc", "clang", "zig", "x86_64-linux-gnu-gcc", "aarch64-linux
 def find_wheels(directory: Path) -> dict[str, Path]:
     found = {}
     for arch in ARCHS:
-        matches = sorted(directory.glob(f"nitrometer-*-py3-none-manylinux2014_{arch}.whl"))
+        matches = sorted(directory.glob(f"nitrometer-*-cp39-abi3-manylinux2014_{arch}.whl"))
         if matches:
             found[arch] = matches[-1]
     return found
@@ -76,10 +76,11 @@ class Install:
     def __init__(self, venv: Path, env: dict[str, str], cwd: Path):
         self.venv, self.env, self.cwd = venv, env, cwd
 
-    def run(self, *args: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
-        return subprocess.run([str(self.venv / "bin" / args[0]), *args[1:]], env=self.env,
-                              cwd=self.cwd, capture_output=True, text=True, timeout=timeout,
-                              **kw)
+    def run(self, *args: str, timeout: float = 120, env: dict[str, str] | None = None,
+            **kw) -> subprocess.CompletedProcess:
+        return subprocess.run([str(self.venv / "bin" / args[0]), *args[1:]],
+                              env=env or self.env, cwd=self.cwd, capture_output=True,
+                              text=True, timeout=timeout, **kw)
 
     def popen(self, *args: str, **kw) -> subprocess.Popen:
         return subprocess.Popen([str(self.venv / "bin" / args[0]), *args[1:]], env=self.env,

@@ -42,7 +42,8 @@ def test_installs_the_given_wheel(target, wheels):
     assert done.returncode == 0, done.stderr[-3000:]
     installed = next((tmp_path / "opt/lib").glob("python3.9/site-packages/nitrometer"))
     with zipfile.ZipFile(wheels["x86_64"]) as whl:  # the wheel's core, not a fresh build
-        assert (installed / "libnmcore.so").read_bytes() == whl.read("nitrometer/libnmcore.so")
+        for core in ("_nmcore.abi3.so", "libnmcore.so"):
+            assert (installed / core).read_bytes() == whl.read(f"nitrometer/{core}")
     assert "enable --now nitrometer.service" in (tmp_path / "systemctl.log").read_text()
     assert (tmp_path / "unit/nitrometer.service").exists()
 

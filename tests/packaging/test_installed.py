@@ -28,10 +28,21 @@ PRINTED = {"ebs": CAPTURES / "case3-ebs-v0" / "nvme-3.0rc1-text.out",
 
 def test_the_installed_package_is_the_wheel_on_python_39(installed):
     done = installed.run("python", "-c", "import sys, nitrometer.native as n; "
-                         "print(sys.version_info[:2], n.__file__, n.lib.NM_MAX_BINS)")
+                         "print(sys.version_info[:2], n.__file__, n.lib.NM_MAX_BINS, n.BINDING)")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("(3, 9) ")
-    assert str(installed.venv) in done.stdout and done.stdout.split()[-1] == "64"
+    assert str(installed.venv) in done.stdout and done.stdout.split()[-2:] == ["64", "api"]
+
+
+def test_the_installed_package_takes_the_library_on_request(installed):
+    env = {**installed.env, "NITROMETER_NATIVE": "abi"}
+    done = installed.run("python", "-c", "import nitrometer.native as n; print(n.BINDING)",
+                         env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["abi"]
+    done = installed.run("nitrometer", "decode", "--sample", "ebs", env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == PRINTED["ebs"].read_text()
 
 
 @pytest.mark.parametrize("name", sorted(PRINTED))

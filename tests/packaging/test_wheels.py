@@ -3,6 +3,7 @@ built for their architecture, the sample pages and the lean set of dependencies.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.wheel
 ROOT = Path(__file__).resolve().parents[2]
 ELF_MACHINE = {"x86_64": 62, "aarch64": 183}  # e_machine: EM_X86_64, EM_AARCH64
 AARCH64_SYSROOT = "/usr/aarch64-linux-gnu"  # the aarch64 loader and libc (libc6-arm64-cross)
+CORES = ("_nmcore.abi3.so", "libnmcore.so")
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -39,13 +41,38 @@ def test_auditwheel_confirms_manylinux2014(wheels, arch):
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_wheel_holds_the_core_for_its_architecture(wheels, arch):
+    """The cffi API-mode extension, and the plain library with its declarations for ABI mode:
+    both built for the wheel's architecture, and no other compiled module."""
     with zipfile.ZipFile(wheels[arch]) as whl:
-        core = whl.read("nitrometer/libnmcore.so")
+        cores = {name: whl.read(f"nitrometer/{name}") for name in CORES}
         names = set(whl.namelist())
-    assert core[:4] == b"\x7fELF"
-    assert int.from_bytes(core[18:20], "little") == ELF_MACHINE[arch]
+    for core in cores.values():
+        assert core[:4] == b"\x7fELF"
+        assert int.from_bytes(core[18:20], "little") == ELF_MACHINE[arch]
+    assert b"PyInit__nmcore" in cores["_nmcore.abi3.so"]
+    assert b"PyInit" not in cores["libnmcore.so"]  # no Python in the fallback
     assert "nitrometer/_ffi.py" in names and "nitrometer/native.py" in names
-    assert not [n for n in names if n.endswith(".so") and n != "nitrometer/libnmcore.so"]
+    assert {n for n in names if n.endswith(".so")} == {f"nitrometer/{n}" for n in CORES}
+
+
+def test_the_wheel_extension_loads_in_this_python(wheels, tmp_path):
+    """One abi3 build, against one Python's headers, for every CPython from 3.9: the
+    test sessions run this on each of theirs (3.9 and 3.13 in `make test`)."""
+    with zipfile.ZipFile(wheels["x86_64"]) as whl:
+        whl.extractall(tmp_path, [n for n in whl.namelist() if n.startswith("nitrometer/")])
+    package = tmp_path / "nitrometer"
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from nitrometer import native; "
+            "page = native.decode(open(sys.argv[2], 'rb').read()); "
+            "print(native.BINDING, sys.modules['nitrometer._nmcore'].__file__, page.kind, "
+            "page['total_read_ops'])")
+    env = {k: v for k, v in os.environ.items() if k != "NITROMETER_NATIVE"}
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path),
+                           str(package / "data/samples/ebs.bin")], capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    binding, loaded, kind, reads = done.stdout.split()
+    assert (binding, loaded, kind) == ("api", str(package / "_nmcore.abi3.so"), "ebs")
+    assert int(reads) > 0
 
 
 @pytest.mark.parametrize("arch", ARCHS)
