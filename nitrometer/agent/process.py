@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 
 from nitrometer.agent.exposition import Family, labelstr
 
@@ -19,7 +20,11 @@ class ProcessMetrics:
     def __init__(self, proc: str = "/proc", pid: str = "self"):
         self.proc = proc
         self.dir = os.path.join(proc, pid)
+        # This very process: CPU from times(2) and memory from statm, which the kernel
+        # answers without walking every thread as it does for stat, read at every render.
+        self.own = (proc, pid) == ("/proc", "self")
         self._boot_time: float | None = None
+        self._start_time: float | None = None
         version = platform.python_version_tuple()
         self.python_info = labelstr(
             ("implementation", "major", "minor", "patchlevel", "version"),
@@ -51,25 +56,37 @@ class ProcessMetrics:
         info.add(self.python_info, 1)
         return out + [info]
 
-    def _stat_families(self) -> list[Family]:
+    def _stat(self) -> tuple[float, float, int, int]:
+        """CPU seconds, start time (epoch seconds), virtual and resident bytes."""
+        if self.own and self._start_time is not None:
+            times = os.times()
+            with open("/proc/self/statm", "rb") as f:
+                size, resident = f.read().split()[:2]  # proc_pid_statm(5): pages
+            return (times.user + times.system, self._start_time, int(size) * PAGE_SIZE,
+                    int(resident) * PAGE_SIZE)
         with open(os.path.join(self.dir, "stat"), "rb") as f:
             # Fields after "(comm)", which may itself hold spaces and parentheses; the
             # field numbers of proc(5) start at 1 with pid: state (3) is fields[0].
             fields = f.read().rpartition(b")")[2].split()
         utime, stime = int(fields[11]), int(fields[12])  # (14), (15): clock ticks
-        start = int(fields[19])  # (22) starttime: clock ticks after boot
+        start = int(fields[19]) / CLOCK_TICKS + self.boot_time()  # (22): ticks after boot
+        self._start_time = start
         vsize, rss = int(fields[20]), int(fields[21])  # (23) bytes, (24) pages
+        return (utime + stime) / CLOCK_TICKS, start, vsize, rss * PAGE_SIZE
+
+    def _stat_families(self) -> list[Family]:
+        cpu_seconds, start, vsize, rss = self._stat()
         vmem = Family("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.")
         vmem.add("", vsize)
         resident = Family("process_resident_memory_bytes", "gauge",
                           "Resident memory size in bytes.")
-        resident.add("", rss * PAGE_SIZE)
+        resident.add("", rss)
         started = Family("process_start_time_seconds", "gauge",
                          "Start time of the process since unix epoch in seconds.")
-        started.add("", start / CLOCK_TICKS + self.boot_time())
+        started.add("", start)
         cpu = Family("process_cpu_seconds_total", "counter",
                      "Total user and system CPU time spent in seconds.")
-        cpu.add("", (utime + stime) / CLOCK_TICKS)
+        cpu.add("", cpu_seconds)
         return [vmem, resident, started, cpu]
 
     def _fd_families(self) -> list[Family]:
@@ -86,6 +103,9 @@ class ProcessMetrics:
 
     def max_fds(self) -> int | None:
         """The soft limit on open files, from /proc/PID/limits; None when unlimited."""
+        if self.own:
+            soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+            return None if soft == resource.RLIM_INFINITY else soft
         with open(os.path.join(self.dir, "limits")) as f:
             for line in f:
                 if line.startswith("Max open files"):

@@ -98,3 +98,21 @@ def test_exporter_body_carries_them_in_both_formats():
     om = exporter.body(openmetrics=True).decode()
     assert "# TYPE process_cpu_seconds counter\n" in om and om.endswith("# EOF\n")
     assert "process_cpu_seconds_total " in om
+
+
+def test_this_process_read_again_as_its_first_reading_says():
+    """After the first render (stat), this process is read through times(2) and statm:
+    the values must agree with stat's."""
+    metrics = ProcessMetrics()
+    first = values(text_of(metrics))
+    again = values(text_of(metrics))
+    stat = values(text_of(ProcessMetrics("/proc", str(psutil.Process().pid))))
+    assert again["process_start_time_seconds"] == first["process_start_time_seconds"]
+    tick = 1 / CLOCK_TICKS
+    assert first["process_cpu_seconds_total"] - tick <= again["process_cpu_seconds_total"] \
+        <= stat["process_cpu_seconds_total"] + tick
+    assert abs(again["process_resident_memory_bytes"]
+               - stat["process_resident_memory_bytes"]) < 4 << 20
+    assert abs(again["process_virtual_memory_bytes"]
+               - stat["process_virtual_memory_bytes"]) < 16 << 20
+    assert again["process_max_fds"] == stat["process_max_fds"]
