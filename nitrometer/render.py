@@ -115,6 +115,14 @@ def layout_of(totals: Totals) -> tuple[tuple, tuple, int, tuple]:
             tuple(ffi.unpack(p.write.upper, p.band_bins)) if p.num_bands else ())
 
 
+def layout_signature(totals: Totals) -> bytes:
+    """What layout_of reads, as raw bytes: a cheap key to find a layout seen before."""
+    p = totals._t.page
+    return b"".join((ffi.buffer(p.read.upper)[:8 * p.read.num_bins],
+                     ffi.buffer(p.write.upper)[:8 * p.write.num_bins],
+                     p.num_bands.to_bytes(4, "little"), p.band_bins.to_bytes(4, "little")))
+
+
 def format_value(value: float) -> str:
     """A float as the C core writes a sample value."""
     out = ffi.new("char[32]")

@@ -33,6 +33,7 @@ from nitrometer.render import (
     LineBuffer,
     band_source,
     layout_of,
+    layout_signature,
 )
 
 LABELS = m.DEVICE_LABELS
@@ -181,21 +182,22 @@ def histogram_text(prefixes: list[str], buckets: Buckets, hist: native.Histogram
     return "".join(map(add, prefixes, values))
 
 
-_LAYOUTS: dict[tuple, tuple] = {}  # the same few layouts, one copy each
+_LAYOUTS: dict[tuple, tuple] = {}  # the same few layouts, one copy each, by signature
 
 
 def layout_key(d, snap) -> tuple:
     """What a device's templates depend on besides its labels and scopes."""
-    read, write, num_bands, band = layout_of(d.totals)
-    key = (read, write, snap.latency_edges)
-    n = min(num_bands, len(d.band_labels))
-    if snap.io_size and n:
-        key += (band, d.band_labels[:n], snap.band_edges)
-    found = _LAYOUTS.get(key)
+    signature = (layout_signature(d.totals), d.band_labels, snap.latency_edges, snap.io_size,
+                 snap.band_edges)
+    found = _LAYOUTS.get(signature)
     if found is None:
-        found = key
+        read, write, num_bands, band = layout_of(d.totals)
+        found = (read, write, snap.latency_edges)
+        n = min(num_bands, len(d.band_labels))
+        if snap.io_size and n:
+            found += (band, d.band_labels[:n], snap.band_edges)
         if len(_LAYOUTS) < 64:
-            _LAYOUTS[key] = key
+            _LAYOUTS[signature] = found
     return found
 
 
