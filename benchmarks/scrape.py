@@ -2,7 +2,8 @@
 
 node_exporter and nitrometer agents on fake-ioctl devices run at the same time; each is
 scraped once a second on one schedule, as Prometheus does: its Accept header (OpenMetrics
-first) and gzip. Then, in this process, the render of a 32-device state taken apart.
+first), gzip, one keep-alive connection to each. Then, in this process, the render of a
+32-device state taken apart.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import time
 
 from benchmarks.agent import start_agents
 from benchmarks.common import Context, Section, fmt_ms, median, percentile
-from benchmarks.node_exporter import NodeExporter, scrape
+from benchmarks.node_exporter import NodeExporter, Scraper
 
 NAME = "scrape"
 TITLE = "4. Scrape latency and size of /metrics"
@@ -41,6 +42,7 @@ def run(ctx: Context) -> Section:
         targets = [("node_exporter", node.port)]
         targets += [(f"nitrometer, {n} fake-ioctl devices", a.port) for n, _, a in agents]
         times = {label: [] for label, _ in targets}
+        scrapers = {port: Scraper(port) for _, port in targets}
         last = {}
         time.sleep(2.0)
         start = time.monotonic()
@@ -48,11 +50,13 @@ def run(ctx: Context) -> Section:
             time.sleep(max(start + second - time.monotonic(), 0))  # on the 1 s schedule
             order = targets[second % len(targets):] + targets[:second % len(targets)]
             for label, port in order:  # each goes first in turn
-                done = scrape(port)
+                done = scrapers[port]()
                 if done.error:
                     raise RuntimeError(f"127.0.0.1:{port}/metrics: {done.error}")
                 times[label].append(done.seconds)
                 last[label] = (done.body, done.content_type)
+        for scraper in scrapers.values():
+            scraper.close()
         for _, _, a in agents:
             a.stop()
     finally:
@@ -82,7 +86,8 @@ def run(ctx: Context) -> Section:
         f"{' and '.join(map(str, SIZES))} fake-ioctl instance-store devices (five IO-size "
         "bands each, the default coarse buckets), all running at once, each scraped once a "
         f"second for {window} s on one schedule, taking turns at going first, with the "
-        "headers Prometheus sends (OpenMetrics preferred, gzip). The time is from connecting "
+        "headers Prometheus sends (OpenMetrics preferred, gzip) over one keep-alive "
+        "connection each, as Prometheus keeps it. The time is from sending the request "
         "to the last byte of the compressed body, measured by the client on the same host; "
         "the ratio is against node_exporter's median in the same run. A body scraped at "
         "every tick is rendered and compressed in the agent's sampling thread right after "
