@@ -28,11 +28,31 @@ COMMANDS = {
 }
 
 
+def terminal_width() -> int:
+    """The columns shutil.get_terminal_size() gives: argparse imports shutil for it, and
+    shutil loads bz2 and lzma into every process that parses its arguments, the agent too."""
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    def __init__(self, prog, indent_increment=2, max_help_position=24, width=None):
+        super().__init__(prog, indent_increment, max_help_position,
+                         width if width is not None else terminal_width())
+
+
 class Parser(argparse.ArgumentParser):
     """Usage errors are one line (the command's --help has the rest), status 2; every
     command and subcommand answers --version."""
 
     def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
         self.add_argument("--version", action="version", version=f"nitrometer {__version__}",
                           help="print the version and exit")

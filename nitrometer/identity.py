@@ -87,6 +87,26 @@ def _endpoint(endpoint: str) -> tuple[str, int]:
     raise ImdsError(f"{endpoint}: not a URL (expected http://HOST:PORT)")
 
 
+def connect(address: tuple[str, int], timeout: float) -> socket.socket:
+    """A connection to the endpoint. IMDS is a numeric address (169.254.169.254 or
+    [fd00:ec2::254]): connected to straight, without the name lookup, which would load the
+    IDNA codec (and unicodedata) into the agent for good; a name is looked up."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, address[0])
+        except OSError:
+            continue
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(address)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    return socket.create_connection(address, timeout=timeout)
+
+
 def _exchange(address: tuple[str, int], method: str, target: str, headers: list,
               deadline: float) -> tuple[int, bytes]:
     """One HTTP/1.1 request on its own connection: (status, body). h11 does the protocol;
@@ -101,7 +121,7 @@ def _exchange(address: tuple[str, int], method: str, target: str, headers: list,
     request = h11.Request(method=method, target=target, headers=[
         ("Host", f"{host}:{address[1]}"), ("Content-Length", "0"),
         ("Connection", "close"), *headers])
-    with socket.create_connection(address, timeout=left) as sock:
+    with connect(address, left) as sock:
         sock.sendall(conn.send(request) + conn.send(h11.EndOfMessage()))
         status, body = None, bytearray()
         while True:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,11 +65,15 @@ class PendingRegion:
         self.region = region
         self.target = region_file(cache_dir, region)
         self.target.parent.mkdir(parents=True, exist_ok=True)
+        import tempfile
+
         fd, name = tempfile.mkstemp(prefix=f".{region}.", suffix=SUFFIX,
                                     dir=self.target.parent)
         os.close(fd)
         self.path = Path(name)
         self.installed = False
+        import sqlite3
+
         self.db = sqlite3.connect(str(self.path))
         # a scratch file: nothing to recover if the process dies, it is deleted
         self.db.execute("PRAGMA journal_mode = OFF")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import json
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +33,8 @@ class CachedRegion:
         # answers already asked for: a bill asks the same few keys many times
         self._rates: dict[RateKey, float | None] = {}
         self._types: dict[str, bool] = {}
+        import sqlite3  # only where a cache exists: the agent without one never loads it
+
         try:
             self._db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
                                        check_same_thread=False)
@@ -50,6 +51,8 @@ class CachedRegion:
                                f"{UPDATE_COMMAND.format(region=self.region)}")
 
     def _query(self, sql: str, args: tuple = ()) -> list:
+        import sqlite3
+
         try:
             return self._db.execute(sql, args).fetchall()
         except sqlite3.Error as exc:

@@ -91,6 +91,9 @@ def test_the_agent_on_devices_imports_nothing_it_does_not_use(fake, tmp_path, im
     assert [m for m, _, _ in imds.seen] == ["PUT", "GET"]
     assert not [m for m in report["modules"] if heavy(m) and m.startswith(
         ("urllib3", "requests", "yaml", "bcrypt", "ec2_metadata", "psutil"))]
+    # Neither argparse's help formatter (shutil, and through it bz2 and lzma), the IMDS
+    # connection (the IDNA codec's unicodedata) nor an absent price cache (sqlite3).
+    assert not {"shutil", "bz2", "lzma", "unicodedata", "sqlite3"} & set(report["modules"])
 
 
 def test_the_demo_on_simulated_devices_imports_nothing_it_does_not_use(tmp_path):
