@@ -99,7 +99,7 @@ class FakeFleet:
 
         self.sysfs, self.dev = root / "sys", root / "dev"
         self.dev.mkdir(parents=True)
-        self.fake = FakeNvme(in_memory(self, root / "fake"), shim)
+        self.fake = FakeNvme(in_memory(self, root / "fake"), shim, log_commands=False)
         self.seconds = seconds
         self.paths: list[str] = []
         for i in range(1, devices + 1):

@@ -126,7 +126,8 @@ def shim_cost(ctx: Context, reads: int) -> dict[str, float]:
     sequence: on a real host the kernel and the controller do that work instead."""
     from devkit.fakedev import MODEL_INSTANCE_STORE, FakeNvme, build_shim, identify_bytes
 
-    fake = FakeNvme(in_memory(ctx, ctx.workdir / "shim-cost"), build_shim(ctx.workdir))
+    fake = FakeNvme(in_memory(ctx, ctx.workdir / "shim-cost"), build_shim(ctx.workdir),
+                    log_commands=False)  # as the fleet runs it
     pages = growing_pages(1, reads + 1)
     paths = {kind: str(ctx.workdir / "shim-cost" / f"nvme{i}n1")
              for i, kind in enumerate(("static", "sequence"), 1)}
