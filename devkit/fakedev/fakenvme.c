@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 #define MAX_FDS 4096
+#define PATH_LEN 1024 /* short: a reading thread's stack is its reader's RSS */
 #define STATE_SIZE (256 * sizeof(uint32_t))
 
 /* What the shim knows of one DEVDIR; never freed, so close() and fork need no lock. */
@@ -135,7 +136,7 @@ static void unlock_devices(void) { pthread_mutex_unlock(&devices_lock); }
 static void setup(void)
 {
     const char *dir = getenv("FAKENVME_DIR");
-    char path[4096];
+    char path[PATH_LEN];
 
     real_openat = dlsym(RTLD_NEXT, "openat");
     real_close = dlsym(RTLD_NEXT, "close");
@@ -165,7 +166,7 @@ static int current_generation(uint64_t *now)
 static const char *lookup_locked(const char *path, char *out, size_t size)
 {
     const char *dir = getenv("FAKENVME_DIR");
-    char map[4096];
+    char map[PATH_LEN];
     uint64_t now = 0;
     size_t len = strlen(path);
     const char *line, *next;
@@ -198,7 +199,7 @@ static const char *lookup_locked(const char *path, char *out, size_t size)
 static struct device *device_locked(const char *devdir)
 {
     struct device *d;
-    char path[4096];
+    char path[PATH_LEN];
 
     for (d = devices; d; d = d->next)
         if (strcmp(d->devdir, devdir) == 0)
@@ -223,7 +224,7 @@ static struct device *device_locked(const char *devdir)
 
 static struct device *lookup(const char *path)
 {
-    char devdir[3072];
+    char devdir[PATH_LEN - 256];
     struct device *d = NULL;
 
     if (!path)
@@ -251,7 +252,7 @@ static int errno_named(const char *name)
 static struct control read_control(const char *devdir)
 {
     struct control c = {0, 0, 0, 0, 0};
-    char path[4096], *text, *line, *next;
+    char path[PATH_LEN], *text, *line, *next;
 
     snprintf(path, sizeof(path), "%s/control", devdir);
     text = slurp(path, NULL);
@@ -279,7 +280,7 @@ static struct control read_control(const char *devdir)
  * generation moved, or always without one). */
 static void refresh_locked(struct device *d)
 {
-    char path[4096];
+    char path[PATH_LEN];
     uint64_t now = 0;
 
     if (current_generation(&now) && d->fresh && now == d->generation)
@@ -310,7 +311,7 @@ static struct control device_control(struct device *d, int *log_commands)
 
 static void append(const char *devdir, const char *file, const char *text)
 {
-    char path[4096];
+    char path[PATH_LEN];
     int fd;
     ssize_t ignored;
 
@@ -350,7 +351,7 @@ static int has_capability(int cap)
 /* 0 when DEVDIR/mode lets this process open the node with flags, else EACCES. */
 static int access_denied(const char *devdir, int flags)
 {
-    char path[4096];
+    char path[PATH_LEN];
     unsigned uid, gid, mode, bits, want;
     FILE *f;
     int fields;
@@ -380,7 +381,7 @@ static int access_denied(const char *devdir, int flags)
 static long node_nsid(const char *devdir, const char *path)
 {
     const char *base = strrchr(path, '/'), *n;
-    char file[4096];
+    char file[PATH_LEN];
     FILE *f;
     long value = -1;
 
@@ -513,7 +514,7 @@ static int copy_page(const uint8_t *data, size_t size, uint64_t offset, uint8_t 
 static int copy_from(const char *devdir, const char *name, uint64_t offset, uint8_t *addr,
                      uint32_t len)
 {
-    char path[4096];
+    char path[PATH_LEN];
     size_t size = 0;
     char *data;
     int rc;
@@ -529,7 +530,7 @@ static int copy_from(const char *devdir, const char *name, uint64_t offset, uint
 static struct log *log_locked(struct device *d, unsigned log_id)
 {
     struct log *l;
-    char path[4096], *text;
+    char path[PATH_LEN], *text;
 
     for (l = d->logs; l && l->id != log_id; l = l->next)
         ;
@@ -557,7 +558,7 @@ static struct log *log_locked(struct device *d, unsigned log_id)
 /* With d->lock held: l->data holds page index (of the sequence, or log-XX.bin for -2). */
 static void load_locked(struct device *d, struct log *l, int index)
 {
-    char path[4096];
+    char path[PATH_LEN];
 
     if (index < 0)
         snprintf(path, sizeof(path), "%s/log-%02x.bin", d->devdir, l->id);

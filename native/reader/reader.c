@@ -34,6 +34,7 @@ struct request {
 
 struct worker {
     struct worker *next; /* in the table, most recently used first */
+    pthread_mutex_t mu; /* its queue, busy and retired: only it and the main thread meet */
     struct request *head, *tail;
     pthread_cond_t wake;
     int busy;        /* running a request */
@@ -46,12 +47,13 @@ struct worker {
 
 static int sock = -1;
 static char root[PATH_MAX];
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER; /* table, queues, in_flight */
-static pthread_mutex_t send_lock = PTHREAD_MUTEX_INITIALIZER;
+/* The table and its count; taken before a worker's own lock, never after. Only the main
+ * thread and a worker leaving take it, so a worker's request takes no lock it shares. */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct worker *table;
-static unsigned workers, in_flight;
+static unsigned workers, in_flight; /* in_flight: atomic, requests queued or running */
 
-/* One message per reply (SEQPACKET keeps it whole), the lock keeping replies apart. */
+/* One message per reply: SEQPACKET sends each whole, so workers need no lock between them. */
 static void reply(uint32_t id, uint8_t kind, int32_t code, const uint8_t *data, size_t len)
 {
     uint8_t header[REPLY_SIZE];
@@ -64,10 +66,8 @@ static void reply(uint32_t id, uint8_t kind, int32_t code, const uint8_t *data, 
     memset(&msg, 0, sizeof(msg));
     msg.msg_iov = iov;
     msg.msg_iovlen = len ? 2 : 1;
-    pthread_mutex_lock(&send_lock);
     while (sendmsg(sock, &msg, MSG_NOSIGNAL) < 0 && errno == EINTR)
-        ;
-    pthread_mutex_unlock(&send_lock); /* a failed send: the agent is gone, recv sees it */
+        ; /* a failed send: the agent is gone, recv sees it */
 }
 
 static void reply_code(uint32_t id, int rc)
@@ -150,34 +150,68 @@ static void *work(void *arg)
     struct worker *w = arg;
     struct request *req;
 
-    pthread_mutex_lock(&lock);
+    pthread_mutex_lock(&w->mu);
     for (;;) {
         while (!w->head) {
             if (w->opcode == OP_IDENTIFY && !w->retired) { /* Identify is rare: no stay */
-                unlink_worker(w);
-                w->retired = 1;
+                pthread_mutex_unlock(&w->mu); /* the table's lock first */
+                pthread_mutex_lock(&lock);
+                pthread_mutex_lock(&w->mu);
+                if (!w->head) {
+                    unlink_worker(w);
+                    w->retired = 1;
+                }
+                pthread_mutex_unlock(&lock);
+                continue;
             }
             if (w->retired) {
-                pthread_mutex_unlock(&lock);
+                pthread_mutex_unlock(&w->mu);
                 drop_fd(w);
                 pthread_cond_destroy(&w->wake);
+                pthread_mutex_destroy(&w->mu);
                 free(w);
                 return NULL;
             }
-            pthread_cond_wait(&w->wake, &lock);
+            pthread_cond_wait(&w->wake, &w->mu);
         }
         req = w->head;
         w->head = req->next;
         if (!w->head)
             w->tail = NULL;
         w->busy = 1;
-        pthread_mutex_unlock(&lock);
+        pthread_mutex_unlock(&w->mu);
         serve(w, req);
         free(req);
-        pthread_mutex_lock(&lock);
+        __atomic_fetch_sub(&in_flight, 1, __ATOMIC_RELAXED);
+        pthread_mutex_lock(&w->mu);
         w->busy = 0;
-        in_flight--;
     }
+}
+
+/* With the lock held: the least recently used worker with nothing to do leaves the table
+ * (a device long detached, most likely). Idle stays idle meanwhile: only this thread
+ * queues. */
+static void retire_idle(void)
+{
+    struct worker **p, **idle = NULL, *w;
+    int is_idle;
+
+    for (p = &table; *p; p = &(*p)->next) {
+        pthread_mutex_lock(&(*p)->mu);
+        is_idle = !(*p)->busy && !(*p)->head;
+        pthread_mutex_unlock(&(*p)->mu);
+        if (is_idle)
+            idle = p;
+    }
+    if (!idle)
+        return;
+    w = *idle;
+    *idle = w->next;
+    workers--;
+    pthread_mutex_lock(&w->mu);
+    w->retired = 1;
+    pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(&w->mu);
 }
 
 /* With the lock held: the worker for (path, opcode), moved to the front; a new one when
@@ -185,7 +219,7 @@ static void *work(void *arg)
  * full. NULL with *err set when no thread can be started. */
 static struct worker *worker_for(const char *path, uint8_t opcode, int *err)
 {
-    struct worker **p, **idle = NULL, *w;
+    struct worker **p, *w;
     pthread_attr_t attr;
     size_t stack = WORKER_STACK;
 
@@ -197,16 +231,9 @@ static struct worker *worker_for(const char *path, uint8_t opcode, int *err)
             table = w;
             return w;
         }
-        if (!w->busy && !w->head)
-            idle = p;
     }
-    if (workers >= MAX_OPEN && idle) { /* a device long detached, most likely */
-        w = *idle;
-        *idle = w->next;
-        workers--;
-        w->retired = 1;
-        pthread_cond_signal(&w->wake);
-    }
+    if (workers >= MAX_OPEN)
+        retire_idle();
     w = calloc(1, sizeof(*w) + strlen(path) + 1);
     if (!w) {
         *err = ENOMEM;
@@ -219,7 +246,12 @@ static struct worker *worker_for(const char *path, uint8_t opcode, int *err)
     if (stack < (size_t)PTHREAD_STACK_MIN)
         stack = PTHREAD_STACK_MIN;
 #endif
+    if ((*err = pthread_mutex_init(&w->mu, NULL)) != 0) {
+        free(w);
+        return NULL;
+    }
     if ((*err = pthread_cond_init(&w->wake, NULL)) != 0) {
+        pthread_mutex_destroy(&w->mu);
         free(w);
         return NULL;
     }
@@ -233,6 +265,7 @@ static struct worker *worker_for(const char *path, uint8_t opcode, int *err)
     }
     if (*err != 0) {
         pthread_cond_destroy(&w->wake);
+        pthread_mutex_destroy(&w->mu);
         free(w);
         return NULL;
     }
@@ -252,13 +285,6 @@ static void handle(const uint8_t *msg, size_t len)
     uint8_t opcode, log_id;
     int busy, err = 0;
 
-    pthread_mutex_lock(&lock);
-    busy = in_flight >= MAX_IN_FLIGHT;
-    pthread_mutex_unlock(&lock);
-    if (busy) {
-        reply_code(id, -EBUSY);
-        return;
-    }
     if (len <= REQUEST_SIZE || len - REQUEST_SIZE >= sizeof(path) ||
         memchr(msg + REQUEST_SIZE, '\0', len - REQUEST_SIZE)) {
         reply_code(id, -EINVAL); /* malformed: refused, and the next one is served */
@@ -294,20 +320,26 @@ static void handle(const uint8_t *msg, size_t len)
     req->nsid = nsid;
     req->length = length;
     pthread_mutex_lock(&lock);
-    w = worker_for(real, opcode, &err);
+    /* Only this thread adds to in_flight: past the cap, nothing new is started either. */
+    busy = __atomic_load_n(&in_flight, __ATOMIC_RELAXED) >= MAX_IN_FLIGHT;
+    w = busy ? NULL : worker_for(real, opcode, &err);
     if (w) {
+        __atomic_fetch_add(&in_flight, 1, __ATOMIC_RELAXED);
+        pthread_mutex_lock(&w->mu);
         if (w->tail)
             w->tail->next = req;
         else
             w->head = req;
         w->tail = req;
-        in_flight++;
+        pthread_mutex_unlock(&w->mu);
+        /* Signalled after its lock is let go (it wakes to a free lock): it cannot leave
+         * before the table's lock is too, a queued request holding it. */
         pthread_cond_signal(&w->wake);
     }
     pthread_mutex_unlock(&lock);
     if (!w) {
         free(req);
-        reply_code(id, -err);
+        reply_code(id, busy ? -EBUSY : -err);
     }
 }
 
