@@ -17,8 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -28,15 +30,20 @@
 #define WORKER_STACK (128 * 1024) /* a page, and room for libc (only what is used stays) */
 
 struct request {
-    struct request *next;
     uint32_t id, nsid, length;
 };
 
 struct worker {
     struct worker *next; /* in the table, most recently used first */
     pthread_mutex_t mu; /* its queue, busy and retired: only it and the main thread meet */
-    struct request *head, *tail;
-    pthread_cond_t wake;
+    /* Its queue, in place: at most MAX_IN_FLIGHT requests are queued in all, so a
+     * request costs no allocation (nor the arena lock every thread would share). */
+    struct request queue[MAX_IN_FLIGHT];
+    unsigned first, queued;
+    /* A futex, not a condition variable: glibc's relocks the mutex as contended after a
+     * wait, so every request cost one more futex call at the unlock. */
+    uint32_t wake_seq;   /* moved on each wake-up */
+    int sleeping;        /* waiting on wake_seq: a wake-up needs the system call */
     int busy;        /* running a request */
     int retired;     /* out of the table: leaves once its queue is empty */
     int fd;          /* page worker: the node, open between reads, or -1 */
@@ -145,19 +152,48 @@ static void unlink_worker(struct worker *w)
     }
 }
 
+/* With w->mu held: 1 when the worker sleeps and needs wake() (after the unlock, so it
+ * wakes to a free lock); a worker busy with a request finds its queue when done. */
+static int wake_locked(struct worker *w)
+{
+    if (!w->sleeping)
+        return 0;
+    __atomic_store_n(&w->wake_seq, w->wake_seq + 1, __ATOMIC_RELEASE);
+    return 1;
+}
+
+static void wake(struct worker *w)
+{
+    syscall(SYS_futex, &w->wake_seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* With w->mu held, and held again on return; may return without a wake-up (the caller
+ * checks its queue again). */
+static void sleep_until_woken(struct worker *w)
+{
+    uint32_t seen = w->wake_seq;
+
+    w->sleeping = 1;
+    pthread_mutex_unlock(&w->mu);
+    /* Returns at once when wake_seq moved since it was read: no wake-up is lost. */
+    syscall(SYS_futex, &w->wake_seq, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+    pthread_mutex_lock(&w->mu);
+    w->sleeping = 0;
+}
+
 static void *work(void *arg)
 {
     struct worker *w = arg;
-    struct request *req;
+    struct request req;
 
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (!w->head) {
+        while (!w->queued) {
             if (w->opcode == OP_IDENTIFY && !w->retired) { /* Identify is rare: no stay */
                 pthread_mutex_unlock(&w->mu); /* the table's lock first */
                 pthread_mutex_lock(&lock);
                 pthread_mutex_lock(&w->mu);
-                if (!w->head) {
+                if (!w->queued) {
                     unlink_worker(w);
                     w->retired = 1;
                 }
@@ -167,21 +203,18 @@ static void *work(void *arg)
             if (w->retired) {
                 pthread_mutex_unlock(&w->mu);
                 drop_fd(w);
-                pthread_cond_destroy(&w->wake);
                 pthread_mutex_destroy(&w->mu);
                 free(w);
                 return NULL;
             }
-            pthread_cond_wait(&w->wake, &w->mu);
+            sleep_until_woken(w);
         }
-        req = w->head;
-        w->head = req->next;
-        if (!w->head)
-            w->tail = NULL;
+        req = w->queue[w->first];
+        w->first = (w->first + 1) % MAX_IN_FLIGHT;
+        w->queued--;
         w->busy = 1;
         pthread_mutex_unlock(&w->mu);
-        serve(w, req);
-        free(req);
+        serve(w, &req);
         __atomic_fetch_sub(&in_flight, 1, __ATOMIC_RELAXED);
         pthread_mutex_lock(&w->mu);
         w->busy = 0;
@@ -198,7 +231,7 @@ static void retire_idle(void)
 
     for (p = &table; *p; p = &(*p)->next) {
         pthread_mutex_lock(&(*p)->mu);
-        is_idle = !(*p)->busy && !(*p)->head;
+        is_idle = !(*p)->busy && !(*p)->queued;
         pthread_mutex_unlock(&(*p)->mu);
         if (is_idle)
             idle = p;
@@ -210,7 +243,8 @@ static void retire_idle(void)
     workers--;
     pthread_mutex_lock(&w->mu);
     w->retired = 1;
-    pthread_cond_signal(&w->wake);
+    if (wake_locked(w))
+        wake(w); /* under its lock: once let go, it may leave and free itself */
     pthread_mutex_unlock(&w->mu);
 }
 
@@ -250,11 +284,6 @@ static struct worker *worker_for(const char *path, uint8_t opcode, int *err)
         free(w);
         return NULL;
     }
-    if ((*err = pthread_cond_init(&w->wake, NULL)) != 0) {
-        pthread_mutex_destroy(&w->mu);
-        free(w);
-        return NULL;
-    }
     if ((*err = pthread_attr_init(&attr)) == 0) {
         pthread_t thread;
 
@@ -264,7 +293,6 @@ static struct worker *worker_for(const char *path, uint8_t opcode, int *err)
         pthread_attr_destroy(&attr);
     }
     if (*err != 0) {
-        pthread_cond_destroy(&w->wake);
         pthread_mutex_destroy(&w->mu);
         free(w);
         return NULL;
@@ -280,10 +308,10 @@ static void handle(const uint8_t *msg, size_t len)
 {
     uint32_t id = len >= 4 ? get_le32(msg) : 0, nsid, length;
     char path[PATH_MAX], real[PATH_MAX];
-    struct request *req;
+    struct request req;
     struct worker *w;
     uint8_t opcode, log_id;
-    int busy, err = 0;
+    int busy, sleeping, err = 0;
 
     if (len <= REQUEST_SIZE || len - REQUEST_SIZE >= sizeof(path) ||
         memchr(msg + REQUEST_SIZE, '\0', len - REQUEST_SIZE)) {
@@ -311,14 +339,7 @@ static void handle(const uint8_t *msg, size_t len)
         reply_code(id, REFUSED);
         return;
     }
-    req = calloc(1, sizeof(*req));
-    if (!req) {
-        reply_code(id, -ENOMEM);
-        return;
-    }
-    req->id = id;
-    req->nsid = nsid;
-    req->length = length;
+    req = (struct request){id, nsid, length};
     pthread_mutex_lock(&lock);
     /* Only this thread adds to in_flight: past the cap, nothing new is started either. */
     busy = __atomic_load_n(&in_flight, __ATOMIC_RELAXED) >= MAX_IN_FLIGHT;
@@ -326,21 +347,15 @@ static void handle(const uint8_t *msg, size_t len)
     if (w) {
         __atomic_fetch_add(&in_flight, 1, __ATOMIC_RELAXED);
         pthread_mutex_lock(&w->mu);
-        if (w->tail)
-            w->tail->next = req;
-        else
-            w->head = req;
-        w->tail = req;
+        w->queue[(w->first + w->queued++) % MAX_IN_FLIGHT] = req;
+        sleeping = wake_locked(w);
         pthread_mutex_unlock(&w->mu);
-        /* Signalled after its lock is let go (it wakes to a free lock): it cannot leave
-         * before the table's lock is too, a queued request holding it. */
-        pthread_cond_signal(&w->wake);
+        if (sleeping) /* it cannot leave meanwhile: that takes the table's lock */
+            wake(w);
     }
     pthread_mutex_unlock(&lock);
-    if (!w) {
-        free(req);
+    if (!w)
         reply_code(id, busy ? -EBUSY : -err);
-    }
 }
 
 void reader_main(int sock_fd, const char *dev_root, pid_t keeper)
