@@ -24,7 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SHIM_SOURCE = Path(__file__).with_name("fakenvme.c")
+SHIM_SOURCES = [Path(__file__).with_name(name) for name in ("fakenvme.c", "fakestate.c")]
 AMAZON_VID = 0x1D0F
 MODEL_EBS = "Amazon Elastic Block Store"
 MODEL_INSTANCE_STORE = "Amazon EC2 NVMe Instance Storage"
@@ -47,7 +47,7 @@ def build_shim(out_dir: Path) -> Path:
         raise RuntimeError("gcc is needed to build the fake NVMe device shim")
     out = Path(out_dir) / "fakenvme.so"
     subprocess.run([gcc, "-shared", "-fPIC", "-O1", "-Wall", "-Werror", "-o", str(out),
-                    str(SHIM_SOURCE), "-ldl", "-lpthread"], check=True)
+                    *map(str, SHIM_SOURCES), "-ldl", "-lpthread"], check=True)
     return out
 
 
