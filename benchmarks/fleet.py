@@ -47,9 +47,9 @@ MEMORY_FS = Path("/dev/shm")
 
 
 def in_memory(owner: object, root: Path) -> Path:
-    """A directory on tmpfs, reached as `root`, removed with `owner`: the fake device moves to
-    the next page of a sequence by rewriting a file at each read, which on a disk file
-    system costs the reading process several times what the read itself does."""
+    """A directory on tmpfs, reached as `root`, removed with `owner`: the fake device reads
+    each page of a sequence from its file once, which on a disk file system costs the
+    reading process more than the read itself does."""
     if not (MEMORY_FS.is_dir() and os.access(MEMORY_FS, os.W_OK)):
         return root
     target = Path(tempfile.mkdtemp(prefix="nitrometer-fake-", dir=MEMORY_FS))
@@ -99,7 +99,7 @@ class FakeFleet:
 
         self.sysfs, self.dev = root / "sys", root / "dev"
         self.dev.mkdir(parents=True)
-        self.fake = FakeNvme(in_memory(self, root / "fake"), shim)
+        self.fake = FakeNvme(in_memory(self, root / "fake"), shim, log_commands=False)
         self.seconds = seconds
         self.paths: list[str] = []
         for i in range(1, devices + 1):

@@ -7,6 +7,10 @@
     fake.fail("/dev/nvme1n1", "errno=EIO")   # takes effect on the next ioctl
     fake.owner("/dev/nvme1n1", 0, 0, 0o600)  # who may open it (EC2's by default, see below)
     fake.commands("/dev/nvme1n1")          # every admin command the process sent
+
+The shim keeps what these files say in memory and reads them again only when the fixture's
+generation counter (a file it maps) has moved: every change goes through this class, which
+bumps it after writing.
 """
 
 from __future__ import annotations
@@ -20,10 +24,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-SHIM_SOURCE = Path(__file__).with_name("fakenvme.c")
+SHIM_SOURCES = [Path(__file__).with_name(name) for name in ("fakenvme.c", "fakestate.c")]
 AMAZON_VID = 0x1D0F
 MODEL_EBS = "Amazon Elastic Block Store"
 MODEL_INSTANCE_STORE = "Amazon EC2 NVMe Instance Storage"
+GENERATION = "generation"  # uint64 the shim maps: bumped after every change to the files
+STATE = "state"  # per device: the position of each log's sequence, uint32 by log id
+STATE_SIZE = 256 * 4
 
 
 def ec2_owner(path: str) -> tuple[int, int, int]:
@@ -40,7 +47,7 @@ def build_shim(out_dir: Path) -> Path:
         raise RuntimeError("gcc is needed to build the fake NVMe device shim")
     out = Path(out_dir) / "fakenvme.so"
     subprocess.run([gcc, "-shared", "-fPIC", "-O1", "-Wall", "-Werror", "-o", str(out),
-                    str(SHIM_SOURCE), "-ldl"], check=True)
+                    *map(str, SHIM_SOURCES), "-ldl", "-lpthread"], check=True)
     return out
 
 
@@ -67,14 +74,31 @@ def parse_commands(text: str) -> list[dict[str, int]]:
 
 
 class FakeNvme:
-    """Fixture files for the shim: one directory per fake device path."""
+    """Fixture files for the shim: one directory per fake device path.
 
-    def __init__(self, root: Path, shim: Path):
+    `log_commands=False` leaves out the log of admin commands (commands() is then empty):
+    a benchmark's fleet reads for minutes, and the log costs the reading process a file
+    append per command."""
+
+    def __init__(self, root: Path, shim: Path, *, log_commands: bool = True):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.shim = Path(shim)
+        self.log_commands = log_commands
         self._dirs: dict[str, Path] = {}
         self._added = 0
+        generation = self.root / GENERATION
+        if not generation.exists():
+            generation.write_bytes(bytes(8))
+
+    def _changed(self) -> None:
+        """Tells every process with the shim to read the fixture files again."""
+        fd = os.open(self.root / GENERATION, os.O_RDWR)
+        try:
+            (value,) = struct.unpack("<Q", os.pread(fd, 8, 0))
+            os.pwrite(fd, struct.pack("<Q", value + 1), 0)
+        finally:
+            os.close(fd)
 
     def add(self, path: str, *, identify: bytes, page: bytes | None = None,
             log_pages: dict[int, bytes] | None = None,
@@ -84,6 +108,9 @@ class FakeNvme:
         devdir.mkdir()
         self._added += 1
         (devdir / "identify.bin").write_bytes(identify)
+        (devdir / STATE).write_bytes(bytes(STATE_SIZE))
+        if not self.log_commands:
+            (devdir / "commands.off").touch()
         uid, gid, mode = owner or ec2_owner(path)
         (devdir / "mode").write_text(f"{uid} {gid} {mode:o}\n")
         pages = dict(log_pages or {})
@@ -99,6 +126,7 @@ class FakeNvme:
         tmp = self._dirs[path] / "mode.tmp"
         tmp.write_text(f"{uid} {gid} {mode:o}\n")
         tmp.replace(self._dirs[path] / "mode")
+        self._changed()
 
     def remove(self, path: str) -> None:
         del self._dirs[path]
@@ -109,25 +137,38 @@ class FakeNvme:
         tmp = self.root / "devices.tmp"
         tmp.write_text(lines)
         tmp.replace(self.root / "devices")
+        self._changed()
 
     def set_page(self, path: str, page: bytes, log_id: int = 0xD0) -> None:
         """Atomic, so a device read while the page changes sees the old or the new one."""
         tmp = self._dirs[path] / f"log-{log_id:02x}.tmp"
         tmp.write_bytes(page)
         tmp.replace(self._dirs[path] / f"log-{log_id:02x}.bin")
+        self._changed()
 
     def set_sequence(self, path: str, pages: list[bytes], log_id: int = 0xD0) -> None:
         """Each whole read gets the next page of `pages`; the last one stays."""
         devdir = self._dirs[path]
         for i, page in enumerate(pages):
             (devdir / f"log-{log_id:02x}.{i}.bin").write_bytes(page)
-        (devdir / f"log-{log_id:02x}.pos").write_text("0\n")
         (devdir / f"log-{log_id:02x}.seq").write_text(f"{len(pages)}\n")
+        self._state(path, log_id, 0)
+        self._changed()
+
+    def _state(self, path: str, log_id: int, value: int | None = None) -> int:
+        """A log's position in the device's state file, written in place (the shim maps it)."""
+        fd = os.open(self._dirs[path] / STATE, os.O_RDWR)
+        try:
+            if value is not None:
+                os.pwrite(fd, struct.pack("<I", value), 4 * log_id)
+            (current,) = struct.unpack("<I", os.pread(fd, 4, 4 * log_id))
+            return current
+        finally:
+            os.close(fd)
 
     def position(self, path: str, log_id: int = 0xD0) -> int:
         """How far a sequence has been read (the next page's index)."""
-        pos = self._dirs[path] / f"log-{log_id:02x}.pos"
-        return int(pos.read_text()) if pos.exists() else 0
+        return self._state(path, log_id)
 
     def alias(self, path: str, existing: str) -> None:
         """The same fake device under a second path (a renamed node)."""
@@ -140,6 +181,7 @@ class FakeNvme:
         tmp = self._dirs[path] / "control.tmp"
         tmp.write_text(control + "\n")
         tmp.replace(self._dirs[path] / "control")
+        self._changed()
 
     def commands(self, path: str) -> list[dict[str, int]]:
         log = self._dirs[path] / "commands"

@@ -18,13 +18,19 @@
  * A refused open fails EACCES. Without the file every open passes.
  * NVME_IOCTL_ID answers a namespace node's nsid (the N of nvmeXnN, or DEVDIR/nsid), and
  * fails ENOTTY on a controller node, as the kernel does.
- * Every command is appended to DEVDIR/commands, every open's flags to DEVDIR/opens.
+ * Every command is appended to DEVDIR/commands (unless DEVDIR/commands.off exists), every
+ * open's flags to DEVDIR/opens.
  * A sequence of pages: DEVDIR/log-XX.seq holds N, and the reads are answered from
  * log-XX.0.bin .. log-XX.<N-1>.bin in turn (one page per whole read: the last chunk moves
- * on), staying on the last; DEVDIR/log-XX.pos says which is next.
+ * on), staying on the last; DEVDIR/state (256 little-endian uint32, one per log id, mapped
+ * shared) says which is next.
+ *
+ * The steady path reads no file: the device map, control, commands.off and the pages are
+ * kept in memory and read again only when $FAKENVME_DIR/generation (a uint64 the fixture
+ * bumps after each change it makes, mapped shared) has moved. Without that file every
+ * call reads them afresh.
  */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/nvme_ioctl.h>
@@ -40,104 +46,25 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fakenvme.h"
+
 #define MAX_FDS 4096
 
-static char *fd_devdir[MAX_FDS];
+static struct device *fd_device[MAX_FDS];
 static long fd_nsid[MAX_FDS]; /* -1: a controller node */
-
-struct control {
-    int gone, err, hang_ms, status, hang_identify_ms;
-};
-
-static int (*real_openat)(int, const char *, int, ...);
-static int (*real_close)(int);
-static int (*real_ioctl)(int, unsigned long, ...);
-
-static void resolve(void)
-{
-    if (!real_openat) {
-        real_openat = dlsym(RTLD_NEXT, "openat");
-        real_close = dlsym(RTLD_NEXT, "close");
-        real_ioctl = dlsym(RTLD_NEXT, "ioctl");
-    }
-}
-
-/* The DEVDIR configured for path, malloc'd, or NULL. */
-static char *lookup(const char *path)
-{
-    const char *dir = getenv("FAKENVME_DIR");
-    char map[4096], line[8192], *found = NULL;
-    FILE *f;
-
-    if (!dir || !path)
-        return NULL;
-    snprintf(map, sizeof(map), "%s/devices", dir);
-    f = fopen(map, "re");
-    if (!f)
-        return NULL;
-    while (!found && fgets(line, sizeof(line), f)) {
-        char *sep = strchr(line, ' ');
-        if (!sep)
-            continue;
-        *sep = '\0';
-        sep[strcspn(sep + 1, "\n") + 1] = '\0';
-        if (strcmp(line, path) == 0)
-            found = strdup(sep + 1);
-    }
-    fclose(f);
-    return found;
-}
-
-static int errno_named(const char *name)
-{
-    static const struct { const char *n; int e; } names[] = {
-        {"EACCES", EACCES}, {"EPERM", EPERM}, {"EIO", EIO}, {"ENODEV", ENODEV},
-        {"ENXIO", ENXIO}, {"ENOENT", ENOENT}, {"EINTR", EINTR}, {"ETIMEDOUT", ETIMEDOUT},
-        {"ENOTTY", ENOTTY}, {"EINVAL", EINVAL},
-    };
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (strcmp(names[i].n, name) == 0)
-            return names[i].e;
-    return EIO;
-}
-
-static struct control read_control(const char *devdir)
-{
-    struct control c = {0, 0, 0, 0, 0};
-    char path[4096], line[256];
-    FILE *f;
-
-    snprintf(path, sizeof(path), "%s/control", devdir);
-    f = fopen(path, "re");
-    if (!f)
-        return c;
-    while (fgets(line, sizeof(line), f)) {
-        line[strcspn(line, "\r\n")] = '\0';
-        if (strcmp(line, "gone") == 0)
-            c.gone = 1;
-        else if (strncmp(line, "errno=", 6) == 0)
-            c.err = errno_named(line + 6);
-        else if (strncmp(line, "hang-identify=", 14) == 0)
-            c.hang_identify_ms = atoi(line + 14);
-        else if (strncmp(line, "hang=", 5) == 0)
-            c.hang_ms = atoi(line + 5);
-        else if (strncmp(line, "status=", 7) == 0)
-            c.status = (int)strtol(line + 7, NULL, 16);
-    }
-    fclose(f);
-    return c;
-}
 
 static void append(const char *devdir, const char *file, const char *text)
 {
-    char path[4096];
-    FILE *f;
+    char path[PATH_LEN];
+    int fd;
+    ssize_t ignored;
 
     snprintf(path, sizeof(path), "%s/%s", devdir, file);
-    f = fopen(path, "ae");
-    if (f) {
-        fputs(text, f);
-        fclose(f);
+    fd = real_openat(AT_FDCWD, path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+    if (fd >= 0) {
+        ignored = write(fd, text, strlen(text)); /* O_APPEND: whole lines, even across processes */
+        (void)ignored;
+        real_close(fd);
     }
 }
 
@@ -168,7 +95,7 @@ static int has_capability(int cap)
 /* 0 when DEVDIR/mode lets this process open the node with flags, else EACCES. */
 static int access_denied(const char *devdir, int flags)
 {
-    char path[4096];
+    char path[PATH_LEN];
     unsigned uid, gid, mode, bits, want;
     FILE *f;
     int fields;
@@ -198,7 +125,7 @@ static int access_denied(const char *devdir, int flags)
 static long node_nsid(const char *devdir, const char *path)
 {
     const char *base = strrchr(path, '/'), *n;
-    char file[4096];
+    char file[PATH_LEN];
     FILE *f;
     long value = -1;
 
@@ -220,34 +147,29 @@ static long node_nsid(const char *devdir, const char *path)
 /* Every open variant ends here; dirfd is AT_FDCWD for the plain ones. */
 static int fake_openat(int dirfd, const char *path, int flags, mode_t mode)
 {
-    char *devdir;
+    struct device *d;
     char text[64];
     int fd;
 
     resolve();
-    devdir = lookup(path);
-    if (!devdir)
+    d = lookup(path);
+    if (!d)
         return real_openat(dirfd, path, flags, mode);
     snprintf(text, sizeof(text), "flags=%#o\n", flags & O_ACCMODE);
-    append(devdir, "opens", text);
-    if (read_control(devdir).gone) {
-        free(devdir);
+    append(d->devdir, "opens", text);
+    if (device_control(d, NULL).gone) {
         errno = ENOENT;
         return -1;
     }
-    if (access_denied(devdir, flags)) {
-        free(devdir);
+    if (access_denied(d->devdir, flags)) {
         errno = EACCES;
         return -1;
     }
     fd = real_openat(AT_FDCWD, "/dev/null", O_RDONLY | (flags & O_CLOEXEC), 0);
-    if (fd < 0 || fd >= MAX_FDS) {
-        free(devdir);
+    if (fd < 0 || fd >= MAX_FDS)
         return fd;
-    }
-    free(fd_devdir[fd]);
-    fd_devdir[fd] = devdir;
-    fd_nsid[fd] = node_nsid(devdir, path);
+    fd_nsid[fd] = node_nsid(d->devdir, path);
+    fd_device[fd] = d;
     return fd;
 }
 
@@ -307,10 +229,8 @@ int __open64_2(const char *path, int flags) { return fake_openat(AT_FDCWD, path,
 int close(int fd)
 {
     resolve();
-    if (fd >= 0 && fd < MAX_FDS && fd_devdir[fd]) {
-        free(fd_devdir[fd]);
-        fd_devdir[fd] = NULL;
-    }
+    if (fd >= 0 && fd < MAX_FDS)
+        fd_device[fd] = NULL;
     return real_close(fd);
 }
 
@@ -322,96 +242,21 @@ static void sleep_ms(int ms)
         ;
 }
 
-/* Copies len bytes at offset of DEVDIR/name into addr; an NVMe status when it cannot. */
-static int copy_from(const char *devdir, const char *name, uint64_t offset, uint8_t *addr,
-                     uint32_t len)
+static int admin(struct device *d, struct nvme_admin_cmd *cmd)
 {
-    char path[4096];
-    struct stat st;
-    FILE *f;
-    size_t got;
-
-    snprintf(path, sizeof(path), "%s/%s", devdir, name);
-    f = fopen(path, "re");
-    if (!f)
-        return 0x109; /* Invalid Log Page */
-    if (fstat(fileno(f), &st) != 0 || offset >= (uint64_t)st.st_size) {
-        fclose(f);
-        return 0x2; /* Invalid Field in Command: offset past the page */
-    }
-    memset(addr, 0, len);
-    fseeko(f, (off_t)offset, SEEK_SET);
-    got = fread(addr, 1, len, f);
-    fclose(f);
-    (void)got;
-    return 0;
-}
-
-static int read_int(const char *devdir, const char *name, int fallback)
-{
-    char path[4096];
-    FILE *f;
-    int value = fallback;
-
-    snprintf(path, sizeof(path), "%s/%s", devdir, name);
-    f = fopen(path, "re");
-    if (!f)
-        return fallback;
-    if (fscanf(f, "%d", &value) != 1)
-        value = fallback;
-    fclose(f);
-    return value;
-}
-
-static void write_int(const char *devdir, const char *name, int value)
-{
-    char path[4096], tmp[4200];
-    FILE *f;
-
-    snprintf(path, sizeof(path), "%s/%s", devdir, name);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    f = fopen(tmp, "we");
-    if (!f)
-        return;
-    fprintf(f, "%d\n", value);
-    fclose(f);
-    rename(tmp, path);
-}
-
-/* log-XX.bin, or the current page of a sequence (moving on after the last chunk). */
-static int log_page(const char *devdir, unsigned log_id, int last_chunk, uint64_t offset,
-                    uint8_t *addr, uint32_t len)
-{
-    char name[64], seq[32], pos_name[32];
-    int count, pos, rc;
-
-    snprintf(seq, sizeof(seq), "log-%02x.seq", log_id);
-    snprintf(pos_name, sizeof(pos_name), "log-%02x.pos", log_id);
-    count = read_int(devdir, seq, 0);
-    if (count <= 0) {
-        snprintf(name, sizeof(name), "log-%02x.bin", log_id);
-        return copy_from(devdir, name, offset, addr, len);
-    }
-    pos = read_int(devdir, pos_name, 0);
-    snprintf(name, sizeof(name), "log-%02x.%d.bin", log_id, pos);
-    rc = copy_from(devdir, name, offset, addr, len);
-    if (last_chunk && pos + 1 < count)
-        write_int(devdir, pos_name, pos + 1);
-    return rc;
-}
-
-static int admin(const char *devdir, struct nvme_admin_cmd *cmd)
-{
-    struct control c = read_control(devdir);
+    int log_commands;
+    struct control c = device_control(d, &log_commands);
     uint8_t *addr = (uint8_t *)(uintptr_t)cmd->addr;
     char text[256];
 
-    snprintf(text, sizeof(text),
-             "opcode=%u nsid=%#x cdw10=%#x cdw11=%#x cdw12=%#x cdw13=%#x data_len=%u "
-             "timeout_ms=%u\n",
-             cmd->opcode, cmd->nsid, cmd->cdw10, cmd->cdw11, cmd->cdw12, cmd->cdw13,
-             cmd->data_len, cmd->timeout_ms);
-    append(devdir, "commands", text);
+    if (log_commands) {
+        snprintf(text, sizeof(text),
+                 "opcode=%u nsid=%#x cdw10=%#x cdw11=%#x cdw12=%#x cdw13=%#x data_len=%u "
+                 "timeout_ms=%u\n",
+                 cmd->opcode, cmd->nsid, cmd->cdw10, cmd->cdw11, cmd->cdw12, cmd->cdw13,
+                 cmd->data_len, cmd->timeout_ms);
+        append(d->devdir, "commands", text);
+    }
     if (c.gone) {
         errno = ENODEV;
         return -1;
@@ -435,7 +280,7 @@ static int admin(const char *devdir, struct nvme_admin_cmd *cmd)
             sleep_ms(c.hang_identify_ms);
         if ((cmd->cdw10 & 0xff) != 1 || cmd->data_len < 4096)
             return 0x2;
-        return copy_from(devdir, "identify.bin", 0, addr, 4096);
+        return copy_from(d->devdir, "identify.bin", 0, addr, 4096);
     }
     if (cmd->opcode == 0x02) {
         uint32_t numd = ((cmd->cdw11 & 0xffff) << 16 | cmd->cdw10 >> 16) + 1;
@@ -444,7 +289,7 @@ static int admin(const char *devdir, struct nvme_admin_cmd *cmd)
         /* The device writes exactly NUMD dwords: a buffer of another size is a bug. */
         if ((uint64_t)numd * 4 != cmd->data_len)
             return 0x2;
-        return log_page(devdir, cmd->cdw10 & 0xff, !(cmd->cdw10 & (1u << 15)), offset, addr,
+        return log_page(d, cmd->cdw10 & 0xff, !(cmd->cdw10 & (1u << 15)), offset, addr,
                         cmd->data_len);
     }
     return 0x1; /* Invalid Command Opcode */
@@ -459,7 +304,7 @@ int ioctl(int fd, unsigned long request, ...)
     arg = va_arg(ap, void *);
     va_end(ap);
     resolve();
-    if (fd < 0 || fd >= MAX_FDS || !fd_devdir[fd])
+    if (fd < 0 || fd >= MAX_FDS || !fd_device[fd])
         return real_ioctl(fd, request, arg);
     if (request == NVME_IOCTL_ID && fd_nsid[fd] >= 0)
         return (int)fd_nsid[fd];
@@ -467,5 +312,5 @@ int ioctl(int fd, unsigned long request, ...)
         errno = ENOTTY;
         return -1;
     }
-    return admin(fd_devdir[fd], arg);
+    return admin(fd_device[fd], arg);
 }

@@ -17,8 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -28,14 +30,20 @@
 #define WORKER_STACK (128 * 1024) /* a page, and room for libc (only what is used stays) */
 
 struct request {
-    struct request *next;
     uint32_t id, nsid, length;
 };
 
 struct worker {
     struct worker *next; /* in the table, most recently used first */
-    struct request *head, *tail;
-    pthread_cond_t wake;
+    pthread_mutex_t mu; /* its queue, busy and retired: only it and the main thread meet */
+    /* Its queue, in place: at most MAX_IN_FLIGHT requests are queued in all, so a
+     * request costs no allocation (nor the arena lock every thread would share). */
+    struct request queue[MAX_IN_FLIGHT];
+    unsigned first, queued;
+    /* A futex, not a condition variable: glibc's relocks the mutex as contended after a
+     * wait, so every request cost one more futex call at the unlock. */
+    uint32_t wake_seq;   /* moved on each wake-up */
+    int sleeping;        /* waiting on wake_seq: a wake-up needs the system call */
     int busy;        /* running a request */
     int retired;     /* out of the table: leaves once its queue is empty */
     int fd;          /* page worker: the node, open between reads, or -1 */
@@ -46,12 +54,13 @@ struct worker {
 
 static int sock = -1;
 static char root[PATH_MAX];
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER; /* table, queues, in_flight */
-static pthread_mutex_t send_lock = PTHREAD_MUTEX_INITIALIZER;
+/* The table and its count; taken before a worker's own lock, never after. Only the main
+ * thread and a worker leaving take it, so a worker's request takes no lock it shares. */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct worker *table;
-static unsigned workers, in_flight;
+static unsigned workers, in_flight; /* in_flight: atomic, requests queued or running */
 
-/* One message per reply (SEQPACKET keeps it whole), the lock keeping replies apart. */
+/* One message per reply: SEQPACKET sends each whole, so workers need no lock between them. */
 static void reply(uint32_t id, uint8_t kind, int32_t code, const uint8_t *data, size_t len)
 {
     uint8_t header[REPLY_SIZE];
@@ -64,10 +73,8 @@ static void reply(uint32_t id, uint8_t kind, int32_t code, const uint8_t *data, 
     memset(&msg, 0, sizeof(msg));
     msg.msg_iov = iov;
     msg.msg_iovlen = len ? 2 : 1;
-    pthread_mutex_lock(&send_lock);
     while (sendmsg(sock, &msg, MSG_NOSIGNAL) < 0 && errno == EINTR)
-        ;
-    pthread_mutex_unlock(&send_lock); /* a failed send: the agent is gone, recv sees it */
+        ; /* a failed send: the agent is gone, recv sees it */
 }
 
 static void reply_code(uint32_t id, int rc)
@@ -145,39 +152,100 @@ static void unlink_worker(struct worker *w)
     }
 }
 
+/* With w->mu held: 1 when the worker sleeps and needs wake() (after the unlock, so it
+ * wakes to a free lock); a worker busy with a request finds its queue when done. */
+static int wake_locked(struct worker *w)
+{
+    if (!w->sleeping)
+        return 0;
+    __atomic_store_n(&w->wake_seq, w->wake_seq + 1, __ATOMIC_RELEASE);
+    return 1;
+}
+
+static void wake(struct worker *w)
+{
+    syscall(SYS_futex, &w->wake_seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* With w->mu held, and held again on return; may return without a wake-up (the caller
+ * checks its queue again). */
+static void sleep_until_woken(struct worker *w)
+{
+    uint32_t seen = w->wake_seq;
+
+    w->sleeping = 1;
+    pthread_mutex_unlock(&w->mu);
+    /* Returns at once when wake_seq moved since it was read: no wake-up is lost. */
+    syscall(SYS_futex, &w->wake_seq, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+    pthread_mutex_lock(&w->mu);
+    w->sleeping = 0;
+}
+
 static void *work(void *arg)
 {
     struct worker *w = arg;
-    struct request *req;
+    struct request req;
 
-    pthread_mutex_lock(&lock);
+    pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (!w->head) {
+        while (!w->queued) {
             if (w->opcode == OP_IDENTIFY && !w->retired) { /* Identify is rare: no stay */
-                unlink_worker(w);
-                w->retired = 1;
+                pthread_mutex_unlock(&w->mu); /* the table's lock first */
+                pthread_mutex_lock(&lock);
+                pthread_mutex_lock(&w->mu);
+                if (!w->queued) {
+                    unlink_worker(w);
+                    w->retired = 1;
+                }
+                pthread_mutex_unlock(&lock);
+                continue;
             }
             if (w->retired) {
-                pthread_mutex_unlock(&lock);
+                pthread_mutex_unlock(&w->mu);
                 drop_fd(w);
-                pthread_cond_destroy(&w->wake);
+                pthread_mutex_destroy(&w->mu);
                 free(w);
                 return NULL;
             }
-            pthread_cond_wait(&w->wake, &lock);
+            sleep_until_woken(w);
         }
-        req = w->head;
-        w->head = req->next;
-        if (!w->head)
-            w->tail = NULL;
+        req = w->queue[w->first];
+        w->first = (w->first + 1) % MAX_IN_FLIGHT;
+        w->queued--;
         w->busy = 1;
-        pthread_mutex_unlock(&lock);
-        serve(w, req);
-        free(req);
-        pthread_mutex_lock(&lock);
+        pthread_mutex_unlock(&w->mu);
+        serve(w, &req);
+        __atomic_fetch_sub(&in_flight, 1, __ATOMIC_RELAXED);
+        pthread_mutex_lock(&w->mu);
         w->busy = 0;
-        in_flight--;
     }
+}
+
+/* With the lock held: the least recently used worker with nothing to do leaves the table
+ * (a device long detached, most likely). Idle stays idle meanwhile: only this thread
+ * queues. */
+static void retire_idle(void)
+{
+    struct worker **p, **idle = NULL, *w;
+    int is_idle;
+
+    for (p = &table; *p; p = &(*p)->next) {
+        pthread_mutex_lock(&(*p)->mu);
+        is_idle = !(*p)->busy && !(*p)->queued;
+        pthread_mutex_unlock(&(*p)->mu);
+        if (is_idle)
+            idle = p;
+    }
+    if (!idle)
+        return;
+    w = *idle;
+    *idle = w->next;
+    workers--;
+    pthread_mutex_lock(&w->mu);
+    w->retired = 1;
+    if (wake_locked(w))
+        wake(w); /* under its lock: once let go, it may leave and free itself */
+    pthread_mutex_unlock(&w->mu);
 }
 
 /* With the lock held: the worker for (path, opcode), moved to the front; a new one when
@@ -185,7 +253,7 @@ static void *work(void *arg)
  * full. NULL with *err set when no thread can be started. */
 static struct worker *worker_for(const char *path, uint8_t opcode, int *err)
 {
-    struct worker **p, **idle = NULL, *w;
+    struct worker **p, *w;
     pthread_attr_t attr;
     size_t stack = WORKER_STACK;
 
@@ -197,16 +265,9 @@ static struct worker *worker_for(const char *path, uint8_t opcode, int *err)
             table = w;
             return w;
         }
-        if (!w->busy && !w->head)
-            idle = p;
     }
-    if (workers >= MAX_OPEN && idle) { /* a device long detached, most likely */
-        w = *idle;
-        *idle = w->next;
-        workers--;
-        w->retired = 1;
-        pthread_cond_signal(&w->wake);
-    }
+    if (workers >= MAX_OPEN)
+        retire_idle();
     w = calloc(1, sizeof(*w) + strlen(path) + 1);
     if (!w) {
         *err = ENOMEM;
@@ -219,7 +280,7 @@ static struct worker *worker_for(const char *path, uint8_t opcode, int *err)
     if (stack < (size_t)PTHREAD_STACK_MIN)
         stack = PTHREAD_STACK_MIN;
 #endif
-    if ((*err = pthread_cond_init(&w->wake, NULL)) != 0) {
+    if ((*err = pthread_mutex_init(&w->mu, NULL)) != 0) {
         free(w);
         return NULL;
     }
@@ -232,7 +293,7 @@ static struct worker *worker_for(const char *path, uint8_t opcode, int *err)
         pthread_attr_destroy(&attr);
     }
     if (*err != 0) {
-        pthread_cond_destroy(&w->wake);
+        pthread_mutex_destroy(&w->mu);
         free(w);
         return NULL;
     }
@@ -247,18 +308,11 @@ static void handle(const uint8_t *msg, size_t len)
 {
     uint32_t id = len >= 4 ? get_le32(msg) : 0, nsid, length;
     char path[PATH_MAX], real[PATH_MAX];
-    struct request *req;
+    struct request req;
     struct worker *w;
     uint8_t opcode, log_id;
-    int busy, err = 0;
+    int busy, sleeping, err = 0;
 
-    pthread_mutex_lock(&lock);
-    busy = in_flight >= MAX_IN_FLIGHT;
-    pthread_mutex_unlock(&lock);
-    if (busy) {
-        reply_code(id, -EBUSY);
-        return;
-    }
     if (len <= REQUEST_SIZE || len - REQUEST_SIZE >= sizeof(path) ||
         memchr(msg + REQUEST_SIZE, '\0', len - REQUEST_SIZE)) {
         reply_code(id, -EINVAL); /* malformed: refused, and the next one is served */
@@ -285,30 +339,23 @@ static void handle(const uint8_t *msg, size_t len)
         reply_code(id, REFUSED);
         return;
     }
-    req = calloc(1, sizeof(*req));
-    if (!req) {
-        reply_code(id, -ENOMEM);
-        return;
-    }
-    req->id = id;
-    req->nsid = nsid;
-    req->length = length;
+    req = (struct request){id, nsid, length};
     pthread_mutex_lock(&lock);
-    w = worker_for(real, opcode, &err);
+    /* Only this thread adds to in_flight: past the cap, nothing new is started either. */
+    busy = __atomic_load_n(&in_flight, __ATOMIC_RELAXED) >= MAX_IN_FLIGHT;
+    w = busy ? NULL : worker_for(real, opcode, &err);
     if (w) {
-        if (w->tail)
-            w->tail->next = req;
-        else
-            w->head = req;
-        w->tail = req;
-        in_flight++;
-        pthread_cond_signal(&w->wake);
+        __atomic_fetch_add(&in_flight, 1, __ATOMIC_RELAXED);
+        pthread_mutex_lock(&w->mu);
+        w->queue[(w->first + w->queued++) % MAX_IN_FLIGHT] = req;
+        sleeping = wake_locked(w);
+        pthread_mutex_unlock(&w->mu);
+        if (sleeping) /* it cannot leave meanwhile: that takes the table's lock */
+            wake(w);
     }
     pthread_mutex_unlock(&lock);
-    if (!w) {
-        free(req);
-        reply_code(id, -err);
-    }
+    if (!w)
+        reply_code(id, busy ? -EBUSY : -err);
 }
 
 void reader_main(int sock_fd, const char *dev_root, pid_t keeper)
