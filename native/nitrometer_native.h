@@ -248,6 +248,26 @@ int nm_identify_controller(int fd, uint8_t *buf);
 int64_t nm_render_histograms(const nm_totals *t, const char *text, size_t text_len,
                              const uint32_t *plan, uint32_t num_hists, double scale,
                              char *out, size_t cap, uint64_t *ends);
+/*
+ * All of a device's lines of the per-device families in one call: a plan of plan_len
+ * uint32s, a sequence of
+ *   NM_RENDER_COUNT k, prefix (offset, length): the prefix, then counter k as a count;
+ *   NM_RENDER_SCALED k, prefix: counter k times scale, as a value;
+ *   NM_RENDER_VALUE i, prefix: values[i] (num_values of them), as a value;
+ *   NM_RENDER_HISTOGRAM, then one histogram as nm_render_histograms plans it;
+ *   NM_RENDER_END: ends[e] (e counting the ENDs, at most num_ends) takes the length so far.
+ * Lines end in a newline. Returns and errors as nm_render_histograms; NM_EARG also for a
+ * plan that runs past plan_len, names no such counter or value, or ends too often.
+ */
+#define NM_RENDER_COUNT 1
+#define NM_RENDER_SCALED 2
+#define NM_RENDER_VALUE 3
+#define NM_RENDER_HISTOGRAM 4
+#define NM_RENDER_END 5
+int64_t nm_render_device(const nm_totals *t, const char *text, size_t text_len,
+                         const uint32_t *plan, size_t plan_len, const double *values,
+                         uint32_t num_values, double scale, char *out, size_t cap,
+                         uint64_t *ends, uint32_t num_ends);
 /* A sample value as the exposition writes it, a float or a count; out holds 32 bytes. */
 int nm_format_value(double v, char *out);
 int nm_format_count(uint64_t v, char *out);

@@ -260,71 +260,162 @@ static int put_text(writer *w, const char *text, size_t text_len, const uint32_t
     return 0;
 }
 
+/* One histogram's lines (plan: its head and buckets, at most plan_len uint32s); *used: how
+ * many of those it took. */
+static int render_histogram(writer *w, const nm_totals *t, const char *text, size_t text_len,
+                            const uint32_t *plan, size_t plan_len, double scale, size_t *used)
+{
+    const nm_page *p = &t->page;
+    uint32_t source, num_buckets, num_bins, band;
+    const uint64_t *bins;
+    double sum;
+    uint64_t running = 0;
+    uint32_t counted = 0;
+    char value[40];
+    int n = 0, rc;
+
+    if (plan_len < NM_RENDER_HEAD)
+        return NM_EARG;
+    source = plan[0];
+    num_buckets = plan[1];
+    if (num_buckets == 0 || (plan_len - NM_RENDER_HEAD) / 3 < num_buckets)
+        return NM_EARG;
+    if (source < 2) {
+        const nm_hist *hist = source ? &p->write : &p->read;
+
+        bins = hist->count;
+        num_bins = hist->num_bins > NM_MAX_BINS ? NM_MAX_BINS : hist->num_bins;
+        sum = (double)p->counters[source ? NM_WRITE_TIME_US : NM_READ_TIME_US] * scale;
+    } else {
+        band = (source - 2) / 2;
+        if (band >= p->num_bands || band >= NM_MAX_BANDS)
+            return NM_ELAYOUT; /* the plan is of another layout */
+        bins = source % 2 ? p->band_write[band] : p->band_read[band];
+        num_bins = p->band_bins > NM_DETAIL_BINS ? NM_DETAIL_BINS : p->band_bins;
+        sum = t->band_sum_us[source - 2] * scale;
+    }
+    for (uint32_t b = 0; b < num_buckets; b++) {
+        const uint32_t *bucket = plan + NM_RENDER_HEAD + 3 * b;
+        uint32_t below = bucket[0] > num_bins ? num_bins : bucket[0];
+
+        if (below > counted || n == 0) {
+            while (counted < below) {
+                if (__builtin_add_overflow(running, bins[counted], &running))
+                    return NM_ERENDER_RANGE; /* the exact sum needs more than 64 bits */
+                counted++;
+            }
+            n = nm_format_count(running, value);
+            value[n++] = '\n';
+        }
+        if ((rc = put_text(w, text, text_len, plan + 2)) ||
+            (rc = put_text(w, text, text_len, bucket + 1)) ||
+            (rc = put_text(w, text, text_len, plan + 4)))
+            return rc;
+        put(w, value, (size_t)n);
+    }
+    if ((rc = put_text(w, text, text_len, plan + 6)))
+        return rc;
+    put(w, value, (size_t)n);
+    if ((rc = put_text(w, text, text_len, plan + 8)))
+        return rc;
+    n = nm_format_value(sum, value);
+    value[n++] = '\n';
+    put(w, value, (size_t)n);
+    *used = NM_RENDER_HEAD + 3 * (size_t)num_buckets;
+    return 0;
+}
+
 int64_t nm_render_histograms(const nm_totals *t, const char *text, size_t text_len,
                              const uint32_t *plan, uint32_t num_hists, double scale,
                              char *out, size_t cap, uint64_t *ends)
 {
     writer w = {out, cap, 0};
-    const nm_page *p;
 
     if (t == NULL || text == NULL || plan == NULL || (out == NULL && cap))
         return NM_EARG;
-    p = &t->page;
     for (uint32_t h = 0; h < num_hists; h++) {
-        uint32_t source = plan[0], num_buckets = plan[1], num_bins, band;
-        const uint64_t *bins;
-        double sum;
-        uint64_t running = 0;
-        uint32_t counted = 0;
-        char value[40];
-        int n = 0, rc;
+        size_t used;
+        /* Callers of this form vouch for the plan's length (one histogram at a time). */
+        int rc = render_histogram(&w, t, text, text_len, plan, SIZE_MAX, scale, &used);
 
-        if (source < 2) {
-            const nm_hist *hist = source ? &p->write : &p->read;
-
-            bins = hist->count;
-            num_bins = hist->num_bins > NM_MAX_BINS ? NM_MAX_BINS : hist->num_bins;
-            sum = (double)p->counters[source ? NM_WRITE_TIME_US : NM_READ_TIME_US] * scale;
-        } else {
-            band = (source - 2) / 2;
-            if (band >= p->num_bands || band >= NM_MAX_BANDS)
-                return NM_ELAYOUT; /* the plan is of another layout */
-            bins = source % 2 ? p->band_write[band] : p->band_read[band];
-            num_bins = p->band_bins > NM_DETAIL_BINS ? NM_DETAIL_BINS : p->band_bins;
-            sum = t->band_sum_us[source - 2] * scale;
-        }
-        if (num_buckets == 0)
-            return NM_EARG;
-        for (uint32_t b = 0; b < num_buckets; b++) {
-            const uint32_t *bucket = plan + NM_RENDER_HEAD + 3 * b;
-            uint32_t below = bucket[0] > num_bins ? num_bins : bucket[0];
-
-            if (below > counted || n == 0) {
-                while (counted < below) {
-                    if (__builtin_add_overflow(running, bins[counted], &running))
-                        return NM_ERENDER_RANGE; /* the exact sum needs more than 64 bits */
-                    counted++;
-                }
-                n = nm_format_count(running, value);
-                value[n++] = '\n';
-            }
-            if ((rc = put_text(&w, text, text_len, plan + 2)) ||
-                (rc = put_text(&w, text, text_len, bucket + 1)) ||
-                (rc = put_text(&w, text, text_len, plan + 4)))
-                return rc;
-            put(&w, value, (size_t)n);
-        }
-        if ((rc = put_text(&w, text, text_len, plan + 6)))
+        if (rc)
             return rc;
-        put(&w, value, (size_t)n);
-        if ((rc = put_text(&w, text, text_len, plan + 8)))
-            return rc;
-        n = nm_format_value(sum, value);
-        value[n++] = '\n';
-        put(&w, value, (size_t)n);
         if (ends != NULL)
             ends[h] = w.len;
-        plan += NM_RENDER_HEAD + 3 * (size_t)num_buckets;
+        plan += used;
+    }
+    return (int64_t)w.len;
+}
+
+/* One sample line: its prefix (plan text), then the value and a newline. */
+static int render_line(writer *w, const char *text, size_t text_len, const uint32_t *ref,
+                       const char *value, int n)
+{
+    int rc = put_text(w, text, text_len, ref);
+
+    if (rc)
+        return rc;
+    put(w, value, (size_t)n);
+    put(w, "\n", 1);
+    return 0;
+}
+
+int64_t nm_render_device(const nm_totals *t, const char *text, size_t text_len,
+                         const uint32_t *plan, size_t plan_len, const double *values,
+                         uint32_t num_values, double scale, char *out, size_t cap,
+                         uint64_t *ends, uint32_t num_ends)
+{
+    writer w = {out, cap, 0};
+    uint32_t parts = 0;
+    size_t at = 0;
+
+    if (t == NULL || text == NULL || plan == NULL || (out == NULL && cap) ||
+        (values == NULL && num_values))
+        return NM_EARG;
+    while (at < plan_len) {
+        uint32_t op = plan[at], arg;
+        char value[40];
+        int n, rc;
+
+        if (op == NM_RENDER_HISTOGRAM) {
+            size_t used;
+
+            rc = render_histogram(&w, t, text, text_len, plan + at + 1, plan_len - at - 1,
+                                  scale, &used);
+            if (rc)
+                return rc;
+            at += 1 + used;
+            continue;
+        }
+        if (op == NM_RENDER_END) {
+            if (ends != NULL) {
+                if (parts >= num_ends)
+                    return NM_EARG;
+                ends[parts] = w.len;
+            }
+            parts++;
+            at++;
+            continue;
+        }
+        if (plan_len - at < 4)
+            return NM_EARG;
+        arg = plan[at + 1];
+        if (op == NM_RENDER_COUNT || op == NM_RENDER_SCALED) {
+            if (arg >= NM_NUM_COUNTERS)
+                return NM_EARG;
+            n = op == NM_RENDER_COUNT ? nm_format_count(t->page.counters[arg], value)
+                                      : nm_format_value((double)t->page.counters[arg] * scale,
+                                                        value);
+        } else if (op == NM_RENDER_VALUE) {
+            if (arg >= num_values)
+                return NM_EARG;
+            n = nm_format_value(values[arg], value);
+        } else {
+            return NM_EARG;
+        }
+        if ((rc = render_line(&w, text, text_len, plan + at + 2, value, n)))
+            return rc;
+        at += 4;
     }
     return (int64_t)w.len;
 }

@@ -1,4 +1,4 @@
-"""The histogram lines the C core writes (native/render.c): its values as the Python client
+"""The per-device lines the C core writes (native/render.c): its values as the Python client
 writes them, and each device's lines byte for byte what the Python path writes."""
 
 from __future__ import annotations
@@ -25,6 +25,10 @@ from nitrometer.agent.exposition import (
 )
 from nitrometer.native import ffi, lib
 from nitrometer.render import LineBuffer, format_count, format_value
+
+# Each device's parts, in family order: six counters, exceeded seconds, episodes, now,
+# intervals, queue length, latency, bands, then the three peak families.
+LATENCY, BANDS, PEAKS = 11, 12, 13
 
 MIDPOINTS_US = [(lo + up) / 2 for lo, up in logpage.power_of_two_bounds(28)]
 
@@ -85,26 +89,43 @@ def device_totals(read_counts, write_counts, band_sizes=(), band_read=(), band_w
     return totals
 
 
-def view(totals: native.Totals, band_labels=()):
-    dev = SimpleNamespace(name="nvme1n1", serial='AWS{"1"}', kind="instance_store")
-    return SimpleNamespace(device=dev, scopes=(), totals=totals,
-                           band_labels=band_labels or tuple(b.label for b in
-                                                            totals.page.bands))
+def view(totals: native.Totals, band_labels=(), kind="instance_store", **state):
+    dev = SimpleNamespace(name="nvme1n1", serial='AWS{"1"}', kind=kind)
+    fields = dict(device=dev, scopes=logpage.exceeded_limits(kind), totals=totals,
+                  band_labels=band_labels or tuple(b.label for b in totals.page.bands),
+                  episodes={}, exceeded_now={}, exceeded_intervals=0, peaks={})
+    return SimpleNamespace(**{**fields, **state})
 
 
-def lines_of(totals, *, coarse: bool, io_size: bool = True, band_labels=()) -> DeviceLines:
+def lines_of(totals, *, coarse: bool, io_size: bool = True, band_labels=(),
+             d=None) -> DeviceLines:
     snap = SimpleNamespace(latency_edges=COARSE_LATENCY_EDGES_US if coarse else None,
                            band_edges=COARSE_BAND_EDGES_US if coarse else None,
                            io_size=io_size)
-    return DeviceRenderer().lines_of(view(totals, band_labels), snap, {})
+    return DeviceRenderer().lines_of(d or view(totals, band_labels), snap, {})
+
+
+def every_part(lines: DeviceLines, d, out=None) -> list[bytes]:
+    """The C core's parts of a device, checked against the Python path's."""
+    assert lines.plannable
+    written = lines.parts(d, out or LineBuffer())
+    assert written == lines.parts(d, None)
+    assert len(written) == PEAKS + 3
+    return written
 
 
 def both_ways(lines: DeviceLines, totals, out=None) -> list[bytes]:
-    """The C core's lines, checked against the Python path's."""
-    assert lines.plan is not None
-    written = lines.histograms(totals, out or LineBuffer())
-    assert written == lines.histograms(totals, None)
-    return written
+    """The C core's histogram parts (latency, bands), checked against the Python path's."""
+    d = view(totals, lines.band_labels)
+    return every_part(lines, d, out)[LATENCY:PEAKS]
+
+
+def device_plan(lines: DeviceLines, totals):
+    """The arguments of nm_render_device for a device with no peaks, before out."""
+    plan = lines.plan_of(())[0]
+    values = ffi.new("double[]", [0.0] * 16)
+    return (totals._t, plan._text, len(plan._text), plan._plan, len(plan._plan), values,
+            len(lines.scopes) * 2 + 1, 1e-6)
 
 
 BANDS = (512, 4096, 65536, 1 << 20, logpage.NO_SIZE_BOUND)
@@ -155,10 +176,9 @@ def test_counts_past_64_bits_are_written_in_python():
     top = (1 << 64) - 1
     totals = device_totals([top, top, 3], [1])
     lines = lines_of(totals, coarse=False)
-    assert lib.nm_render_histograms(totals._t, lines.plan._text, len(lines.plan._text),
-                                    lines.plan._plan, lines.plan.num_hists, 1e-6,
-                                    ffi.NULL, 0, ffi.NULL) == lib.NM_ERENDER_RANGE
-    latency, _ = lines.histograms(totals, LineBuffer())
+    assert lib.nm_render_device(*device_plan(lines, totals), ffi.NULL, 0, ffi.NULL,
+                                0) == lib.NM_ERENDER_RANGE
+    latency = lines.parts(view(totals), LineBuffer())[LATENCY]
     assert b" 3.6893488147419103e+19\n" in latency  # 2^65 + 1 as a float, as Python writes it
 
 
@@ -178,29 +198,25 @@ def test_a_histogram_of_no_bins():
 def test_a_buffer_too_short_is_told_the_size_and_written_past_nothing():
     totals = banded(scale=12345)
     lines = lines_of(totals, coarse=True)
-    plan = lines.plan
-    need = lib.nm_render_histograms(totals._t, plan._text, len(plan._text), plan._plan,
-                                    plan.num_hists, 1e-6, ffi.NULL, 0, ffi.NULL)
+    args = device_plan(lines, totals)
+    need = lib.nm_render_device(*args, ffi.NULL, 0, ffi.NULL, 0)
     out = ffi.new("char[]", need + 8)
     ffi.memmove(out, b"\xaa" * (need + 8), need + 8)
     short = need // 2
-    assert lib.nm_render_histograms(totals._t, plan._text, len(plan._text), plan._plan,
-                                    plan.num_hists, 1e-6, out, short, ffi.NULL) == need
+    assert lib.nm_render_device(*args, out, short, ffi.NULL, 0) == need
     assert ffi.unpack(out + short, 8) == b"\xaa" * 8  # nothing past the room given
-    assert lib.nm_render_histograms(totals._t, plan._text, len(plan._text), plan._plan,
-                                    plan.num_hists, 1e-6, out, need, ffi.NULL) == need
+    assert lib.nm_render_device(*args, out, need, ffi.NULL, 0) == need
     assert ffi.unpack(out + need, 8) == b"\xaa" * 8
     # Through the wrapper: a small buffer grows to what the device needs.
-    assert b"".join(both_ways(lines, totals, LineBuffer(size=64))) == ffi.unpack(out, need)
+    assert b"".join(every_part(lines, view(totals), LineBuffer(size=64))) == \
+        ffi.unpack(out, need)
 
 
 def test_a_plan_naming_a_band_the_totals_lack_is_refused():
     lines = lines_of(banded(), coarse=True)
     fewer = device_totals([1] * 32, [2] * 32, BANDS[:2], [[1] * 32] * 2, [[2] * 32] * 2)
-    plan = lines.plan
-    assert lib.nm_render_histograms(fewer._t, plan._text, len(plan._text), plan._plan,
-                                    plan.num_hists, 1e-6, ffi.NULL, 0,
-                                    ffi.NULL) == lib.NM_ELAYOUT
+    assert lib.nm_render_device(*device_plan(lines, fewer), ffi.NULL, 0, ffi.NULL,
+                                0) == lib.NM_ELAYOUT
 
 
 def test_band_labels_fewer_than_bands_and_bands_off():
@@ -224,8 +240,9 @@ def test_bins_out_of_order_keep_the_python_path():
         for i, (up, c) in enumerate(zip(uppers, counts)):
             hist.lower[i], hist.upper[i], hist.count[i] = up // 2, up, c
     lines = lines_of(totals, coarse=True)
-    assert lines.plan is None and not Buckets(tuple(uppers), COARSE_LATENCY_EDGES_US).in_order
-    latency, _ = lines.histograms(totals, LineBuffer())
+    assert not lines.plannable
+    assert not Buckets(tuple(uppers), COARSE_LATENCY_EDGES_US).in_order
+    latency = lines.parts(view(totals), LineBuffer())[LATENCY]
     merged = native.merge_bins(totals.page.read, COARSE_LATENCY_EDGES_US)
     fam = Family(m.LATENCY, "histogram", "")
     fam.histogram(m.DEVICE_LABELS + ("op",), lines.values + ("read",),
@@ -252,4 +269,4 @@ def test_whole_bodies_written_in_c_and_in_python_are_the_same(rig):
         for openmetrics in (False, True):
             assert render(snap, devices=in_c, openmetrics=openmetrics) == \
                 render(snap, devices=in_python, openmetrics=openmetrics)
-    assert all(lines.plan is not None for lines in in_c._lines.values())
+    assert all(lines.plans for lines in in_c._lines.values())
