@@ -28,7 +28,7 @@ from nitrometer.render import LineBuffer, format_count, format_value
 
 # Each device's parts, in family order: six counters, exceeded seconds, episodes, now,
 # intervals, queue length, latency, bands, then the three peak families.
-LATENCY, BANDS, PEAKS = 11, 12, 13
+LATENCY_PART, BANDS_PART, PEAKS_PART = 11, 12, 13
 
 MIDPOINTS_US = [(lo + up) / 2 for lo, up in logpage.power_of_two_bounds(28)]
 
@@ -110,14 +110,14 @@ def every_part(lines: DeviceLines, d, out=None) -> list[bytes]:
     assert lines.plannable
     written = lines.parts(d, out or LineBuffer())
     assert written == lines.parts(d, None)
-    assert len(written) == PEAKS + 3
+    assert len(written) == PEAKS_PART + 3
     return written
 
 
 def both_ways(lines: DeviceLines, totals, out=None) -> list[bytes]:
     """The C core's histogram parts (latency, bands), checked against the Python path's."""
     d = view(totals, lines.band_labels)
-    return every_part(lines, d, out)[LATENCY:PEAKS]
+    return every_part(lines, d, out)[LATENCY_PART:PEAKS_PART]
 
 
 def device_plan(lines: DeviceLines, totals):
@@ -178,7 +178,7 @@ def test_counts_past_64_bits_are_written_in_python():
     lines = lines_of(totals, coarse=False)
     assert lib.nm_render_device(*device_plan(lines, totals), ffi.NULL, 0, ffi.NULL,
                                 0) == lib.NM_ERENDER_RANGE
-    latency = lines.parts(view(totals), LineBuffer())[LATENCY]
+    latency = lines.parts(view(totals), LineBuffer())[LATENCY_PART]
     assert b" 3.6893488147419103e+19\n" in latency  # 2^65 + 1 as a float, as Python writes it
 
 
@@ -242,7 +242,7 @@ def test_bins_out_of_order_keep_the_python_path():
     lines = lines_of(totals, coarse=True)
     assert not lines.plannable
     assert not Buckets(tuple(uppers), COARSE_LATENCY_EDGES_US).in_order
-    latency = lines.parts(view(totals), LineBuffer())[LATENCY]
+    latency = lines.parts(view(totals), LineBuffer())[LATENCY_PART]
     merged = native.merge_bins(totals.page.read, COARSE_LATENCY_EDGES_US)
     fam = Family(m.LATENCY, "histogram", "")
     fam.histogram(m.DEVICE_LABELS + ("op",), lines.values + ("read",),
@@ -270,3 +270,109 @@ def test_whole_bodies_written_in_c_and_in_python_are_the_same(rig):
             assert render(snap, devices=in_c, openmetrics=openmetrics) == \
                 render(snap, devices=in_python, openmetrics=openmetrics)
     assert all(lines.plans for lines in in_c._lines.values())
+
+
+TOP = (1 << 64) - 1
+HUGE_COUNTERS = {name: (1 << 53) + 1 + i for i, name in enumerate(logpage.COUNTERS)}
+HUGE_COUNTERS.update(total_read_time=TOP, ec2_instance_performance_exceeded_tp=TOP,
+                     volume_queue_length=TOP)
+PEAKS_SEEN = {("iops", "read"): 1234567.5, ("throughput", "write"): 0.0,
+              ("latency_p99", "read"): math.nan, ("latency_p99", "write"): 2.5e-4,
+              ("iops", "write"): 3.0, ("throughput", "read"): 1e20}
+
+
+@pytest.mark.parametrize("kind", ["ebs", "instance_store"])
+@pytest.mark.parametrize("scoped", [True, False])
+@pytest.mark.parametrize("peaks", [PEAKS_SEEN, {("iops", "read"): math.nan}, {}])
+@pytest.mark.parametrize("io_size", [True, False])
+@pytest.mark.parametrize("counters", [None, HUGE_COUNTERS])
+def test_every_part_of_a_device(kind, scoped, peaks, io_size, counters):
+    totals = banded() if kind == "instance_store" else device_totals([3, 0, 5], [1, 2])
+    for name, value in (counters or {}).items():
+        totals._t.page.counters[logpage.COUNTERS.index(name)] = value
+    scopes = logpage.exceeded_limits(kind) if scoped else ()
+    d = view(totals, kind=kind, scopes=scopes, peaks=peaks, exceeded_intervals=(1 << 60) + 7,
+             episodes={key: i + 1 for i, key in enumerate(scopes[1:])},
+             exceeded_now={key: True for key in scopes[:1]})
+    lines = lines_of(totals, coarse=True, io_size=io_size, d=d)
+    parts = every_part(lines, d)
+    assert [part.count(b"\n") for part in parts[6:10]] == [len(scopes)] * 3 + [1]
+    assert (parts[BANDS_PART] != b"") == (io_size and kind == "instance_store")
+    assert sum(part.count(b"\n") for part in parts[PEAKS_PART:]) == len(peaks)
+    text = b"".join(parts).decode()
+    if scoped:
+        assert f'{m.EXCEEDED_NOW}{{device="nvme1n1",kind="{kind}",limit="iops",' in text
+        assert text.count(" 1.0\n") >= 1 and f"{m.EXCEEDED_EPISODES}{{" in text
+    if counters:
+        assert parts[0].endswith(b" 9.007199254740992e+15\n")  # 2^53 + 1, as its float
+        assert parts[4].endswith(b" 1.844674407370955e+13\n")  # 2^64 - 1 us in seconds
+        assert parts[10].endswith(b" 1.8446744073709552e+19\n")  # the queue, a count
+    assert parts[9].endswith(b" 1.152921504606847e+18\n")
+    if ("latency_p99", "read") in peaks:
+        read_p99 = parts[PEAKS_PART + 2].split(b"\n")[0]
+        assert b'op="read"' in read_p99 and read_p99.endswith(b"} NaN")
+    if len(peaks) > 1:
+        write_iops = parts[PEAKS_PART].split(b"\n")[1]
+        assert b'op="write"' in write_iops and write_iops.endswith(b"} 3.0")
+        assert parts[PEAKS_PART + 1].startswith(f'{m.PEAK_THROUGHPUT}{{device="nvme1n1"'.encode())
+        assert b" 1e+20\n" in parts[PEAKS_PART + 1] and b" 1.2345675e+06\n" in parts[PEAKS_PART]
+
+
+def test_one_plan_per_set_of_peaks_in_any_order():
+    totals = banded()
+    d = view(totals, peaks=dict(PEAKS_SEEN))
+    lines = lines_of(totals, coarse=True, d=d)
+    first = every_part(lines, d)
+    d.peaks = dict(reversed(list(PEAKS_SEEN.items())))  # the same peaks, found in another order
+    assert every_part(lines, d) == first
+    d.peaks = {}
+    assert every_part(lines, d)[PEAKS_PART:] == [b"", b"", b""]
+    assert len(lines.plans) == 3
+
+
+def test_a_plan_is_held_to_its_length_values_and_parts():
+    totals = banded()
+    lines = lines_of(totals, coarse=True)
+    args = list(device_plan(lines, totals))
+    need = lib.nm_render_device(*args, ffi.NULL, 0, ffi.NULL, 0)
+    assert need > 0
+    ends = ffi.new("uint64_t[]", PEAKS_PART + 3)
+    assert lib.nm_render_device(*args, ffi.NULL, 0, ends, PEAKS_PART + 3) == need
+    assert ends[PEAKS_PART + 2] == need
+    assert ends[0] < ends[1] < ends[LATENCY_PART] < ends[BANDS_PART]
+    assert lib.nm_render_device(*args, ffi.NULL, 0, ends, PEAKS_PART + 2) == lib.NM_EARG
+    written = set()
+    for cut in range(args[4]):  # a plan cut short anywhere: what it holds whole, or refused
+        short = args[:4] + [cut] + args[5:]
+        written.add(lib.nm_render_device(*short, ffi.NULL, 0, ffi.NULL, 0))
+    assert lib.NM_EARG in written and all(n == lib.NM_EARG or 0 <= n <= need for n in written)
+    # Six counters, then three parts of two scopes and two of one line: the latency's head.
+    histogram = 6 * 5 + 3 * 9 + 2 * 5
+    assert ffi.unpack(args[3], args[4])[histogram] == lib.NM_RENDER_HISTOGRAM
+    mid_histogram = args[:4] + [histogram + 5] + args[5:]
+    assert lib.nm_render_device(*mid_histogram, ffi.NULL, 0, ffi.NULL, 0) == lib.NM_EARG
+    fewer_values = args[:6] + [args[6] - 1] + args[7:]  # the intervals' value missing
+    assert lib.nm_render_device(*fewer_values, ffi.NULL, 0, ffi.NULL, 0) == lib.NM_EARG
+    bad = ffi.new("uint32_t[]", [lib.NM_RENDER_COUNT, lib.NM_NUM_COUNTERS, 0, 1])
+    assert lib.nm_render_device(*args[:3], bad, 4, *args[5:], ffi.NULL, 0, ffi.NULL,
+                                0) == lib.NM_EARG
+    unknown = ffi.new("uint32_t[]", [99, 0, 0, 1])
+    assert lib.nm_render_device(*args[:3], unknown, 4, *args[5:], ffi.NULL, 0, ffi.NULL,
+                                0) == lib.NM_EARG
+
+
+def test_identity_lines_are_written_again_only_when_they_change(rig):
+    r = rig([ScriptedSource(device("nvme1n1", "AWS00000000000000001"), None, moving)])
+    renderer = DeviceRenderer()
+    r.sampler.run(2)
+    with r.state.lock:
+        snap = snapshot(r.state)
+    first = renderer.families(snap)[-8:]
+    r.sampler.run(1)
+    with r.state.lock:
+        snap = snapshot(r.state)
+    assert all(a is b for a, b in zip(renderer.families(snap)[-8:], first))
+    snap.devices[0].up = False
+    again = renderer.families(snap)[-8:]
+    assert again[3] is not first[3] and again[3].lines[0].endswith(" 0.0\n")
+    assert render(snap, devices=renderer) == render(snap, devices=DeviceRenderer(in_c=False))
