@@ -152,20 +152,24 @@ class DeviceLines:
                 for s in self.specs()]
 
     def plan_of(self, peak_keys: tuple) -> tuple[DevicePlan, tuple]:
-        """The plan for a device with these peaks, and the order its values go in."""
+        """The plan for a device with these peaks (in the order found), and the order its
+        peak values go in."""
         found = self.plans.get(peak_keys)
         if found is None:
             order = tuple(sorted(peak_keys, key=str))
-            found = (self.make_plan(order), order)
-            if len(self.plans) < 8:
-                self.plans[peak_keys] = found
+            found = self.plans.get(order)  # the same peaks, found in another order
+            if found is None:
+                found = (self.make_plan(order), order)
+            if len(self.plans) < 16:
+                self.plans[peak_keys] = self.plans[order] = found
         return found
 
     def make_plan(self, peak_order: tuple) -> DevicePlan:
-        """Every part in family order (FAMILY_PARTS); the values: each scope's episodes,
-        each scope's exceeded_now, the exceeded intervals, then the peaks in peak_order."""
+        """Every part in the order of DeviceRenderer.families; the values (plan_values):
+        each scope's episodes, each scope's exceeded_now, the exceeded intervals, then the
+        peaks in peak_order. Time counters are scaled by the plan's scale, US."""
         items: list = []
-        for prefix, key, scale in self.counters:
+        for prefix, key, scale in self.counters:  # scale: 1 or US (COUNTERS)
             items += (Line(COUNT if scale == 1 else SCALED, PAGE_COUNTERS.index(key),
                            prefix), END)
         scoped = len(self.scopes)
@@ -187,7 +191,7 @@ class DeviceLines:
             items += lines + [END]
         return DevicePlan(items, US)
 
-    def peak_values(self, d, peak_order: tuple) -> list:
+    def plan_values(self, d, peak_order: tuple) -> list:
         """The values a plan writes besides the totals' (make_plan's order)."""
         episodes, now = d.episodes, d.exceeded_now
         return ([episodes.get(key, 0) for key, _c, _l in self.scopes]
@@ -195,10 +199,10 @@ class DeviceLines:
                 + [d.exceeded_intervals] + [d.peaks[key] for key in peak_order])
 
     def parts(self, d, out: LineBuffer | None) -> list[bytes]:
-        """The device's chunk of each per-device family, in FAMILY_PARTS order."""
+        """The device's chunk of each per-device family, in DeviceRenderer.families' order."""
         if self.plannable and out is not None:
             plan, order = self.plan_of(tuple(d.peaks))
-            found = out.render(plan, d.totals, self.peak_values(d, order))
+            found = out.render(plan, d.totals, self.plan_values(d, order))
             if found is not None:
                 return found
         return [text.encode() for text in self.python_parts(d)]
@@ -288,9 +292,10 @@ class DeviceRenderer:
 
     def c_bytes(self) -> int:
         """Memory held in C (plans' arrays, the line buffer): what tracemalloc misses."""
-        plans = sum(plan.c_bytes for lines in self._lines.values()
-                    for plan, _order in lines.plans.values())
-        return plans + (self._out.c_bytes if self._out is not None else 0)
+        plans = {id(plan): plan for lines in self._lines.values()
+                 for plan, _order in lines.plans.values()}  # a plan under two keys: once
+        held = sum(plan.c_bytes for plan in plans.values())
+        return held + (self._out.c_bytes if self._out is not None else 0)
 
     def lines_of(self, d, snap, seen: dict) -> DeviceLines:
         key = (d.device.name, d.device.serial, d.device.kind, d.scopes, layout_key(d, snap))
@@ -331,7 +336,7 @@ class DeviceRenderer:
                  Family(m.PEAK_LATENCY_P99, "gauge", "Highest 1-interval p99 latency" + window))
         seen: dict = {}
         families = counters + [exceeded, episodes, now, intervals, queue, latency, bands,
-                               *peaks]  # FAMILY_PARTS: each device's parts go in this order
+                               *peaks]  # each device's parts, in this order
         for fam in families:
             fam.binary = True  # lines of UTF-8 bytes, one chunk per device
         for d in live:

@@ -327,7 +327,7 @@ def test_one_plan_per_set_of_peaks_in_any_order():
     assert every_part(lines, d) == first
     d.peaks = {}
     assert every_part(lines, d)[PEAKS_PART:] == [b"", b"", b""]
-    assert len(lines.plans) == 3
+    assert len({id(plan) for plan, _order in lines.plans.values()}) == 2  # with, without
 
 
 def test_a_plan_is_held_to_its_length_values_and_parts():
