@@ -255,21 +255,36 @@ def moving(builder, i):
                     read_size=4096, write_size=65536, band=i % 5, queue=i % 4)
 
 
+def exceeding(builder, i):
+    """Pages moving, over the instance's IOPS limit (and the volume's) on some ticks."""
+    over = 900_000 if i % 3 else 0
+    builder.advance(reads=800 + 13 * i, writes=300 + i, read_bin=5 + i % 3, write_bin=9,
+                    read_size=4096, write_size=65536, band=i % 5, queue=i % 4,
+                    exceeded={("instance", "iops"): over, ("volume", "throughput"): over // 3})
+
+
 def test_whole_bodies_written_in_c_and_in_python_are_the_same(rig):
-    r = rig([ScriptedSource(device(f"nvme{i}n1", f"AWS{i:017d}"), None, moving)
+    r = rig([ScriptedSource(device(f"nvme{i}n1", f"AWS{i:017d}"), None, exceeding)
              for i in range(1, 4)] + [ScriptedSource(device("nvme9n1", "vol-09", "ebs"),
-                                                     None, moving)])
+                                                     None, exceeding)])
     in_c, in_python = DeviceRenderer(), DeviceRenderer(in_c=False)
-    for tick in range(6):
+    seen = b""
+    for tick in range(8):
         r.sampler.run(1)
         r.state.buckets = "device" if tick % 2 else "coarse"
         r.state.io_size = tick != 4
+        r.state.peaks_enabled = tick not in (5, 6)
         with r.state.lock:
             snap = snapshot(r.state)
         for openmetrics in (False, True):
-            assert render(snap, devices=in_c, openmetrics=openmetrics) == \
-                render(snap, devices=in_python, openmetrics=openmetrics)
+            body = render(snap, devices=in_c, openmetrics=openmetrics)
+            assert body == render(snap, devices=in_python, openmetrics=openmetrics)
+            seen += body
     assert all(lines.plans for lines in in_c._lines.values())
+    for name in (m.EXCEEDED_NOW, m.EXCEEDED_EPISODES, m.PEAK_IOPS, m.PEAK_LATENCY_P99):
+        assert f"\n{name}{{".encode() in seen
+    assert any(line.startswith(m.EXCEEDED_NOW + "{") and line.endswith(" 1.0")
+               for line in seen.decode().splitlines())
 
 
 TOP = (1 << 64) - 1
