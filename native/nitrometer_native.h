@@ -271,3 +271,4 @@ int64_t nm_render_device(const nm_totals *t, const char *text, size_t text_len,
 /* A sample value as the exposition writes it, a float or a count; out holds 32 bytes. */
 int nm_format_value(double v, char *out);
 int nm_format_count(uint64_t v, char *out);
+int nm_format_scaled(uint64_t count, double scale, char *out); /* count * scale, a value */

@@ -1,7 +1,8 @@
 /*
- * A device's histogram lines of /metrics, written in one call: each histogram's cumulative
- * _bucket lines, _count and _sum, from the device's totals and a plan of its line prefixes
- * (nitrometer/render.py builds it once per device layout).
+ * A device's lines of /metrics, written in one call: its counters, the values the agent
+ * keeps (passed in), and each histogram's cumulative _bucket lines, _count and _sum, from
+ * the device's totals and a plan of its line prefixes (nitrometer/render.py builds it once
+ * per device layout).
  *
  * Values are written as the Prometheus Python client writes them (floatToGoString): an int
  * below 2^53 as "N.0" below 10^6 and d.dddde+XX from there; a float as Python's shortest
@@ -177,31 +178,10 @@ strip:
     return n;
 }
 
-/* A sample value as fmt writes a float; out holds 32 bytes. */
-int nm_format_value(double v, char *out)
+/* A positive value whose shortest digits are digits[0..n), the point after decpt of them,
+ * laid out as fmt writes it (len: what out already holds, a sign). */
+static int layout(const char *digits, int n, int decpt, char *out, int len)
 {
-    char digits[20];
-    int n, decpt, len = 0;
-
-    if (isnan(v)) {
-        memcpy(out, "NaN", 3);
-        return 3;
-    }
-    if (isinf(v)) {
-        memcpy(out, v > 0 ? "+Inf" : "-Inf", 4);
-        return 4;
-    }
-    if (v == 0) {
-        if (signbit(v))
-            out[len++] = '-';
-        memcpy(out + len, "0.0", 3);
-        return len + 3;
-    }
-    if (v < 0) {
-        out[len++] = '-';
-        v = -v;
-    }
-    n = shortest(v, digits, &decpt);
     if (decpt <= -4 || decpt > 16) { /* repr's own exponent form */
         out[len++] = digits[0];
         if (n > 1) {
@@ -237,6 +217,79 @@ int nm_format_value(double v, char *out)
     return len + n - decpt;
 }
 
+/* A sample value as fmt writes a float; out holds 32 bytes. */
+int nm_format_value(double v, char *out)
+{
+    char digits[20];
+    int n, decpt, len = 0;
+
+    if (isnan(v)) {
+        memcpy(out, "NaN", 3);
+        return 3;
+    }
+    if (isinf(v)) {
+        memcpy(out, v > 0 ? "+Inf" : "-Inf", 4);
+        return 4;
+    }
+    if (v == 0) {
+        if (signbit(v))
+            out[len++] = '-';
+        memcpy(out + len, "0.0", 3);
+        return len + 3;
+    }
+    if (v > 0 && v < (double)EXACT_INTS && v == (double)(uint64_t)v)
+        return nm_format_count((uint64_t)v, out); /* a whole number: its own digits */
+    if (v < 0) {
+        out[len++] = '-';
+        v = -v;
+    }
+    n = shortest(v, digits, &decpt);
+    return layout(digits, n, decpt, out, len);
+}
+
+/*
+ * numer / 10^exp10, which v is, when v is the double nearest it (IEEE division rounds
+ * correctly) and numer has at most 15 digits: then numer's own digits are v's shortest, as
+ * no other decimal of 15 digits or fewer reads back as the same double. 0: not so.
+ */
+static int decimal_of(uint64_t numer, int exp10, double v, char *out)
+{
+    static const double powers[] = {1e6, 1e7};
+    char digits[20];
+    int n, decpt;
+
+    if (numer == 0 || numer >= UINT64_C(1000000000000000) ||
+        v != (double)numer / powers[exp10 - 6])
+        return 0;
+    n = int_digits(numer, digits);
+    decpt = n - exp10;
+    while (digits[n - 1] == '0')
+        n--;
+    return layout(digits, n, decpt, out, 0);
+}
+
+/* count * scale as nm_format_value writes it: microseconds in seconds straight from the
+ * count's digits. */
+int nm_format_scaled(uint64_t count, double scale, char *out)
+{
+    double v = (double)count * scale;
+    int n = scale == 1e-6 ? decimal_of(count, 6, v, out) : 0;
+
+    return n ? n : nm_format_value(v, out);
+}
+
+/* us * scale, the same; a band's sum of bin midpoints is a whole or half microsecond. */
+static int format_scaled_us(double us, double scale, char *out)
+{
+    double v = us * scale, twice = us * 2;
+    int n = 0;
+
+    if (scale == 1e-6 && twice >= 1 && twice < 1e15 && twice == (double)(uint64_t)twice)
+        n = (uint64_t)twice % 2 ? decimal_of((uint64_t)twice * 5, 7, v, out)
+                                : decimal_of((uint64_t)twice / 2, 6, v, out);
+    return n ? n : nm_format_value(v, out);
+}
+
 /* Text into a caller's buffer, counted past its end so the caller learns the size. */
 typedef struct {
     char *out;
@@ -268,8 +321,8 @@ static int render_histogram(writer *w, const nm_totals *t, const char *text, siz
     const nm_page *p = &t->page;
     uint32_t source, num_buckets, num_bins, band;
     const uint64_t *bins;
-    double sum;
-    uint64_t running = 0;
+    double band_us = 0;
+    uint64_t running = 0, time_us = 0;
     uint32_t counted = 0;
     char value[40];
     int n = 0, rc;
@@ -285,14 +338,14 @@ static int render_histogram(writer *w, const nm_totals *t, const char *text, siz
 
         bins = hist->count;
         num_bins = hist->num_bins > NM_MAX_BINS ? NM_MAX_BINS : hist->num_bins;
-        sum = (double)p->counters[source ? NM_WRITE_TIME_US : NM_READ_TIME_US] * scale;
+        time_us = p->counters[source ? NM_WRITE_TIME_US : NM_READ_TIME_US];
     } else {
         band = (source - 2) / 2;
         if (band >= p->num_bands || band >= NM_MAX_BANDS)
             return NM_ELAYOUT; /* the plan is of another layout */
         bins = source % 2 ? p->band_write[band] : p->band_read[band];
         num_bins = p->band_bins > NM_DETAIL_BINS ? NM_DETAIL_BINS : p->band_bins;
-        sum = t->band_sum_us[source - 2] * scale;
+        band_us = t->band_sum_us[source - 2];
     }
     for (uint32_t b = 0; b < num_buckets; b++) {
         const uint32_t *bucket = plan + NM_RENDER_HEAD + 3 * b;
@@ -318,7 +371,8 @@ static int render_histogram(writer *w, const nm_totals *t, const char *text, siz
     put(w, value, (size_t)n);
     if ((rc = put_text(w, text, text_len, plan + 8)))
         return rc;
-    n = nm_format_value(sum, value);
+    n = source < 2 ? nm_format_scaled(time_us, scale, value)
+                   : format_scaled_us(band_us, scale, value);
     value[n++] = '\n';
     put(w, value, (size_t)n);
     *used = NM_RENDER_HEAD + 3 * (size_t)num_buckets;
@@ -403,9 +457,10 @@ int64_t nm_render_device(const nm_totals *t, const char *text, size_t text_len,
         if (op == NM_RENDER_COUNT || op == NM_RENDER_SCALED) {
             if (arg >= NM_NUM_COUNTERS)
                 return NM_EARG;
-            n = op == NM_RENDER_COUNT ? nm_format_count(t->page.counters[arg], value)
-                                      : nm_format_value((double)t->page.counters[arg] * scale,
-                                                        value);
+            if (op == NM_RENDER_COUNT)
+                n = nm_format_count(t->page.counters[arg], value);
+            else
+                n = nm_format_scaled(t->page.counters[arg], scale, value);
         } else if (op == NM_RENDER_VALUE) {
             if (arg >= num_values)
                 return NM_EARG;

@@ -55,6 +55,35 @@ def test_the_c_writes_counts_as_the_python_client(value):
     assert format_count(value) == floatToGoString(value) == fmt(value)
 
 
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(st.integers(min_value=0, max_value=10 ** 7),
+                 st.integers(min_value=0, max_value=10 ** 15 + 10),
+                 st.integers(min_value=0, max_value=(1 << 64) - 1),
+                 st.integers(min_value=1, max_value=10 ** 9).map(lambda n: n * 1000)),
+       st.sampled_from([1e-6, 1e-3, 1.0]))
+def test_the_c_writes_scaled_counts_as_the_python_client(count, scale):
+    # Microseconds in seconds take a shortcut from the count's own digits; the rest, and
+    # whole numbers through nm_format_value, must come out the same as the slow path's.
+    out = ffi.new("char[32]")
+    written = ffi.unpack(out, lib.nm_format_scaled(count, scale, out)).decode()
+    assert written == floatToGoString(count * scale) == format_value(count * scale)
+    assert format_value(float(count)) == floatToGoString(float(count))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.integers(min_value=0, max_value=2 * 10 ** 15).map(lambda h: h / 2),
+                          st.floats(min_value=0, max_value=1e18)), min_size=10, max_size=10))
+def test_band_sums_whole_half_or_any_are_written_as_the_python_path(sums_us):
+    # A band's _sum is the sum of its bins' midpoints (whole or half microseconds): the C
+    # core writes those from their digits, anything else the slow way.
+    totals = banded()
+    for i, us in enumerate(sums_us):
+        totals._t.band_sum_us[i] = us
+    _latency, bands = both_ways(lines_of(totals, coarse=True), totals)
+    sums = [line.rsplit(b" ", 1)[1] for line in bands.splitlines() if b"_sum{" in line]
+    assert sums == [floatToGoString(us * 1e-6).encode() for us in sums_us]
+
+
 def test_values_at_the_edges():
     edges = [0.0, -0.0, 1e-4, 1e-5, 999999.9, 1e6, 1e15, 1e16, 1.5e16, 2.0 ** 53, 2.0 ** 60,
              5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, math.nan, math.inf,
