@@ -379,28 +379,6 @@ static int render_histogram(writer *w, const nm_totals *t, const char *text, siz
     return 0;
 }
 
-int64_t nm_render_histograms(const nm_totals *t, const char *text, size_t text_len,
-                             const uint32_t *plan, uint32_t num_hists, double scale,
-                             char *out, size_t cap, uint64_t *ends)
-{
-    writer w = {out, cap, 0};
-
-    if (t == NULL || text == NULL || plan == NULL || (out == NULL && cap))
-        return NM_EARG;
-    for (uint32_t h = 0; h < num_hists; h++) {
-        size_t used;
-        /* Callers of this form vouch for the plan's length (one histogram at a time). */
-        int rc = render_histogram(&w, t, text, text_len, plan, SIZE_MAX, scale, &used);
-
-        if (rc)
-            return rc;
-        if (ends != NULL)
-            ends[h] = w.len;
-        plan += used;
-    }
-    return (int64_t)w.len;
-}
-
 /* One sample line: its prefix (plan text), then the value and a newline. */
 static int render_line(writer *w, const char *text, size_t text_len, const uint32_t *ref,
                        const char *value, int n)

@@ -219,15 +219,14 @@ static void render_device(const nm_totals *t, const char *text, size_t text_len,
     free(plan);
 }
 
-/* A device's histogram lines, one bucket per bin, into a heap buffer of exactly the length
- * they need, then into one a byte short (nothing may be written past either). */
+/* A device's histogram lines, one bucket per bin, with the rest of its lines
+ * (render_device). */
 static void render_totals(const nm_totals *t)
 {
     static const char text[] = "h_bucket{le=\"\"} h_count h_sum 1e-06+Inf";
     static uint32_t plan[(2 + 2 * NM_MAX_BANDS) * (NM_RENDER_HEAD + 3 * (NM_MAX_BINS + 1))];
     uint32_t hists = 2 + 2 * (t->page.num_bands > NM_MAX_BANDS ? NM_MAX_BANDS
                                                                 : t->page.num_bands);
-    uint64_t ends[2 + 2 * NM_MAX_BANDS];
     size_t at = 0;
 
     for (uint32_t h = 0; h < hists; h++) {
@@ -245,23 +244,6 @@ static void render_totals(const nm_totals *t)
             plan[at++] = b < bins ? 5 : 4;
         }
     }
-    int64_t need = nm_render_histograms(t, text, sizeof(text) - 1, plan, hists, 1e-6, NULL, 0,
-                                        NULL);
-
-    fold_int(need);
-    if (need <= 0)
-        return;
-    char *out = malloc((size_t)need);
-
-    fold_int(nm_render_histograms(t, text, sizeof(text) - 1, plan, hists, 1e-6, out,
-                                  (size_t)need, ends));
-    fold(out, (size_t)need);
-    fold(ends, sizeof(ends[0]) * hists);
-    free(out);
-    out = malloc((size_t)need - 1 ? (size_t)need - 1 : 1);
-    fold_int(nm_render_histograms(t, text, sizeof(text) - 1, plan, hists, 1e-6, out,
-                                  (size_t)need - 1, NULL));
-    free(out);
     render_device(t, text, sizeof(text) - 1, plan, at, hists);
 }
 
