@@ -259,7 +259,9 @@ int64_t nm_render_device(const nm_totals *t, const char *text, size_t text_len,
                          const uint32_t *plan, size_t plan_len, const double *values,
                          uint32_t num_values, double scale, char *out, size_t cap,
                          uint64_t *ends, uint32_t num_ends);
-/* A sample value as the exposition writes it, a float or a count; out holds 32 bytes. */
+/* A sample value as the exposition writes it (native/format.c): a float, a count, a count
+ * or a double of microseconds times scale; out holds 32 bytes. */
 int nm_format_value(double v, char *out);
 int nm_format_count(uint64_t v, char *out);
-int nm_format_scaled(uint64_t count, double scale, char *out); /* count * scale, a value */
+int nm_format_scaled(uint64_t count, double scale, char *out);
+int nm_format_scaled_us(double us, double scale, char *out);

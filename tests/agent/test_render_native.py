@@ -82,6 +82,8 @@ def test_band_sums_whole_half_or_any_are_written_as_the_python_path(sums_us):
     _latency, bands = both_ways(lines_of(totals, coarse=True), totals)
     sums = [line.rsplit(b" ", 1)[1] for line in bands.splitlines() if b"_sum{" in line]
     assert sums == [floatToGoString(us * 1e-6).encode() for us in sums_us]
+    out = ffi.new("char[32]")
+    assert [ffi.unpack(out, lib.nm_format_scaled_us(us, 1e-6, out)) for us in sums_us] == sums
 
 
 def test_values_at_the_edges():
