@@ -1,6 +1,6 @@
 """The render of /metrics in process: snapshot, text, OpenMetrics, gzip, after each tick of
 an agent state built by the real sampling engine over scripted instance-store pages; the
-device histograms written by the C core, and in Python beside it (same ticks, same state)."""
+device lines written by the C core, and in Python beside it (same ticks, same state)."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def measure(devices: int, rounds: int) -> list[list]:
                     steps[in_c][key].append(seconds)
         python_text = median(steps[False]["text"])
         for in_c in writers:
-            name = label if in_c else f"{label}, histograms in Python"
+            name = label if in_c else f"{label}, device lines in Python"
             rows.append([name, rounds] + [fmt_ms(median(v)) for v in steps[in_c].values()]
                         + [f"{size / 1024:,.0f} KiB",
                            f"{median(steps[in_c]['text']) / python_text:.2f}x",

@@ -115,8 +115,9 @@ def render_costs(ctx: Context, section: Section) -> None:
         "host, or the fake devices above). The render copies the state under the lock "
         "(snapshot), writes the text outside it, and is compressed once per format; gzip "
         "level 1 is what the agent uses, level 6 (gzip's default) is shown for comparison. "
-        "The device histograms are written by the C core, one call per device; \"histograms "
-        "in Python\" writes them from Python templates instead, on the same ticks. Templates "
+        "A device's lines (counters, histograms, peaks) are written by the C core, one call "
+        "per device; \"device lines in Python\" writes them from Python templates instead, "
+        "on the same ticks. Templates "
         "held: what a renderer keeps from one render to the next (tracemalloc, plus its C "
         "memory). Medians over the rounds.",
         "",

@@ -229,25 +229,39 @@ int nm_get_log_page(int fd, uint32_t nsid, uint8_t log_id, uint8_t *buf, uint32_
 int nm_identify_controller(int fd, uint8_t *buf);
 
 /*
- * A device's histogram lines of /metrics (native/render.c). The plan, built once per device
- * layout, is NM_RENDER_HEAD uint32s per histogram then 3 per bucket line:
- *   source (0 reads, 1 writes, 2 + 2 * i band i's reads, 3 + 2 * i its writes), number of
- *   buckets, then (offset, length) in text of the _bucket prefix before the le value, of
- *   what follows it, of the _count prefix and of the _sum prefix;
- *   each bucket: how many of the histogram's bins it counts (NM_RENDER_ALL_BINS: all), and
- *   its le text (offset, length).
- * _sum is the op's total time counter (histograms 0 and 1) or band_sum_us, times scale.
- * Writes into out as much as cap holds and returns the length the lines need (more than
- * cap: call again with that much room); ends[h], when not NULL, is where histogram h ends.
+ * A device's lines of the per-device families of /metrics in one call (native/render.c),
+ * from a plan built once per device layout: plan_len uint32s, a sequence of
+ *   NM_RENDER_COUNT k, prefix: the prefix, then counter k as a count, and a newline;
+ *   NM_RENDER_SCALED k, prefix: counter k times scale, as a value;
+ *   NM_RENDER_VALUE i, prefix: values[i] (num_values of them), as a value;
+ *   NM_RENDER_HISTOGRAM, then one histogram: NM_RENDER_HEAD uint32s and 3 per bucket line,
+ *     source (0 reads, 1 writes, 2 + 2 * i band i's reads, 3 + 2 * i its writes), number of
+ *     buckets, then the _bucket prefix before the le value, what follows it, the _count
+ *     prefix and the _sum prefix; each bucket: how many of the histogram's bins it counts
+ *     (NM_RENDER_ALL_BINS: all), and its le text. _sum is the op's total time counter
+ *     (sources 0 and 1) or band_sum_us, times scale;
+ *   NM_RENDER_END: ends[e] (e counting the ENDs, at most num_ends) takes the length so far.
+ * A prefix or text is (offset, length) in text. Writes into out as much as cap holds and
+ * returns the length the lines need (more than cap: call again with that much room).
  * NM_ELAYOUT: the plan names a band the totals have not; NM_ERENDER_RANGE: a cumulative
- * count past 2^64 - 1.
+ * count past 2^64 - 1; NM_EARG: a plan that runs past plan_len, names no such counter or
+ * value, or ends more often than num_ends.
  */
 #define NM_RENDER_HEAD 10
 #define NM_RENDER_ALL_BINS 0xFFFFFFFF
 #define NM_ERENDER_RANGE -32
-int64_t nm_render_histograms(const nm_totals *t, const char *text, size_t text_len,
-                             const uint32_t *plan, uint32_t num_hists, double scale,
-                             char *out, size_t cap, uint64_t *ends);
-/* A sample value as the exposition writes it, a float or a count; out holds 32 bytes. */
+#define NM_RENDER_COUNT 1
+#define NM_RENDER_SCALED 2
+#define NM_RENDER_VALUE 3
+#define NM_RENDER_HISTOGRAM 4
+#define NM_RENDER_END 5
+int64_t nm_render_device(const nm_totals *t, const char *text, size_t text_len,
+                         const uint32_t *plan, size_t plan_len, const double *values,
+                         uint32_t num_values, double scale, char *out, size_t cap,
+                         uint64_t *ends, uint32_t num_ends);
+/* A sample value as the exposition writes it (native/format.c): a float, a count, a count
+ * or a double of microseconds times scale; out holds 32 bytes. */
 int nm_format_value(double v, char *out);
 int nm_format_count(uint64_t v, char *out);
+int nm_format_scaled(uint64_t count, double scale, char *out);
+int nm_format_scaled_us(double us, double scale, char *out);

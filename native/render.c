@@ -1,241 +1,13 @@
 /*
- * A device's histogram lines of /metrics, written in one call: each histogram's cumulative
- * _bucket lines, _count and _sum, from the device's totals and a plan of its line prefixes
- * (nitrometer/render.py builds it once per device layout).
- *
- * Values are written as the Prometheus Python client writes them (floatToGoString): an int
- * below 2^53 as "N.0" below 10^6 and d.dddde+XX from there; a float as Python's shortest
- * repr, except that 7 or more integer digits take Go's exponent form.
+ * A device's lines of /metrics, written in one call: its counters, the values the agent
+ * keeps (passed in), and each histogram's cumulative _bucket lines, _count and _sum, from
+ * the device's totals and a plan of its line prefixes (nitrometer/render.py builds it once
+ * per device layout). Values are written by format.c.
  */
-#include <float.h>
-#include <math.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "core_internal.h"
-
-#define EXACT_INTS (UINT64_C(1) << 53) /* every count below converts to a double exactly */
-#define EXPONENT_FROM 1000000          /* 7 integer digits: Go's exponent form */
-
-/* Digits of v (no leading zeros, at least one) into out; returns how many. */
-static int int_digits(uint64_t v, char *out)
-{
-    char tmp[20];
-    int n = 0;
-
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (int i = 0; i < n; i++)
-        out[i] = tmp[n - 1 - i];
-    return n;
-}
-
-/* d[.ddd]e+XX of a positive number whose digits are digits[0..n) and whose point sits
- * after decpt of them (decpt >= 1: only large values take Go's form). */
-static int go_exponent(const char *digits, int n, int decpt, char *out)
-{
-    int len = 0;
-
-    while (n > 1 && digits[n - 1] == '0')
-        n--;
-    out[len++] = digits[0];
-    if (n > 1) {
-        out[len++] = '.';
-        memcpy(out + len, digits + 1, (size_t)(n - 1));
-        len += n - 1;
-    }
-    return len + sprintf(out + len, "e+%02d", decpt - 1);
-}
-
-/* A count as fmt writes an int; out holds 32 bytes. */
-int nm_format_count(uint64_t v, char *out)
-{
-    char digits[20];
-    int n;
-
-    if (v >= EXACT_INTS)
-        return nm_format_value((double)v, out);
-    n = int_digits(v, digits);
-    if (v < EXPONENT_FROM) {
-        memcpy(out, digits, (size_t)n);
-        memcpy(out + n, ".0", 2);
-        return n + 2;
-    }
-    return go_exponent(digits, n, n, out);
-}
-
-/* The p significant digits of v, correctly rounded ("%.*e"), into digits (no point), and
- * where its decimal point goes (v = 0.d1d2... x 10^decpt). */
-static void digits_of(double v, int p, char *digits, int *decpt)
-{
-    char text[40];
-    int len = snprintf(text, sizeof(text), "%.*e", p - 1, v);
-    int k = 0;
-    char *e = memchr(text, 'e', (size_t)len);
-
-    for (char *c = text; c < e; c++)
-        if (*c != '.')
-            digits[k++] = *c;
-    *decpt = atoi(e + 1) + 1;
-}
-
-/* The double that digits[0..n) read back as, the point after decpt of them. */
-static double reread(const char *digits, int n, int decpt)
-{
-    char text[48];
-    int len = 0, exponent = decpt - 1;
-
-    text[len++] = digits[0];
-    text[len++] = '.';
-    memcpy(text + len, digits + 1, (size_t)(n - 1));
-    len += n - 1;
-    text[len++] = 'e';
-    if (exponent < 0) {
-        text[len++] = '-';
-        exponent = -exponent;
-    }
-    len += int_digits((uint64_t)exponent, text + len);
-    text[len] = '\0';
-    return strtod(text, NULL);
-}
-
-/* digits[0..n) one more in the last place (all nines: 10...0, the point one further). */
-static void bump(char *digits, int n, int *decpt)
-{
-    int k = n;
-
-    while (k > 0 && digits[k - 1] == '9')
-        digits[--k] = '0';
-    if (k == 0) {
-        digits[0] = '1';
-        (*decpt)++;
-    } else {
-        digits[k - 1]++;
-    }
-}
-
-/* The p-digit decimal nearest v, read off its 17 correctly rounded digits: the same but
- * when those sit exactly halfway, where v's side of them decides (printf again). */
-static void round_to(double v, const char *d17, int decpt17, int p, char *digits, int *decpt)
-{
-    int halfway = d17[p] == '5';
-
-    for (int k = p + 1; halfway && k < 17; k++)
-        halfway = d17[k] == '0';
-    if (halfway) {
-        digits_of(v, p, digits, decpt);
-        return;
-    }
-    memcpy(digits, d17, (size_t)p);
-    *decpt = decpt17;
-    if (d17[p] >= '5')
-        bump(digits, p, decpt);
-}
-
-/*
- * Python's shortest repr digits of a positive finite v: the fewest that read back as v,
- * the nearest to v of those. At most one 15-digit decimal reads back as a given double, so
- * when the nearest does it is the shortest once its trailing zeros go; else 16 digits, or
- * 17, which always do. Only a power of two (its lower neighbour nearer than its upper) can
- * read back from the 16-digit decimal above the nearest one while the nearest does not.
- * A subnormal has fewer digits of its own: the shortest that reads back is looked for.
- */
-static int shortest(double v, char *digits, int *decpt)
-{
-    char d17[24];
-    int n, decpt17, mantissa_exp;
-
-    if (v < DBL_MIN) { /* subnormal: fewer digits tell it apart, so count up to them */
-        for (n = 1; n < 17; n++) {
-            digits_of(v, n, digits, decpt);
-            if (reread(digits, n, *decpt) == v)
-                goto strip;
-        }
-    }
-    digits_of(v, 17, d17, &decpt17);
-    for (n = 15; n <= 16; n++) {
-        round_to(v, d17, decpt17, n, digits, decpt);
-        if (reread(digits, n, *decpt) == v)
-            goto strip;
-    }
-    n = 16;
-    if (frexp(v, &mantissa_exp) == 0.5) { /* digits: the nearest 16, which did not */
-        bump(digits, n, decpt);
-        if (reread(digits, n, *decpt) == v)
-            goto strip;
-    }
-    memcpy(digits, d17, 17);
-    *decpt = decpt17;
-    n = 17;
-strip:
-    while (n > 1 && digits[n - 1] == '0')
-        n--;
-    return n;
-}
-
-/* A sample value as fmt writes a float; out holds 32 bytes. */
-int nm_format_value(double v, char *out)
-{
-    char digits[20];
-    int n, decpt, len = 0;
-
-    if (isnan(v)) {
-        memcpy(out, "NaN", 3);
-        return 3;
-    }
-    if (isinf(v)) {
-        memcpy(out, v > 0 ? "+Inf" : "-Inf", 4);
-        return 4;
-    }
-    if (v == 0) {
-        if (signbit(v))
-            out[len++] = '-';
-        memcpy(out + len, "0.0", 3);
-        return len + 3;
-    }
-    if (v < 0) {
-        out[len++] = '-';
-        v = -v;
-    }
-    n = shortest(v, digits, &decpt);
-    if (decpt <= -4 || decpt > 16) { /* repr's own exponent form */
-        out[len++] = digits[0];
-        if (n > 1) {
-            out[len++] = '.';
-            memcpy(out + len, digits + 1, (size_t)(n - 1));
-            len += n - 1;
-        }
-        return len + sprintf(out + len, "e%c%02d", decpt - 1 < 0 ? '-' : '+',
-                             abs(decpt - 1));
-    }
-    if (decpt >= 7 && len == 0) /* positive, 7 or more integer digits */
-        return go_exponent(digits, n, decpt, out);
-    if (decpt <= 0) {
-        memcpy(out + len, "0.", 2);
-        len += 2;
-        memset(out + len, '0', (size_t)-decpt);
-        len += -decpt;
-        memcpy(out + len, digits, (size_t)n);
-        return len + n;
-    }
-    if (decpt >= n) {
-        memcpy(out + len, digits, (size_t)n);
-        len += n;
-        memset(out + len, '0', (size_t)(decpt - n));
-        len += decpt - n;
-        memcpy(out + len, ".0", 2);
-        return len + 2;
-    }
-    memcpy(out + len, digits, (size_t)decpt);
-    len += decpt;
-    out[len++] = '.';
-    memcpy(out + len, digits + decpt, (size_t)(n - decpt));
-    return len + n - decpt;
-}
 
 /* Text into a caller's buffer, counted past its end so the caller learns the size. */
 typedef struct {
@@ -260,71 +32,142 @@ static int put_text(writer *w, const char *text, size_t text_len, const uint32_t
     return 0;
 }
 
-int64_t nm_render_histograms(const nm_totals *t, const char *text, size_t text_len,
-                             const uint32_t *plan, uint32_t num_hists, double scale,
-                             char *out, size_t cap, uint64_t *ends)
+/* One histogram's lines (plan: its head and buckets, at most plan_len uint32s); *used: how
+ * many of those it took. */
+static int render_histogram(writer *w, const nm_totals *t, const char *text, size_t text_len,
+                            const uint32_t *plan, size_t plan_len, double scale, size_t *used)
+{
+    const nm_page *p = &t->page;
+    uint32_t source, num_buckets, num_bins, band;
+    const uint64_t *bins;
+    double band_us = 0;
+    uint64_t running = 0, time_us = 0;
+    uint32_t counted = 0;
+    char value[40];
+    int n = 0, rc;
+
+    if (plan_len < NM_RENDER_HEAD)
+        return NM_EARG;
+    source = plan[0];
+    num_buckets = plan[1];
+    if (num_buckets == 0 || (plan_len - NM_RENDER_HEAD) / 3 < num_buckets)
+        return NM_EARG;
+    if (source < 2) {
+        const nm_hist *hist = source ? &p->write : &p->read;
+
+        bins = hist->count;
+        num_bins = hist->num_bins > NM_MAX_BINS ? NM_MAX_BINS : hist->num_bins;
+        time_us = p->counters[source ? NM_WRITE_TIME_US : NM_READ_TIME_US];
+    } else {
+        band = (source - 2) / 2;
+        if (band >= p->num_bands || band >= NM_MAX_BANDS)
+            return NM_ELAYOUT; /* the plan is of another layout */
+        bins = source % 2 ? p->band_write[band] : p->band_read[band];
+        num_bins = p->band_bins > NM_DETAIL_BINS ? NM_DETAIL_BINS : p->band_bins;
+        band_us = t->band_sum_us[source - 2];
+    }
+    for (uint32_t b = 0; b < num_buckets; b++) {
+        const uint32_t *bucket = plan + NM_RENDER_HEAD + 3 * b;
+        uint32_t below = bucket[0] > num_bins ? num_bins : bucket[0];
+
+        if (below > counted || n == 0) {
+            while (counted < below) {
+                if (__builtin_add_overflow(running, bins[counted], &running))
+                    return NM_ERENDER_RANGE; /* the exact sum needs more than 64 bits */
+                counted++;
+            }
+            n = nm_format_count(running, value);
+            value[n++] = '\n';
+        }
+        if ((rc = put_text(w, text, text_len, plan + 2)) ||
+            (rc = put_text(w, text, text_len, bucket + 1)) ||
+            (rc = put_text(w, text, text_len, plan + 4)))
+            return rc;
+        put(w, value, (size_t)n);
+    }
+    if ((rc = put_text(w, text, text_len, plan + 6)))
+        return rc;
+    put(w, value, (size_t)n);
+    if ((rc = put_text(w, text, text_len, plan + 8)))
+        return rc;
+    n = source < 2 ? nm_format_scaled(time_us, scale, value)
+                   : nm_format_scaled_us(band_us, scale, value);
+    value[n++] = '\n';
+    put(w, value, (size_t)n);
+    *used = NM_RENDER_HEAD + 3 * (size_t)num_buckets;
+    return 0;
+}
+
+/* One sample line: its prefix (plan text), then the value and a newline. */
+static int render_line(writer *w, const char *text, size_t text_len, const uint32_t *ref,
+                       const char *value, int n)
+{
+    int rc = put_text(w, text, text_len, ref);
+
+    if (rc)
+        return rc;
+    put(w, value, (size_t)n);
+    put(w, "\n", 1);
+    return 0;
+}
+
+int64_t nm_render_device(const nm_totals *t, const char *text, size_t text_len,
+                         const uint32_t *plan, size_t plan_len, const double *values,
+                         uint32_t num_values, double scale, char *out, size_t cap,
+                         uint64_t *ends, uint32_t num_ends)
 {
     writer w = {out, cap, 0};
-    const nm_page *p;
+    uint32_t parts = 0;
+    size_t at = 0;
 
-    if (t == NULL || text == NULL || plan == NULL || (out == NULL && cap))
+    if (t == NULL || text == NULL || plan == NULL || (out == NULL && cap) ||
+        (values == NULL && num_values))
         return NM_EARG;
-    p = &t->page;
-    for (uint32_t h = 0; h < num_hists; h++) {
-        uint32_t source = plan[0], num_buckets = plan[1], num_bins, band;
-        const uint64_t *bins;
-        double sum;
-        uint64_t running = 0;
-        uint32_t counted = 0;
+    while (at < plan_len) {
+        uint32_t op = plan[at], arg;
         char value[40];
-        int n = 0, rc;
+        int n, rc;
 
-        if (source < 2) {
-            const nm_hist *hist = source ? &p->write : &p->read;
+        if (op == NM_RENDER_HISTOGRAM) {
+            size_t used;
 
-            bins = hist->count;
-            num_bins = hist->num_bins > NM_MAX_BINS ? NM_MAX_BINS : hist->num_bins;
-            sum = (double)p->counters[source ? NM_WRITE_TIME_US : NM_READ_TIME_US] * scale;
-        } else {
-            band = (source - 2) / 2;
-            if (band >= p->num_bands || band >= NM_MAX_BANDS)
-                return NM_ELAYOUT; /* the plan is of another layout */
-            bins = source % 2 ? p->band_write[band] : p->band_read[band];
-            num_bins = p->band_bins > NM_DETAIL_BINS ? NM_DETAIL_BINS : p->band_bins;
-            sum = t->band_sum_us[source - 2] * scale;
-        }
-        if (num_buckets == 0)
-            return NM_EARG;
-        for (uint32_t b = 0; b < num_buckets; b++) {
-            const uint32_t *bucket = plan + NM_RENDER_HEAD + 3 * b;
-            uint32_t below = bucket[0] > num_bins ? num_bins : bucket[0];
-
-            if (below > counted || n == 0) {
-                while (counted < below) {
-                    if (__builtin_add_overflow(running, bins[counted], &running))
-                        return NM_ERENDER_RANGE; /* the exact sum needs more than 64 bits */
-                    counted++;
-                }
-                n = nm_format_count(running, value);
-                value[n++] = '\n';
-            }
-            if ((rc = put_text(&w, text, text_len, plan + 2)) ||
-                (rc = put_text(&w, text, text_len, bucket + 1)) ||
-                (rc = put_text(&w, text, text_len, plan + 4)))
+            rc = render_histogram(&w, t, text, text_len, plan + at + 1, plan_len - at - 1,
+                                  scale, &used);
+            if (rc)
                 return rc;
-            put(&w, value, (size_t)n);
+            at += 1 + used;
+            continue;
         }
-        if ((rc = put_text(&w, text, text_len, plan + 6)))
+        if (op == NM_RENDER_END) {
+            if (ends != NULL) {
+                if (parts >= num_ends)
+                    return NM_EARG;
+                ends[parts] = w.len;
+            }
+            parts++;
+            at++;
+            continue;
+        }
+        if (plan_len - at < 4)
+            return NM_EARG;
+        arg = plan[at + 1];
+        if (op == NM_RENDER_COUNT || op == NM_RENDER_SCALED) {
+            if (arg >= NM_NUM_COUNTERS)
+                return NM_EARG;
+            if (op == NM_RENDER_COUNT)
+                n = nm_format_count(t->page.counters[arg], value);
+            else
+                n = nm_format_scaled(t->page.counters[arg], scale, value);
+        } else if (op == NM_RENDER_VALUE) {
+            if (arg >= num_values)
+                return NM_EARG;
+            n = nm_format_value(values[arg], value);
+        } else {
+            return NM_EARG;
+        }
+        if ((rc = render_line(&w, text, text_len, plan + at + 2, value, n)))
             return rc;
-        put(&w, value, (size_t)n);
-        if ((rc = put_text(&w, text, text_len, plan + 8)))
-            return rc;
-        n = nm_format_value(sum, value);
-        value[n++] = '\n';
-        put(&w, value, (size_t)n);
-        if (ends != NULL)
-            ends[h] = w.len;
-        plan += NM_RENDER_HEAD + 3 * (size_t)num_buckets;
+        at += 4;
     }
     return (int64_t)w.len;
 }

@@ -1,5 +1,6 @@
-"""A device's histogram lines of /metrics written by the C core (native/render.c) in one
-call, from the device's totals and a plan of the lines' prefixes built once per layout."""
+"""A device's lines of /metrics written by the C core (native/render.c) in one call, from
+the device's totals, a few values kept in Python, and a plan of the lines' prefixes built
+once per device layout."""
 
 from __future__ import annotations
 
@@ -28,14 +29,29 @@ class HistogramSpec:
         self.count, self.sum, self.buckets = count, sum_prefix, tuple(buckets)
 
 
-class HistogramPlan:
-    """The plan of a device's histograms: one blob of the texts (each once) and one array of
-    uint32s; `parts` splits the output after those histograms (a family's end)."""
+class Line:
+    """One sample line: its prefix (name, labels, a space), then op's value: counter `arg`
+    as a count (COUNT) or times the plan's scale (SCALED), or the call's value `arg`
+    (VALUE)."""
 
-    __slots__ = ("_text", "_plan", "num_hists", "scale", "parts")
+    __slots__ = ("op", "arg", "prefix")
 
-    def __init__(self, specs: Sequence[HistogramSpec], scale: float,
-                 parts: Sequence[int] = ()):
+    def __init__(self, op: int, arg: int, prefix: str):
+        self.op, self.arg, self.prefix = op, arg, prefix
+
+
+COUNT, SCALED, VALUE = lib.NM_RENDER_COUNT, lib.NM_RENDER_SCALED, lib.NM_RENDER_VALUE
+END = None  # in a plan's items: the end of a part (a family's chunk)
+
+
+class DevicePlan:
+    """The plan of a device's lines: one blob of the texts (each once) and one array of
+    uint32s, from items (Line, HistogramSpec, END) in the order they are written; the
+    output is split after each END."""
+
+    __slots__ = ("_text", "_plan", "num_hists", "num_parts", "scale")
+
+    def __init__(self, items: Sequence, scale: float):
         texts: dict[str, tuple[int, int]] = {}
         blob = bytearray()
 
@@ -48,18 +64,25 @@ class HistogramPlan:
             return found
 
         plan: list[int] = []
-        for spec in specs:
-            if not spec.buckets:
-                raise ValueError("a histogram has at least its +Inf bucket")
-            plan += (spec.source, len(spec.buckets), *ref(spec.before), *ref(spec.after),
-                     *ref(spec.count), *ref(spec.sum))
-            for bins, le in spec.buckets:
-                plan += (bins, *ref(le))
+        self.num_hists = self.num_parts = 0
+        for item in items:
+            if item is END:
+                plan.append(lib.NM_RENDER_END)
+                self.num_parts += 1
+            elif isinstance(item, Line):
+                plan += (item.op, item.arg, *ref(item.prefix))
+            else:
+                if not item.buckets:
+                    raise ValueError("a histogram has at least its +Inf bucket")
+                plan += (lib.NM_RENDER_HISTOGRAM, item.source, len(item.buckets),
+                         *ref(item.before), *ref(item.after), *ref(item.count),
+                         *ref(item.sum))
+                for bins, le in item.buckets:
+                    plan += (bins, *ref(le))
+                self.num_hists += 1
         self._text = bytes(blob)
         self._plan = ffi.new("uint32_t[]", plan)
-        self.num_hists = len(specs)
         self.scale = scale
-        self.parts = tuple(parts)
 
     @property
     def size(self) -> int:
@@ -78,31 +101,37 @@ class LineBuffer:
 
     def __init__(self, size: int = 1 << 15):
         self._out = ffi.new("char[]", size)
-        self._ends = ffi.new("uint64_t[]", 64)
+        self._ends = ffi.new("uint64_t[]", 32)
+        self._values = ffi.new("double[]", 32)
 
     @property
     def c_bytes(self) -> int:
-        return ffi.sizeof(self._out) + ffi.sizeof(self._ends)
+        return ffi.sizeof(self._out) + ffi.sizeof(self._ends) + ffi.sizeof(self._values)
 
-    def render(self, plan: HistogramPlan, totals: Totals) -> list[bytes] | None:
-        """The plan's lines from these totals, split at plan.parts; None when the totals
-        cannot be written by it (a band it does not have, a count past 64 bits)."""
-        if plan.num_hists > len(self._ends):
-            self._ends = ffi.new("uint64_t[]", plan.num_hists)
-        args = (totals._t, plan._text, len(plan._text), plan._plan, plan.num_hists,
-                plan.scale)
-        n = lib.nm_render_histograms(*args, self._out, len(self._out), self._ends)
+    def render(self, plan: DevicePlan, totals: Totals, values: Sequence[float] = ()
+               ) -> list[bytes] | None:
+        """The plan's lines from these totals and values, one bytes per part; None when the
+        totals cannot be written by it (a band it does not have, a count past 64 bits)."""
+        if plan.num_parts > len(self._ends):
+            self._ends = ffi.new("uint64_t[]", plan.num_parts)
+        if len(values) > len(self._values):
+            self._values = ffi.new("double[]", len(values))
+        self._values[0:len(values)] = values
+        args = (totals._t, plan._text, len(plan._text), plan._plan, len(plan._plan),
+                self._values, len(values), plan.scale)
+        n = lib.nm_render_device(*args, self._out, len(self._out), self._ends,
+                                 len(self._ends))
         if n > len(self._out):
             self._out = ffi.new("char[]", n + n // 4)
-            n = lib.nm_render_histograms(*args, self._out, len(self._out), self._ends)
+            n = lib.nm_render_device(*args, self._out, len(self._out), self._ends,
+                                     len(self._ends))
         if n < 0:
             return None
+        text = ffi.unpack(self._out, n)
         out, start = [], 0
-        for part in plan.parts:
-            end = self._ends[part - 1] if part else 0
-            out.append(ffi.unpack(self._out + start, end - start))
+        for end in ffi.unpack(self._ends, plan.num_parts):
+            out.append(text[start:end])
             start = end
-        out.append(ffi.unpack(self._out + start, n - start))
         return out
 
 

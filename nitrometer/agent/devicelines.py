@@ -22,14 +22,21 @@ from nitrometer.agent.exposition import (
     labelstr,
     le_strings,
 )
+from nitrometer.agent.identitylines import identity_families
 from nitrometer.agent.state import US
+from nitrometer.logpage import COUNTERS as PAGE_COUNTERS
 from nitrometer.logpage import EXCEEDED_COUNTERS, OPEN_ENDED_US
 from nitrometer.render import (
     ALL_BINS,
+    COUNT,
+    END,
     READS,
+    SCALED,
+    VALUE,
     WRITES,
-    HistogramPlan,
+    DevicePlan,
     HistogramSpec,
+    Line,
     LineBuffer,
     band_source,
     layout_of,
@@ -106,9 +113,9 @@ def buckets_of(uppers: tuple, edges: tuple | None) -> Buckets:
 
 
 class DeviceLines:
-    """One live device's lines of the per-device families, values left out: its histograms
-    as a plan the C core writes them from (or, for a layout the plan cannot express, their
-    line prefixes)."""
+    """One live device's lines of the per-device families, values left out: a plan the C
+    core writes them from for each set of peaks the device has (or, for a layout the plan
+    cannot express, the histograms' line prefixes)."""
 
     def __init__(self, d, latency: tuple, bands: tuple, band_labels: tuple):
         dev = d.device
@@ -125,11 +132,10 @@ class DeviceLines:
         self.latency, self.bands, self.band_labels = latency, bands, band_labels
         # Latency of reads and writes, then each band's reads and writes.
         self.buckets = latency + tuple(b for _label in band_labels for b in bands * 2)
-        self.plan: HistogramPlan | None = None
+        self.plannable = all(b.plannable for b in self.buckets)
+        self.plans: dict[tuple, tuple[DevicePlan, tuple]] = {}  # by the peaks' keys
         self.prefixes: list[list[str]] = []  # each histogram's, when written in Python
-        if all(b.plannable for b in self.buckets):
-            self.plan = HistogramPlan(self.specs(), US, parts=(2,))  # latency | bands
-        else:
+        if not self.plannable:
             self.prefixes = self.python_prefixes()
 
     def specs(self) -> list[HistogramSpec]:
@@ -145,14 +151,87 @@ class DeviceLines:
         return [[f"{s.before}{le}{s.after}" for _bins, le in s.buckets] + [s.count, s.sum]
                 for s in self.specs()]
 
-    def histograms(self, totals: native.Totals, out: LineBuffer | None) -> list[bytes]:
-        """The latency histograms' lines, then the bands'."""
-        if self.plan is not None and out is not None:
-            found = out.render(self.plan, totals)
+    def plan_of(self, peak_keys: tuple) -> tuple[DevicePlan, tuple]:
+        """The plan for a device with these peaks (in the order found), and the order its
+        peak values go in."""
+        found = self.plans.get(peak_keys)
+        if found is None:
+            order = tuple(sorted(peak_keys, key=str))
+            found = self.plans.get(order)  # the same peaks, found in another order
+            if found is None:
+                found = (self.make_plan(order), order)
+            if len(self.plans) < 16:
+                self.plans[peak_keys] = self.plans[order] = found
+        return found
+
+    def make_plan(self, peak_order: tuple) -> DevicePlan:
+        """Every part in the order of DeviceRenderer.families; the values (plan_values):
+        each scope's episodes, each scope's exceeded_now, the exceeded intervals, then the
+        peaks in peak_order. Time counters are scaled by the plan's scale, US."""
+        items: list = []
+        for prefix, key, scale in self.counters:  # scale: 1 or US (COUNTERS)
+            items += (Line(COUNT if scale == 1 else SCALED, PAGE_COUNTERS.index(key),
+                           prefix), END)
+        scoped = len(self.scopes)
+        items += [Line(SCALED, PAGE_COUNTERS.index(counter), f"{m.EXCEEDED_SECONDS}{labels} ")
+                  for _key, counter, labels in self.scopes] + [END]
+        items += [Line(VALUE, i, f"{m.EXCEEDED_EPISODES}{labels} ")
+                  for i, (_key, _counter, labels) in enumerate(self.scopes)] + [END]
+        items += [Line(VALUE, scoped + i, f"{m.EXCEEDED_NOW}{labels} ")
+                  for i, (_key, _counter, labels) in enumerate(self.scopes)] + [END]
+        items += (Line(VALUE, 2 * scoped, self.intervals), END,
+                  Line(COUNT, PAGE_COUNTERS.index(QUEUE_COUNTER), self.queue), END)
+        specs = self.specs()
+        items += specs[:2] + [END] + specs[2:] + [END]
+        by_family: list[list] = [[], [], []]
+        for i, key in enumerate(peak_order):
+            index, prefix = self.peak(key)
+            by_family[index].append(Line(VALUE, 2 * scoped + 1 + i, prefix))
+        for lines in by_family:
+            items += lines + [END]
+        return DevicePlan(items, US)
+
+    def plan_values(self, d, peak_order: tuple) -> list:
+        """The values a plan writes besides the totals' (make_plan's order)."""
+        episodes, now = d.episodes, d.exceeded_now
+        return ([episodes.get(key, 0) for key, _c, _l in self.scopes]
+                + [1.0 if now.get(key) else 0.0 for key, _c, _l in self.scopes]
+                + [d.exceeded_intervals] + [d.peaks[key] for key in peak_order])
+
+    def parts(self, d, out: LineBuffer | None) -> list[bytes]:
+        """The device's chunk of each per-device family, in DeviceRenderer.families' order."""
+        if self.plannable and out is not None:
+            plan, order = self.plan_of(tuple(d.peaks))
+            found = out.render(plan, d.totals, self.plan_values(d, order))
             if found is not None:
                 return found
+        return [text.encode() for text in self.python_parts(d)]
+
+    def python_parts(self, d) -> list[str]:
+        """The same chunks written in Python: the C core's reference."""
         if not self.prefixes:  # the plan could not write these totals (a count past 2^64)
             self.prefixes = self.python_prefixes()
+        c = d.totals.page.counters
+        parts = [prefix + fmt(c[key] * scale if scale != 1 else c[key]) + "\n"
+                 for prefix, key, scale in self.counters]
+        parts.append("".join(f"{m.EXCEEDED_SECONDS}{labels} {fmt(c[counter] * US)}\n"
+                             for _key, counter, labels in self.scopes))
+        parts.append("".join(f"{m.EXCEEDED_EPISODES}{labels} {fmt(d.episodes.get(key, 0))}\n"
+                             for key, _counter, labels in self.scopes))
+        parts.append("".join(f"{m.EXCEEDED_NOW}{labels} "
+                             f"{'1.0' if d.exceeded_now.get(key) else '0.0'}\n"
+                             for key, _counter, labels in self.scopes))
+        parts.append(self.intervals + fmt(d.exceeded_intervals) + "\n")
+        parts.append(self.queue + fmt(c[QUEUE_COUNTER]) + "\n")
+        parts += self.histograms(d.totals)
+        peaks: list[list[str]] = [[], [], []]
+        for key, value in sorted(d.peaks.items(), key=lambda kv: str(kv[0])):
+            index, prefix = self.peak(key)
+            peaks[index].append(prefix + fmt(value) + "\n")
+        return parts + ["".join(lines) for lines in peaks]
+
+    def histograms(self, totals: native.Totals) -> list[str]:
+        """The latency histograms' lines, then the bands', written in Python."""
         page = totals.page
         hists = [page.read, page.write]
         sums = [page["total_read_time"] * US, page["total_write_time"] * US]
@@ -162,7 +241,7 @@ class DeviceLines:
         texts = [histogram_text(prefixes, buckets, hist, sum_value)
                  for prefixes, buckets, hist, sum_value
                  in zip(self.prefixes, self.buckets, hists, sums)]
-        return ["".join(texts[:2]).encode(), "".join(texts[2:]).encode()]
+        return ["".join(texts[:2]), "".join(texts[2:])]
 
     def peak(self, key) -> tuple[int, str]:
         found = self.peaks.get(key)
@@ -208,11 +287,15 @@ class DeviceRenderer:
     def __init__(self, in_c: bool = True):
         self._lines: dict[tuple, DeviceLines] = {}
         self._out = LineBuffer() if in_c else None
+        self._identity_key: list | None = None
+        self._identity: list[Family] = []
 
     def c_bytes(self) -> int:
         """Memory held in C (plans' arrays, the line buffer): what tracemalloc misses."""
-        plans = sum(lines.plan.c_bytes for lines in self._lines.values() if lines.plan)
-        return plans + (self._out.c_bytes if self._out is not None else 0)
+        plans = {id(plan): plan for lines in self._lines.values()
+                 for plan, _order in lines.plans.values()}  # a plan under two keys: once
+        held = sum(plan.c_bytes for plan in plans.values())
+        return held + (self._out.c_bytes if self._out is not None else 0)
 
     def lines_of(self, d, snap, seen: dict) -> DeviceLines:
         key = (d.device.name, d.device.serial, d.device.kind, d.scopes, layout_key(d, snap))
@@ -244,78 +327,36 @@ class DeviceRenderer:
                            "was exceeded for at least exceeded.min-share of the interval.")
         queue = Family(m.QUEUE_LENGTH, "gauge", "Outstanding IOs at the last poll.")
         latency = Family(m.LATENCY, "histogram", "IO latency, from the device's histogram "
-                         "bins; _sum is the device's total time.", binary=True)
+                         "bins; _sum is the device's total time.")
         bands = Family(m.IO_SIZE_LATENCY, "histogram", "IO latency per IO-size band (upper "
-                       "bound in io_size); _sum estimated from bin midpoints.", binary=True)
+                       "bound in io_size); _sum estimated from bin midpoints.")
         window = f" over the last {snap.peak_window:g}s."
         peaks = (Family(m.PEAK_IOPS, "gauge", "Highest 1-interval IOPS" + window),
                  Family(m.PEAK_THROUGHPUT, "gauge", "Highest 1-interval throughput" + window),
                  Family(m.PEAK_LATENCY_P99, "gauge", "Highest 1-interval p99 latency" + window))
         seen: dict = {}
+        families = counters + [exceeded, episodes, now, intervals, queue, latency, bands,
+                               *peaks]  # each device's parts, in this order
+        for fam in families:
+            fam.binary = True  # lines of UTF-8 bytes, one chunk per device
         for d in live:
             lines = self.lines_of(d, snap, seen)
-            c = d.totals.page.counters
-            for fam, (prefix, key, scale) in zip(counters, lines.counters):
-                value = c[key]
-                fam.lines.append(prefix + fmt(value * scale if scale != 1 else value) + "\n")
-            for key, counter, labels in lines.scopes:
-                exceeded.lines.append(f"{exceeded.name}{labels} {fmt(c[counter] * US)}\n")
-                episodes.lines.append(f"{episodes.name}{labels} "
-                                      f"{fmt(d.episodes.get(key, 0))}\n")
-                now.lines.append(f"{now.name}{labels} "
-                                 f"{'1.0' if d.exceeded_now.get(key) else '0.0'}\n")
-            intervals.lines.append(lines.intervals + fmt(d.exceeded_intervals) + "\n")
-            queue.lines.append(lines.queue + fmt(c[QUEUE_COUNTER]) + "\n")
-            latency_text, bands_text = lines.histograms(d.totals, self._out)
-            latency.lines.append(latency_text)
-            bands.lines.append(bands_text)
-            for key, value in sorted(d.peaks.items(), key=lambda kv: str(kv[0])):
-                index, prefix = lines.peak(key)
-                peaks[index].lines.append(prefix + fmt(value) + "\n")
+            for fam, part in zip(families, lines.parts(d, self._out)):
+                if part:
+                    fam.lines.append(part)
         self._lines = seen  # devices gone, or with another layout, are dropped
         out = counters + [exceeded, episodes, now, intervals, queue, latency]
         if snap.io_size:
             out.append(bands)
         if snap.peaks_enabled:
             out += peaks
-        return out + identity_families(devices)
-def identity_families(devices) -> list[Family]:
-    """Every device's identity, health and counts, live or not: a few lines each."""
-    info = Family(m.DEVICE_INFO, "gauge", "Device identity; value 1.")
-    up = Family(m.DEVICE_UP, "gauge", "1 if the last read of the device succeeded.")
-    resets = Family(m.COUNTER_RESETS, "counter", "Times the device restarted its counters.")
-    layouts = Family(m.LAYOUT_CHANGES, "counter", "Times the device's histogram layout "
-                     "changed (a new baseline; that interval is not counted).")
-    glitches = Family(m.GLITCHES, "counter", "Intervals in which one field went down while "
-                      "the device kept counting (that field got no growth).")
-    count_by_kind: dict[str, int] = {kind: 0 for kind in ("ebs", "instance_store")}
-    volume_iops = Family(m.VOLUME_IOPS_LIMIT, "gauge", "The EBS volume's provisioned (or "
-                         "baseline) IOPS.")
-    volume_tp = Family(m.VOLUME_THROUGHPUT_LIMIT, "gauge", "The EBS volume's provisioned "
-                       "throughput.")
-    info_names = LABELS + ("model", "bdev", "firmware", "controller", "page_version",
-                           "volume_id", "volume_type")
-    for d in devices:
-        dev = d.device
-        values = (dev.name, dev.serial, dev.kind)
-        labels = labelstr(LABELS, values)
-        ebs = dev.kind == "ebs"
-        volume_type = d.volume.volume_type if d.volume is not None else ""
-        info.add(labelstr(info_names, values + (
-            dev.model, dev.bdev, dev.firmware, dev.controller, str(d.version),
-            dev.serial if ebs else "", volume_type)), 1)
-        if ebs and d.volume is not None:
-            if d.volume.iops:
-                volume_iops.add(labels, d.volume.iops)
-            if d.volume.throughput:
-                volume_tp.add(labels, d.volume.throughput)
-        up.add(labels, 1.0 if d.up else 0.0)
-        resets.add(labels, d.resets)
-        layouts.add(labels, d.layout_changes)
-        for name, count in sorted(d.glitches.items()):
-            glitches.add(labelstr(LABELS + ("field",), values + (name,)), count)
-        count_by_kind[dev.kind] = count_by_kind.get(dev.kind, 0) + 1
-    seen = Family(m.DEVICES, "gauge", "Devices being polled.")
-    for kind, count in sorted(count_by_kind.items()):
-        seen.add(labelstr(("kind",), (kind,)), count)
-    return [info, volume_iops, volume_tp, up, resets, layouts, glitches, seen]
+        return out + self.identity(devices)
+
+    def identity(self, devices) -> list[Family]:
+        """identity_families, written again only when one of their inputs changed."""
+        key = [(d.device, d.version, d.volume, d.up, d.resets, d.layout_changes, d.glitches)
+               for d in devices]
+        if key != self._identity_key:
+            self._identity = identity_families(devices)
+            self._identity_key = key
+        return self._identity

@@ -145,15 +145,88 @@ static void exercise(const nm_page *prev, const nm_page *cur)
     free(summary);
 }
 
-/* A device's histogram lines, one bucket per bin, into a heap buffer of exactly the length
- * they need, then into one a byte short (nothing may be written past either). */
+/* Into out, exactly as much room as the render needs (none when it fails), then one byte
+ * less; out is freed. */
+static void render_plan(const nm_totals *t, const char *text, size_t text_len,
+                        const uint32_t *plan, size_t plan_len, const double *values,
+                        uint32_t num_values)
+{
+    uint64_t ends[64];
+    int64_t need = nm_render_device(t, text, text_len, plan, plan_len, values, num_values,
+                                    1e-6, NULL, 0, ends, 64);
+    char *out;
+
+    fold_int(need);
+    if (need <= 0)
+        return;
+    out = malloc((size_t)need);
+    fold_int(nm_render_device(t, text, text_len, plan, plan_len, values, num_values, 1e-6,
+                              out, (size_t)need, ends, 64));
+    fold(out, (size_t)need);
+    free(out);
+    out = malloc((size_t)need - 1 ? (size_t)need - 1 : 1);
+    fold_int(nm_render_device(t, text, text_len, plan, plan_len, values, num_values, 1e-6,
+                              out, (size_t)need - 1, NULL, 0));
+    free(out);
+}
+
+/* Every line of a device in one call: each counter as a count and scaled, values of any bit
+ * pattern, the histograms of render_totals, ends between; from a plan and values in heap
+ * buffers of exactly their length, whole and cut short at a random place. */
+static void render_device(const nm_totals *t, const char *text, size_t text_len,
+                          const uint32_t *hist_plan, size_t hist_len, uint32_t hists)
+{
+    size_t cap = 2 * 5 * NM_NUM_COUNTERS + 3 * 5 + hists + hist_len + 1, at = 0;
+    uint32_t *plan = malloc(cap * sizeof(uint32_t));
+    double *values = malloc(3 * sizeof(double));
+    size_t h = 0;
+
+    for (uint32_t k = 0; k < NM_NUM_COUNTERS; k++) {
+        uint32_t lines[10] = {NM_RENDER_COUNT, k, 0, 13, NM_RENDER_END,
+                              NM_RENDER_SCALED, k, 14, 7};
+
+        lines[9] = NM_RENDER_END;
+        memcpy(plan + at, lines, sizeof(lines));
+        at += 10;
+    }
+    for (uint32_t i = 0; i < 3; i++) {
+        uint64_t bits = next_random();
+        uint32_t line[5] = {NM_RENDER_VALUE, i, 22, 6, NM_RENDER_END};
+
+        memcpy(&values[i], &bits, sizeof(bits));
+        memcpy(plan + at, line, sizeof(line));
+        at += 5;
+    }
+    for (uint32_t k = 0; k < hists; k++) { /* each histogram after its own HISTOGRAM */
+        size_t len = NM_RENDER_HEAD + 3 * (size_t)hist_plan[h + 1];
+
+        plan[at++] = NM_RENDER_HISTOGRAM;
+        memcpy(plan + at, hist_plan + h, len * sizeof(uint32_t));
+        at += len;
+        h += len;
+    }
+    plan[at++] = NM_RENDER_END;
+    render_plan(t, text, text_len, plan, at, values, 3);
+    if (at > 1) { /* the same plan cut short, in a buffer of exactly that length */
+        size_t cut = 1 + next_random() % (at - 1);
+        uint32_t *shorter = malloc(cut * sizeof(uint32_t));
+
+        memcpy(shorter, plan, cut * sizeof(uint32_t));
+        render_plan(t, text, text_len, shorter, cut, values, 3);
+        free(shorter);
+    }
+    free(values);
+    free(plan);
+}
+
+/* A device's histogram lines, one bucket per bin, with the rest of its lines
+ * (render_device). */
 static void render_totals(const nm_totals *t)
 {
     static const char text[] = "h_bucket{le=\"\"} h_count h_sum 1e-06+Inf";
     static uint32_t plan[(2 + 2 * NM_MAX_BANDS) * (NM_RENDER_HEAD + 3 * (NM_MAX_BINS + 1))];
     uint32_t hists = 2 + 2 * (t->page.num_bands > NM_MAX_BANDS ? NM_MAX_BANDS
                                                                 : t->page.num_bands);
-    uint64_t ends[2 + 2 * NM_MAX_BANDS];
     size_t at = 0;
 
     for (uint32_t h = 0; h < hists; h++) {
@@ -171,23 +244,7 @@ static void render_totals(const nm_totals *t)
             plan[at++] = b < bins ? 5 : 4;
         }
     }
-    int64_t need = nm_render_histograms(t, text, sizeof(text) - 1, plan, hists, 1e-6, NULL, 0,
-                                        NULL);
-
-    fold_int(need);
-    if (need <= 0)
-        return;
-    char *out = malloc((size_t)need);
-
-    fold_int(nm_render_histograms(t, text, sizeof(text) - 1, plan, hists, 1e-6, out,
-                                  (size_t)need, ends));
-    fold(out, (size_t)need);
-    fold(ends, sizeof(ends[0]) * hists);
-    free(out);
-    out = malloc((size_t)need - 1 ? (size_t)need - 1 : 1);
-    fold_int(nm_render_histograms(t, text, sizeof(text) - 1, plan, hists, 1e-6, out,
-                                  (size_t)need - 1, NULL));
-    free(out);
+    render_device(t, text, sizeof(text) - 1, plan, at, hists);
 }
 
 /* Sample values of any bit pattern, each into exactly the 32 bytes promised. */
