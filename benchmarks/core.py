@@ -14,7 +14,7 @@ import math
 from benchmarks.common import ROOT, Context, Section, fmt_ns, interleaved, median
 from devkit import reference as ref
 from devkit.pages import device as fake_device
-from nitrometer import native
+from nitrometer import devicecore, native
 from nitrometer.collectors.nvme_cli_format import parse_stats
 from nitrometer.logpage import COUNTERS
 from nitrometer.native import ffi, lib
@@ -73,13 +73,13 @@ class DeviceSteps:
                       for k in range(STEPS)]
         self.bounds = ffi.new("nm_bounds *", {"ops_per_s": 1e9, "bytes_per_s": 1e15})
         self.qs = ffi.new("double[]", list(QUANTILES))
-        self.device = native.Device(1e9, 1e15, QUANTILES)
+        self.device = devicecore.Device(1e9, 1e15, QUANTILES)
 
     def _restart(self) -> None:
         lib.nm_device_init(self.device._c, self.bounds, self.qs, len(QUANTILES))
 
     def wrapped(self, n: int) -> None:
-        """native.Device.step, called as the device tracker calls it."""
+        """devicecore.Device.step, called as the device tracker calls it."""
         device, polls, done = self.device, self.polls, 0
         while done < n:
             self._restart()
@@ -275,7 +275,7 @@ def run(ctx: Context) -> Section:
     )
     section.table(["page", "path", "per sample (median)", "best round", "vs one call"], rows)
     section.add(
-        f"\"{ONE_CALL}\" is `native.Device.step(page, t)`, the one call the device tracker "
+        f"\"{ONE_CALL}\" is `devicecore.Device.step(page, t)`, the one call the device tracker "
         "makes per device per poll: decode, the guard's rules, delta, quantiles, IOs per "
         "band and the running totals, into the device's buffers allocated once (the page's "
         "bytes go in without a copy). It folds in the same device's successive pages a "

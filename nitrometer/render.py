@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from nitrometer.native import Totals, ffi, lib
+from nitrometer.devicecore import Totals
+from nitrometer.native import ffi, lib
 
 READS, WRITES = 0, 1
 ALL_BINS = lib.NM_RENDER_ALL_BINS

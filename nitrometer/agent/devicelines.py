@@ -12,8 +12,8 @@ from bisect import bisect_right
 from itertools import accumulate
 from operator import add
 
+from nitrometer import devicecore, native
 from nitrometer import metrics as m
-from nitrometer import native
 from nitrometer.agent.exposition import (
     Family,
     bucket_affixes,
@@ -230,7 +230,7 @@ class DeviceLines:
             peaks[index].append(prefix + fmt(value) + "\n")
         return parts + ["".join(lines) for lines in peaks]
 
-    def histograms(self, totals: native.Totals) -> list[str]:
+    def histograms(self, totals: devicecore.Totals) -> list[str]:
         """The latency histograms' lines, then the bands', written in Python."""
         page = totals.page
         hists = [page.read, page.write]

@@ -14,7 +14,7 @@ import platform
 import threading
 from dataclasses import dataclass
 
-from nitrometer import __version__, native
+from nitrometer import __version__, devicecore
 from nitrometer import metrics as m
 from nitrometer.agent.devicelines import DeviceRenderer
 from nitrometer.agent.exposition import (
@@ -48,14 +48,14 @@ class DeviceView:
     episodes: dict
     scopes: tuple
     volume: object  # ec2.VolumeLimits of an EBS volume, or None
-    totals: native.Totals | None  # counters, bins, bands and band sums
+    totals: devicecore.Totals | None  # counters, bins, bands and band sums
     band_labels: tuple
     peaks: dict
 
 
-def copy_totals(totals: native.Totals) -> native.Totals:
+def copy_totals(totals: devicecore.Totals) -> devicecore.Totals:
     """One struct copy of the device's totals (counters, bins, bands, bounds, band sums)."""
-    copied = native.Totals()
+    copied = devicecore.Totals()
     copied.copy_from(totals)
     return copied
 

@@ -15,7 +15,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 
-from nitrometer import native
+from nitrometer import devicecore
 from nitrometer.collectors.base import Device
 from nitrometer.logpage import exceeded_limits
 from nitrometer.sampling.device import failure_reason, key_of
@@ -98,7 +98,7 @@ def peak_values(interval) -> dict:
 class DeviceState:
     device: Device
     peak_window: float = 60.0
-    totals: native.Totals = field(default_factory=native.Totals)
+    totals: devicecore.Totals = field(default_factory=devicecore.Totals)
     band_labels: tuple[str, ...] = ()  # of the totals' layout, computed once
     moved_warned: bool = False
     version: int = 0  # of the last page
@@ -122,7 +122,7 @@ class DeviceState:
     def live(self) -> bool:
         return not self.totals.empty
 
-    def publish(self, totals: native.Totals) -> None:
+    def publish(self, totals: devicecore.Totals) -> None:
         """Takes the running totals the engine keeps for the device (a struct copy)."""
         self.totals.copy_from(totals)
         if not self.layout_known and self.live:
@@ -142,7 +142,7 @@ class DeviceState:
         engine's totals have it; here only its version."""
         self.version = page.version
 
-    def interval(self, interval, peaks: bool, totals: native.Totals) -> None:
+    def interval(self, interval, peaks: bool, totals: devicecore.Totals) -> None:
         self.publish(totals)
         self.version = interval.page.version
         throttled = interval.throttled()

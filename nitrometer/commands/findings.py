@@ -14,7 +14,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
-from nitrometer import native
+from nitrometer import devicecore, native
 from nitrometer.commands.view import fmt_rate, fmt_us, limit_name, relevant_limits
 from nitrometer.sampling import OPS, QUANTILES, Interval, nan_to_none
 
@@ -53,7 +53,7 @@ class WindowTotal:
     right), with its p99s."""
 
     def __init__(self, intervals: list[Interval]):
-        totals = native.Totals()
+        totals = devicecore.Totals()
         for iv in intervals:
             totals.add(iv.delta)
         self.delta = totals.page

@@ -11,7 +11,7 @@ import argparse
 import sys
 import time
 
-from nitrometer import native
+from nitrometer import devicecore, native
 from nitrometer.commands import devices, snapshot, view
 from nitrometer.errors import ConfigError
 from nitrometer.sampling import SourceEnded
@@ -26,7 +26,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def whole_recording(engine, reporter, first) -> list[tuple[object, native.Page, str, float]]:
     """Each device's intervals added up over the recording, with a note on the span."""
-    totals = {key_of(d): (d, native.Totals(), [0.0]) for d, _page in first.baselines}
+    totals = {key_of(d): (d, devicecore.Totals(), [0.0]) for d, _page in first.baselines}
     baselines = {key_of(d): page for d, page in first.baselines}
     while True:
         try:
@@ -35,7 +35,7 @@ def whole_recording(engine, reporter, first) -> list[tuple[object, native.Page, 
             break
         for iv in result.intervals:
             device, total, span = totals.setdefault(key_of(iv.device),
-                                                    (iv.device, native.Totals(), [0.0]))
+                                                    (iv.device, devicecore.Totals(), [0.0]))
             total.add(iv.delta)
             span[0] += iv.seconds
     out = []

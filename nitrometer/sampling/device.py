@@ -6,7 +6,7 @@ from __future__ import annotations
 import errno
 import logging
 
-from nitrometer import ec2, native
+from nitrometer import devicecore, ec2, native
 from nitrometer.errors import DeviceError
 from nitrometer.sampling.episodes import EpisodeTracker
 from nitrometer.sampling.interval import QUANTILES, Interval
@@ -83,7 +83,7 @@ class DeviceTracker:
         self.holding = False  # the last page is held
         self.held_in_a_row = 0
         # Guard, delta, quantiles and running totals in C: one call per page (observe).
-        self.core = native.Device(*bounds, QUANTILES)
+        self.core = devicecore.Device(*bounds, QUANTILES)
         self.version_warned = False
         self.totals_warned = False
         self.episodes = EpisodeTracker(device, episode_gap, ongoing_every)
@@ -94,7 +94,7 @@ class DeviceTracker:
         return key_of(self.device)
 
     @property
-    def totals(self) -> native.Totals:
+    def totals(self) -> devicecore.Totals:
         """The device's running totals (a live view): its first page, from the device's
         own zero, once the next page confirmed it, then every committed delta."""
         return self.core.totals

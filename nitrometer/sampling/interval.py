@@ -298,7 +298,7 @@ class Interval:
                      page: native.Page, share: float = DEFAULT_EXCEEDED_SHARE,
                      limits: Limits | None = None) -> Interval:
         """The engine's record of one committed delta (C core quantiles). The summary and
-        page are the record's own (native.Device.committed): its fields are built from
+        page are the record's own (devicecore.Device.committed): its fields are built from
         them, the costly ones when first asked for."""
         self = cls.__new__(cls)
         counters = summary.counter_values()

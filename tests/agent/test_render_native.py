@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from prometheus_client.utils import floatToGoString
 
 from devkit.pages import ScriptedSource, device
-from nitrometer import logpage, native
+from nitrometer import devicecore, logpage, native
 from nitrometer import metrics as m
 from nitrometer.agent.devicelines import Buckets, DeviceLines, DeviceRenderer
 from nitrometer.agent.exporter import render, snapshot
@@ -101,7 +101,7 @@ def test_values_at_the_edges():
 
 
 def device_totals(read_counts, write_counts, band_sizes=(), band_read=(), band_write=(),
-                  counters=None) -> native.Totals:
+                  counters=None) -> devicecore.Totals:
     """Running totals from one page (the device's first: counted from zero); the latency bins
     then take the given counts, which may be past the page's 32 bits."""
     bins = logpage.power_of_two_bounds(max(len(read_counts), 1))
@@ -112,7 +112,7 @@ def device_totals(read_counts, write_counts, band_sizes=(), band_read=(), band_w
                                                   "total_write_time": 98_765},
                                read, write, band_sizes=band_sizes, band_read=band_read,
                                band_write=band_write)
-    totals = native.Totals()
+    totals = devicecore.Totals()
     totals.add(native.decode(page))
     for hist, counts in ((totals._t.page.read, read_counts), (totals._t.page.write, write_counts)):
         for i, count in enumerate(counts):
@@ -120,7 +120,7 @@ def device_totals(read_counts, write_counts, band_sizes=(), band_read=(), band_w
     return totals
 
 
-def view(totals: native.Totals, band_labels=(), kind="instance_store", **state):
+def view(totals: devicecore.Totals, band_labels=(), kind="instance_store", **state):
     dev = SimpleNamespace(name="nvme1n1", serial='AWS{"1"}', kind=kind)
     fields = dict(device=dev, scopes=logpage.exceeded_limits(kind), totals=totals,
                   band_labels=band_labels or tuple(b.label for b in totals.page.bands),
@@ -162,7 +162,7 @@ def device_plan(lines: DeviceLines, totals):
 BANDS = (512, 4096, 65536, 1 << 20, logpage.NO_SIZE_BOUND)
 
 
-def banded(scale: int = 1) -> native.Totals:
+def banded(scale: int = 1) -> devicecore.Totals:
     reads = [[(b * 7 + i) % 5 * scale for i in range(32)] for b in range(len(BANDS))]
     writes = [[(b + i) % 3 * scale for i in range(32)] for b in range(len(BANDS))]
     read = [sum(col) for col in zip(*reads)]
@@ -262,7 +262,7 @@ def test_band_labels_fewer_than_bands_and_bands_off():
 def test_bins_out_of_order_keep_the_python_path():
     # The decoder refuses such a page, so the totals are written by hand: coarse buckets
     # cannot be read off the running sum, and the C merge is used instead.
-    totals = native.Totals()
+    totals = devicecore.Totals()
     page = totals._t.page
     page.kind = lib.NM_KIND_EBS
     uppers, counts = [8, 2, 64, 1 << 40], [3, 4, 5, 6]

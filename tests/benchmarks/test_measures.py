@@ -17,7 +17,7 @@ from benchmarks.fleet import (
     samples_of,
     series,
 )
-from nitrometer import native
+from nitrometer import devicecore
 
 # A service in three generations: the main process forks a child on "fork", the child
 # forks a grandchild that waits; on "burn" the grandchild spends 0.3 s of CPU and ends.
@@ -79,7 +79,7 @@ def test_service_usage_follows_forked_processes_and_counts_those_that_ended():
 
 def test_fake_devices_grow_by_one_second_of_load_per_page_without_a_glitch():
     pages = growing_pages(3, 40)
-    guard = native.Guard(1e7, 2e10)
+    guard = devicecore.Guard(1e7, 2e10)
     reads = []
     for second, raw in enumerate(pages):
         page, summary = guard.sample(raw, float(second))

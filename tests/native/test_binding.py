@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from nitrometer import native
+from nitrometer import devicecore, native
 from tests.native.pages import realistic_page
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +37,7 @@ def one_call_results() -> list:
         pages += [realistic_page(kind, seed=7, scale=1),  # counters back: a restart
                   realistic_page("ebs" if kind != "ebs" else "instance_store", seed=3),
                   pages[0][:100]]
-        device = native.Device(1e6, 1e10)
+        device = devicecore.Device(1e6, 1e10)
         for t, raw in enumerate(pages):
             try:
                 flags = device.step(raw, float(t))

@@ -5,7 +5,7 @@ import struct
 
 import pytest
 
-from nitrometer import logpage, native
+from nitrometer import devicecore, logpage, native
 from tests.native.pages import realistic_page
 
 
@@ -145,7 +145,7 @@ def test_summary_counts_ios_per_band():
 
 def test_totals_add_deltas_and_never_go_down():
     pages = [native.decode(realistic_page("instance_store", scale=k)) for k in (1, 3, 2, 5)]
-    totals = native.Totals()
+    totals = devicecore.Totals()
     assert totals.empty
     for prev, cur in zip(pages, pages[1:]):
         totals.add(native.delta(prev, cur).delta)  # 1 -> 3, a reset (3 -> 2), then 2 -> 5
@@ -166,7 +166,7 @@ def test_totals_add_deltas_and_never_go_down():
 
 
 def test_totals_refuse_a_delta_of_another_kind():
-    totals = native.Totals()
+    totals = devicecore.Totals()
     totals.add(native.decode(realistic_page("instance_store")))
     with pytest.raises(native.PageError, match="kind or histogram layout"):
         totals.add(native.decode(realistic_page("ebs")))

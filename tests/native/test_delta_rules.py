@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from nitrometer import logpage, native
+from nitrometer import devicecore, logpage, native
 
 BOUNDS = logpage.power_of_two_bounds(8)
 SIZES = (4096, logpage.NO_SIZE_BOUND)
@@ -118,7 +118,7 @@ def test_queue_length_is_a_gauge_and_band_bins_glitch_on_their_own():
 
 
 def test_totals_keep_their_layout_and_fold_other_bins_in():
-    totals = native.Totals()
+    totals = devicecore.Totals()
     totals.add(native.delta(page(), page(read=grown(READ, 1))).delta)
     # The device now reports 4 coarser bins: [0,2], [2,8], [8,32], [32, max].
     coarse = [(0, 2), (2, 8), (8, 32), (32, logpage.OPEN_ENDED_US)]
@@ -134,7 +134,7 @@ def test_totals_keep_their_layout_and_fold_other_bins_in():
 
 
 def test_totals_match_bands_by_their_upper_size_bound():
-    totals = native.Totals()
+    totals = devicecore.Totals()
     totals.add(native.delta(page(), page()).delta)  # bands (0, 4K], (4K, max]
     sizes = (512, 8192, 65536)
     zero = [[0] * 8] * 3
@@ -150,7 +150,7 @@ def test_totals_match_bands_by_their_upper_size_bound():
 
 
 def test_totals_never_refuse_the_same_kind():
-    totals = native.Totals()
+    totals = devicecore.Totals()
     totals.add(page())
     totals.add(page(bounds=[(0, 10), (10, 20)], read=[1, 1], write=[1, 1], band_read=()))
     assert totals.page.read.counts == [c + (1 if i in (4, 5) else 0) for i, c in
@@ -185,7 +185,7 @@ def test_a_newer_version_without_a_valid_detail_part_has_no_bands(raw_len, num_h
 
 
 def test_band_ios_the_totals_cannot_place_are_counted_not_lost_silently():
-    totals = native.Totals()
+    totals = devicecore.Totals()
     totals.add(native.delta(page(band_read=(), band_write=()),
                             page(read=grown(READ, 1), band_read=(), band_write=())).delta)
     with_bands = native.delta(page(), page(band_read=[grown(b, 1) for b in BAND_READ],
@@ -196,7 +196,7 @@ def test_band_ios_the_totals_cannot_place_are_counted_not_lost_silently():
 
 
 def test_a_band_wider_than_any_of_the_totals_is_counted_where_it_goes():
-    totals = native.Totals()
+    totals = devicecore.Totals()
     narrow = (4096, 65536)
     totals.add(native.delta(page(sizes=narrow), page(sizes=narrow)).delta)
     wide = native.delta(page(), page(band_read=[grown(b, 1) for b in BAND_READ]))

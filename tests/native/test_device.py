@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nitrometer import logpage, native
+from nitrometer import devicecore, logpage, native
 from tests.native.pages import (
     MAX64,
     WRAP,
@@ -32,8 +32,8 @@ class Separate:
     first baseline (from the device's zero) and each committed delta into Totals."""
 
     def __init__(self, bounds, qs):
-        self.guard = native.Guard(*bounds)
-        self.totals = native.Totals()
+        self.guard = devicecore.Guard(*bounds)
+        self.totals = devicecore.Totals()
         self.first = None
         self.qs = qs
 
@@ -57,7 +57,7 @@ class Separate:
         return ("flags", summary.flags), summary
 
 
-def one_call(device: native.Device, raw: bytes, t: float):
+def one_call(device: devicecore.Device, raw: bytes, t: float):
     try:
         flags = device.step(raw, t)
     except native.LayoutChanged as exc:
@@ -89,7 +89,7 @@ def assert_same_summary(got: native.Summary, want: native.Summary) -> None:
     assert got.band_write_ops == want.band_write_ops
 
 
-def assert_same_totals(got: native.Totals, want: native.Totals) -> None:
+def assert_same_totals(got: devicecore.Totals, want: devicecore.Totals) -> None:
     assert got.empty == want.empty
     if want.empty:
         return
@@ -100,7 +100,7 @@ def assert_same_totals(got: native.Totals, want: native.Totals) -> None:
 
 
 def run_both(pages, times, bounds, qs=QS):
-    separate, device = Separate(bounds, qs), native.Device(*bounds, qs)
+    separate, device = Separate(bounds, qs), devicecore.Device(*bounds, qs)
     for raw, t in zip(pages, times):
         want_rc, want = separate.step(raw, t)
         got_rc, got = one_call(device, raw, t)
@@ -171,7 +171,7 @@ def test_a_device_in_its_steady_state_gets_the_general_rules_results(kind):
 
 def test_a_page_as_bytearray_or_memoryview_is_read_the_same():
     pages = growing("instance_store", 3)
-    device = native.Device(1e9, 1e15)
+    device = devicecore.Device(1e9, 1e15)
     device.step(pages[0], 0.0)
     device.step(bytearray(pages[1]), 1.0)
     assert device.step(memoryview(pages[2]), 2.0) == 0
@@ -180,7 +180,7 @@ def test_a_page_as_bytearray_or_memoryview_is_read_the_same():
 
 def test_quantiles_outside_zero_to_one_are_refused():
     with pytest.raises(ValueError):
-        native.Device(1e9, 1e15, (0.5, 1.5))
+        devicecore.Device(1e9, 1e15, (0.5, 1.5))
 
 
 def test_totals_past_2_to_the_64_stop_there_on_every_path():
@@ -241,7 +241,7 @@ def test_bin_bounds_that_change_alone_in_the_steady_state_are_a_new_layout(kind)
     moved = [*bounds[:-2], (bounds[-2][0], bounds[-2][1] + 1), (bounds[-1][0] + 1,
                                                                   bounds[-1][1])]
     pages = shifting_pages(kind, [4, 5, 6, 7, 7, 8], bounds, moved=moved, moved_from=4)
-    separate, device = Separate((1e9, 1e15), QS), native.Device(1e9, 1e15)
+    separate, device = Separate((1e9, 1e15), QS), devicecore.Device(1e9, 1e15)
     got = [one_call(device, raw, float(t))[0] for t, raw in enumerate(pages)]
     assert got[4] == ("layout", native.lib.NM_ELAYOUT)
     assert got[5] == ("flags", 0)  # counted from the new layout's first page
@@ -251,7 +251,7 @@ def test_bin_bounds_that_change_alone_in_the_steady_state_are_a_new_layout(kind)
 
 def test_bounds_tightened_between_steady_polls_hold_the_growth_past_them():
     pages = shifting_pages("ebs", [5, 5, 5, 5, 5])
-    device = native.Device(1e9, 1e15)
+    device = devicecore.Device(1e9, 1e15)
     assert [device.step(raw, float(t)) for t, raw in enumerate(pages[:3])] == [
         native.lib.NM_DELTA_BASELINE, 0, 0]
     device.bounds = (100.0, 1e6)  # 1,000 reads a poll is past 100 a second (+ 1 s slack)

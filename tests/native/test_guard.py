@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nitrometer import logpage, native
+from nitrometer import devicecore, logpage, native
 
 BOUNDS = logpage.power_of_two_bounds(8)
 OPS, SIZE, LATENCY_US = 1000, 4096, 90  # per second, per IO
@@ -28,8 +28,8 @@ def page(seconds: int, **override) -> bytes:
 def run(pages: list[bytes]) -> tuple[dict, list[native.Summary]]:
     """Feed pages one a second and add up what was committed as the agent does: the first
     baseline from the device's zero once an interval is committed, then each delta."""
-    guard = native.Guard(ops_per_s=10 * OPS, bytes_per_s=10 * OPS * SIZE)
-    totals, steps, first = native.Totals(), [], None
+    guard = devicecore.Guard(ops_per_s=10 * OPS, bytes_per_s=10 * OPS * SIZE)
+    totals, steps, first = devicecore.Totals(), [], None
     for t, raw in enumerate(pages):
         decoded, summary = guard.sample(raw, float(t))
         steps.append(summary)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from devkit import reference
-from nitrometer import logpage, native
+from nitrometer import devicecore, logpage, native
 from tests.native.pages import WRAP, encode, layouts, page_values, successor
 
 REASONS = {-1: "short", -2: "magic", -4: "bins", -5: "detail_bins", -6: "hists",
@@ -105,7 +105,7 @@ def check_bins_grew_or_wrapped_within_ops(prev, cur, summary):
 @given(st.data())
 def test_totals_across_layouts_agree_and_never_go_down(data):
     kind = data.draw(st.sampled_from(["ebs", "instance_store"]))
-    totals, expected, last = native.Totals(), None, None
+    totals, expected, last = devicecore.Totals(), None, None
     for _ in range(data.draw(st.integers(1, 3))):  # a run per layout, all of one kind
         layout = data.draw(layouts(kind=kind))
         values = data.draw(page_values(layout))
