@@ -121,8 +121,9 @@ def http_date(seconds: float | None = None) -> str:
             f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
 
 
-def render_response(response: Response, *, head: bool, server: str,
-                    extra: tuple[tuple[str, str], ...] = ()) -> bytes:
+def response_head(response: Response, *, server: str,
+                  extra: tuple[tuple[str, str], ...] = ()) -> bytes:
+    """The status line and headers, up to the body."""
     lines = [f"HTTP/1.1 {response.status} {REASONS.get(response.status, 'Unknown')}",
              f"Date: {http_date()}",
              f"Server: {server}",
@@ -131,5 +132,4 @@ def render_response(response: Response, *, head: bool, server: str,
     lines += [f"{name}: {value}" for name, value in (*response.headers, *extra)]
     if response.close:
         lines.append("Connection: close")
-    head_bytes = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    return head_bytes if head else head_bytes + response.body
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")

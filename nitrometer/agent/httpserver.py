@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from nitrometer.agent.http11 import Limits, Reject, Request, Response, read_request, render_response
+from nitrometer.agent.http11 import Limits, Reject, Request, Response, read_request, response_head
 
 if TYPE_CHECKING:
     import ssl  # imported only where TLS is configured (agent/webconfig.py)
@@ -29,6 +29,7 @@ log = logging.getLogger("nitrometer.web")
 REAP_EVERY = 0.1  # seconds between two looks at the deadlines, at the most often
 LINGER = 1.0  # seconds, and reads of up to 64 KiB, to drain a refused request
 LINGER_READS = 16
+JOIN_BELOW = 16384  # bytes of body sent in one write with the headers
 
 
 class Reaper:
@@ -169,6 +170,10 @@ class BoundedHTTPServer:
             time.sleep(0.05)
             return
         peer = addr[0] if isinstance(addr, tuple) else str(addr)
+        try:  # headers and a large body go in two writes: neither waits for an ACK
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
         conn = Connection(sock, peer)
         conn.reaper = self._reaper
         with self._lock:
@@ -286,8 +291,13 @@ class BoundedHTTPServer:
             pass
 
     def _send(self, stream, response: Response, *, head: bool) -> None:
-        stream.sendall(render_response(response, head=head, server=self.server_name,
-                                       extra=self.response_headers))
+        header = response_head(response, server=self.server_name, extra=self.response_headers)
+        body = b"" if head else response.body
+        if len(body) <= JOIN_BELOW:
+            stream.sendall(header + body)
+        else:  # the cached body as it is: no copy of it, in fresh pages, for every scrape
+            stream.sendall(header)
+            stream.sendall(body)
 
     # -- stopping --------------------------------------------------------------------------
     def shutdown(self) -> None:
