@@ -82,5 +82,9 @@ uint32_t nm_band_weights(const nm_hist *bounds, uint32_t n, uint64_t *w);
 /* The estimated time (us) of the IOs counted in a band's n bins. */
 double nm_band_time_us(const uint64_t *w, uint32_t w_bits, const nm_hist *bounds,
                        const uint64_t *count, uint32_t n);
+/* nm_accumulate of a delta with the totals' own layout (nm_same_layout), its band weights
+ * known (nm_band_weights of its band bins): counts and band times in one pass each. */
+void nm_accumulate_same_layout(nm_totals *tot, const nm_page *dl, const uint64_t *w,
+                               uint32_t w_bits);
 
 #endif

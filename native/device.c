@@ -346,57 +346,6 @@ static void summarize(nm_device *d, const nm_page *bins, const hist_sums *s)
     }
 }
 
-static uint64_t sat_add(uint64_t a, uint64_t b)
-{
-    uint64_t s = a + b;
-
-    return s | -(uint64_t)(s < a); /* all ones when it wrapped */
-}
-
-static void add_counts(uint64_t *into, const uint64_t *count, uint32_t n)
-{
-    for (uint32_t b = 0; b < n; b++)
-        into[b] = sat_add(into[b], count[b]);
-}
-
-/* Adds a band's counts into its totals, returning their estimated time as
- * nm_band_time_us does, in one pass. */
-static double add_band(uint64_t *into, const uint64_t *count, uint32_t n, const uint64_t *w,
-                       uint32_t w_bits, const nm_hist *bounds)
-{
-    uint64_t any = 0, twice = 0;
-
-    for (uint32_t b = 0; b < n; b++) {
-        any |= count[b];
-        twice += count[b] * w[b]; /* used only when it cannot have overflowed */
-        into[b] = sat_add(into[b], count[b]);
-    }
-    if (any == 0)
-        return 0.0;
-    if (64 - (uint32_t)__builtin_clzll(any) + w_bits + 6 <= 64)
-        return (double)twice / 2.0;
-    return nm_band_time_us(w, w_bits, bounds, count, n);
-}
-
-/* nm_accumulate of a delta with the totals' own layout, its band weights known. */
-static void add_same_layout(nm_totals *tot, const nm_page *dl, const uint64_t *w,
-                            uint32_t w_bits)
-{
-    nm_page *p = &tot->page;
-
-    for (int i = 0; i < NM_NUM_COUNTERS; i++)
-        p->counters[i] = i == NM_QUEUE_LENGTH ? dl->counters[i]
-                                              : sat_add(p->counters[i], dl->counters[i]);
-    add_counts(p->read.count, dl->read.count, dl->read.num_bins);
-    add_counts(p->write.count, dl->write.count, dl->write.num_bins);
-    for (uint32_t i = 0; i < dl->num_bands; i++) {
-        tot->band_sum_us[2 * i] += add_band(p->band_read[i], dl->band_read[i], dl->band_bins,
-                                            w, w_bits, &dl->write);
-        tot->band_sum_us[2 * i + 1] += add_band(p->band_write[i], dl->band_write[i],
-                                                dl->band_bins, w, w_bits, &dl->write);
-    }
-}
-
 static int add_to_totals(nm_device *d)
 {
     nm_totals *tot = &d->totals;
@@ -411,7 +360,7 @@ static int add_to_totals(nm_device *d)
         d->layout_known = 0;
     }
     if (d->layout_known && d->totals_same) {
-        add_same_layout(tot, dl, d->band_weights, d->band_weight_bits);
+        nm_accumulate_same_layout(tot, dl, d->band_weights, d->band_weight_bits);
         return 0;
     }
     rc = nm_accumulate(&tot->page, tot->band_sum_us, tot->band_ios_moved, dl);
